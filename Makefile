@@ -1,0 +1,34 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Project tooling (not the kernel's Makefile). See README.md.
+#
+#   make demo    install, fetch, build, boot, show /sys/kernel/multikernel
+#   make check   the same build, then every test; prints "N passed, N failed"
+#   make build   just install + fetch + build the kernel
+#   make clean   remove the build directory (kernel source cache stays)
+#
+# KSRC=/path/to/linux-7.3 uses that tree instead of Debian's linux-source-7.3.
+# MK_BUILD=/path moves the build directory (default ~/.cache/multikernel/build).
+
+.PHONY: all build check demo install clean modules
+
+all: build
+
+install:
+	@scripts/install-deps.sh
+
+build: install
+	@scripts/build.sh
+
+check:
+	@scripts/check.sh
+
+demo:
+	@scripts/demo.sh
+
+# Loadable parts (see Kbuild) built as external modules against the built tree.
+modules: build
+	@scripts/modules.sh
+
+clean:
+	rm -rf "$${MK_BUILD:-$$HOME/.cache/multikernel/build}"

@@ -1,0 +1,16 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Runs inside the test VM: each kselftest program, then the kernel log.
+#   guest-check.sh KSELFTEST_DIR RESULTS_DIR
+kst=$1 res=$2
+for prog in "$kst"/multikernel/*_test; do
+	[ -x "$prog" ] || continue
+	name=kselftest-$(basename "$prog")
+	echo "== $name"
+	"$prog" >"$res/$name.tap" 2>&1
+	echo $? >"$res/$name.status"
+	cat "$res/$name.tap"
+done
+dmesg >"$res/dmesg.txt"
+touch "$res/done"

@@ -1,0 +1,16 @@
+# SPDX-License-Identifier: GPL-2.0
+# Shared helpers for the project scripts. Sourced, not executed.
+
+MK_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+MK_CACHE=${MK_CACHE:-$HOME/.cache/multikernel}
+MK_BUILD=${MK_BUILD:-$MK_CACHE/build}
+mkdir -p "$MK_CACHE"
+
+# The toolchain the kernel build must use: Debian's rustc-web, not rustup's.
+export PATH=/usr/lib/llvm-19/bin:$HOME/.cargo/bin:$PATH
+MK_MAKEFLAGS=(LLVM=1 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
+	BINDGEN="$HOME/.cargo/bin/bindgen")
+
+step() { printf '==> %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+need_root() { [ "$(id -u)" = 0 ] || die "must run as root (installs packages, boots VMs)"; }

@@ -1,0 +1,42 @@
+# SPDX-License-Identifier: GPL-2.0
+# Booting the built kernel under virtme-ng. Sourced, not executed.
+
+KERNEL_IMAGE=$MK_BUILD/obj/arch/x86/boot/bzImage
+VM_CPUS=${MK_VM_CPUS:-4}
+VM_MEMORY=${MK_VM_MEMORY:-2G}
+
+# KVM hangs at kernel entry on these machines even though /dev/kvm exists, so
+# use it only when a short probe boot gets through; remember the answer for
+# this host kernel. MK_ACCEL=tcg or MK_ACCEL=kvm skips the probe.
+vm_accel_flags() {
+	local cache=$MK_CACHE/accel-$(uname -r) accel=${MK_ACCEL:-}
+	if [ -z "$accel" ]; then
+		if [ ! -w /dev/kvm ]; then
+			accel=tcg
+		elif [ -f "$cache" ]; then
+			accel=$(cat "$cache")
+		else
+			step "boot: probing KVM (falls back to TCG if a guest cannot boot in 60 s)" >&2
+			if timeout 60 vng --run "$KERNEL_IMAGE" --memory 512M --cpus 1 \
+				--exec true >"$MK_CACHE/kvm-probe.log" 2>&1; then
+				accel=kvm
+			else
+				accel=tcg
+			fi
+			echo "$accel" >"$cache"
+		fi
+	fi
+	[ "$accel" = kvm ] || echo --disable-kvm
+}
+
+# vm_run TIMEOUT LOG APPEND CMD...: boot the kernel, run CMD inside as root,
+# kernel console and command output to LOG. Returns the command's status, or
+# 124 on timeout.
+vm_run() {
+	local limit=$1 log=$2 append=$3
+	shift 3
+	timeout --kill-after=10 "$limit" vng --run "$KERNEL_IMAGE" $(vm_accel_flags) \
+		--cpus "$VM_CPUS" --memory "$VM_MEMORY" --force-9p --verbose \
+		--append "$append" --rwdir "$MK_BUILD/results" \
+		--exec "$*" </dev/null >"$log" 2>&1
+}
