@@ -17,7 +17,7 @@ TREE=$MK_BUILD/linux
 KST=$MK_BUILD/kselftest
 RES=$MK_BUILD/results
 step "build: kselftests (tools/testing/selftests/multikernel)"
-mkdir -p "$KST"
+mkdir -p "$KST/multikernel"
 make -C "$TREE/tools/testing/selftests/multikernel" OUTPUT="$KST/multikernel" \
 	>"$MK_BUILD/kselftest-build.log" 2>&1 ||
 	die "kselftest build failed (log: $MK_BUILD/kselftest-build.log)"
@@ -49,12 +49,11 @@ fi
 for tap in "$RES"/kselftest-*.tap; do
 	[ -f "$tap" ] || continue
 	name=$(basename "$tap" .tap)
-	p=$(grep -E '^ok [0-9]+ ' "$tap" | grep -vc '# SKIP' || true)
-	s=$(grep -E '^ok [0-9]+ .*# SKIP' "$tap" | wc -l)
-	f=$(grep -cE '^not ok [0-9]+ ' "$tap" || true)
+	p=$(awk '/^ok [0-9]+ / && !/# SKIP/ {n++} END {print n + 0}' "$tap")
+	s=$(awk '/^ok [0-9]+ .*# SKIP/ {n++} END {print n + 0}' "$tap")
+	f=$(awk '/^not ok [0-9]+ / {n++} END {print n + 0}' "$tap")
 	passed=$((passed + p)) skipped=$((skipped + s))
-	grep -E '^not ok [0-9]+ ' "$tap" | while read -r line; do echo "FAIL: $name: $line"; done
-	grep -E '^ok [0-9]+ .*# SKIP' "$tap" | sed "s/^/SKIP: $name: /"
+	awk -v name="$name" '/^not ok [0-9]+ / {print "FAIL: " name ": " $0} /^ok [0-9]+ .*# SKIP/ {print "SKIP: " name ": " $0}' "$tap"
 	failed=$((failed + f))
 	status=$(cat "$RES/$name.status" 2>/dev/null || echo missing)
 	if [ "$status" != 0 ] && [ "$f" = 0 ]; then
@@ -92,6 +91,10 @@ for log in "$RES/console.log" "$RES/dmesg.txt"; do
 		grep -nE -m5 "$bad" "$log" | sed 's/^/  | /'
 	fi
 done
+
+if [ -f "$RES/done" ] && [ "$rc" != 0 ] && [ "$failed" = 0 ]; then
+	fail "the VM exited with status $rc although every test passed"
+fi
 
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]

@@ -30,6 +30,8 @@ vm_accel_flags() {
 }
 
 # vm_run TIMEOUT LOG APPEND CMD...: boot the kernel, run CMD inside as root,
+# (root=/dev/root: vng exports / over 9p with that mount tag but names no root
+# device, which a kernel without CONFIG_BLOCK needs),
 # kernel console and command output to LOG. Returns the command's status, or
 # 124 on timeout.
 vm_run() {
@@ -37,6 +39,6 @@ vm_run() {
 	shift 3
 	timeout --kill-after=10 "$limit" vng --run "$KERNEL_IMAGE" $(vm_accel_flags) \
 		--cpus "$VM_CPUS" --memory "$VM_MEMORY" --force-9p --verbose \
-		--append "$append" --rwdir "$MK_BUILD/results" \
+		--append "root=/dev/root $append" --rwdir "$MK_BUILD/results" \
 		--exec "$*" </dev/null >"$log" 2>&1
 }

@@ -495,18 +495,22 @@ impl<T: DirData> Dir<T> {
     /// Fails with `EEXIST` if `parent` already has an entry called `name` (the kernel also logs
     /// that as a caller bug: check names first), `ENOMEM` when out of memory, or the error of
     /// `data`'s initialiser.
-    pub fn new<E>(parent: &KObject, name: &CStr, data: impl PinInit<T, E>) -> Result<Self>
+    pub fn new<InitErr>(
+        parent: &KObject,
+        name: &CStr,
+        data: impl PinInit<T, InitErr>,
+    ) -> Result<Self>
     where
-        Error: From<E>,
+        Error: From<InitErr>,
     {
         // SAFETY: `slot` is valid for writing a `T` and pinned; on error nothing was written,
         // exactly as `data`'s own contract says.
         let data = unsafe {
             pin_init::pin_init_from_closure(move |slot: *mut T| {
-                data.__pinned_init(slot).map_err(Error::from)
+                pin_init::raw_try_init(slot, data).map_err(Error::from)
             })
         };
-        let inner = KBox::pin_init(
+        let inner = KBox::pin_init::<Error>(
             try_pin_init!(DirInner {
                 kobj: Opaque::zeroed(),
                 data <- data,

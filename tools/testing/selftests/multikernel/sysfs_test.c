@@ -103,9 +103,9 @@ TEST_F(tree, version_format)
 
 	ASSERT_EQ(0, stat(MK_ROOT "/version", &st));
 	EXPECT_TRUE(S_ISREG(st.st_mode));
-	EXPECT_EQ(0444, st.st_mode & 07777);
-	EXPECT_EQ(0, st.st_uid);
-	EXPECT_EQ(0, st.st_gid);
+	EXPECT_EQ(0444U, st.st_mode & 07777);
+	EXPECT_EQ(0U, st.st_uid);
+	EXPECT_EQ(0U, st.st_gid);
 }
 
 /* Reading at an offset past the end returns nothing; short reads reassemble. */
@@ -145,7 +145,7 @@ TEST_F(tree, instances_empty)
 
 	ASSERT_EQ(0, stat(MK_ROOT "/instances", &st));
 	EXPECT_TRUE(S_ISDIR(st.st_mode));
-	EXPECT_EQ(0755, st.st_mode & 07777);
+	EXPECT_EQ(0755U, st.st_mode & 07777);
 	ASSERT_EQ(0, list_dir(MK_ROOT "/instances", names, sizeof(names)));
 	EXPECT_STREQ("", names);
 }
