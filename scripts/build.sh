@@ -142,4 +142,9 @@ if ! kmake -j"$(($(nproc) + 1))" bzImage >"$LOG" 2>&1; then
 	grep -E 'error|Error' "$LOG" | head -20 >&2 || true
 	die "kernel build failed (log: $LOG)"
 fi
+# Rust warnings (rustc and clippy) fail the build: mainline 7.3 has none.
+if grep -qE '^(warning|error)(\[[a-zA-Z0-9_:]+\])?:' "$LOG"; then
+	grep -E -A8 '^(warning|error)(\[[a-zA-Z0-9_:]+\])?:' "$LOG" | head -40 >&2
+	die "the build has Rust warnings (log: $LOG)"
+fi
 step "build: done in $(($(date +%s) - start)) s: $OBJ/arch/x86/boot/bzImage"

@@ -8,7 +8,10 @@ mkdir -p "$MK_CACHE"
 
 # The toolchain the kernel build must use: Debian's rustc-web, not rustup's.
 export PATH=/usr/lib/llvm-19/bin:$HOME/.cargo/bin:$PATH
+# Rust code is always built through Debian's clippy (CLIPPY=1): the build fails
+# on any Rust warning, lints included.
 MK_MAKEFLAGS=(LLVM=1 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
+	CLIPPY=1 CLIPPY_DRIVER=/usr/bin/clippy-driver KRUSTFLAGS=-Dwarnings
 	BINDGEN="$HOME/.cargo/bin/bindgen")
 
 step() { printf '==> %s\n' "$*"; }
