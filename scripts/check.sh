@@ -12,6 +12,7 @@ set -euo pipefail
 need_root
 "$MK_ROOT/scripts/install-deps.sh"
 "$MK_ROOT/scripts/build.sh"
+"$MK_ROOT/scripts/modules.sh"
 
 TREE=$MK_BUILD/linux
 KST=$MK_BUILD/kselftest
@@ -30,7 +31,7 @@ step "boot: virtme-ng, $VM_CPUS vCPUs, running kselftests (TCG: a few minutes)"
 start=$(date +%s)
 rc=0
 vm_run "${MK_CHECK_TIMEOUT:-900}" "$RES/console.log" "$APPEND" \
-	"$MK_ROOT/scripts/guest-check.sh" "$KST" "$RES" || rc=$?
+	"$MK_ROOT/scripts/guest-check.sh" "$KST" "$RES" "$MK_BUILD/modules" || rc=$?
 step "boot: VM finished in $(($(date +%s) - start)) s (status $rc, console: $RES/console.log)"
 
 passed=0 failed=0 skipped=0

@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Runs inside the test VM: each kselftest program, then the kernel log.
-#   guest-check.sh KSELFTEST_DIR RESULTS_DIR
+#   guest-check.sh KSELFTEST_DIR RESULTS_DIR MODULES_DIR
 . "$(dirname "$0")/guest-lib.sh"
 kst=$1 res=$2
+export MK_MODULES_DIR=$3
 status=0
 for prog in "$kst"/multikernel/*_test; do
 	[ -x "$prog" ] || continue

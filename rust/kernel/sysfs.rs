@@ -115,7 +115,7 @@ pub const MODE_READ_WRITE: u16 = 0o644;
 ///
 /// let mut page = KBox::new([0u8; PAGE_SIZE], GFP_KERNEL)?;
 /// let mut buf = ShowBuffer::new(&mut page);
-/// writeln!(buf, "{} {}", 0x10, "ok")?;
+/// writeln!(buf, "{} {}", 0x10, c"ok".to_str()?)?;
 /// assert_eq!(buf.as_bytes(), b"16 ok\n");
 ///
 /// // Overflow is an error, not a truncation the caller could miss.
@@ -180,9 +180,15 @@ pub type ShowFn<T> = fn(&T, &mut ShowBuffer<'_>) -> Result;
 
 /// The callback that takes a write to a file: the bytes written, as one call.
 ///
-/// sysfs delivers a `write(2)` of up to `PAGE_SIZE` bytes as one call; longer writes fail with
-/// `E2BIG` before reaching the callback. An error returned here is the errno `write(2)` returns.
+/// A `write(2)` reaches the callback as one call with all its bytes, at most
+/// [`STORE_MAX`] of them. Longer writes fail with `E2BIG` without reaching the callback (sysfs
+/// itself would cut them at `PAGE_SIZE` and report a short write, which would hand the rest to
+/// a second call as if it were a separate command). An error returned here is the errno
+/// `write(2)` returns.
 pub type StoreFn<T> = fn(&T, &[u8]) -> Result;
+
+/// The longest write a `store` callback receives: `PAGE_SIZE - 1` bytes.
+pub const STORE_MAX: usize = PAGE_SIZE - 1;
 
 /// One file in a sysfs directory whose data is a `T`.
 ///
@@ -541,11 +547,10 @@ impl<T: DirData> Dir<T> {
             unsafe { bindings::kobject_put(kobj) };
             return Err(e);
         }
-        // INVARIANT: The kobject is initialised with `KTYPE`, added, and we own its reference.
         // SAFETY: `raw` came from `KBox::into_raw`, so it is not NULL.
-        Ok(Self {
-            inner: unsafe { NonNull::new_unchecked(raw) },
-        })
+        let inner = unsafe { NonNull::new_unchecked(raw) };
+        // INVARIANT: The kobject is initialised with `KTYPE`, added, and we own its reference.
+        Ok(Self { inner })
     }
 
     /// The data shown by this directory's files.
@@ -646,6 +651,11 @@ unsafe extern "C" fn store_callback<T: DirData>(
     let Some(store) = attr.store else {
         return EIO.to_errno() as isize;
     };
+    // sysfs passes at most `PAGE_SIZE` bytes and silently cuts longer writes to that, so a
+    // full page may be the head of a longer write: refuse it rather than act on part of it.
+    if count > STORE_MAX {
+        return E2BIG.to_errno() as isize;
+    }
     // SAFETY: sysfs passes `count` readable bytes (at most `PAGE_SIZE`), ours for the call.
     let input = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), count) };
     match store(&inner.data, input) {
