@@ -4,13 +4,14 @@
 #
 #   make demo    install, fetch, build, boot, show /sys/kernel/multikernel
 #   make check   the same build, then every test; prints "N passed, N failed"
+#   make bench   benchmarks in the VM, printed as ratios to a same-run baseline
 #   make build   just install + fetch + build the kernel
 #   make clean   remove the build directory (kernel source cache stays)
 #
 # KSRC=/path/to/linux-7.3 uses that tree instead of Debian's linux-source-7.3.
 # MK_BUILD=/path moves the build directory (default ~/.cache/multikernel/build).
 
-.PHONY: all build check demo install clean modules
+.PHONY: all build check demo bench install clean modules
 
 all: build
 
@@ -22,6 +23,9 @@ build: install
 
 check:
 	@scripts/check.sh
+
+bench:
+	@scripts/bench.sh
 
 demo:
 	@scripts/demo.sh

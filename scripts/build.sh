@@ -126,9 +126,9 @@ if [ ! -f "$OBJ/.config" ] || [ "$(cat "$OBJ/.mk-config" 2>/dev/null)" != "$conf
 	missing=$(cat "${FRAGMENTS[@]}" | grep -E '^CONFIG_[A-Z0-9_]+=' | while IFS= read -r line; do
 		opt=${line%%=*} val=${line#*=}
 		if [ "$val" = n ]; then
-			grep -qE "^$opt=" "$OBJ/.config" && echo "$line"
+			if grep -qE "^$opt=" "$OBJ/.config"; then echo "$line"; fi
 		else
-			grep -qxF "$line" "$OBJ/.config" || echo "$line"
+			if ! grep -qxF "$line" "$OBJ/.config"; then echo "$line"; fi
 		fi
 	done)
 	[ -z "$missing" ] || die "config options not set as asked (unmet dependencies?): $(echo $missing)"

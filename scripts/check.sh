@@ -13,89 +13,105 @@ need_root
 "$MK_ROOT/scripts/install-deps.sh"
 "$MK_ROOT/scripts/build.sh"
 "$MK_ROOT/scripts/modules.sh"
+"$MK_ROOT/scripts/build-tests.sh"
 
 TREE=$MK_BUILD/linux
 KST=$MK_BUILD/kselftest
 RES=$MK_BUILD/results
-step "build: kselftests (tools/testing/selftests/multikernel)"
-mkdir -p "$KST/multikernel"
-make -C "$TREE/tools/testing/selftests/multikernel" OUTPUT="$KST/multikernel" \
-	>"$MK_BUILD/kselftest-build.log" 2>&1 ||
-	die "kselftest build failed (log: $MK_BUILD/kselftest-build.log)"
-
 rm -rf "$RES"
 mkdir -p "$RES"
-# Boot parameters every test VM gets (later issues add the pool and more).
-APPEND=${MK_CHECK_APPEND:-"loglevel=7"}
-step "boot: virtme-ng, $VM_CPUS vCPUs, running kselftests (TCG: a few minutes)"
-start=$(date +%s)
-rc=0
-vm_run "${MK_CHECK_TIMEOUT:-900}" "$RES/console.log" "$APPEND" \
-	"$MK_ROOT/scripts/guest-check.sh" "$KST" "$RES" "$MK_BUILD/modules" || rc=$?
-step "boot: VM finished in $(($(date +%s) - start)) s (status $rc, console: $RES/console.log)"
+
+# The VM boots: name | kernel command line | kselftest programs | judge KUnit here.
+# KUnit runs at every boot; it is judged once, in the main run.
+RUNS=(
+	"main|multikernel.pool=512M loglevel=7|sysfs_test sysfs_sample_test reserve_test|kunit"
+	"nopool|loglevel=7 kunit.enable=0|nopool_test|"
+)
 
 passed=0 failed=0 skipped=0
 fail() { printf 'FAIL: %s\n' "$*"; failed=$((failed + 1)); }
 
-if [ ! -f "$RES/done" ]; then
-	if [ "$rc" = 124 ]; then
-		fail "the VM timed out before the tests finished"
-	else
-		fail "the VM never reached the end of the tests (status $rc)"
+judge_kselftests() {
+	local dir=$1 tap name p s f status
+	for tap in "$dir"/kselftest-*.tap; do
+		[ -f "$tap" ] || continue
+		name=$(basename "$tap" .tap)
+		p=$(awk '/^ok [0-9]+ / && !/# SKIP/ {n++} END {print n + 0}' "$tap")
+		s=$(awk '/^ok [0-9]+ .*# SKIP/ {n++} END {print n + 0}' "$tap")
+		f=$(awk '/^not ok [0-9]+ / {n++} END {print n + 0}' "$tap")
+		passed=$((passed + p)) skipped=$((skipped + s)) failed=$((failed + f))
+		awk -v name="$name" '/^not ok [0-9]+ / {print "FAIL: " name ": " $0} /^ok [0-9]+ .*# SKIP/ {print "SKIP: " name ": " $0}' "$tap"
+		if [ "$f" != 0 ]; then
+			grep -E '^# .*(Expected|failed|Test terminated)' "$tap" | head -10 | sed 's/^/  | /'
+		fi
+		status=$(cat "$dir/$name.status" 2>/dev/null || echo missing)
+		if [ "$status" != 0 ] && [ "$f" = 0 ]; then
+			fail "$name exited with status $status"
+		fi
+		echo "$(basename "$dir"): $name: $p passed, $f failed, $s skipped"
+	done
+}
+
+judge_kunit() {
+	local log=$1 ktap suite line p f s
+	ktap=$(sed -E 's/^\[ *[0-9.]+\] //' "$log" |
+		grep -E '^ *# [A-Za-z0-9_]+: pass:[0-9]+ fail:[0-9]+ skip:[0-9]+ total:[0-9]+' |
+		grep -v '# Totals:' || true)
+	for suite in ${MK_KUNIT_SUITES:-rust_doctests_kernel multikernel_control multikernel_spec multikernel_pool multikernel_cpus}; do
+		echo "$ktap" | grep -q "# $suite: " || fail "KUnit suite $suite did not run"
+	done
+	while read -r line; do
+		[ -n "$line" ] || continue
+		suite=$(echo "$line" | sed -E 's/^ *# ([A-Za-z0-9_]+):.*/\1/')
+		p=$(echo "$line" | sed -E 's/.*pass:([0-9]+).*/\1/')
+		f=$(echo "$line" | sed -E 's/.*fail:([0-9]+).*/\1/')
+		s=$(echo "$line" | sed -E 's/.*skip:([0-9]+).*/\1/')
+		passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+		echo "kunit $suite: $p passed, $f failed, $s skipped"
+		[ "$f" = 0 ] || grep -E "not ok [0-9]+ |Expected|ASSERTION" "$log" | head -20 | sed 's/^/  | /'
+	done <<<"$ktap"
+}
+
+# Any oops, BUG, WARN or lockdep report fails the run.
+BAD='(Oops|BUG:|WARNING:|Kernel panic|general protection fault|Call Trace:|cut here|INFO: possible|INFO: task .* blocked|rcu_.*detected stall|UBSAN:|KASAN:|hung_task|soft lockup|hard LOCKUP)'
+judge_log() {
+	local log
+	for log in "$@"; do
+		[ -f "$log" ] || continue
+		if grep -qE "$BAD" "$log"; then
+			fail "kernel log $log has a report:"
+			grep -nE -m5 "$BAD" "$log" | sed 's/^/  | /'
+		fi
+	done
+}
+
+for run in "${RUNS[@]}"; do
+	IFS='|' read -r name append progs kunit <<<"$run"
+	dir=$RES/$name
+	mkdir -p "$dir"
+	step "boot: $name VM ($VM_CPUS vCPUs, $append): $progs"
+	start=$(date +%s)
+	rc=0
+	# shellcheck disable=SC2086
+	vm_run "${MK_CHECK_TIMEOUT:-900}" "$dir/console.log" "$append" \
+		"$MK_ROOT/scripts/guest-check.sh" "$KST" "$dir" "$MK_BUILD/modules" $progs || rc=$?
+	step "boot: $name VM finished in $(($(date +%s) - start)) s (status $rc, console: $dir/console.log)"
+	if [ ! -f "$dir/done" ]; then
+		if [ "$rc" = 124 ]; then
+			fail "$name: the VM timed out before the tests finished"
+		else
+			fail "$name: the VM never reached the end of the tests (status $rc)"
+		fi
+		tail -30 "$dir/console.log" | sed 's/^/  | /'
 	fi
-	tail -30 "$RES/console.log" | sed 's/^/  | /'
-fi
-
-# kselftests: TAP from each program.
-for tap in "$RES"/kselftest-*.tap; do
-	[ -f "$tap" ] || continue
-	name=$(basename "$tap" .tap)
-	p=$(awk '/^ok [0-9]+ / && !/# SKIP/ {n++} END {print n + 0}' "$tap")
-	s=$(awk '/^ok [0-9]+ .*# SKIP/ {n++} END {print n + 0}' "$tap")
-	f=$(awk '/^not ok [0-9]+ / {n++} END {print n + 0}' "$tap")
-	passed=$((passed + p)) skipped=$((skipped + s))
-	awk -v name="$name" '/^not ok [0-9]+ / {print "FAIL: " name ": " $0} /^ok [0-9]+ .*# SKIP/ {print "SKIP: " name ": " $0}' "$tap"
-	failed=$((failed + f))
-	status=$(cat "$RES/$name.status" 2>/dev/null || echo missing)
-	if [ "$status" != 0 ] && [ "$f" = 0 ]; then
-		fail "$name exited with status $status"
-	fi
-	echo "kselftest $name: $p passed, $f failed, $s skipped"
-done
-[ -n "$(ls "$RES"/kselftest-*.tap 2>/dev/null)" ] || [ ! -f "$RES/done" ] || fail "no kselftest output"
-
-# KUnit: per-suite summaries from the console log (the complete kernel log).
-LOG=$RES/console.log
-[ -f "$RES/dmesg.txt" ] && LOG=$RES/dmesg.txt
-ktap=$(sed -E 's/^\[ *[0-9.]+\] //' "$LOG" | grep -E '^ *# [A-Za-z0-9_]+: pass:[0-9]+ fail:[0-9]+ skip:[0-9]+ total:[0-9]+' |
-	grep -v '# Totals:' || true)
-for suite in ${MK_KUNIT_SUITES:-rust_doctests_kernel multikernel_control}; do
-	echo "$ktap" | grep -q "# $suite: " || fail "KUnit suite $suite did not run"
-done
-while read -r line; do
-	[ -n "$line" ] || continue
-	suite=$(echo "$line" | sed -E 's/^ *# ([A-Za-z0-9_]+):.*/\1/')
-	p=$(echo "$line" | sed -E 's/.*pass:([0-9]+).*/\1/')
-	f=$(echo "$line" | sed -E 's/.*fail:([0-9]+).*/\1/')
-	s=$(echo "$line" | sed -E 's/.*skip:([0-9]+).*/\1/')
-	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
-	echo "kunit $suite: $p passed, $f failed, $s skipped"
-	[ "$f" = 0 ] || grep -E "not ok [0-9]+ " "$LOG" | grep -v '^\s*$' | sed 's/^/  | /' | head -20
-done <<<"$ktap"
-
-# Kernel log: any oops, BUG, WARN or lockdep report fails the run.
-bad='(Oops|BUG:|WARNING:|Kernel panic|general protection fault|Call Trace:|cut here|INFO: possible|INFO: task .* blocked|rcu_.*detected stall|UBSAN:|KASAN:|hung_task)'
-for log in "$RES/console.log" "$RES/dmesg.txt"; do
-	[ -f "$log" ] || continue
-	if grep -qE "$bad" "$log"; then
-		fail "kernel log $(basename "$log") has a report:"
-		grep -nE -m5 "$bad" "$log" | sed 's/^/  | /'
+	failed_before=$failed
+	judge_kselftests "$dir"
+	[ -z "$kunit" ] || judge_kunit "$dir/console.log"
+	judge_log "$dir/console.log" "$dir/dmesg.txt"
+	if [ -f "$dir/done" ] && [ "$rc" != 0 ] && [ "$failed" = "$failed_before" ]; then
+		fail "$name: the VM exited with status $rc although every test passed"
 	fi
 done
-
-if [ -f "$RES/done" ] && [ "$rc" != 0 ] && [ "$failed" = 0 ]; then
-	fail "the VM exited with status $rc although every test passed"
-fi
 
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]

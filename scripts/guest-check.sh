@@ -1,18 +1,23 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Runs inside the test VM: each kselftest program, then the kernel log.
-#   guest-check.sh KSELFTEST_DIR RESULTS_DIR MODULES_DIR
+# Runs inside a test VM: the named kselftest programs, then saves the kernel log.
+#   guest-check.sh KSELFTEST_DIR RESULTS_DIR MODULES_DIR PROGRAM...
 . "$(dirname "$0")/guest-lib.sh"
 kst=$1 res=$2
 export MK_MODULES_DIR=$3
+shift 3
 status=0
-for prog in "$kst"/multikernel/*_test; do
-	[ -x "$prog" ] || continue
-	name=kselftest-$(basename "$prog")
+for prog in "$@"; do
+	name=kselftest-$prog
 	echo "== $name"
-	"$prog" >"$res/$name.tap" 2>&1
-	rc=$?
+	if [ -x "$kst/multikernel/$prog" ]; then
+		"$kst/multikernel/$prog" >"$res/$name.tap" 2>&1
+		rc=$?
+	else
+		echo "not ok 1 $prog # program missing" >"$res/$name.tap"
+		rc=127
+	fi
 	echo $rc >"$res/$name.status"
 	[ $rc = 0 ] || status=1
 	cat "$res/$name.tap"

@@ -2,13 +2,21 @@
 
 //! Multikernel: several Linux kernels side by side, each on its own CPUs and memory.
 //!
-//! This crate is the host-side core. It owns the control tree in sysfs,
-//! `/sys/kernel/multikernel/`, described in `Documentation/multikernel/` and
-//! `Documentation/ABI/testing/sysfs-kernel-multikernel`.
+//! This crate is the host-side core: the pool allocator, CPU ownership, instance bookkeeping and
+//! the control tree in sysfs, `/sys/kernel/multikernel/`, described in
+//! `Documentation/multikernel/` and `Documentation/ABI/testing/sysfs-kernel-multikernel`.
+//! The boot-time pool reservation is C (`pool_reserve.c`): it runs before Rust can.
 
-use kernel::prelude::*;
+use kernel::{
+    cpu_hotplug::BringupGate,
+    prelude::*, //
+};
 
 mod control;
+mod cpus;
+mod instance;
+mod pool;
+mod spec;
 
 module! {
     type: Multikernel,
@@ -18,15 +26,25 @@ module! {
     license: "GPL",
 }
 
-/// The subsystem: for now, its control tree.
+/// The subsystem. Fields drop in order: instances (giving their CPUs back) before the gate that
+/// keeps owned CPUs offline.
 struct Multikernel {
     _control: control::Control,
+    _gate: BringupGate<cpus::OwnershipGate>,
 }
 
 impl kernel::Module for Multikernel {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        let gate = BringupGate::register(c"multikernel:owned")?;
         let control = control::Control::new()?;
-        pr_info!("multikernel {} ready\n", control::VERSION);
-        Ok(Self { _control: control })
+        pr_info!(
+            "multikernel {} ready, pool {} MiB\n",
+            control::VERSION,
+            control.pool_bytes() >> 20
+        );
+        Ok(Self {
+            _control: control,
+            _gate: gate,
+        })
     }
 }

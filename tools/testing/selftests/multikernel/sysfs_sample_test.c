@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "../kselftest_harness.h"
+#include "mk_util.h"
 
 #define DIR_PATH "/sys/kernel/rust_sysfs"
 #define MODULE_NAME "rust_sysfs"
@@ -48,48 +49,6 @@ static int unload_module(void)
 	return syscall(SYS_delete_module, MODULE_NAME, O_NONBLOCK) ? -errno : 0;
 }
 
-static ssize_t read_file(const char *path, char *buf, size_t size)
-{
-	ssize_t len, total = 0;
-	int fd = open(path, O_RDONLY);
-
-	if (fd < 0)
-		return -errno;
-	while ((len = read(fd, buf + total, size - 1 - total)) > 0)
-		total += len;
-	if (len < 0)
-		total = -errno;
-	close(fd);
-	if (total >= 0)
-		buf[total] = '\0';
-	return total;
-}
-
-/* One write(2) of len bytes; returns 0 or -errno. */
-static int write_file(const char *path, const void *data, size_t len)
-{
-	int fd = open(path, O_WRONLY), ret = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, data, len) != (ssize_t)len)
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
-static int write_str(const char *path, const char *s)
-{
-	return write_file(path, s, strlen(s));
-}
-
-static mode_t mode_of(const char *path)
-{
-	struct stat st;
-
-	return stat(path, &st) ? (mode_t)-1 : st.st_mode & 07777;
-}
-
 FIXTURE(sample) {
 	bool loaded;
 };
@@ -115,21 +74,10 @@ FIXTURE_TEARDOWN(sample)
 /* Files, subdirectories and modes are those the sample declares. */
 TEST_F(sample, layout_and_modes)
 {
-	struct dirent **names;
-	char list[512] = "";
-	int n, i;
+	char list[512];
 
-	n = scandir(DIR_PATH, &names, NULL, alphasort);
-	ASSERT_GT(n, 0);
-	for (i = 0; i < n; i++) {
-		if (names[i]->d_name[0] != '.') {
-			strcat(list, names[i]->d_name);
-			strcat(list, " ");
-		}
-		free(names[i]);
-	}
-	free(names);
-	EXPECT_STREQ("child reset secret stats value ", list);
+	ASSERT_EQ(0, list_dir(DIR_PATH, list, sizeof(list)));
+	EXPECT_STREQ("child reset secret stats value", list);
 	EXPECT_EQ(0644U, mode_of(DIR_PATH "/value"));
 	EXPECT_EQ(0200U, mode_of(DIR_PATH "/reset"));
 	EXPECT_EQ(0400U, mode_of(DIR_PATH "/secret"));

@@ -15,48 +15,9 @@
 #include <unistd.h>
 
 #include "../kselftest_harness.h"
+#include "mk_util.h"
 
 #define MK_ROOT "/sys/kernel/multikernel"
-
-/* Reads a whole sysfs file into buf (NUL-terminated); returns its length or -errno. */
-static ssize_t read_file(const char *path, char *buf, size_t size)
-{
-	ssize_t len, total = 0;
-	int fd = open(path, O_RDONLY);
-
-	if (fd < 0)
-		return -errno;
-	while ((len = read(fd, buf + total, size - 1 - total)) > 0)
-		total += len;
-	if (len < 0)
-		total = -errno;
-	close(fd);
-	if (total >= 0)
-		buf[total] = '\0';
-	return total;
-}
-
-/* Names in a directory, apart from "." and "..", as one sorted, space-separated string. */
-static int list_dir(const char *path, char *out, size_t size)
-{
-	struct dirent **names;
-	int n, i;
-
-	n = scandir(path, &names, NULL, alphasort);
-	if (n < 0)
-		return -errno;
-	out[0] = '\0';
-	for (i = 0; i < n; i++) {
-		if (strcmp(names[i]->d_name, ".") && strcmp(names[i]->d_name, "..")) {
-			if (out[0])
-				strncat(out, " ", size - strlen(out) - 1);
-			strncat(out, names[i]->d_name, size - strlen(out) - 1);
-		}
-		free(names[i]);
-	}
-	free(names);
-	return 0;
-}
 
 FIXTURE(tree) {
 	bool present;
@@ -84,7 +45,7 @@ TEST_F(tree, root_contents)
 	ASSERT_EQ(0, stat(MK_ROOT, &st));
 	EXPECT_TRUE(S_ISDIR(st.st_mode));
 	ASSERT_EQ(0, list_dir(MK_ROOT, names, sizeof(names)));
-	EXPECT_STREQ("instances version", names);
+	EXPECT_STREQ("create destroy instances pool version", names);
 }
 
 /* version: one line, MAJOR.MINOR.PATCH, readable by all, root-owned. */

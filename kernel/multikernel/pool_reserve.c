@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Early reservation of the multikernel pool, multikernel.pool=SIZE[@ADDR].
+ *
+ * This is C because it runs in setup_arch(), while memblock is the only
+ * allocator and before any Rust code can run; the pool's runtime logic (how
+ * it is handed out to instances) is Rust, in pool.rs.
+ */
+#define pr_fmt(fmt) "multikernel: " fmt
+
+#include <linux/init.h>
+#include <linux/ioport.h>
+#include <linux/kernel.h>
+#include <linux/memblock.h>
+#include <linux/multikernel.h>
+#include <linux/sizes.h>
+
+#define POOL_ALIGN	SZ_2M
+
+static phys_addr_t pool_size_req __initdata;
+static phys_addr_t pool_addr_req __initdata;
+static bool pool_addr_fixed __initdata;
+
+static struct resource pool_res = {
+	.name	= "Multikernel pool",
+	.start	= 0,
+	.end	= 0,
+	.flags	= IORESOURCE_BUSY | IORESOURCE_MEM,
+	.desc	= IORES_DESC_RESERVED,
+};
+
+static int __init parse_multikernel_pool(char *arg)
+{
+	char *end;
+
+	if (!arg)
+		return -EINVAL;
+	pool_size_req = memparse(arg, &end);
+	if (*end == '@') {
+		pool_addr_req = memparse(end + 1, &end);
+		pool_addr_fixed = true;
+	}
+	if (*end || !pool_size_req) {
+		pr_err("ignoring multikernel.pool=%s: expected SIZE[@ADDR]\n", arg);
+		pool_size_req = 0;
+		return -EINVAL;
+	}
+	return 0;
+}
+early_param("multikernel.pool", parse_multikernel_pool);
+
+void __init multikernel_reserve_pool(void)
+{
+	phys_addr_t size, base;
+
+	if (!pool_size_req)
+		return;
+	size = ALIGN(pool_size_req, POOL_ALIGN);
+	if (size < pool_size_req) {
+		pr_err("pool size %pa too large\n", &pool_size_req);
+		return;
+	}
+
+	if (pool_addr_fixed) {
+		base = pool_addr_req;
+		if (!IS_ALIGNED(base, POOL_ALIGN) || base + size < base) {
+			pr_err("pool address %pa is not 2 MiB aligned\n", &base);
+			return;
+		}
+		if (!memblock_is_region_memory(base, size) ||
+		    memblock_is_region_reserved(base, size)) {
+			pr_err("pool %pa+%pa is not free RAM\n", &base, &size);
+			return;
+		}
+		if (memblock_reserve(base, size)) {
+			pr_err("cannot reserve pool at %pa\n", &base);
+			return;
+		}
+	} else {
+		base = memblock_phys_alloc_range(size, POOL_ALIGN, 0,
+						 MEMBLOCK_ALLOC_ACCESSIBLE);
+		if (!base) {
+			pr_err("cannot reserve a %pa-byte pool\n", &size);
+			return;
+		}
+	}
+
+	pool_res.start = base;
+	pool_res.end = base + size - 1;
+	pr_info("pool reserved at %pa, %llu MiB\n", &base, (u64)size >> 20);
+}
+
+bool multikernel_pool_region(phys_addr_t *base, phys_addr_t *size)
+{
+	if (!pool_res.end)
+		return false;
+	*base = pool_res.start;
+	*size = resource_size(&pool_res);
+	return true;
+}
+
+/* Show the pool in /proc/iomem, like the crash kernel's region. */
+static int __init multikernel_pool_resource(void)
+{
+	if (pool_res.end && insert_resource(&iomem_resource, &pool_res))
+		pr_warn("cannot show the pool in /proc/iomem\n");
+	return 0;
+}
+arch_initcall(multikernel_pool_resource);

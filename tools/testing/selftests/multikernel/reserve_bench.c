@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Benchmark (make bench, not a test): create+destroy of a 1-CPU instance,
+ * beside a plain offline+online cycle of the same CPU measured in the same
+ * run, since an instance's cost is mostly that hotplug cycle.
+ *
+ *   reserve_bench [ROUNDS]     (needs multikernel.pool= and CPU 1)
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mk_util.h"
+
+#define MK "/sys/kernel/multikernel"
+#define CPU1 "/sys/devices/system/cpu/cpu1/online"
+
+static double now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+int main(int argc, char **argv)
+{
+	int rounds = argc > 1 ? atoi(argv[1]) : 50, i;
+	double *inst, *plug, t;
+
+	if (rounds < 1)
+		rounds = 1;
+	inst = calloc(rounds, sizeof(*inst));
+	plug = calloc(rounds, sizeof(*plug));
+	if (!inst || !plug)
+		return 1;
+	/* Interleave the two so drift on a noisy host hits both alike. */
+	for (i = 0; i < rounds; i++) {
+		t = now_us();
+		if (write_str(CPU1, "0") || write_str(CPU1, "1")) {
+			fprintf(stderr, "cpu1 offline/online failed\n");
+			return 1;
+		}
+		plug[i] = now_us() - t;
+		t = now_us();
+		if (write_str(MK "/create", "bench0 cpus=1 memory=2M") ||
+		    write_str(MK "/destroy", "bench0")) {
+			fprintf(stderr, "create/destroy failed (booted with multikernel.pool=?)\n");
+			return 1;
+		}
+		inst[i] = now_us() - t;
+	}
+	printf("reserve: %d rounds, median us: create+destroy(1 CPU, 2M) %.0f, "
+	       "cpu offline+online %.0f, ratio %.2f\n",
+	       rounds, median(inst, rounds), median(plug, rounds),
+	       median(inst, rounds) / median(plug, rounds));
+	return 0;
+}

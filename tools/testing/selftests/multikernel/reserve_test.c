@@ -1,0 +1,440 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * CPU and memory reservation through /sys/kernel/multikernel: create and
+ * destroy instances, and check the real sysfs and CPU hotplug state.
+ *
+ * Needs a kernel booted with multikernel.pool=512M (or larger) and at least
+ * four CPUs; CPU 0 is the host's boot CPU, CPUs 1-3 are taken by tests.
+ * Instances made here are called kst*; the fixture removes leftovers.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../kselftest_harness.h"
+#include "mk_util.h"
+
+#define MK "/sys/kernel/multikernel"
+#define CREATE MK "/create"
+#define DESTROY MK "/destroy"
+#define MIB (1ULL << 20)
+
+static unsigned long long read_u64(const char *path)
+{
+	char buf[64];
+
+	if (read_file(path, buf, sizeof(buf)) <= 0)
+		return ~0ULL;
+	return strtoull(buf, NULL, 0);
+}
+
+static unsigned long long pool_free(void)
+{
+	return read_u64(MK "/pool/free_bytes");
+}
+
+/* The CPU online mask as the host reports it, e.g. "0-3\n". */
+static void online_cpus(char *buf, size_t size)
+{
+	if (read_file("/sys/devices/system/cpu/online", buf, size) < 0)
+		buf[0] = '\0';
+}
+
+static int cpu_online(int cpu)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online", cpu);
+	return (int)read_u64(path);
+}
+
+static int set_cpu_online(int cpu, int online)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online", cpu);
+	return write_str(path, online ? "1" : "0");
+}
+
+static void instance_file(const char *name, const char *file, char *buf, size_t size)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), MK "/instances/%s/%s", name, file);
+	if (read_file(path, buf, size) < 0)
+		buf[0] = '\0';
+}
+
+/* Destroys every instance whose name starts with "kst". */
+static void destroy_test_instances(void)
+{
+	char names[4096], *name, *save;
+
+	if (list_dir(MK "/instances", names, sizeof(names)))
+		return;
+	for (name = strtok_r(names, " ", &save); name; name = strtok_r(NULL, " ", &save))
+		if (!strncmp(name, "kst", 3))
+			write_str(DESTROY, name);
+}
+
+/* The pool as /proc/iomem shows it; 0 if absent. */
+static int iomem_pool(unsigned long long *start, unsigned long long *end)
+{
+	char line[256];
+	FILE *f = fopen("/proc/iomem", "r");
+	int found = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (strstr(line, "Multikernel pool") &&
+		    sscanf(line, " %llx-%llx", start, end) == 2) {
+			found = 1;
+			break;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+struct snapshot {
+	unsigned long long free;
+	char online[64];
+	char instances[4096];
+};
+
+static void take_snapshot(struct snapshot *s)
+{
+	s->free = pool_free();
+	online_cpus(s->online, sizeof(s->online));
+	list_dir(MK "/instances", s->instances, sizeof(s->instances));
+}
+
+#define EXPECT_UNCHANGED(before) do {					\
+	struct snapshot __now;						\
+	take_snapshot(&__now);						\
+	EXPECT_EQ((before)->free, __now.free);				\
+	EXPECT_STREQ((before)->online, __now.online);			\
+	EXPECT_STREQ((before)->instances, __now.instances);		\
+} while (0)
+
+FIXTURE(mk) {
+	struct snapshot start;
+};
+
+FIXTURE_SETUP(mk)
+{
+	if (mode_of(CREATE) == (mode_t)-1)
+		SKIP(return, "no " CREATE ": kernel without CONFIG_MULTIKERNEL?");
+	if (read_u64(MK "/pool/total_bytes") < 512 * MIB)
+		SKIP(return, "needs a kernel booted with multikernel.pool=512M");
+	if (sysconf(_SC_NPROCESSORS_CONF) < 4)
+		SKIP(return, "needs at least 4 CPUs");
+	destroy_test_instances();
+	for (int cpu = 1; cpu < 4; cpu++)
+		set_cpu_online(cpu, 1);
+	take_snapshot(&self->start);
+}
+
+FIXTURE_TEARDOWN(mk)
+{
+	destroy_test_instances();
+	for (int cpu = 1; cpu < 4; cpu++)
+		set_cpu_online(cpu, 1);
+}
+
+/* The files and their modes are the documented ones. */
+TEST_F(mk, layout)
+{
+	char names[512];
+
+	ASSERT_EQ(0, list_dir(MK, names, sizeof(names)));
+	EXPECT_STREQ("create destroy instances pool version", names);
+	ASSERT_EQ(0, list_dir(MK "/pool", names, sizeof(names)));
+	EXPECT_STREQ("free_bytes largest_free_bytes total_bytes", names);
+	EXPECT_EQ(0200U, mode_of(CREATE));
+	EXPECT_EQ(0200U, mode_of(DESTROY));
+	EXPECT_EQ(0444U, mode_of(MK "/pool/total_bytes"));
+	EXPECT_EQ(0444U, mode_of(MK "/pool/free_bytes"));
+	EXPECT_EQ(0444U, mode_of(MK "/pool/largest_free_bytes"));
+}
+
+/* The pool is in /proc/iomem, 2 MiB aligned, as large as total_bytes, all free. */
+TEST_F(mk, pool_in_iomem)
+{
+	unsigned long long start, end, total = read_u64(MK "/pool/total_bytes");
+
+	ASSERT_TRUE(iomem_pool(&start, &end));
+	EXPECT_EQ(0ULL, start % (2 * MIB));
+	EXPECT_EQ(total, end - start + 1);
+	EXPECT_EQ(total, self->start.free);
+	EXPECT_EQ(total, read_u64(MK "/pool/largest_free_bytes"));
+}
+
+/* Create, look at everything it changed, destroy, and everything is back. */
+TEST_F(mk, create_destroy_round_trip)
+{
+	unsigned long long start, end, mstart, mend;
+	char buf[256];
+
+	ASSERT_EQ(0, write_str(CREATE, "kst0 cpus=2-3 memory=256M\n"));
+	instance_file("kst0", "cpus", buf, sizeof(buf));
+	EXPECT_STREQ("2-3\n", buf);
+	instance_file("kst0", "state", buf, sizeof(buf));
+	EXPECT_STREQ("reserved\n", buf);
+	instance_file("kst0", "id", buf, sizeof(buf));
+	EXPECT_GE(atoi(buf), 1);
+	EXPECT_EQ(0444U, mode_of(MK "/instances/kst0/memory"));
+
+	instance_file("kst0", "memory", buf, sizeof(buf));
+	ASSERT_EQ(2, sscanf(buf, "0x%llx-0x%llx", &mstart, &mend)) TH_LOG("memory: %s", buf);
+	ASSERT_TRUE(iomem_pool(&start, &end));
+	EXPECT_GE(mstart, start);
+	EXPECT_LE(mend, end);
+	EXPECT_EQ(256 * MIB, mend - mstart + 1);
+	EXPECT_EQ(0ULL, mstart % (2 * MIB));
+	EXPECT_EQ(self->start.free - 256 * MIB, pool_free());
+
+	EXPECT_EQ(0, cpu_online(2));
+	EXPECT_EQ(0, cpu_online(3));
+	EXPECT_EQ(1, cpu_online(1));
+	online_cpus(buf, sizeof(buf));
+	EXPECT_STREQ("0-1\n", buf);
+
+	ASSERT_EQ(0, write_str(DESTROY, "kst0\n"));
+	EXPECT_EQ((mode_t)-1, mode_of(MK "/instances/kst0"));
+	EXPECT_EQ(1, cpu_online(2));
+	EXPECT_EQ(1, cpu_online(3));
+	EXPECT_UNCHANGED(&self->start);
+}
+
+/* While owned, the host cannot bring a CPU online; after destroy it can take it down again. */
+TEST_F(mk, owned_cpu_stays_offline)
+{
+	ASSERT_EQ(0, write_str(CREATE, "kst0 cpus=3 memory=2M"));
+	EXPECT_EQ(-EBUSY, set_cpu_online(3, 1));
+	EXPECT_EQ(0, cpu_online(3));
+	ASSERT_EQ(0, write_str(DESTROY, "kst0"));
+	EXPECT_EQ(1, cpu_online(3));
+	/* Host hotplug of its own CPUs still works. */
+	EXPECT_EQ(0, set_cpu_online(3, 0));
+	EXPECT_EQ(0, set_cpu_online(3, 1));
+	EXPECT_EQ(1, cpu_online(3));
+}
+
+/* Ids are the smallest free ones, unique while alive; sizes round up to 2 MiB. */
+TEST_F(mk, ids_and_rounding)
+{
+	char a[32], b[32], c[32], mem[128];
+	unsigned long long s, e;
+
+	ASSERT_EQ(0, write_str(CREATE, "kst_a cpus=1 memory=1"));
+	ASSERT_EQ(0, write_str(CREATE, "kst_b cpus=2 memory=3M"));
+	instance_file("kst_a", "id", a, sizeof(a));
+	instance_file("kst_b", "id", b, sizeof(b));
+	EXPECT_STRNE(a, b);
+	instance_file("kst_a", "memory", mem, sizeof(mem));
+	ASSERT_EQ(2, sscanf(mem, "0x%llx-0x%llx", &s, &e));
+	EXPECT_EQ(2 * MIB, e - s + 1);
+	instance_file("kst_b", "memory", mem, sizeof(mem));
+	ASSERT_EQ(2, sscanf(mem, "0x%llx-0x%llx", &s, &e));
+	EXPECT_EQ(4 * MIB, e - s + 1);
+	EXPECT_EQ(self->start.free - 6 * MIB, pool_free());
+
+	ASSERT_EQ(0, write_str(DESTROY, "kst_a"));
+	ASSERT_EQ(0, write_str(CREATE, "kst_c cpus=3 memory=2M"));
+	instance_file("kst_c", "id", c, sizeof(c));
+	EXPECT_STREQ(a, c);
+}
+
+/* Every bad input fails with its errno and changes nothing. */
+TEST_F(mk, bad_inputs)
+{
+	static const struct {
+		const char *input;
+		size_t len;	/* 0: strlen(input) */
+		int err;
+	} cases[] = {
+		{ "\n", 0, EINVAL },
+		{ "   ", 0, EINVAL },
+		{ "kst0", 0, EINVAL },
+		{ "kst0 cpus=2", 0, EINVAL },
+		{ "kst0 memory=2M", 0, EINVAL },
+		{ "KST0 cpus=2 memory=2M", 0, EINVAL },
+		{ "kst.0 cpus=2 memory=2M", 0, EINVAL },
+		{ "kst01234567890123456789012345678 cpus=2 memory=2M", 0, EINVAL },
+		{ "kst0 cpus=2 memory=2M foo=1", 0, EINVAL },
+		{ "kst0 cpus=2 memory=2M cpus=3", 0, EINVAL },
+		{ "kst0 cpus=2 2M", 0, EINVAL },
+		{ "kst0 cpus=3-2 memory=2M", 0, EINVAL },
+		{ "kst0 cpus=2,,3 memory=2M", 0, EINVAL },
+		{ "kst0 cpus=4096 memory=2M", 0, EINVAL },
+		{ "kst0 cpus=99 memory=2M", 0, EINVAL },
+		{ "kst0 cpus= memory=2M", 0, EINVAL },
+		{ "kst0 cpus=-1 memory=2M", 0, EINVAL },
+		{ "kst0 cpus=2 memory=", 0, EINVAL },
+		{ "kst0 cpus=2 memory=0", 0, EINVAL },
+		{ "kst0 cpus=2 memory=2MB", 0, EINVAL },
+		{ "kst0 cpus=2 memory=99999999999999G", 0, EINVAL },
+		{ "kst0\0 cpus=2 memory=2M", 22, EINVAL },
+		{ "kst0 cpus=2\0memory=2M", 22, EINVAL },
+		{ "kst0 cpus=2 memory=2M\r\n", 0, EINVAL },
+		{ "kst0 cpus=0 memory=2M", 0, EBUSY },
+		{ "kst0 cpus=0-1 memory=2M", 0, EBUSY },
+		{ "kst0 cpus=2 memory=1G", 0, ENOSPC },
+		{ "kst0 cpus=2 memory=16E", 0, EINVAL },
+	};
+	char junk[4096];
+	unsigned int i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t len = cases[i].len ? cases[i].len : strlen(cases[i].input);
+
+		EXPECT_EQ(-cases[i].err, write_file(CREATE, cases[i].input, len))
+			TH_LOG("case %u: '%s'", i, cases[i].input);
+	}
+	memset(junk, 'x', sizeof(junk));
+	EXPECT_EQ(-E2BIG, write_file(CREATE, junk, sizeof(junk)));
+	EXPECT_EQ(-E2BIG, write_file(CREATE, junk, 300));
+	memcpy(junk, "kst0 cpus=2 memory=2M", 21);
+	memset(junk + 21, ' ', 280);
+	EXPECT_EQ(-E2BIG, write_file(CREATE, junk, 301));
+
+	EXPECT_EQ(-ENOENT, write_str(DESTROY, "kst_nope"));
+	EXPECT_EQ(-EINVAL, write_str(DESTROY, "\n"));
+	EXPECT_EQ(-EINVAL, write_str(DESTROY, "kst0 kst1"));
+	EXPECT_EQ(-EINVAL, write_str(DESTROY, "Kst0"));
+	EXPECT_EQ(-E2BIG, write_file(DESTROY, junk, sizeof(junk)));
+	EXPECT_UNCHANGED(&self->start);
+}
+
+/* Errors that depend on what exists: duplicates, owned and offline CPUs, a full pool. */
+TEST_F(mk, conflicts)
+{
+	struct snapshot after_first;
+
+	ASSERT_EQ(0, write_str(CREATE, "kst0 cpus=2 memory=256M"));
+	take_snapshot(&after_first);
+	EXPECT_EQ(-EEXIST, write_str(CREATE, "kst0 cpus=3 memory=2M"));
+	EXPECT_EQ(-EBUSY, write_str(CREATE, "kst1 cpus=2 memory=2M"));
+	EXPECT_EQ(-EBUSY, write_str(CREATE, "kst1 cpus=1-3 memory=2M"));
+	EXPECT_EQ(-ENOSPC, write_str(CREATE, "kst1 cpus=3 memory=258M"));
+	EXPECT_UNCHANGED(&after_first);
+
+	/* A CPU the administrator took offline is not the host's to give. */
+	ASSERT_EQ(0, set_cpu_online(3, 0));
+	take_snapshot(&after_first);
+	EXPECT_EQ(-EBUSY, write_str(CREATE, "kst1 cpus=3 memory=2M"));
+	EXPECT_EQ(-EBUSY, write_str(CREATE, "kst1 cpus=1,3 memory=2M"));
+	EXPECT_UNCHANGED(&after_first);
+	ASSERT_EQ(0, set_cpu_online(3, 1));
+
+	/* The rest of the pool still fits exactly. */
+	ASSERT_EQ(0, write_str(CREATE, "kst1 cpus=3 memory=256M"));
+	EXPECT_EQ(0ULL, pool_free());
+	EXPECT_EQ(-ENOSPC, write_str(CREATE, "kst2 cpus=1 memory=2M"));
+	ASSERT_EQ(0, write_str(DESTROY, "kst0"));
+	ASSERT_EQ(0, write_str(DESTROY, "kst1"));
+	EXPECT_UNCHANGED(&self->start);
+}
+
+/* Without CAP_SYS_ADMIN (even as root) writes fail with EPERM; as nobody, EACCES. */
+TEST_F(mk, needs_cap_sys_admin)
+{
+	pid_t pid = fork();
+	int status;
+
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+		struct __user_cap_data_struct data[2];
+
+		if (syscall(SYS_capget, &hdr, data))
+			_exit(10);
+		data[CAP_TO_INDEX(CAP_SYS_ADMIN)].effective &= ~CAP_TO_MASK(CAP_SYS_ADMIN);
+		if (syscall(SYS_capset, &hdr, data))
+			_exit(11);
+		if (write_str(CREATE, "kst0 cpus=2 memory=2M") != -EPERM)
+			_exit(12);
+		if (write_str(DESTROY, "kst0") != -EPERM)
+			_exit(13);
+		if (setgid(65534) || setuid(65534))
+			_exit(14);
+		if (write_str(CREATE, "kst0 cpus=2 memory=2M") != -EACCES)
+			_exit(15);
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_UNCHANGED(&self->start);
+}
+
+/* 100 create/destroy cycles leave the pool and the online CPUs as they were. */
+TEST_F(mk, hundred_cycles)
+{
+	for (int i = 0; i < 100; i++) {
+		ASSERT_EQ(0, write_str(CREATE, "kst0 cpus=1-2 memory=64M")) TH_LOG("cycle %d", i);
+		ASSERT_EQ(0, write_str(DESTROY, "kst0")) TH_LOG("cycle %d", i);
+	}
+	EXPECT_UNCHANGED(&self->start);
+	EXPECT_EQ(read_u64(MK "/pool/total_bytes"), read_u64(MK "/pool/largest_free_bytes"));
+}
+
+/*
+ * Four processes, 100 create/destroy rounds each, competing for three CPUs
+ * and the pool. Each round either works or fails with EBUSY (CPU taken) or
+ * ENOSPC (pool full); each success is visible in sysfs with the right CPU.
+ * Afterwards nothing is left over.
+ */
+TEST_F(mk, concurrent_writers)
+{
+	pid_t pids[4];
+	int i, status, made = 0;
+
+	for (i = 0; i < 4; i++) {
+		pids[i] = fork();
+		ASSERT_GE(pids[i], 0);
+		if (pids[i] == 0) {
+			char spec[128], name[16], path[128], buf[64];
+			int cpu = 1 + i % 3, round, ret;
+
+			snprintf(name, sizeof(name), "kst_p%d", i);
+			snprintf(spec, sizeof(spec), "%s cpus=%d memory=%dM", name, cpu, 64 * (i + 1));
+			snprintf(path, sizeof(path), MK "/instances/%s/cpus", name);
+			for (round = 0; round < 100; round++) {
+				ret = write_str(CREATE, spec);
+				if (ret == -EBUSY || ret == -ENOSPC)
+					continue;
+				if (ret)
+					_exit(20);
+				if (read_file(path, buf, sizeof(buf)) < 0 || atoi(buf) != cpu)
+					_exit(201);
+				if (write_str(DESTROY, name))
+					_exit(202);
+				made++;
+			}
+			_exit(made);	/* 0..100; errors are 200 and up */
+		}
+	}
+	for (i = 0; i < 4; i++) {
+		ASSERT_EQ(pids[i], waitpid(pids[i], &status, 0));
+		EXPECT_TRUE(WIFEXITED(status));
+		EXPECT_LE(WEXITSTATUS(status), 100) TH_LOG("writer %d failed", i);
+		made += WEXITSTATUS(status);
+	}
+	EXPECT_GT(made, 0);
+	TH_LOG("%d of 400 rounds created an instance", made);
+	EXPECT_UNCHANGED(&self->start);
+	EXPECT_EQ(read_u64(MK "/pool/total_bytes"), read_u64(MK "/pool/largest_free_bytes"));
+}
+
+TEST_HARNESS_MAIN
