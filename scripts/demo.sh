@@ -14,7 +14,7 @@ need_root
 mkdir -p "$MK_BUILD/results"
 step "boot: $KERNEL_IMAGE under QEMU, $VM_CPUS vCPUs (TCG: about a minute)"
 rc=0
-vm_run 600 "$MK_BUILD/results/demo.log" "loglevel=4" "$MK_ROOT/scripts/guest-demo.sh" || rc=$?
+vm_run 600 "$MK_BUILD/results/demo.log" "multikernel.pool=512M kunit.enable=0 loglevel=4" "$MK_ROOT/scripts/guest-demo.sh" || rc=$?
 # Show what the guest printed, without the kernel's boot chatter.
 sed -n '/^=== multikernel demo/,/^=== end of demo/p' "$MK_BUILD/results/demo.log" | tr -d '\r'
 if [ "$rc" != 0 ] || ! grep -q '^=== end of demo' "$MK_BUILD/results/demo.log"; then
