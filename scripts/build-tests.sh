@@ -9,7 +9,9 @@ set -euo pipefail
 KST=$MK_BUILD/kselftest
 step "build: kselftests (tools/testing/selftests/multikernel)"
 mkdir -p "$KST/multikernel"
+# KHDR_INCLUDES: the uapi headers of the patched tree (make headers in build.sh).
 make -C "$MK_BUILD/linux/tools/testing/selftests/multikernel" OUTPUT="$KST/multikernel" \
+	KHDR_INCLUDES="-isystem $MK_BUILD/obj/usr/include" \
 	>"$MK_BUILD/kselftest-build.log" 2>&1 ||
 	die "kselftest build failed (log: $MK_BUILD/kselftest-build.log)"
 if grep -q 'warning:' "$MK_BUILD/kselftest-build.log"; then

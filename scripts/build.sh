@@ -138,7 +138,7 @@ fi
 # --- 6. build -------------------------------------------------------------------
 step "build: bzImage in $OBJ (log: $LOG)"
 start=$(date +%s)
-if ! kmake -j"$(($(nproc) + 1))" bzImage modules >"$LOG" 2>&1; then
+if ! kmake -j"$(($(nproc) + 1))" bzImage modules headers >"$LOG" 2>&1; then
 	grep -E 'error|Error' "$LOG" | head -20 >&2 || true
 	die "kernel build failed (log: $LOG)"
 fi

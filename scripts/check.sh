@@ -24,8 +24,9 @@ mkdir -p "$RES"
 # The VM boots: name | kernel command line | kselftest programs | judge KUnit here.
 # KUnit runs at every boot; it is judged once, in the main run.
 RUNS=(
-	"main|multikernel.pool=512M loglevel=7|sysfs_test sysfs_sample_test reserve_test|kunit"
+	"main|multikernel.pool=512M crashkernel=64M loglevel=7|sysfs_test sysfs_sample_test reserve_test kexec_test|kunit"
 	"nopool|loglevel=7 kunit.enable=0|nopool_test|"
+	"kexec-reboot|loglevel=7 kunit.enable=0|@guest-kexec-reboot.sh|"
 )
 
 passed=0 failed=0 skipped=0
@@ -92,9 +93,14 @@ for run in "${RUNS[@]}"; do
 	step "boot: $name VM ($VM_CPUS vCPUs, $append): $progs"
 	start=$(date +%s)
 	rc=0
-	# shellcheck disable=SC2086
-	vm_run "${MK_CHECK_TIMEOUT:-900}" "$dir/console.log" "$append" \
-		"$MK_ROOT/scripts/guest-check.sh" "$KST" "$dir" "$MK_BUILD/modules" $progs || rc=$?
+	if [ "${progs#@}" != "$progs" ]; then
+		# A scenario script of its own instead of kselftest programs.
+		cmd=("$MK_ROOT/scripts/${progs#@}" "$dir" "$KERNEL_IMAGE")
+	else
+		# shellcheck disable=SC2206
+		cmd=("$MK_ROOT/scripts/guest-check.sh" "$KST" "$dir" "$MK_BUILD/modules" "$KERNEL_IMAGE" $progs)
+	fi
+	vm_run "${MK_CHECK_TIMEOUT:-900}" "$dir/console.log" "$append" "${cmd[@]}" || rc=$?
 	step "boot: $name VM finished in $(($(date +%s) - start)) s (status $rc, console: $dir/console.log)"
 	if [ ! -f "$dir/done" ]; then
 		if [ "$rc" = 124 ]; then
@@ -107,7 +113,7 @@ for run in "${RUNS[@]}"; do
 	failed_before=$failed
 	judge_kselftests "$dir"
 	[ -z "$kunit" ] || judge_kunit "$dir/console.log"
-	judge_log "$dir/console.log" "$dir/dmesg.txt"
+	judge_log "$dir/console.log" "$dir"/dmesg*.txt
 	if [ -f "$dir/done" ] && [ "$rc" != 0 ] && [ "$failed" = "$failed_before" ]; then
 		fail "$name: the VM exited with status $rc although every test passed"
 	fi

@@ -2,11 +2,11 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Runs inside a test VM: the named kselftest programs, then saves the kernel log.
-#   guest-check.sh KSELFTEST_DIR RESULTS_DIR MODULES_DIR PROGRAM...
+#   guest-check.sh KSELFTEST_DIR RESULTS_DIR MODULES_DIR KERNEL_IMAGE PROGRAM...
 . "$(dirname "$0")/guest-lib.sh"
 kst=$1 res=$2
-export MK_MODULES_DIR=$3
-shift 3
+export MK_MODULES_DIR=$3 MK_KERNEL_IMAGE=$4
+shift 4
 status=0
 for prog in "$@"; do
 	name=kselftest-$prog

@@ -6,14 +6,29 @@
 #ifndef _LINUX_MULTIKERNEL_H
 #define _LINUX_MULTIKERNEL_H
 
+#include <linux/compiler_types.h>
 #include <linux/init.h>
 #include <linux/types.h>
+#include <uapi/linux/kexec.h>
 
 #ifdef CONFIG_MULTIKERNEL
 /* Reserves the pool asked for by multikernel.pool=; called from setup_arch(). */
 void __init multikernel_reserve_pool(void);
 /* The reserved pool, if any: base and size, both multiples of 2 MiB. */
 bool multikernel_pool_region(phys_addr_t *base, phys_addr_t *size);
+/*
+ * kexec_file_load(2) with KEXEC_FILE_MULTIKERNEL, after the usual permission
+ * checks (rust/kernel/multikernel.rs). Returns 0 or -errno.
+ */
+long multikernel_kexec_file_load(int kernel_fd, int initrd_fd,
+				 unsigned long cmdline_len,
+				 const char __user *cmdline_ptr,
+				 unsigned long flags);
+/*
+ * kexec_file_load's signature policy (KEXEC_SIG, lockdown, IMA) applied to a
+ * kernel image loaded by the multikernel path (kernel/kexec_file.c).
+ */
+int kexec_file_check_sig(void *kernel, unsigned long kernel_len);
 #else
 static inline void multikernel_reserve_pool(void) { }
 #endif

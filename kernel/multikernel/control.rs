@@ -41,13 +41,7 @@ use kernel::{
     },
     cpu::nr_cpu_ids,
     multikernel::pool_region,
-    new_mutex,
-    new_spinlock,
     prelude::*,
-    sync::{
-        Mutex,
-        SpinLock, //
-    },
     sysfs::{
         self,
         Dir,
@@ -63,71 +57,81 @@ use kernel::{
 
 /// The subsystem version shown in `version`. The major number changes when the sysfs ABI
 /// changes incompatibly.
-pub(crate) const VERSION: &str = "0.2.0";
+pub(crate) const VERSION: &str = "0.3.0";
 
-/// Error messages: at most [`Log::BURST`] per [`Log::WINDOW_MS`], then a count of the dropped.
-#[pin_data]
-pub(crate) struct Log {
-    #[pin]
-    state: SpinLock<LogState>,
-}
-
-struct LogState {
+/// The rate limit of error messages: at most [`LogState::BURST`] per [`LogState::WINDOW_MS`],
+/// then one line counting those dropped.
+pub(crate) struct LogState {
     window_start: Option<Instant<Monotonic>>,
     printed: u32,
     dropped: u32,
 }
 
-impl Log {
+impl LogState {
     const BURST: u32 = 10;
     const WINDOW_MS: i64 = 5000;
 
-    fn new() -> impl PinInit<Self> {
-        pin_init!(Self {
-            state <- new_spinlock!(LogState {
-                window_start: None,
-                printed: 0,
-                dropped: 0,
-            }, "multikernel::Log"),
-        })
+    const fn new() -> Self {
+        Self {
+            window_start: None,
+            printed: 0,
+            dropped: 0,
+        }
     }
 
-    /// Prints `args` as a warning unless over the limit.
-    pub(crate) fn warn(&self, args: fmt::Arguments<'_>) {
-        let now = Instant::<Monotonic>::now();
-        let (print, dropped) = {
-            let mut state = self.state.lock();
-            let expired = state
-                .window_start
-                .is_none_or(|start| now - start > Delta::from_millis(Self::WINDOW_MS));
-            let mut dropped = 0;
-            if expired {
-                dropped = state.dropped;
-                *state = LogState {
-                    window_start: Some(now),
-                    printed: 0,
-                    dropped: 0,
-                };
-            }
-            if state.printed < Self::BURST {
-                state.printed += 1;
-                (true, dropped)
-            } else {
-                state.dropped += 1;
-                (false, dropped)
-            }
-        };
-        if dropped > 0 {
-            pr_warn!("{dropped} messages suppressed\n");
+    /// Decides whether a message at `now` is printed; also returns how many were dropped in
+    /// the window that just ended (to be reported first).
+    fn admit(&mut self, now: Instant<Monotonic>) -> (bool, u32) {
+        let expired = self
+            .window_start
+            .is_none_or(|start| now - start > Delta::from_millis(Self::WINDOW_MS));
+        let mut dropped = 0;
+        if expired {
+            dropped = self.dropped;
+            *self = Self {
+                window_start: Some(now),
+                printed: 0,
+                dropped: 0,
+            };
         }
-        if print {
-            pr_warn!("{args}\n");
+        if self.printed < Self::BURST {
+            self.printed += 1;
+            (true, dropped)
+        } else {
+            self.dropped += 1;
+            (false, dropped)
         }
     }
 }
 
+kernel::sync::global_lock! {
+    // SAFETY: `init()` is called in `Control::new`, at module init, before any use.
+    unsafe(uninit) static LOG: SpinLock<LogState> = LogState::new();
+}
+
+kernel::sync::global_lock! {
+    // SAFETY: `init()` is called in `Control::new`, at module init, before any use.
+    pub(crate) unsafe(uninit) static REGISTRY: Mutex<Registry> = Registry::new();
+}
+
+/// Prints a warning, rate-limited: one per refused operation, naming the problem.
+pub(crate) fn warn(args: fmt::Arguments<'_>) {
+    let (print, dropped) = LOG.lock().admit(Instant::<Monotonic>::now());
+    if dropped > 0 {
+        pr_warn!("{dropped} messages suppressed\n");
+    }
+    if print {
+        pr_warn!("{args}\n");
+    }
+}
+
+/// The registry of instances, locked.
+pub(crate) fn registry() -> kernel::sync::lock::GlobalGuard<REGISTRY> {
+    REGISTRY.lock()
+}
+
 /// What the registry mutex guards.
-struct Registry {
+pub(crate) struct Registry {
     /// `None` when the kernel was booted without `multikernel.pool=`.
     pool: Option<Pool>,
     /// `instances/`, the parent of every instance directory.
@@ -136,6 +140,19 @@ struct Registry {
 }
 
 impl Registry {
+    const fn new() -> Self {
+        Self {
+            pool: None,
+            instances_dir: None,
+            instances: KVec::new(),
+        }
+    }
+
+    /// The instance with id `id`.
+    pub(crate) fn by_id(&self, id: u32) -> Option<&Instance> {
+        self.instances.iter().map(|i| i.data()).find(|i| i.id == id)
+    }
+
     fn find(&self, name: &spec::Name) -> Option<usize> {
         self.instances.iter().position(|i| i.data().name == *name)
     }
@@ -152,30 +169,30 @@ impl Registry {
     }
 
     /// Creates an instance: all or nothing.
-    fn create(&mut self, log: &Log, spec: spec::Spec) -> Result {
+    fn create(&mut self, spec: spec::Spec) -> Result {
         let name = spec.name.as_str();
         if self.find(&spec.name).is_some() {
-            log.warn(format_args!("create {name}: an instance of that name exists"));
+            warn(format_args!("create {name}: an instance of that name exists"));
             return Err(EEXIST);
         }
         let Some(id) = self.free_id() else {
-            log.warn(format_args!("create {name}: all {MAX_ID} instance ids are in use"));
+            warn(format_args!("create {name}: all {MAX_ID} instance ids are in use"));
             return Err(ENOSPC);
         };
         for &cpu in spec.cpus.iter() {
             if let Err(refusal) = cpus::check(cpu) {
-                self.warn_cpu(log, name, cpu, refusal);
+                self.warn_cpu(name, cpu, refusal);
                 return Err(refusal.errno());
             }
         }
         let Some(pool) = self.pool.as_mut() else {
-            log.warn(format_args!(
+            warn(format_args!(
                 "create {name}: no memory pool (boot with multikernel.pool=SIZE)"
             ));
             return Err(ENOMEM);
         };
         let Some(bytes) = pool::round_up(spec.memory).filter(|&b| b <= pool.total_bytes()) else {
-            log.warn(format_args!(
+            warn(format_args!(
                 "create {name}: memory={} is larger than the pool ({} bytes)",
                 spec.memory,
                 pool.total_bytes()
@@ -185,7 +202,7 @@ impl Registry {
         let memory = match pool.alloc(bytes) {
             Ok(range) => range,
             Err(e) => {
-                log.warn(format_args!(
+                warn(format_args!(
                     "create {name}: no free {bytes}-byte range in the pool (largest free: {})",
                     pool.largest_free_bytes()
                 ));
@@ -200,16 +217,16 @@ impl Registry {
             .reserve(1, GFP_KERNEL)
             .and_then(|()| taken.extend_from_slice(&spec.cpus, GFP_KERNEL));
         if let Err(e) = prepared {
-            self.undo_memory(log, memory);
+            self.undo_memory(memory);
             return Err(e.into());
         }
         let Some(parent) = self.instances_dir.as_ref().map(|dir| dir.kobject()) else {
-            self.undo_memory(log, memory);
+            self.undo_memory(memory);
             return Err(ENODEV);
         };
         if let Err((cpu, refusal)) = cpus::take(&taken) {
-            self.warn_cpu(log, name, cpu, refusal);
-            self.undo_memory(log, memory);
+            self.warn_cpu(name, cpu, refusal);
+            self.undo_memory(memory);
             return Err(refusal.errno());
         }
         let dir = Dir::new(
@@ -227,52 +244,52 @@ impl Registry {
                 Ok(())
             }
             Err(e) => {
-                log.warn(format_args!("create {name}: cannot create its sysfs directory ({e:?})"));
+                warn(format_args!("create {name}: cannot create its sysfs directory ({e:?})"));
                 let _ = cpus::give_back(&taken);
-                self.undo_memory(log, memory);
+                self.undo_memory(memory);
                 Err(e)
             }
         }
     }
 
-    fn undo_memory(&mut self, log: &Log, memory: pool::Range) {
+    fn undo_memory(&mut self, memory: pool::Range) {
         if let Some(pool) = self.pool.as_mut() {
             if pool.free(memory).is_err() {
-                log.warn(format_args!("pool: range {memory:?} could not be freed"));
+                warn(format_args!("pool: range {memory:?} could not be freed"));
             }
         }
     }
 
-    fn warn_cpu(&self, log: &Log, name: &str, cpu: u32, refusal: cpus::Refusal) {
+    fn warn_cpu(&self, name: &str, cpu: u32, refusal: cpus::Refusal) {
         match refusal {
             cpus::Refusal::NotPresent => {
-                log.warn(format_args!("create {name}: CPU {cpu} is not present"))
+                warn(format_args!("create {name}: CPU {cpu} is not present"))
             }
-            cpus::Refusal::BootCpu => log.warn(format_args!(
+            cpus::Refusal::BootCpu => warn(format_args!(
                 "create {name}: CPU {cpu} is the boot CPU and stays with the host"
             )),
             cpus::Refusal::Owned => {
                 let owner = self.owner_of(cpu).map_or("?", |i| i.name.as_str());
-                log.warn(format_args!("create {name}: CPU {cpu} belongs to instance {owner}"))
+                warn(format_args!("create {name}: CPU {cpu} belongs to instance {owner}"))
             }
-            cpus::Refusal::Offline => log.warn(format_args!(
+            cpus::Refusal::Offline => warn(format_args!(
                 "create {name}: CPU {cpu} is offline in the host; bring it online first"
             )),
-            cpus::Refusal::Hotplug(e) => log.warn(format_args!(
+            cpus::Refusal::Hotplug(e) => warn(format_args!(
                 "create {name}: CPU {cpu} could not be taken offline ({e:?})"
             )),
         }
     }
 
     /// Destroys an instance: removes its directory, then gives its CPUs and memory back.
-    fn destroy(&mut self, log: &Log, name: &spec::Name) -> Result {
+    fn destroy(&mut self, name: &spec::Name) -> Result {
         let Some(index) = self.find(name) else {
-            log.warn(format_args!("destroy {}: no such instance", name.as_str()));
+            warn(format_args!("destroy {}: no such instance", name.as_str()));
             return Err(ENOENT);
         };
         let state = self.instances[index].data().state();
         if !state.destroyable() {
-            log.warn(format_args!(
+            warn(format_args!(
                 "destroy {}: instance is {}",
                 name.as_str(),
                 state.as_str()
@@ -294,89 +311,72 @@ impl Registry {
                 let cpu = w as u32 * 64 + bits.trailing_zeros();
                 bits &= bits - 1;
                 if let Err((cpu, e)) = cpus::give_back(&[cpu]) {
-                    log.warn(format_args!(
+                    warn(format_args!(
                         "destroy {}: CPU {cpu} could not be brought online ({e:?})",
                         name.as_str()
                     ));
                 }
             }
         }
-        self.undo_memory(log, memory);
+        self.undo_memory(memory);
         Ok(())
     }
 }
 
-/// The data behind `/sys/kernel/multikernel/` itself.
-#[pin_data]
-pub(crate) struct Root {
-    #[pin]
-    registry: Mutex<Registry>,
-    #[pin]
-    log: Log,
-}
+/// The data behind `/sys/kernel/multikernel/` itself: none; the state is global.
+pub(crate) struct Root;
 
 impl Root {
-    fn new(pool: Option<Pool>) -> impl PinInit<Self, Error> {
-        try_pin_init!(Self {
-            registry <- new_mutex!(Registry {
-                pool,
-                instances_dir: None,
-                instances: KVec::new(),
-            }, "multikernel::Registry"),
-            log <- Log::new(),
-        })
-    }
-
     fn show_version(_this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
         writeln!(buf, "{VERSION}")?;
         Ok(())
     }
 
     /// Checks the writer may control instances; says so once (rate-limited) if not.
-    fn admin(&self, what: &str) -> Result {
+    fn admin(what: &str) -> Result {
         if capable(Capability::SysAdmin) {
             Ok(())
         } else {
-            self.log.warn(format_args!("{what}: needs CAP_SYS_ADMIN"));
+            warn(format_args!("{what}: needs CAP_SYS_ADMIN"));
             Err(EPERM)
         }
     }
 
-    fn store_create(this: &Self, input: &[u8]) -> Result {
-        this.admin("create")?;
+    fn store_create(_this: &Self, input: &[u8]) -> Result {
+        Self::admin("create")?;
         let nr_cpus = nr_cpu_ids().min(cpus::MAX_CPUS);
         let spec = spec::parse_create_inner(input, nr_cpus).inspect_err(|e| {
-            this.log.warn(format_args!("create: {e}"));
+            warn(format_args!("create: {e}"));
         });
         let spec = spec.map_err(|e| e.errno())?;
-        this.registry.lock().create(&this.log, spec)
+        registry().create(spec)
     }
 
-    fn store_destroy(this: &Self, input: &[u8]) -> Result {
-        this.admin("destroy")?;
+    fn store_destroy(_this: &Self, input: &[u8]) -> Result {
+        Self::admin("destroy")?;
         let name = spec::parse_destroy(input).inspect_err(|e| {
-            this.log.warn(format_args!("destroy: {e}"));
+            warn(format_args!("destroy: {e}"));
         });
         let name = name.map_err(|e| e.errno())?;
-        this.registry.lock().destroy(&this.log, &name)
+        registry().destroy(&name)
     }
 
-    fn show_pool(this: &Self, buf: &mut ShowBuffer<'_>, value: fn(&Pool) -> u64) -> Result {
-        let bytes = this.registry.lock().pool.as_ref().map_or(0, value);
+    fn show_pool(buf: &mut ShowBuffer<'_>, value: fn(&Pool) -> u64) -> Result {
+        let bytes = registry().pool.as_ref().map_or(0, value);
         writeln!(buf, "{bytes}")?;
         Ok(())
     }
 
-    fn show_total(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
-        Self::show_pool(this, buf, Pool::total_bytes)
+    fn show_total(_this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
+        Self::show_pool(buf, Pool::total_bytes)
     }
 
-    fn show_free(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
-        Self::show_pool(this, buf, Pool::free_bytes)
+    fn show_free(_this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
+        Self::show_pool(buf, Pool::free_bytes)
     }
 
-    fn show_largest(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
-        Self::show_pool(this, buf, Pool::largest_free_bytes)
+    fn show_largest(_this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
+        Self::show_pool(buf, Pool::largest_free_bytes)
     }
 }
 
@@ -395,45 +395,46 @@ kernel::sysfs_attributes! {
     }
 }
 
-/// The control tree.
+/// The control tree. There is one, made at module init.
 pub(crate) struct Control {
-    root: Dir<Root>,
+    _root: Dir<Root>,
 }
 
 impl Control {
-    /// Creates `/sys/kernel/multikernel/` and what is in it.
+    /// Creates the global state and `/sys/kernel/multikernel/` with what is in it.
     pub(crate) fn new() -> Result<Self> {
+        // SAFETY: Called once, from module init, before anything can reach the locks.
+        unsafe {
+            LOG.init();
+            REGISTRY.init();
+        }
         let pool = match pool_region() {
             Some(region) => Some(Pool::new(region.base, region.size)?),
             None => None,
         };
         let kernel_kobj = KObject::kernel().ok_or(ENODEV)?;
-        let root = Dir::new(kernel_kobj, c"multikernel", Root::new(pool))?;
+        let root = Dir::new(kernel_kobj, c"multikernel", Root)?;
         let instances = Dir::new(root.kobject(), c"instances", sysfs::Empty)?;
-        root.data().registry.lock().instances_dir = Some(instances);
-        Ok(Self { root })
+        let mut registry = registry();
+        registry.pool = pool;
+        registry.instances_dir = Some(instances);
+        drop(registry);
+        Ok(Self { _root: root })
     }
 
     /// Bytes in the pool (0 without one), for the boot message.
     pub(crate) fn pool_bytes(&self) -> u64 {
-        self.root
-            .data()
-            .registry
-            .lock()
-            .pool
-            .as_ref()
-            .map_or(0, Pool::total_bytes)
+        registry().pool.as_ref().map_or(0, Pool::total_bytes)
     }
 }
 
 impl Drop for Control {
     fn drop(&mut self) {
         // Children before their parent: every instance (giving its resources back), then
-        // `instances/`; `root` itself goes after this.
-        let data = self.root.data();
-        let mut registry = data.registry.lock();
+        // `instances/`; the root directory itself goes after this.
+        let mut registry = registry();
         while let Some(name) = registry.instances.last().map(|dir| dir.data().name) {
-            if registry.destroy(&data.log, &name).is_err() {
+            if registry.destroy(&name).is_err() {
                 registry.instances.pop();
             }
         }
@@ -481,16 +482,23 @@ mod tests {
         Ok(())
     }
 
-    /// The rate limit lets a burst through, then drops, without blocking.
+    /// The rate limit lets a burst through, then drops, and reports the drops once the window
+    /// ends.
     #[test]
-    fn log_rate_limit() -> Result {
-        let log = KBox::pin_init(Log::new(), GFP_KERNEL)?;
-        for i in 0..(Log::BURST + 5) {
-            log.warn(format_args!("multikernel_control KUnit: rate limit message {i}"));
+    fn log_rate_limit() {
+        let mut state = LogState::new();
+        let start = Instant::<Monotonic>::now();
+        for _ in 0..LogState::BURST {
+            assert_eq!(state.admit(start), (true, 0));
         }
-        let state = log.state.lock();
-        assert_eq!(state.printed, Log::BURST);
+        for _ in 0..5 {
+            assert_eq!(state.admit(start), (false, 0));
+        }
+        assert_eq!(state.printed, LogState::BURST);
         assert_eq!(state.dropped, 5);
-        Ok(())
+        // Pretend the window ended: a message goes through and the drops are reported.
+        state.window_start = None;
+        assert_eq!(state.admit(start), (true, 5));
+        assert_eq!(state.dropped, 0);
     }
 }

@@ -15,6 +15,8 @@ use kernel::{
 mod control;
 mod cpus;
 mod instance;
+mod kexec;
+mod loader;
 mod pool;
 mod spec;
 
@@ -37,6 +39,7 @@ impl kernel::Module for Multikernel {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let gate = BringupGate::register(c"multikernel:owned")?;
         let control = control::Control::new()?;
+        kernel::multikernel::kexec::register(&kexec::HANDLER);
         pr_info!(
             "multikernel {} ready, pool {} MiB\n",
             control::VERSION,

@@ -1,10 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Boot-time facts of the multikernel subsystem, for its Rust core.
+//! The kernel-facing side of the multikernel subsystem, for its Rust core.
+//!
+//! - [`pool_region`]: the memory reserved at boot by `multikernel.pool=`.
+//! - [`PoolMapping`]: a kernel mapping of part of that pool, to write kernel images into.
+//! - [`kexec`]: `kexec_file_load(2)` with `KEXEC_FILE_MULTIKERNEL`, routed to the core.
 //!
 //! C header: [`include/linux/multikernel.h`](srctree/include/linux/multikernel.h).
 
-use crate::bindings;
+use crate::{
+    bindings,
+    prelude::*, //
+};
+use core::ptr::NonNull;
 
 /// The physical memory reserved at boot by `multikernel.pool=SIZE[@ADDR]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -13,6 +21,16 @@ pub struct PoolRegion {
     pub base: u64,
     /// Size in bytes; a multiple of 2 MiB, not zero.
     pub size: u64,
+}
+
+impl PoolRegion {
+    /// Whether `start..start + len` lies inside the pool.
+    pub fn contains(&self, start: u64, len: u64) -> bool {
+        start >= self.base
+            && start
+                .checked_add(len)
+                .is_some_and(|end| end <= self.base + self.size)
+    }
 }
 
 /// The pool reserved at boot, or `None` when the kernel was booted without one (or reserving it
@@ -26,5 +44,281 @@ pub fn pool_region() -> Option<PoolRegion> {
         Some(PoolRegion { base, size })
     } else {
         None
+    }
+}
+
+/// A write-back kernel mapping of a piece of the pool, unmapped on drop.
+///
+/// Only pool memory can be mapped: the pool is reserved at boot and never used by the host
+/// kernel, so writing to it cannot corrupt the host. Which instance a piece belongs to is the
+/// caller's bookkeeping.
+///
+/// # Invariants
+///
+/// `virt` maps `len` bytes of pool memory, writable, until `self` is dropped.
+pub struct PoolMapping {
+    virt: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: The mapping is plain memory; `&mut self` is needed to write.
+unsafe impl Send for PoolMapping {}
+
+impl PoolMapping {
+    /// Maps `start..start + len`, which must lie inside the pool (else `EINVAL`).
+    pub fn new(start: u64, len: u64) -> Result<Self> {
+        let pool = pool_region().ok_or(ENODEV)?;
+        if len == 0 || !pool.contains(start, len) {
+            return Err(EINVAL);
+        }
+        let len = usize::try_from(len).map_err(|_| EINVAL)?;
+        // SAFETY: The range is RAM reserved for the pool (checked above); `memremap` with
+        // `MEMREMAP_WB` returns its direct-map address or a new mapping, or NULL.
+        let virt = unsafe { bindings::memremap(start, len, bindings::MEMREMAP_WB as c_ulong) };
+        let virt = NonNull::new(virt.cast::<u8>()).ok_or(ENOMEM)?;
+        // INVARIANT: `memremap` succeeded for `len` bytes.
+        Ok(Self { virt, len })
+    }
+
+    /// Copies `bytes` to `offset` bytes into the mapping; `EINVAL` if it does not fit.
+    pub fn write(&mut self, offset: usize, bytes: &[u8]) -> Result {
+        let end = offset.checked_add(bytes.len()).ok_or(EINVAL)?;
+        if end > self.len {
+            return Err(EINVAL);
+        }
+        // SAFETY: `offset..end` is inside the mapping (type invariants), which nothing else in
+        // this kernel references; `bytes` cannot overlap it (it is not in the pool's mapping
+        // handed out as a slice anywhere).
+        unsafe {
+            core::ptr::copy_nonoverlapping(bytes.as_ptr(), self.virt.as_ptr().add(offset), bytes.len())
+        };
+        Ok(())
+    }
+
+    /// Sets `len` bytes at `offset` to zero; `EINVAL` if that does not fit.
+    pub fn zero(&mut self, offset: usize, len: usize) -> Result {
+        let end = offset.checked_add(len).ok_or(EINVAL)?;
+        if end > self.len {
+            return Err(EINVAL);
+        }
+        // SAFETY: As in `write`.
+        unsafe { core::ptr::write_bytes(self.virt.as_ptr().add(offset), 0, len) };
+        Ok(())
+    }
+
+    /// Copies `len` bytes from `offset` into `out`; `EINVAL` if that does not fit.
+    pub fn read(&self, offset: usize, out: &mut [u8]) -> Result {
+        let end = offset.checked_add(out.len()).ok_or(EINVAL)?;
+        if end > self.len {
+            return Err(EINVAL);
+        }
+        // SAFETY: As in `write`, reading.
+        unsafe {
+            core::ptr::copy_nonoverlapping(self.virt.as_ptr().add(offset), out.as_mut_ptr(), out.len())
+        };
+        Ok(())
+    }
+}
+
+impl Drop for PoolMapping {
+    fn drop(&mut self) {
+        // SAFETY: `virt` came from `memremap` (type invariants) and is unmapped once.
+        unsafe { bindings::memunmap(self.virt.as_ptr().cast()) };
+    }
+}
+
+pub mod kexec {
+    //! `kexec_file_load(2)` with `KEXEC_FILE_MULTIKERNEL`: loading a kernel into an instance.
+    //!
+    //! The syscall (in `kernel/kexec_file.c`) checks `CAP_SYS_BOOT` and the kexec load limits as
+    //! for any load, then hands multikernel loads to [`multikernel_kexec_file_load`], here. This
+    //! reads the files (with the LSM/IMA hooks of kexec), applies kexec's signature policy,
+    //! copies the command line, and calls the [`Handler`] the core registered.
+
+    use crate::{
+        bindings,
+        prelude::*,
+        uaccess::{
+            UserPtr,
+            UserSlice, //
+        },
+    };
+    use core::sync::atomic::{
+        AtomicPtr,
+        Ordering, //
+    };
+
+    /// `KEXEC_FILE_MULTIKERNEL`: the load targets an instance.
+    pub const FLAG_MULTIKERNEL: u64 = bindings::KEXEC_FILE_MULTIKERNEL as u64;
+    const UNLOAD: u64 = bindings::KEXEC_FILE_UNLOAD as u64;
+    const NO_INITRAMFS: u64 = bindings::KEXEC_FILE_NO_INITRAMFS as u64;
+    const DEBUG: u64 = bindings::KEXEC_FILE_DEBUG as u64;
+    /// Flags a multikernel load may carry besides the id.
+    pub const ALLOWED_FLAGS: u64 = FLAG_MULTIKERNEL | UNLOAD | NO_INITRAMFS | DEBUG | (MAX_ID << ID_SHIFT);
+    /// The instance id sits in bits 16-27.
+    pub const ID_SHIFT: u32 = 16;
+    /// Largest instance id the flags can carry.
+    pub const MAX_ID: u64 = 0xfff;
+    /// The longest command line accepted, NUL included.
+    pub const MAX_CMDLINE: usize = 1 << 16;
+
+    /// One load request, everything read and checked for form.
+    pub struct Load<'a> {
+        /// Target instance id (1-4095; 0 never exists).
+        pub id: u32,
+        /// The kernel image file.
+        pub kernel: &'a [u8],
+        /// The initrd file, unless `KEXEC_FILE_NO_INITRAMFS`.
+        pub initrd: Option<&'a [u8]>,
+        /// The command line, without its terminating NUL (which the syscall requires).
+        pub cmdline: &'a [u8],
+        /// `KEXEC_FILE_DEBUG` was given.
+        pub debug: bool,
+    }
+
+    /// The core's side of multikernel kexec loads.
+    pub struct Handler {
+        /// Loads into an instance, replacing what it had; on error the old image stays.
+        pub load: fn(&Load<'_>) -> Result,
+        /// Unloads an instance's image (success if none is loaded).
+        pub unload: fn(u32) -> Result,
+    }
+
+    static HANDLER: AtomicPtr<Handler> = AtomicPtr::new(core::ptr::null_mut());
+
+    /// Routes multikernel loads to `handler` from now on.
+    pub fn register(handler: &'static Handler) {
+        HANDLER.store(core::ptr::from_ref(handler).cast_mut(), Ordering::Release);
+    }
+
+    fn handler() -> Option<&'static Handler> {
+        // SAFETY: Only `&'static Handler`s are ever stored.
+        unsafe { HANDLER.load(Ordering::Acquire).as_ref() }
+    }
+
+    /// A file read by `kernel_read_file_from_fd()`, freed on drop.
+    struct FileBuf {
+        ptr: NonNull<u8>,
+        len: usize,
+    }
+
+    impl FileBuf {
+        fn read(fd: c_int, id: bindings::kernel_read_file_id) -> Result<Self> {
+            let mut buf: *mut c_void = core::ptr::null_mut();
+            // SAFETY: `buf` is valid for writing a pointer; a NULL `file_size` is allowed.
+            // `i32::MAX` is kexec's own `KEXEC_FILE_SIZE_MAX`.
+            let ret = unsafe {
+                bindings::kernel_read_file_from_fd(
+                    fd,
+                    0,
+                    &mut buf,
+                    i32::MAX as usize,
+                    core::ptr::null_mut(),
+                    id,
+                )
+            };
+            if ret < 0 {
+                return Err(Error::from_errno(ret as i32));
+            }
+            match NonNull::new(buf.cast::<u8>()) {
+                Some(ptr) => Ok(Self {
+                    ptr,
+                    len: ret as usize,
+                }),
+                // An empty file may come back without a buffer.
+                None => Err(ENOEXEC),
+            }
+        }
+
+        fn as_slice(&self) -> &[u8] {
+            // SAFETY: `kernel_read_file_from_fd` filled `len` bytes at `ptr`, ours until drop.
+            unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+        }
+    }
+
+    impl Drop for FileBuf {
+        fn drop(&mut self) {
+            // SAFETY: The buffer was allocated by `kernel_read_file_from_fd` (vmalloc).
+            unsafe { bindings::kvfree(self.ptr.as_ptr().cast()) };
+        }
+    }
+
+    use core::ptr::NonNull;
+
+    fn load(
+        kernel_fd: c_int,
+        initrd_fd: c_int,
+        cmdline_len: usize,
+        cmdline_ptr: usize,
+        flags: u64,
+    ) -> Result {
+        if flags & !ALLOWED_FLAGS != 0 {
+            return Err(EINVAL);
+        }
+        let id = ((flags >> ID_SHIFT) & MAX_ID) as u32;
+        let handler = handler().ok_or(ENODEV)?;
+        if flags & UNLOAD != 0 {
+            return (handler.unload)(id);
+        }
+        let kernel = FileBuf::read(kernel_fd, bindings::kernel_read_file_id_READING_KEXEC_IMAGE)?;
+        // SAFETY: `kernel` is a readable buffer of that length.
+        to_result(unsafe {
+            bindings::kexec_file_check_sig(kernel.ptr.as_ptr().cast(), kernel.len as c_ulong)
+        })?;
+        let initrd = if flags & NO_INITRAMFS == 0 {
+            Some(FileBuf::read(
+                initrd_fd,
+                bindings::kernel_read_file_id_READING_KEXEC_INITRAMFS,
+            )?)
+        } else {
+            None
+        };
+        if cmdline_len > MAX_CMDLINE {
+            return Err(EINVAL);
+        }
+        let mut cmdline = KVec::new();
+        if cmdline_len > 0 {
+            UserSlice::new(UserPtr::from_addr(cmdline_ptr), cmdline_len)
+                .read_all(&mut cmdline, GFP_KERNEL)?;
+            // As for any kexec_file_load: the command line must end in NUL.
+            if cmdline.pop() != Some(0) {
+                return Err(EINVAL);
+            }
+        }
+        (handler.load)(&Load {
+            id,
+            kernel: kernel.as_slice(),
+            initrd: initrd.as_ref().map(FileBuf::as_slice),
+            cmdline: &cmdline,
+            debug: flags & DEBUG != 0,
+        })
+    }
+
+    use crate::error::to_result;
+
+    /// Called by `kexec_file_load(2)` for `KEXEC_FILE_MULTIKERNEL` loads, after the permission
+    /// checks every kexec load gets.
+    ///
+    /// # Safety
+    ///
+    /// Called only from the syscall, with its arguments: `cmdline_ptr` is a user pointer.
+    #[no_mangle]
+    pub unsafe extern "C" fn multikernel_kexec_file_load(
+        kernel_fd: c_int,
+        initrd_fd: c_int,
+        cmdline_len: c_ulong,
+        cmdline_ptr: *const c_char,
+        flags: c_ulong,
+    ) -> c_long {
+        match load(
+            kernel_fd,
+            initrd_fd,
+            cmdline_len,
+            cmdline_ptr as usize,
+            flags as u64,
+        ) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno() as c_long,
+        }
     }
 }

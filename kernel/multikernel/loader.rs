@@ -1,0 +1,413 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Placing an x86 bzImage, its initrd, boot parameters and command line in an instance's memory.
+//!
+//! Pure computation: [`BzImage::parse`] checks the image (the x86 boot protocol,
+//! `Documentation/arch/x86/boot.rst`), [`Layout::plan`] decides where everything goes inside the
+//! instance's range, and [`boot_params`] builds the zero page the kernel will be entered with.
+//! Writing it to memory is `kexec.rs`'s job, and only happens once all of this has succeeded,
+//! so a refused load never disturbs a previously loaded image.
+//!
+//! The layout, bottom to top of the instance's memory:
+//!
+//! ```text
+//! start: kernel (protected-mode part), init_size bytes reserved for its decompression
+//!        boot_params (4 KiB), command line (page-rounded)
+//!        ... free memory of the instance ...
+//! end:   initrd (page-aligned, at the top)
+//! ```
+//!
+//! The 64-bit entry point is the load address + 0x200; the load address is the start of the
+//! instance's memory, which is 2 MiB aligned, which every x86-64 kernel accepts.
+
+use crate::pool::Range;
+use kernel::prelude::*;
+
+const PAGE: u64 = 4096;
+
+/// Boot protocol offsets (`Documentation/arch/x86/boot.rst`, zero-page.rst).
+mod off {
+    pub(super) const EXT_RAMDISK_IMAGE: usize = 0x0c0;
+    pub(super) const EXT_RAMDISK_SIZE: usize = 0x0c4;
+    pub(super) const EXT_CMD_LINE_PTR: usize = 0x0c8;
+    pub(super) const E820_ENTRIES: usize = 0x1e8;
+    pub(super) const SETUP_SECTS: usize = 0x1f1;
+    pub(super) const BOOT_FLAG: usize = 0x1fe;
+    pub(super) const JUMP: usize = 0x200;
+    pub(super) const HEADER: usize = 0x202;
+    pub(super) const VERSION: usize = 0x206;
+    pub(super) const TYPE_OF_LOADER: usize = 0x210;
+    pub(super) const LOADFLAGS: usize = 0x211;
+    pub(super) const RAMDISK_IMAGE: usize = 0x218;
+    pub(super) const RAMDISK_SIZE: usize = 0x21c;
+    pub(super) const CMD_LINE_PTR: usize = 0x228;
+    pub(super) const KERNEL_ALIGNMENT: usize = 0x230;
+    pub(super) const RELOCATABLE_KERNEL: usize = 0x234;
+    pub(super) const XLOADFLAGS: usize = 0x236;
+    pub(super) const CMDLINE_SIZE: usize = 0x238;
+    pub(super) const INIT_SIZE: usize = 0x260;
+    pub(super) const E820_TABLE: usize = 0x2d0;
+}
+
+/// `xloadflags`: the kernel has a 64-bit entry point at load address + 0x200.
+const XLF_KERNEL_64: u16 = 1 << 0;
+/// `xloadflags`: the kernel and its boot data may live above 4 GiB.
+const XLF_CAN_BE_LOADED_ABOVE_4G: u16 = 1 << 1;
+/// Oldest protocol with `xloadflags`, `init_size` and 64-bit entry (2.12).
+const MIN_VERSION: u16 = 0x020c;
+/// `loadflags` bit 0: the protected-mode code is loaded at 0x100000 or above.
+const LOADED_HIGH: u8 = 1 << 0;
+/// `type_of_loader`: "undefined", as the boot protocol allows for loaders without an id.
+const LOADER_UNDEFINED: u8 = 0xff;
+/// E820 type of usable RAM.
+const E820_RAM: u32 = 1;
+
+fn u16_at(buf: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([buf[at], buf[at + 1]])
+}
+
+fn u32_at(buf: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]])
+}
+
+fn put(page: &mut [u8], at: usize, bytes: &[u8]) {
+    page[at..at + bytes.len()].copy_from_slice(bytes);
+}
+
+fn align_up(value: u64, align: u64) -> Option<u64> {
+    value.checked_add(align - 1).map(|v| v & !(align - 1))
+}
+
+/// Why an image cannot be loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LoadError {
+    /// Not an x86-64 bzImage this loader can start (reason for the log).
+    NotKernel(&'static str),
+    /// The command line is longer than the kernel accepts (`cmdline_size`).
+    CmdlineTooLong(u32),
+    /// Everything needs this many bytes, more than the instance has.
+    TooBig(u64),
+}
+
+impl LoadError {
+    pub(crate) fn errno(self) -> Error {
+        match self {
+            Self::NotKernel(_) => ENOEXEC,
+            Self::CmdlineTooLong(_) => EINVAL,
+            Self::TooBig(_) => ENOMEM,
+        }
+    }
+}
+
+/// A checked bzImage.
+pub(crate) struct BzImage<'a> {
+    /// The whole file.
+    pub(crate) file: &'a [u8],
+    /// The protected-mode kernel: what is copied to the load address.
+    pub(crate) payload: &'a [u8],
+    /// Bytes the kernel needs from its load address to decompress and start.
+    pub(crate) init_size: u64,
+    /// Longest command line the kernel takes, NUL excluded.
+    pub(crate) cmdline_size: u32,
+    above_4g: bool,
+}
+
+impl<'a> BzImage<'a> {
+    /// Checks `file` is a relocatable x86-64 bzImage with a 64-bit entry point.
+    pub(crate) fn parse(file: &'a [u8]) -> Result<Self, LoadError> {
+        if file.len() < 0x400 {
+            return Err(LoadError::NotKernel("file too small for a bzImage"));
+        }
+        if u16_at(file, off::BOOT_FLAG) != 0xaa55 || &file[off::HEADER..off::HEADER + 4] != b"HdrS"
+        {
+            return Err(LoadError::NotKernel("no x86 boot header (HdrS)"));
+        }
+        if u16_at(file, off::VERSION) < MIN_VERSION {
+            return Err(LoadError::NotKernel("boot protocol older than 2.12"));
+        }
+        let xloadflags = u16_at(file, off::XLOADFLAGS);
+        if xloadflags & XLF_KERNEL_64 == 0 {
+            return Err(LoadError::NotKernel("no 64-bit entry point"));
+        }
+        if file[off::RELOCATABLE_KERNEL] == 0 {
+            return Err(LoadError::NotKernel("kernel is not relocatable"));
+        }
+        let alignment = u32_at(file, off::KERNEL_ALIGNMENT);
+        if !alignment.is_power_of_two() || u64::from(alignment) > crate::pool::GRANULE {
+            return Err(LoadError::NotKernel("kernel alignment above 2 MiB"));
+        }
+        let setup_sects = match file[off::SETUP_SECTS] {
+            0 => 4,
+            n => usize::from(n),
+        };
+        let payload_start = (setup_sects + 1) * 512;
+        if payload_start >= file.len() {
+            return Err(LoadError::NotKernel("setup sectors run past the end of the file"));
+        }
+        let payload = &file[payload_start..];
+        let init_size = u64::from(u32_at(file, off::INIT_SIZE));
+        if init_size < payload.len() as u64 {
+            return Err(LoadError::NotKernel("init_size smaller than the kernel"));
+        }
+        Ok(Self {
+            file,
+            payload,
+            init_size,
+            cmdline_size: u32_at(file, off::CMDLINE_SIZE),
+            above_4g: xloadflags & XLF_CAN_BE_LOADED_ABOVE_4G != 0,
+        })
+    }
+
+    /// The setup header as the file has it: from 0x1f1 to its end (0x202 + the byte at 0x201).
+    fn setup_header(&self) -> &'a [u8] {
+        let end = (off::HEADER + usize::from(self.file[off::JUMP + 1])).min(0x280);
+        &self.file[off::SETUP_SECTS..end]
+    }
+}
+
+/// Where the pieces of a load go, as physical ranges inside the instance's memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Layout {
+    pub(crate) kernel: Range,
+    pub(crate) boot_params: Range,
+    pub(crate) cmdline: Range,
+    pub(crate) initrd: Option<Range>,
+    /// The 64-bit entry point: kernel load address + 0x200.
+    pub(crate) entry: u64,
+}
+
+impl Layout {
+    /// Plans a load of `image` with an initrd of `initrd_len` bytes (if any) and a command line
+    /// of `cmdline_len` bytes (NUL excluded) into `memory`.
+    pub(crate) fn plan(
+        memory: Range,
+        image: &BzImage<'_>,
+        initrd_len: Option<u64>,
+        cmdline_len: u64,
+    ) -> Result<Self, LoadError> {
+        if cmdline_len > u64::from(image.cmdline_size) {
+            return Err(LoadError::CmdlineTooLong(image.cmdline_size));
+        }
+        let too_big = |needed: Option<u64>| LoadError::TooBig(needed.unwrap_or(u64::MAX));
+        let kernel_len = align_up(image.init_size, PAGE).ok_or(too_big(None))?;
+        let cmdline_pages = align_up(cmdline_len + 1, PAGE).ok_or(too_big(None))?;
+        let initrd_pages = match initrd_len {
+            Some(len) => align_up(len, PAGE).ok_or(too_big(None))?,
+            None => 0,
+        };
+        let needed = kernel_len
+            .checked_add(PAGE)
+            .and_then(|n| n.checked_add(cmdline_pages))
+            .and_then(|n| n.checked_add(initrd_pages));
+        match needed {
+            Some(needed) if needed <= memory.len => (),
+            needed => return Err(too_big(needed)),
+        }
+        // The kernel's span is all it may use while decompressing and starting.
+        let kernel = Range {
+            start: memory.start,
+            len: kernel_len,
+        };
+        let boot_params = Range {
+            start: memory.start + kernel_len,
+            len: PAGE,
+        };
+        let cmdline = Range {
+            start: boot_params.end(),
+            len: cmdline_len + 1,
+        };
+        let initrd = initrd_len.map(|len| Range {
+            start: memory.end() - initrd_pages,
+            len,
+        });
+        let layout = Self {
+            kernel,
+            boot_params,
+            cmdline,
+            initrd,
+            entry: memory.start + 0x200,
+        };
+        // Boot data the kernel reads through 32-bit fields must sit below 4 GiB unless the
+        // kernel says it copes (every x86-64 kernel since 3.9 does).
+        if !image.above_4g && memory.end() > 1 << 32 {
+            return Err(LoadError::NotKernel("kernel cannot be loaded above 4 GiB"));
+        }
+        Ok(layout)
+    }
+}
+
+/// Builds the boot parameters ("zero page") for `image` placed as `layout` says, seeing only
+/// `memory` as RAM.
+pub(crate) fn boot_params(image: &BzImage<'_>, layout: &Layout, memory: Range) -> Result<KBox<[u8; 4096]>> {
+    let mut page = KBox::new([0u8; 4096], GFP_KERNEL)?;
+    let header = image.setup_header();
+    put(&mut page[..], off::SETUP_SECTS, header);
+    page[off::TYPE_OF_LOADER] = LOADER_UNDEFINED;
+    page[off::LOADFLAGS] |= LOADED_HIGH;
+    let split = |value: u64| ((value & 0xffff_ffff) as u32, (value >> 32) as u32);
+    let (lo, hi) = split(layout.cmdline.start);
+    put(&mut page[..], off::CMD_LINE_PTR, &lo.to_le_bytes());
+    put(&mut page[..], off::EXT_CMD_LINE_PTR, &hi.to_le_bytes());
+    if let Some(initrd) = layout.initrd {
+        let (lo, hi) = split(initrd.start);
+        put(&mut page[..], off::RAMDISK_IMAGE, &lo.to_le_bytes());
+        put(&mut page[..], off::EXT_RAMDISK_IMAGE, &hi.to_le_bytes());
+        let (lo, hi) = split(initrd.len);
+        put(&mut page[..], off::RAMDISK_SIZE, &lo.to_le_bytes());
+        put(&mut page[..], off::EXT_RAMDISK_SIZE, &hi.to_le_bytes());
+    }
+    // The instance's memory is all the RAM the new kernel is told about.
+    page[off::E820_ENTRIES] = 1;
+    put(&mut page[..], off::E820_TABLE, &memory.start.to_le_bytes());
+    put(&mut page[..], off::E820_TABLE + 8, &memory.len.to_le_bytes());
+    put(&mut page[..], off::E820_TABLE + 16, &E820_RAM.to_le_bytes());
+    Ok(page)
+}
+
+#[cfg(CONFIG_MULTIKERNEL_KUNIT_TEST)]
+#[kunit_tests(multikernel_loader)]
+mod tests {
+    use super::*;
+
+    const M: u64 = 1 << 20;
+
+    /// A minimal bzImage: 4 setup sectors (setup_sects = 0 means 4), a header, a payload.
+    fn fake_image(payload_len: usize) -> Result<KVec<u8>> {
+        let mut file = KVec::from_elem(0u8, 5 * 512 + payload_len, GFP_KERNEL)?;
+        file[off::BOOT_FLAG..off::BOOT_FLAG + 2].copy_from_slice(&0xaa55u16.to_le_bytes());
+        file[off::JUMP + 1] = 0x6a; // header ends at 0x26c
+        file[off::HEADER..off::HEADER + 4].copy_from_slice(b"HdrS");
+        file[off::VERSION..off::VERSION + 2].copy_from_slice(&0x020fu16.to_le_bytes());
+        file[off::LOADFLAGS] = LOADED_HIGH;
+        file[off::KERNEL_ALIGNMENT..off::KERNEL_ALIGNMENT + 4]
+            .copy_from_slice(&(2 * M as u32).to_le_bytes());
+        file[off::RELOCATABLE_KERNEL] = 1;
+        file[off::XLOADFLAGS..off::XLOADFLAGS + 2]
+            .copy_from_slice(&(XLF_KERNEL_64 | XLF_CAN_BE_LOADED_ABOVE_4G).to_le_bytes());
+        file[off::CMDLINE_SIZE..off::CMDLINE_SIZE + 4].copy_from_slice(&2047u32.to_le_bytes());
+        file[off::INIT_SIZE..off::INIT_SIZE + 4].copy_from_slice(&(8 * M as u32).to_le_bytes());
+        Ok(file)
+    }
+
+    fn not_kernel(file: &[u8]) -> bool {
+        matches!(BzImage::parse(file), Err(LoadError::NotKernel(_)))
+    }
+
+    #[test]
+    fn parse_good_and_bad() -> Result {
+        let file = fake_image(1000)?;
+        let image = BzImage::parse(&file).map_err(|e| e.errno())?;
+        assert_eq!(image.payload.len(), 1000);
+        assert_eq!(image.init_size, 8 * M);
+        assert_eq!(image.cmdline_size, 2047);
+
+        assert!(not_kernel(&file[..0x3ff]));
+        assert!(not_kernel(&[0u8; 8192]));
+        let mut bad = fake_image(1000)?;
+        bad[off::HEADER] = b'X';
+        assert!(not_kernel(&bad));
+        let mut bad = fake_image(1000)?;
+        bad[off::VERSION..off::VERSION + 2].copy_from_slice(&0x020bu16.to_le_bytes());
+        assert!(not_kernel(&bad));
+        let mut bad = fake_image(1000)?;
+        bad[off::XLOADFLAGS] = 0;
+        assert!(not_kernel(&bad));
+        let mut bad = fake_image(1000)?;
+        bad[off::RELOCATABLE_KERNEL] = 0;
+        assert!(not_kernel(&bad));
+        let mut bad = fake_image(1000)?;
+        bad[off::SETUP_SECTS] = 200;
+        assert!(not_kernel(&bad));
+        let mut bad = fake_image(1000)?;
+        bad[off::INIT_SIZE..off::INIT_SIZE + 4].copy_from_slice(&10u32.to_le_bytes());
+        assert!(not_kernel(&bad));
+        let mut bad = fake_image(1000)?;
+        bad[off::KERNEL_ALIGNMENT..off::KERNEL_ALIGNMENT + 4]
+            .copy_from_slice(&(3 * M as u32).to_le_bytes());
+        assert!(not_kernel(&bad));
+        assert_eq!(LoadError::NotKernel("x").errno(), ENOEXEC);
+        Ok(())
+    }
+
+    #[test]
+    fn layout_inside_memory() -> Result {
+        let file = fake_image(3000)?;
+        let image = BzImage::parse(&file).map_err(|e| e.errno())?;
+        let memory = Range { start: 0x4000_0000, len: 64 * M };
+        let layout = Layout::plan(memory, &image, Some(5000), 10).map_err(|e| e.errno())?;
+        assert_eq!(layout.kernel, Range { start: memory.start, len: 8 * M });
+        assert_eq!(layout.entry, memory.start + 0x200);
+        assert_eq!(layout.boot_params.start, memory.start + 8 * M);
+        assert_eq!(layout.cmdline, Range { start: memory.start + 8 * M + 4096, len: 11 });
+        let initrd = layout.initrd.ok_or(EINVAL)?;
+        assert_eq!(initrd.len, 5000);
+        assert_eq!(initrd.start % 4096, 0);
+        assert!(initrd.end() <= memory.end());
+        assert!(initrd.start >= layout.cmdline.end());
+
+        // No initrd, empty command line.
+        let layout = Layout::plan(memory, &image, None, 0).map_err(|e| e.errno())?;
+        assert_eq!(layout.initrd, None);
+        assert_eq!(layout.cmdline.len, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn layout_refusals() -> Result {
+        let file = fake_image(3000)?;
+        let image = BzImage::parse(&file).map_err(|e| e.errno())?;
+        // 8 MiB init_size + boot params + command line: 2 MiB is not enough, and says how much.
+        let small = Range { start: 0x4000_0000, len: 2 * M };
+        assert_eq!(
+            Layout::plan(small, &image, None, 0),
+            Err(LoadError::TooBig(8 * M + 2 * 4096))
+        );
+        assert_eq!(Layout::plan(small, &image, None, 0).err().map(|e| e.errno()), Some(ENOMEM));
+        // Exactly enough fits.
+        let exact = Range { start: 0x4000_0000, len: 8 * M + 2 * 4096 };
+        assert!(Layout::plan(exact, &image, None, 0).is_ok());
+        let big = Range { start: 0x4000_0000, len: 64 * M };
+        assert_eq!(
+            Layout::plan(big, &image, Some(60 * M), 0),
+            Err(LoadError::TooBig(68 * M + 2 * 4096))
+        );
+        assert_eq!(
+            Layout::plan(big, &image, Some(u64::MAX), 0),
+            Err(LoadError::TooBig(u64::MAX))
+        );
+        assert_eq!(Layout::plan(big, &image, None, 2048), Err(LoadError::CmdlineTooLong(2047)));
+        assert!(Layout::plan(big, &image, None, 2047).is_ok());
+        Ok(())
+    }
+
+    #[test]
+    fn zero_page() -> Result {
+        let file = fake_image(3000)?;
+        let image = BzImage::parse(&file).map_err(|e| e.errno())?;
+        let memory = Range { start: 0x1_4000_0000, len: 64 * M };
+        let layout = Layout::plan(memory, &image, Some(5000), 10).map_err(|e| e.errno())?;
+        let page = boot_params(&image, &layout, memory)?;
+        // The setup header is the file's, with the loader's fields filled in.
+        assert_eq!(&page[off::HEADER..off::HEADER + 4], b"HdrS");
+        assert_eq!(u16_at(&page[..], off::VERSION), 0x020f);
+        assert_eq!(page[off::TYPE_OF_LOADER], 0xff);
+        assert_eq!(page[off::LOADFLAGS] & LOADED_HIGH, LOADED_HIGH);
+        let cmd = u64::from(u32_at(&page[..], off::CMD_LINE_PTR))
+            | u64::from(u32_at(&page[..], off::EXT_CMD_LINE_PTR)) << 32;
+        assert_eq!(cmd, layout.cmdline.start);
+        let initrd = layout.initrd.ok_or(EINVAL)?;
+        let rd = u64::from(u32_at(&page[..], off::RAMDISK_IMAGE))
+            | u64::from(u32_at(&page[..], off::EXT_RAMDISK_IMAGE)) << 32;
+        assert_eq!(rd, initrd.start);
+        assert_eq!(u32_at(&page[..], off::RAMDISK_SIZE), 5000);
+        // One e820 entry: the instance's memory, as RAM.
+        assert_eq!(page[off::E820_ENTRIES], 1);
+        let mut addr = [0u8; 8];
+        addr.copy_from_slice(&page[off::E820_TABLE..off::E820_TABLE + 8]);
+        assert_eq!(u64::from_le_bytes(addr), memory.start);
+        addr.copy_from_slice(&page[off::E820_TABLE + 8..off::E820_TABLE + 16]);
+        assert_eq!(u64::from_le_bytes(addr), memory.len);
+        assert_eq!(u32_at(&page[..], off::E820_TABLE + 16), E820_RAM);
+        Ok(())
+    }
+}
