@@ -11,7 +11,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/capability.h>
 #include <linux/kexec.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -288,13 +287,7 @@ TEST_F(kx, errors_keep_image)
 	pid = fork();
 	ASSERT_GE(pid, 0);
 	if (pid == 0) {
-		struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
-		struct __user_cap_data_struct data[2];
-
-		if (syscall(SYS_capget, &hdr, data))
-			_exit(10);
-		data[CAP_TO_INDEX(CAP_SYS_BOOT)].effective &= ~CAP_TO_MASK(CAP_SYS_BOOT);
-		if (syscall(SYS_capset, &hdr, data))
+		if (drop_effective_cap(CAP_SYS_BOOT))
 			_exit(11);
 		_exit(mk_load(self->id0, self->kernel_fd, -1, "x") == -EPERM &&
 		      mk_unload(self->id0) == -EPERM ? 0 : 12);

@@ -9,9 +9,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /* Reads a whole file into buf (NUL-terminated); returns its length or -errno. */
@@ -82,6 +84,18 @@ static inline int list_dir(const char *path, char *out, size_t size)
 	}
 	free(names);
 	return 0;
+}
+
+/* Removes cap from the calling process's effective set; returns 0 or -errno. */
+static inline int drop_effective_cap(int cap)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2];
+
+	if (syscall(SYS_capget, &hdr, data))
+		return -errno;
+	data[CAP_TO_INDEX(cap)].effective &= ~CAP_TO_MASK(cap);
+	return syscall(SYS_capset, &hdr, data) ? -errno : 0;
 }
 
 #endif /* MK_UTIL_H */

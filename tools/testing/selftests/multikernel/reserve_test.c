@@ -10,7 +10,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/capability.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -354,13 +353,7 @@ TEST_F(mk, needs_cap_sys_admin)
 
 	ASSERT_GE(pid, 0);
 	if (pid == 0) {
-		struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
-		struct __user_cap_data_struct data[2];
-
-		if (syscall(SYS_capget, &hdr, data))
-			_exit(10);
-		data[CAP_TO_INDEX(CAP_SYS_ADMIN)].effective &= ~CAP_TO_MASK(CAP_SYS_ADMIN);
-		if (syscall(SYS_capset, &hdr, data))
+		if (drop_effective_cap(CAP_SYS_ADMIN))
 			_exit(11);
 		if (write_str(CREATE, "kst0 cpus=2 memory=2M") != -EPERM)
 			_exit(12);
