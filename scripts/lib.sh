@@ -4,7 +4,7 @@
 MK_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MK_CACHE=${MK_CACHE:-$HOME/.cache/multikernel}
 MK_BUILD=${MK_BUILD:-$MK_CACHE/build}
-mkdir -p "$MK_CACHE"
+mkdir -p "$MK_CACHE" 2>/dev/null || true
 
 # The toolchain the kernel build must use: Debian's rustc-web, not rustup's.
 export PATH=/usr/lib/llvm-19/bin:$HOME/.cargo/bin:$PATH
