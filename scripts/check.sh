@@ -14,6 +14,7 @@ need_root
 "$MK_ROOT/scripts/build.sh"
 "$MK_ROOT/scripts/modules.sh"
 "$MK_ROOT/scripts/build-tests.sh"
+"$MK_ROOT/scripts/initramfs.sh"
 
 TREE=$MK_BUILD/linux
 KST=$MK_BUILD/kselftest
@@ -85,6 +86,26 @@ judge_log() {
 		fi
 	done
 }
+
+# The sample instance initramfs, cold-booted with plain QEMU: its init must
+# run and report the machine it sees.
+sample_initramfs() {
+	local log=$RES/initramfs/console.log
+	mkdir -p "$RES/initramfs"
+	step "boot: sample initramfs, cold QEMU boot (2 vCPUs, 512 MiB)"
+	timeout 120 qemu-system-x86_64 -accel tcg -m 512M -smp 2 -nographic -no-reboot \
+		-kernel "$KERNEL_IMAGE" -initrd "$MK_BUILD/initramfs.cpio.gz" \
+		-append "console=ttyS0 kunit.enable=0 panic=-1 mk_sample=poweroff" \
+		</dev/null >"$log" 2>&1 || true
+	if grep -qa '^MULTIKERNEL-SAMPLE-INIT cpus=2 online=0-1 memtotal_kb=[0-9]' "$log"; then
+		passed=$((passed + 1))
+		echo "initramfs: sample init ran: $(grep -a 'SAMPLE-INIT cpus' "$log" | tr -d '\r')"
+	else
+		fail "initramfs: the sample init did not report (log: $log)"
+	fi
+	judge_log "$log"
+}
+sample_initramfs
 
 for run in "${RUNS[@]}"; do
 	IFS='|' read -r name append progs kunit <<<"$run"

@@ -1,0 +1,29 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Build the sample instance initramfs (samples/multikernel/initramfs/): a
+# static busybox and the sample init, as a gzip'd newc cpio at
+# $MK_BUILD/initramfs.cpio.gz. Rebuilt only when its inputs change.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+OUT=$MK_BUILD/initramfs.cpio.gz
+BUSYBOX=/bin/busybox
+SRC=$MK_ROOT/samples/multikernel/initramfs
+[ -x "$BUSYBOX" ] || die "$BUSYBOX missing: install busybox-static"
+if readelf -l "$BUSYBOX" | grep -q INTERP; then
+	die "$BUSYBOX is dynamically linked: install busybox-static"
+fi
+if [ -f "$OUT" ] && [ "$OUT" -nt "$SRC/init" ] && [ "$OUT" -nt "$BUSYBOX" ]; then
+	exit 0
+fi
+step "initramfs: $OUT (busybox-static + samples/multikernel/initramfs/init)"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/bin" "$tmp/dev" "$tmp/proc" "$tmp/sys"
+cp "$BUSYBOX" "$tmp/bin/busybox"
+cp "$SRC/init" "$tmp/init"
+chmod 755 "$tmp/init" "$tmp/bin/busybox"
+ln -s busybox "$tmp/bin/sh"
+(cd "$tmp" && find . | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 | gzip -9) >"$OUT.tmp"
+mv "$OUT.tmp" "$OUT"
