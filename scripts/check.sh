@@ -22,12 +22,14 @@ RES=$MK_BUILD/results
 rm -rf "$RES"
 mkdir -p "$RES"
 
-# The VM boots: name | kernel command line | kselftest programs | judge KUnit here.
+# The VM boots: name | kernel command line | kselftest programs | judge KUnit
+# here | capture the second serial port (an instance's console).
 # KUnit runs at every boot; it is judged once, in the main run.
 RUNS=(
 	"main|multikernel.pool=512M crashkernel=64M loglevel=7|sysfs_test sysfs_sample_test reserve_test kexec_test|kunit"
 	"nopool|loglevel=7 kunit.enable=0|nopool_test|"
 	"kexec-reboot|loglevel=7 kunit.enable=0|@guest-kexec-reboot.sh|"
+	"spawn|multikernel.pool=512M kunit.enable=0 loglevel=7|spawn_test||ttyS1"
 )
 
 passed=0 failed=0 skipped=0
@@ -99,7 +101,7 @@ sample_initramfs() {
 		</dev/null >"$log" 2>&1 || true
 	if grep -qa '^MULTIKERNEL-SAMPLE-INIT cpus=2 online=0-1 memtotal_kb=[0-9]' "$log"; then
 		passed=$((passed + 1))
-		echo "initramfs: sample init ran: $(grep -a 'SAMPLE-INIT cpus' "$log" | tr -d '\r')"
+		echo "initramfs: sample init ran: $(grep -a '^MULTIKERNEL-SAMPLE-INIT cpus' "$log" | head -1 | tr -d '\r')"
 	else
 		fail "initramfs: the sample init did not report (log: $log)"
 	fi
@@ -107,8 +109,26 @@ sample_initramfs() {
 }
 sample_initramfs
 
+# An instance's console (the VM's second serial port): the sample init ran in
+# the instance and saw one CPU and at most the instance's 256 MiB; no panic.
+judge_instance_console() {
+	local log=$1 seen mem
+	seen=$(tr -d '\r' <"$log" 2>/dev/null | grep -a 'MULTIKERNEL-SAMPLE-INIT cpus=' | head -1 || true)
+	mem=$(echo "$seen" | sed -nE 's/.*memtotal_kb=([0-9]+).*/\1/p')
+	if echo "$seen" | grep -q 'cpus=1 online=0 ' && [ -n "$mem" ] && [ "$mem" -le 262144 ]; then
+		passed=$((passed + 1))
+		echo "instance console: ${seen#*] }"
+	else
+		fail "instance console: no sample-init report with 1 CPU and <= 256 MiB (log: $log)"
+	fi
+	if grep -qaE '(Kernel panic|BUG:|Oops|WARNING:)' "$log" 2>/dev/null; then
+		fail "instance console has a report:"
+		grep -naE -m5 '(Kernel panic|BUG:|Oops|WARNING:)' "$log" | sed 's/^/  | /'
+	fi
+}
+
 for run in "${RUNS[@]}"; do
-	IFS='|' read -r name append progs kunit <<<"$run"
+	IFS='|' read -r name append progs kunit serial1 <<<"$run"
 	dir=$RES/$name
 	mkdir -p "$dir"
 	step "boot: $name VM ($VM_CPUS vCPUs, $append): $progs"
@@ -121,7 +141,10 @@ for run in "${RUNS[@]}"; do
 		# shellcheck disable=SC2206
 		cmd=("$MK_ROOT/scripts/guest-check.sh" "$KST" "$dir" "$MK_BUILD/modules" "$KERNEL_IMAGE" $progs)
 	fi
-	vm_run "${MK_CHECK_TIMEOUT:-900}" "$dir/console.log" "$append" "${cmd[@]}" || rc=$?
+	qemu_opts=
+	[ -z "$serial1" ] || qemu_opts="-serial file:$dir/ttyS1.log"
+	MK_VM_QEMU_OPTS=$qemu_opts vm_run "${MK_CHECK_TIMEOUT:-900}" "$dir/console.log" "$append" \
+		"${cmd[@]}" || rc=$?
 	step "boot: $name VM finished in $(($(date +%s) - start)) s (status $rc, console: $dir/console.log)"
 	if [ ! -f "$dir/done" ]; then
 		if [ "$rc" = 124 ]; then
@@ -135,6 +158,7 @@ for run in "${RUNS[@]}"; do
 	judge_kselftests "$dir"
 	[ -z "$kunit" ] || judge_kunit "$dir/console.log"
 	judge_log "$dir/console.log" "$dir"/dmesg*.txt
+	[ -z "$serial1" ] || judge_instance_console "$dir/ttyS1.log"
 	if [ -f "$dir/done" ] && [ "$rc" != 0 ] && [ "$failed" = "$failed_before" ]; then
 		fail "$name: the VM exited with status $rc although every test passed"
 	fi

@@ -6,6 +6,7 @@
 . "$(dirname "$0")/guest-lib.sh"
 kst=$1 res=$2
 export MK_MODULES_DIR=$3 MK_KERNEL_IMAGE=$4
+export MK_INITRAMFS=$(dirname "$kst")/initramfs.cpio.gz
 shift 4
 status=0
 for prog in "$@"; do

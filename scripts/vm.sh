@@ -30,6 +30,7 @@ vm_accel_flags() {
 }
 
 # vm_run TIMEOUT LOG APPEND CMD...: boot the kernel, run CMD inside as root,
+# (MK_VM_QEMU_OPTS: extra QEMU options, e.g. a second serial port),
 # (root=/dev/root: vng exports / over 9p with that mount tag but names no root
 # device, which a kernel without CONFIG_BLOCK needs),
 # kernel console and command output to LOG. Returns the command's status, or
@@ -37,8 +38,10 @@ vm_accel_flags() {
 vm_run() {
 	local limit=$1 log=$2 append=$3
 	shift 3
+	local extra=()
+	[ -z "${MK_VM_QEMU_OPTS:-}" ] || extra=(--qemu-opts "$MK_VM_QEMU_OPTS")
 	timeout --kill-after=10 "$limit" vng --run "$KERNEL_IMAGE" $(vm_accel_flags) \
-		--cpus "$VM_CPUS" --memory "$VM_MEMORY" --force-9p --verbose \
+		--cpus "$VM_CPUS" --memory "$VM_MEMORY" --force-9p --verbose "${extra[@]}" \
 		--append "root=/dev/root $append" --rwdir "$MK_BUILD/results" \
 		--exec "$*" </dev/null >"$log" 2>&1
 }

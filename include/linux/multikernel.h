@@ -29,6 +29,19 @@ long multikernel_kexec_file_load(int kernel_fd, int initrd_fd,
  * kernel image loaded by the multikernel path (kernel/kexec_file.c).
  */
 int kexec_file_check_sig(void *kernel, unsigned long kernel_len);
+/*
+ * x86 spawn (kernel/multikernel/spawn_x86.c, experimental): arm an offline
+ * CPU so that the next time it goes through play_dead it enters the kernel
+ * loaded at @entry with @boot_params, on an identity map of the instance's
+ * memory; disarm it again. multikernel_spawn_init() wraps smp_ops.play_dead.
+ */
+int multikernel_spawn_init(void);
+int multikernel_spawn_arm(unsigned int cpu, u64 mem_start, u64 mem_size,
+			  u64 pt_start, u64 pt_size, u64 boot_params, u64 entry);
+void multikernel_spawn_disarm(unsigned int cpu);
+/* TSC kHz, LAPIC timer period (per tick) and APIC id of @cpu, for an instance. */
+void multikernel_host_facts(unsigned int cpu, u32 *tsc_khz, u32 *lapic_period,
+			    u32 *apic_id);
 #else
 static inline void multikernel_reserve_pool(void) { }
 #endif

@@ -125,6 +125,16 @@ pub(crate) fn warn(args: fmt::Arguments<'_>) {
     }
 }
 
+/// Checks the writer may control instances; says so once (rate-limited) if not.
+pub(crate) fn admin(what: &str) -> Result {
+    if capable(Capability::SysAdmin) {
+        Ok(())
+    } else {
+        warn(format_args!("{what}: needs CAP_SYS_ADMIN"));
+        Err(EPERM)
+    }
+}
+
 /// The registry of instances, locked.
 pub(crate) fn registry() -> kernel::sync::lock::GlobalGuard<REGISTRY> {
     REGISTRY.lock()
@@ -287,14 +297,19 @@ impl Registry {
             warn(format_args!("destroy {}: no such instance", name.as_str()));
             return Err(ENOENT);
         };
-        let state = self.instances[index].data().state();
-        if !state.destroyable() {
-            warn(format_args!(
-                "destroy {}: instance is {}",
-                name.as_str(),
-                state.as_str()
-            ));
-            return Err(EBUSY);
+        {
+            let instance = self.instances[index].data();
+            let _ops = instance.ops.lock();
+            let state = instance.state();
+            if !state.destroyable() {
+                warn(format_args!(
+                    "destroy {}: instance is {}",
+                    name.as_str(),
+                    state.as_str()
+                ));
+                return Err(EBUSY);
+            }
+            instance.set_dying();
         }
         let dir = self.instances.remove(index).map_err(|_| EINVAL)?;
         // Copy what must be given back before the directory (and the instance) goes: freeing
@@ -332,18 +347,8 @@ impl Root {
         Ok(())
     }
 
-    /// Checks the writer may control instances; says so once (rate-limited) if not.
-    fn admin(what: &str) -> Result {
-        if capable(Capability::SysAdmin) {
-            Ok(())
-        } else {
-            warn(format_args!("{what}: needs CAP_SYS_ADMIN"));
-            Err(EPERM)
-        }
-    }
-
     fn store_create(_this: &Self, input: &[u8]) -> Result {
-        Self::admin("create")?;
+        admin("create")?;
         let nr_cpus = nr_cpu_ids().min(cpus::MAX_CPUS);
         let spec = spec::parse_create_inner(input, nr_cpus).inspect_err(|e| {
             warn(format_args!("create: {e}"));
@@ -353,7 +358,7 @@ impl Root {
     }
 
     fn store_destroy(_this: &Self, input: &[u8]) -> Result {
-        Self::admin("destroy")?;
+        admin("destroy")?;
         let name = spec::parse_destroy(input).inspect_err(|e| {
             warn(format_args!("destroy: {e}"));
         });

@@ -25,23 +25,26 @@ use kernel::{
 /// CPUs numbered at or above this cannot be owned (the parser refuses them).
 pub(crate) const MAX_CPUS: u32 = 8192;
 
-static OWNED: [AtomicU64; (MAX_CPUS / 64) as usize] =
-    [const { AtomicU64::new(0) }; (MAX_CPUS / 64) as usize];
+type CpuBits = [AtomicU64; (MAX_CPUS / 64) as usize];
 
-fn word_bit(cpu: u32) -> Option<(&'static AtomicU64, u64)> {
-    OWNED
-        .get((cpu / 64) as usize)
+/// CPUs owned by instances.
+static OWNED: CpuBits = [const { AtomicU64::new(0) }; (MAX_CPUS / 64) as usize];
+/// Owned CPUs the host may briefly bring up: on their way into an instance kernel, which they
+/// enter when taken offline again (`spawn.rs`).
+static TRANSIT: CpuBits = [const { AtomicU64::new(0) }; (MAX_CPUS / 64) as usize];
+
+fn word_bit(bits: &'static CpuBits, cpu: u32) -> Option<(&'static AtomicU64, u64)> {
+    bits.get((cpu / 64) as usize)
         .map(|word| (word, 1u64 << (cpu % 64)))
 }
 
-/// Whether an instance owns `cpu`.
-pub(crate) fn is_owned(cpu: u32) -> bool {
-    word_bit(cpu).is_some_and(|(word, bit)| word.load(Ordering::Acquire) & bit != 0)
+fn test(bits: &'static CpuBits, cpu: u32) -> bool {
+    word_bit(bits, cpu).is_some_and(|(word, bit)| word.load(Ordering::Acquire) & bit != 0)
 }
 
-fn set_owned(cpu: u32, owned: bool) {
-    if let Some((word, bit)) = word_bit(cpu) {
-        if owned {
+fn assign(bits: &'static CpuBits, cpu: u32, value: bool) {
+    if let Some((word, bit)) = word_bit(bits, cpu) {
+        if value {
             word.fetch_or(bit, Ordering::AcqRel);
         } else {
             word.fetch_and(!bit, Ordering::AcqRel);
@@ -49,12 +52,26 @@ fn set_owned(cpu: u32, owned: bool) {
     }
 }
 
+/// Whether an instance owns `cpu`.
+pub(crate) fn is_owned(cpu: u32) -> bool {
+    test(&OWNED, cpu)
+}
+
+fn set_owned(cpu: u32, owned: bool) {
+    assign(&OWNED, cpu, owned)
+}
+
+/// Lets the host bring owned `cpu` up (or not) despite the gate.
+pub(crate) fn set_transit(cpu: u32, transit: bool) {
+    assign(&TRANSIT, cpu, transit)
+}
+
 /// Refuses to bring up owned CPUs.
 pub(crate) struct OwnershipGate;
 
 impl Gate for OwnershipGate {
     fn allow_bringup(cpu: CpuId) -> Result {
-        if is_owned(cpu.as_u32()) {
+        if is_owned(cpu.as_u32()) && !test(&TRANSIT, cpu.as_u32()) {
             Err(EBUSY)
         } else {
             Ok(())

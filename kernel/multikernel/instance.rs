@@ -14,14 +14,24 @@ use crate::{
 use core::{
     fmt::Write,
     sync::atomic::{
+        AtomicBool,
         AtomicU8,
         Ordering, //
     },
 };
 use kernel::{
+    multikernel::PoolMapping,
+    new_mutex,
     new_spinlock,
     prelude::*,
-    sync::SpinLock,
+    time::{
+        Instant,
+        Monotonic, //
+    },
+    sync::{
+        Mutex,
+        SpinLock, //
+    },
     sysfs::ShowBuffer, //
 };
 
@@ -36,12 +46,28 @@ pub(crate) enum State {
     Reserved = 0,
     /// A kernel is loaded into the instance's memory.
     Loaded = 1,
+    /// The loaded kernel was entered on the instance's first CPU and has not reported in yet.
+    Starting = 2,
+    /// The instance kernel reported in through its mailbox: its init is starting.
+    Running = 3,
+    /// The instance kernel did not report in within [`START_TIMEOUT_MS`].
+    Failed = 4,
 }
+
+/// How long a started kernel has to report in before its instance is `failed`.
+pub(crate) const START_TIMEOUT_MS: i64 = 30_000;
+
+/// What an instance kernel writes into the first word of its mailbox once booted
+/// (`instance_x86.c`), followed by its instance id.
+const MAILBOX_MAGIC: u64 = 0x4e4e_5552_4b4d_554d;
 
 impl State {
     fn from_u8(value: u8) -> Self {
         match value {
             1 => Self::Loaded,
+            2 => Self::Starting,
+            3 => Self::Running,
+            4 => Self::Failed,
             _ => Self::Reserved,
         }
     }
@@ -51,6 +77,9 @@ impl State {
         match self {
             Self::Reserved => "reserved",
             Self::Loaded => "loaded",
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::Failed => "failed",
         }
     }
 
@@ -84,8 +113,18 @@ pub(crate) struct Instance {
     pub(crate) cpus: KVec<u32>,
     pub(crate) memory: Range,
     state: AtomicU8,
+    /// Set by `destroy` before it removes the directory: operations started through the
+    /// instance's own files then refuse.
+    dying: AtomicBool,
     #[pin]
     image: SpinLock<Option<KBox<ImageInfo>>>,
+    /// When the kernel was started, while `starting`.
+    #[pin]
+    started: SpinLock<Option<Instant<Monotonic>>>,
+    /// Serialises what changes the instance's state: load, unload, start, destroy. Taken after
+    /// the registry lock when both are needed; the instance's files take only this one.
+    #[pin]
+    pub(crate) ops: Mutex<()>,
 }
 
 impl Instance {
@@ -96,12 +135,95 @@ impl Instance {
             cpus,
             memory,
             state: AtomicU8::new(State::Reserved as u8),
+            dying: AtomicBool::new(false),
             image <- new_spinlock!(None, "multikernel::Instance::image"),
+            started <- new_spinlock!(None, "multikernel::Instance::started"),
+            ops <- new_mutex!((), "multikernel::Instance::ops"),
         })
     }
 
+    /// The state, after looking whether a starting kernel has reported in or run out of time.
     pub(crate) fn state(&self) -> State {
+        let state = State::from_u8(self.state.load(Ordering::Acquire));
+        if state != State::Starting {
+            return state;
+        }
+        let Some(started) = *self.started.lock() else {
+            return state;
+        };
+        let reported = self.layout().is_some_and(|layout| {
+            let mut word = [0u8; 16];
+            PoolMapping::new(layout.mailbox.start, 16)
+                .and_then(|map| map.read(0, &mut word))
+                .is_ok()
+                && word[..8] == MAILBOX_MAGIC.to_le_bytes()
+                && word[8..] == u64::from(self.id).to_le_bytes()
+        });
+        let elapsed = started.elapsed().as_millis();
+        let new = if reported {
+            State::Running
+        } else if elapsed > START_TIMEOUT_MS {
+            State::Failed
+        } else {
+            return state;
+        };
+        // Only the first reader to see the change makes and reports it.
+        if self
+            .state
+            .compare_exchange(state as u8, new as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            *self.started.lock() = None;
+            let name = self.name.as_str();
+            if new == State::Running {
+                pr_info!("{name}: running, reported in after {elapsed} ms\n");
+            } else {
+                crate::control::warn(format_args!(
+                    "{name}: failed: its kernel did not report in within {} s",
+                    START_TIMEOUT_MS / 1000
+                ));
+            }
+        }
         State::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    /// Records that the kernel was entered now.
+    pub(crate) fn set_started(&self) {
+        *self.started.lock() = Some(Instant::<Monotonic>::now());
+        self.set_state(State::Starting);
+    }
+
+    pub(crate) fn set_state(&self, state: State) {
+        self.state.store(state as u8, Ordering::Release);
+    }
+
+    /// Marks the instance as being destroyed (with `ops` held).
+    pub(crate) fn set_dying(&self) {
+        self.dying.store(true, Ordering::Release);
+    }
+
+    /// The loaded image's layout, if one is loaded.
+    pub(crate) fn layout(&self) -> Option<Layout> {
+        self.image.lock().as_ref().map(|i| i.layout)
+    }
+
+    fn store_control(this: &Self, input: &[u8]) -> Result {
+        crate::control::admin("control")?;
+        let command = input.strip_suffix(b"\n").unwrap_or(input);
+        let _ops = this.ops.lock();
+        if this.dying.load(Ordering::Acquire) {
+            return Err(ENOENT);
+        }
+        match command {
+            b"start" => crate::spawn::start(this),
+            _ => {
+                crate::control::warn(format_args!(
+                    "control {}: unknown command (known: start)",
+                    this.name.as_str()
+                ));
+                Err(EINVAL)
+            }
+        }
     }
 
     /// Records a newly loaded image (state `loaded`), or none (state `reserved`).
@@ -161,6 +283,8 @@ impl Instance {
         segment("kernel", &layout.kernel)?;
         segment("boot_params", &layout.boot_params)?;
         segment("cmdline", &layout.cmdline)?;
+        segment("pagetables", &layout.pagetables)?;
+        segment("mailbox", &layout.mailbox)?;
         if let Some(initrd) = &layout.initrd {
             if initrd.len > 0 {
                 segment("initrd", initrd)?;
@@ -178,6 +302,7 @@ kernel::sysfs_attributes! {
             memory: read_only(Instance::show_memory),
             state: read_only(Instance::show_state),
             image: read_only(Instance::show_image),
+            control: write_only(Instance::store_control),
         },
     }
 }

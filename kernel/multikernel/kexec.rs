@@ -20,16 +20,33 @@ use crate::{
         LoadError, //
     },
 };
+use core::fmt::{
+    self,
+    Write, //
+};
 use kernel::{
+    cpu::CpuId,
     multikernel::{
         kexec::{
             Handler,
             Load, //
         },
+        spawn,
         PoolMapping,
     },
     prelude::*,
 };
+
+/// Appends formatted text to a byte vector.
+struct VecWriter<'a>(&'a mut KVec<u8>);
+
+impl fmt::Write for VecWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0
+            .extend_from_slice(s.as_bytes(), GFP_KERNEL)
+            .map_err(|_| fmt::Error)
+    }
+}
 
 /// What the syscall calls for multikernel loads.
 pub(crate) static HANDLER: Handler = Handler { load, unload };
@@ -41,6 +58,7 @@ fn load(req: &Load<'_>) -> Result {
         return Err(ENOENT);
     };
     let name = instance.name.as_str();
+    let _ops = instance.ops.lock();
     let state = instance.state();
     if !state.loadable() {
         warn(format_args!("kexec load {name}: instance is {}", state.as_str()));
@@ -64,13 +82,34 @@ fn load(req: &Load<'_>) -> Result {
     };
     let image = BzImage::parse(req.kernel).map_err(refused)?;
     let initrd = req.initrd.filter(|initrd| !initrd.is_empty());
+    // The command line the kernel gets: the user's, then what tells it it is an instance.
+    // The mailbox address depends on the layout, which depends on the length: the address is
+    // written with a fixed width so the length is known first.
+    let cpu = CpuId::from_u32(*instance.cpus.first().ok_or(EINVAL)?).ok_or(EINVAL)?;
+    let (tsc_khz, lapic_period, apic_id) = spawn::host_facts(cpu);
+    let instance_params = |mailbox: u64| {
+        let mut line = KVec::new();
+        line.extend_from_slice(req.cmdline, GFP_KERNEL)?;
+        let mut out = VecWriter(&mut line);
+        write!(
+            out,
+            " multikernel.instance={} multikernel.apic_id={apic_id} multikernel.tsc_khz={tsc_khz} \
+             multikernel.lapic_period={lapic_period} multikernel.mailbox={mailbox:#018x} \
+             acpi=off pci=off nokaslr",
+            req.id
+        )
+        .map_err(|_| ENOMEM)?;
+        Ok::<_, Error>(line)
+    };
+    let boot_cmdline_len = instance_params(0)?.len();
     let layout = Layout::plan(
         memory,
         &image,
         initrd.map(|i| i.len() as u64),
-        req.cmdline.len() as u64,
+        boot_cmdline_len as u64,
     )
     .map_err(refused)?;
+    let boot_cmdline = instance_params(layout.mailbox.start)?;
     let zero_page = loader::boot_params(&image, &layout, memory)?;
     let mut cmdline = KVec::new();
     cmdline.extend_from_slice(req.cmdline, GFP_KERNEL)?;
@@ -92,8 +131,9 @@ fn load(req: &Load<'_>) -> Result {
     let written = map
         .write(offset(layout.kernel.start), image.payload)
         .and_then(|()| map.write(offset(layout.boot_params.start), &zero_page[..]))
-        .and_then(|()| map.write(offset(layout.cmdline.start), req.cmdline))
-        .and_then(|()| map.zero(offset(layout.cmdline.start) + req.cmdline.len(), 1))
+        .and_then(|()| map.write(offset(layout.cmdline.start), &boot_cmdline))
+        .and_then(|()| map.zero(offset(layout.cmdline.start) + boot_cmdline.len(), 1))
+        .and_then(|()| map.zero(offset(layout.mailbox.start), layout.mailbox.len as usize))
         .and_then(|()| match (initrd, layout.initrd) {
             (Some(bytes), Some(range)) => map.write(offset(range.start), bytes),
             _ => Ok(()),
@@ -122,6 +162,7 @@ fn unload(id: u32) -> Result {
         warn(format_args!("kexec unload: no instance with id {id}"));
         return Err(ENOENT);
     };
+    let _ops = instance.ops.lock();
     let state = instance.state();
     if !state.loadable() {
         warn(format_args!(

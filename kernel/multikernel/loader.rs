@@ -13,6 +13,8 @@
 //! ```text
 //! start: kernel (protected-mode part), init_size bytes reserved for its decompression
 //!        boot_params (4 KiB), command line (page-rounded)
+//!        page tables for entering the kernel (64 KiB; the spawn fills them)
+//!        mailbox (4 KiB) the instance kernel reports through
 //!        ... free memory of the instance ...
 //! end:   initrd (page-aligned, at the top)
 //! ```
@@ -24,6 +26,9 @@ use crate::pool::Range;
 use kernel::prelude::*;
 
 const PAGE: u64 = 4096;
+/// Room for the identity map the kernel is entered with: 1 PGD, PUDs and PMDs (2 MiB pages)
+/// for a few GiB, and the entry stub's alias. Filled by the spawn, not by the loader.
+pub(crate) const PAGETABLE_BYTES: u64 = 16 * PAGE;
 
 /// Boot protocol offsets (`Documentation/arch/x86/boot.rst`, zero-page.rst).
 mod off {
@@ -171,6 +176,11 @@ pub(crate) struct Layout {
     pub(crate) kernel: Range,
     pub(crate) boot_params: Range,
     pub(crate) cmdline: Range,
+    /// Page-table pages for the spawn's identity map: inside the instance, so the entered
+    /// kernel can read (and extend) the tables it starts on.
+    pub(crate) pagetables: Range,
+    /// A page the instance kernel writes to when it has booted (`instance_x86.c`).
+    pub(crate) mailbox: Range,
     pub(crate) initrd: Option<Range>,
     /// The 64-bit entry point: kernel load address + 0x200.
     pub(crate) entry: u64,
@@ -198,6 +208,7 @@ impl Layout {
         let needed = kernel_len
             .checked_add(PAGE)
             .and_then(|n| n.checked_add(cmdline_pages))
+            .and_then(|n| n.checked_add(PAGETABLE_BYTES + PAGE))
             .and_then(|n| n.checked_add(initrd_pages));
         match needed {
             Some(needed) if needed <= memory.len => (),
@@ -216,6 +227,14 @@ impl Layout {
             start: boot_params.end(),
             len: cmdline_len + 1,
         };
+        let pagetables = Range {
+            start: boot_params.end() + cmdline_pages,
+            len: PAGETABLE_BYTES,
+        };
+        let mailbox = Range {
+            start: pagetables.end(),
+            len: PAGE,
+        };
         let initrd = initrd_len.map(|len| Range {
             start: memory.end() - initrd_pages,
             len,
@@ -224,6 +243,8 @@ impl Layout {
             kernel,
             boot_params,
             cmdline,
+            pagetables,
+            mailbox,
             initrd,
             entry: memory.start + 0x200,
         };
@@ -343,7 +364,10 @@ mod tests {
         assert_eq!(initrd.len, 5000);
         assert_eq!(initrd.start % 4096, 0);
         assert!(initrd.end() <= memory.end());
-        assert!(initrd.start >= layout.cmdline.end());
+        assert_eq!(layout.pagetables.start, memory.start + 8 * M + 2 * 4096);
+        assert_eq!(layout.pagetables.len, PAGETABLE_BYTES);
+        assert_eq!(layout.mailbox.start, layout.pagetables.end());
+        assert!(initrd.start >= layout.mailbox.end());
 
         // No initrd, empty command line.
         let layout = Layout::plan(memory, &image, None, 0).map_err(|e| e.errno())?;
@@ -360,16 +384,16 @@ mod tests {
         let small = Range { start: 0x4000_0000, len: 2 * M };
         assert_eq!(
             Layout::plan(small, &image, None, 0),
-            Err(LoadError::TooBig(8 * M + 2 * 4096))
+            Err(LoadError::TooBig(8 * M + 3 * 4096 + PAGETABLE_BYTES))
         );
         assert_eq!(Layout::plan(small, &image, None, 0).err().map(|e| e.errno()), Some(ENOMEM));
         // Exactly enough fits.
-        let exact = Range { start: 0x4000_0000, len: 8 * M + 2 * 4096 };
+        let exact = Range { start: 0x4000_0000, len: 8 * M + 3 * 4096 + PAGETABLE_BYTES };
         assert!(Layout::plan(exact, &image, None, 0).is_ok());
         let big = Range { start: 0x4000_0000, len: 64 * M };
         assert_eq!(
             Layout::plan(big, &image, Some(60 * M), 0),
-            Err(LoadError::TooBig(68 * M + 2 * 4096))
+            Err(LoadError::TooBig(68 * M + 3 * 4096 + PAGETABLE_BYTES))
         );
         assert_eq!(
             Layout::plan(big, &image, Some(u64::MAX), 0),

@@ -18,6 +18,7 @@ mod instance;
 mod kexec;
 mod loader;
 mod pool;
+mod spawn;
 mod spec;
 
 module! {
@@ -38,6 +39,7 @@ struct Multikernel {
 impl kernel::Module for Multikernel {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let gate = BringupGate::register(c"multikernel:owned")?;
+        kernel::multikernel::spawn::init()?;
         let control = control::Control::new()?;
         kernel::multikernel::kexec::register(&kexec::HANDLER);
         pr_info!(

@@ -127,6 +127,88 @@ impl Drop for PoolMapping {
     }
 }
 
+pub mod spawn {
+    //! Handing an offline CPU to an instance kernel (x86, experimental).
+    //!
+    //! [`arm`] prepares a CPU that is offline: the next time it goes through the hotplug core's
+    //! `play_dead` (that is, after it is brought online and taken offline again), it does not
+    //! halt but enters the kernel loaded in the instance's memory. The caller decides when.
+
+    use super::pool_region;
+    use crate::{
+        bindings,
+        cpu::CpuId,
+        error::to_result,
+        prelude::*, //
+    };
+
+    /// Wraps the architecture's `play_dead`; call once at init.
+    pub fn init() -> Result {
+        // SAFETY: Called once at init; only replaces a function pointer in `smp_ops`.
+        to_result(unsafe { bindings::multikernel_spawn_init() })
+    }
+
+    /// Where an instance kernel is entered from, all inside the instance's memory.
+    pub struct Region {
+        /// The instance's memory, `(start, len)`: identity mapped for the entry.
+        pub memory: (u64, u64),
+        /// Pages of that memory the identity map's page tables are built in, `(start, len)`.
+        pub pagetables: (u64, u64),
+        /// Physical address of the boot parameters.
+        pub boot_params: u64,
+        /// Physical address of the 64-bit entry point.
+        pub entry: u64,
+    }
+
+    /// Arms `cpu` (offline) to enter the kernel described by `region`. Every address must lie
+    /// inside `region.memory`, which must lie inside the pool.
+    pub fn arm(cpu: CpuId, region: Region) -> Result {
+        let pool = pool_region().ok_or(ENODEV)?;
+        let (start, len) = region.memory;
+        let inside = |addr: u64, n: u64| {
+            addr >= start && addr.checked_add(n).is_some_and(|end| end <= start + len)
+        };
+        let (pt_start, pt_len) = region.pagetables;
+        if !pool.contains(start, len)
+            || !inside(pt_start, pt_len)
+            || !inside(region.boot_params, 4096)
+            || !inside(region.entry, 1)
+        {
+            return Err(EINVAL);
+        }
+        // SAFETY: All ranges are pool memory owned by the caller's instance (checked above);
+        // the C side checks the CPU is valid and offline.
+        to_result(unsafe {
+            bindings::multikernel_spawn_arm(
+                cpu.as_u32(),
+                start,
+                len,
+                pt_start,
+                pt_len,
+                region.boot_params,
+                region.entry,
+            )
+        })
+    }
+
+    /// What an instance kernel on `cpu` needs to know of this machine: TSC frequency in kHz,
+    /// LAPIC timer period per tick, and the CPU's APIC id.
+    pub fn host_facts(cpu: CpuId) -> (u32, u32, u32) {
+        let (mut tsc_khz, mut lapic_period, mut apic_id) = (0, 0, 0);
+        // SAFETY: The pointers are valid for writing; any CPU id is accepted.
+        unsafe {
+            bindings::multikernel_host_facts(cpu.as_u32(), &mut tsc_khz, &mut lapic_period, &mut apic_id)
+        };
+        (tsc_khz, lapic_period, apic_id)
+    }
+
+    /// Disarms `cpu` and frees its identity map.
+    pub fn disarm(cpu: CpuId) {
+        // SAFETY: Any CPU id is accepted; an unarmed CPU is left alone.
+        unsafe { bindings::multikernel_spawn_disarm(cpu.as_u32()) }
+    }
+}
+
 pub mod kexec {
     //! `kexec_file_load(2)` with `KEXEC_FILE_MULTIKERNEL`: loading a kernel into an instance.
     //!

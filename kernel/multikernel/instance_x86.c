@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Running as a multikernel instance on x86 (EXPERIMENTAL).
+ *
+ * The host's loader appends "multikernel.*" parameters to an instance
+ * kernel's command line (its boot data). Seeing multikernel.instance=, this
+ * kernel leaves the machine's shared hardware to the host, in the way
+ * Jailhouse non-root cells do (arch/x86/kernel/jailhouse.c): no 8259 PIC,
+ * PIT, HPET, RTC, i8042, MP table or reset path; TSC and LAPIC timer
+ * frequencies come from the host; only its own CPU is registered. When its
+ * boot is done it writes a mark into a mailbox in its memory for the host.
+ *
+ * C because it must hook x86_init/x86_platform before setup_arch() uses
+ * them, from early_param handlers.
+ */
+#define pr_fmt(fmt) "multikernel instance: " fmt
+
+#include <linux/init.h>
+#include <linux/io.h>
+#include <linux/kernel.h>
+#include <linux/reboot.h>
+#include <linux/string.h>
+#include <asm/apic.h>
+#include <asm/i8259.h>
+#include <asm/mpspec.h>
+#include <asm/reboot.h>
+#include <asm/topology.h>
+#include <asm/x86_init.h>
+
+#define MK_MAILBOX_MAGIC	0x4e4e55524b4d554dULL	/* "MUMKRUNN" */
+
+static unsigned int mk_id;
+static unsigned long mk_tsc_khz;
+static unsigned int mk_lapic_period;
+static unsigned long mk_mailbox;
+static unsigned int mk_apic_id = -1U;
+
+static unsigned long mk_get_tsc(void)
+{
+	return mk_tsc_khz;
+}
+
+static void mk_get_wallclock(struct timespec64 *now)
+{
+	memset(now, 0, sizeof(*now));
+}
+
+static void __init mk_timer_init(void)
+{
+	lapic_timer_period = mk_lapic_period;
+}
+
+static void __init mk_parse_smp_config(void)
+{
+	register_lapic_address(APIC_DEFAULT_PHYS_BASE);
+	if (mk_apic_id != -1U)
+		topology_register_apic(mk_apic_id, CPU_ACPIID_INVALID, true);
+	smp_found_config = 1;
+}
+
+static void mk_no_restart(void)
+{
+	pr_emerg("no restart in an instance: halting this CPU\n");
+	for (;;)
+		halt();
+}
+
+static void mk_no_restart_cmd(char *cmd)
+{
+	mk_no_restart();
+}
+
+static int __init mk_instance_setup(char *arg)
+{
+	if (!arg || kstrtouint(arg, 0, &mk_id) || !mk_id)
+		return -EINVAL;
+
+	x86_init.irqs.pre_vector_init		= x86_init_noop;
+	x86_init.timers.timer_init		= mk_timer_init;
+	x86_init.mpparse.find_mptable		= x86_init_noop;
+	x86_init.mpparse.early_parse_smp_cfg	= x86_init_noop;
+	x86_init.mpparse.parse_smp_cfg		= mk_parse_smp_config;
+	x86_platform.calibrate_cpu		= mk_get_tsc;
+	x86_platform.calibrate_tsc		= mk_get_tsc;
+	x86_platform.get_wallclock		= mk_get_wallclock;
+	x86_platform.legacy.rtc			= 0;
+	x86_platform.legacy.warm_reset		= 0;
+	x86_platform.legacy.i8042		= X86_LEGACY_I8042_PLATFORM_ABSENT;
+	/* No memory below 1 MiB, and no AP to start through real mode. */
+	x86_platform.realmode_reserve		= x86_init_noop;
+	x86_platform.realmode_init		= x86_init_noop;
+	legacy_pic				= &null_legacy_pic;
+	machine_ops.emergency_restart		= mk_no_restart;
+	machine_ops.restart			= mk_no_restart_cmd;
+	machine_ops.halt			= mk_no_restart;
+	machine_ops.power_off			= mk_no_restart;
+	pr_info("instance %u: leaving shared hardware to the host\n", mk_id);
+	return 0;
+}
+early_param("multikernel.instance", mk_instance_setup);
+
+static int __init mk_tsc_setup(char *arg)
+{
+	return arg ? kstrtoul(arg, 0, &mk_tsc_khz) : -EINVAL;
+}
+early_param("multikernel.tsc_khz", mk_tsc_setup);
+
+static int __init mk_lapic_setup(char *arg)
+{
+	return arg ? kstrtouint(arg, 0, &mk_lapic_period) : -EINVAL;
+}
+early_param("multikernel.lapic_period", mk_lapic_setup);
+
+static int __init mk_apic_setup(char *arg)
+{
+	return arg ? kstrtouint(arg, 0, &mk_apic_id) : -EINVAL;
+}
+early_param("multikernel.apic_id", mk_apic_setup);
+
+static int __init mk_mailbox_setup(char *arg)
+{
+	return arg ? kstrtoul(arg, 0, &mk_mailbox) : -EINVAL;
+}
+early_param("multikernel.mailbox", mk_mailbox_setup);
+
+/* Boot is over and init is about to run: tell the host. */
+static int __init mk_report_running(void)
+{
+	u64 *mailbox;
+
+	if (!mk_id || !mk_mailbox)
+		return 0;
+	mailbox = memremap(mk_mailbox, PAGE_SIZE, MEMREMAP_WB);
+	if (!mailbox)
+		return -ENOMEM;
+	WRITE_ONCE(mailbox[1], mk_id);
+	smp_wmb();
+	WRITE_ONCE(mailbox[0], MK_MAILBOX_MAGIC);
+	memunmap(mailbox);
+	pr_info("instance %u: running, reported to the host\n", mk_id);
+	return 0;
+}
+late_initcall_sync(mk_report_running);
