@@ -57,7 +57,7 @@ use kernel::{
 
 /// The subsystem version shown in `version`. The major number changes when the sysfs ABI
 /// changes incompatibly.
-pub(crate) const VERSION: &str = "0.3.0";
+pub(crate) const VERSION: &str = "0.4.0";
 
 /// The rate limit of error messages: at most [`LogState::BURST`] per [`LogState::WINDOW_MS`],
 /// then one line counting those dropped.
