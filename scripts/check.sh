@@ -109,20 +109,38 @@ sample_initramfs() {
 }
 sample_initramfs
 
-# An instance's console (the VM's second serial port): the sample init ran in
-# the instance and saw one CPU and at most the instance's 256 MiB; no panic.
+# An instance's console (the VM's second or third serial port): the sample
+# init ran in the instance and saw one CPU and at most the instance's memory
+# (MiB); no panic, BUG or WARN.
 judge_instance_console() {
-	local log=$1 seen mem
+	local log=$1 max_mib=$2 seen mem
 	seen=$(tr -d '\r' <"$log" 2>/dev/null | grep -a 'MULTIKERNEL-SAMPLE-INIT cpus=' | head -1 || true)
 	mem=$(echo "$seen" | sed -nE 's/.*memtotal_kb=([0-9]+).*/\1/p')
-	if echo "$seen" | grep -q 'cpus=1 online=0 ' && [ -n "$mem" ] && [ "$mem" -le 262144 ]; then
+	if echo "$seen" | grep -q 'cpus=1 online=0 ' && [ -n "$mem" ] && [ "$mem" -le $((max_mib * 1024)) ]; then
 		passed=$((passed + 1))
 		echo "instance console: ${seen#*] }"
 	else
-		fail "instance console: no sample-init report with 1 CPU and <= 256 MiB (log: $log)"
+		fail "instance console: no sample-init report with 1 CPU and <= $max_mib MiB (log: $log)"
 	fi
 	if grep -qaE '(Kernel panic|BUG:|Oops|WARNING:)' "$log" 2>/dev/null; then
 		fail "instance console has a report:"
+		grep -naE -m5 '(Kernel panic|BUG:|Oops|WARNING:)' "$log" | sed 's/^/  | /'
+	fi
+}
+
+# The third serial port, 0x3e8, only gets the second instance's early console
+# (see Documentation/multikernel/spawn.rst): check that an instance kernel
+# booted there, told it was an instance, without a panic, BUG or WARN.
+judge_instance_boot() {
+	local log=$1
+	if grep -qa 'Command line: .*multikernel.instance=' "$log" 2>/dev/null; then
+		passed=$((passed + 1))
+		echo "instance console: $(basename "$log"): an instance kernel booted"
+	else
+		fail "instance console: no instance kernel boot in $log"
+	fi
+	if grep -qaE '(Kernel panic|BUG:|Oops|WARNING:)' "$log" 2>/dev/null; then
+		fail "instance console $log has a report:"
 		grep -naE -m5 '(Kernel panic|BUG:|Oops|WARNING:)' "$log" | sed 's/^/  | /'
 	fi
 }
@@ -142,7 +160,7 @@ for run in "${RUNS[@]}"; do
 		cmd=("$MK_ROOT/scripts/guest-check.sh" "$KST" "$dir" "$MK_BUILD/modules" "$KERNEL_IMAGE" $progs)
 	fi
 	qemu_opts=
-	[ -z "$serial1" ] || qemu_opts="-serial file:$dir/ttyS1.log"
+	[ -z "$serial1" ] || qemu_opts="-serial file:$dir/ttyS1.log -serial file:$dir/ttyS2.log"
 	MK_VM_QEMU_OPTS=$qemu_opts vm_run "${MK_CHECK_TIMEOUT:-900}" "$dir/console.log" "$append" \
 		"${cmd[@]}" || rc=$?
 	step "boot: $name VM finished in $(($(date +%s) - start)) s (status $rc, console: $dir/console.log)"
@@ -158,7 +176,10 @@ for run in "${RUNS[@]}"; do
 	judge_kselftests "$dir"
 	[ -z "$kunit" ] || judge_kunit "$dir/console.log"
 	judge_log "$dir/console.log" "$dir"/dmesg*.txt
-	[ -z "$serial1" ] || judge_instance_console "$dir/ttyS1.log"
+	if [ -n "$serial1" ]; then
+		judge_instance_console "$dir/ttyS1.log" 256
+		judge_instance_boot "$dir/ttyS2.log"
+	fi
 	if [ -f "$dir/done" ] && [ "$rc" != 0 ] && [ "$failed" = "$failed_before" ]; then
 		fail "$name: the VM exited with status $rc although every test passed"
 	fi

@@ -39,6 +39,8 @@ int multikernel_spawn_init(void);
 int multikernel_spawn_arm(unsigned int cpu, u64 mem_start, u64 mem_size,
 			  u64 pt_start, u64 pt_size, u64 boot_params, u64 entry);
 void multikernel_spawn_disarm(unsigned int cpu);
+/* Sends INIT to an offline @cpu: stops what runs there. */
+void multikernel_cpu_reset(unsigned int cpu);
 /* TSC kHz, LAPIC timer period (per tick) and APIC id of @cpu, for an instance. */
 void multikernel_host_facts(unsigned int cpu, u32 *tsc_khz, u32 *lapic_period,
 			    u32 *apic_id);

@@ -20,6 +20,7 @@ use core::{
     },
 };
 use kernel::{
+    alloc::VVec,
     multikernel::PoolMapping,
     new_mutex,
     new_spinlock,
@@ -52,6 +53,8 @@ pub(crate) enum State {
     Running = 3,
     /// The instance kernel did not report in within [`START_TIMEOUT_MS`].
     Failed = 4,
+    /// The instance kernel was stopped by force (`kill`); the image stays loaded.
+    Stopped = 5,
 }
 
 /// How long a started kernel has to report in before its instance is `failed`.
@@ -68,6 +71,7 @@ impl State {
             2 => Self::Starting,
             3 => Self::Running,
             4 => Self::Failed,
+            5 => Self::Stopped,
             _ => Self::Reserved,
         }
     }
@@ -80,26 +84,63 @@ impl State {
             Self::Starting => "starting",
             Self::Running => "running",
             Self::Failed => "failed",
+            Self::Stopped => "stopped",
         }
     }
 
-    /// Whether `destroy` may remove an instance in this state (a loaded image is unloaded).
+    /// Whether `destroy` may remove an instance in this state (a loaded image is unloaded):
+    /// not while its kernel may run.
     pub(crate) fn destroyable(self) -> bool {
-        matches!(self, Self::Reserved | Self::Loaded)
+        matches!(self, Self::Reserved | Self::Loaded | Self::Stopped)
     }
 
     /// Whether a kexec load or unload may replace what the instance has.
     pub(crate) fn loadable(self) -> bool {
-        matches!(self, Self::Reserved | Self::Loaded)
+        matches!(self, Self::Reserved | Self::Loaded | Self::Stopped)
+    }
+
+    /// Whether `start` may start the loaded kernel.
+    pub(crate) fn startable(self) -> bool {
+        matches!(self, Self::Loaded | Self::Stopped)
+    }
+
+    /// Whether `kill` has a kernel to stop.
+    pub(crate) fn killable(self) -> bool {
+        matches!(self, Self::Starting | Self::Running | Self::Failed)
     }
 }
 
-/// What is loaded, as `instances/NAME/image` shows it.
+/// What is loaded, as `instances/NAME/image` shows it, and the bytes to write into the
+/// instance's memory at each start (a run overwrites its own image: the kernel decompresses in
+/// place).
 pub(crate) struct ImageInfo {
     pub(crate) kernel_size: u64,
     pub(crate) initrd_size: u64,
     pub(crate) cmdline: KVec<u8>,
     pub(crate) layout: Layout,
+    pub(crate) payload: VVec<u8>,
+    pub(crate) initrd: VVec<u8>,
+    pub(crate) boot_cmdline: KVec<u8>,
+    pub(crate) zero_page: KBox<[u8; 4096]>,
+}
+
+impl ImageInfo {
+    /// Writes the image into the instance's memory, as loaded: kernel, boot parameters,
+    /// command line, initrd; clears the mailbox.
+    pub(crate) fn write(&self, memory: Range) -> Result {
+        let layout = &self.layout;
+        let mut map = PoolMapping::new(memory.start, memory.len)?;
+        let offset = |addr: u64| (addr - memory.start) as usize;
+        map.write(offset(layout.kernel.start), &self.payload)?;
+        map.write(offset(layout.boot_params.start), &self.zero_page[..])?;
+        map.write(offset(layout.cmdline.start), &self.boot_cmdline)?;
+        map.zero(offset(layout.cmdline.start) + self.boot_cmdline.len(), 1)?;
+        map.zero(offset(layout.mailbox.start), layout.mailbox.len as usize)?;
+        if let Some(range) = layout.initrd {
+            map.write(offset(range.start), &self.initrd)?;
+        }
+        Ok(())
+    }
 }
 
 /// An instance. Its id, name, CPUs and memory never change after creation, so its sysfs files
@@ -216,14 +257,20 @@ impl Instance {
         }
         match command {
             b"start" => crate::spawn::start(this),
+            b"kill" => crate::spawn::kill(this),
             _ => {
                 crate::control::warn(format_args!(
-                    "control {}: unknown command (known: start)",
+                    "control {}: unknown command (known: start, kill)",
                     this.name.as_str()
                 ));
                 Err(EINVAL)
             }
         }
+    }
+
+    /// The image, locked.
+    pub(crate) fn image(&self) -> kernel::sync::lock::Guard<'_, Option<KBox<ImageInfo>>, kernel::sync::lock::spinlock::SpinLockBackend> {
+        self.image.lock()
     }
 
     /// Records a newly loaded image (state `loaded`), or none (state `reserved`).

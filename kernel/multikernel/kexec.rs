@@ -25,6 +25,7 @@ use core::fmt::{
     Write, //
 };
 use kernel::{
+    alloc::VVec,
     cpu::CpuId,
     multikernel::{
         kexec::{
@@ -32,7 +33,6 @@ use kernel::{
             Load, //
         },
         spawn,
-        PoolMapping,
     },
     prelude::*,
 };
@@ -113,32 +113,30 @@ fn load(req: &Load<'_>) -> Result {
     let zero_page = loader::boot_params(&image, &layout, memory)?;
     let mut cmdline = KVec::new();
     cmdline.extend_from_slice(req.cmdline, GFP_KERNEL)?;
+    let mut payload = VVec::new();
+    payload.extend_from_slice(image.payload, GFP_KERNEL)?;
+    let mut initrd_copy = VVec::new();
+    if let Some(bytes) = initrd {
+        initrd_copy.extend_from_slice(bytes, GFP_KERNEL)?;
+    }
     let info = KBox::new(
         ImageInfo {
             kernel_size: req.kernel.len() as u64,
             initrd_size: initrd.map_or(0, |i| i.len() as u64),
             cmdline,
             layout,
+            payload,
+            initrd: initrd_copy,
+            boot_cmdline,
+            zero_page,
         },
         GFP_KERNEL,
     )?;
-    let mut map = PoolMapping::new(memory.start, memory.len)?;
 
     // Everything is checked and allocated: write. The offsets come from `layout`, which lies
-    // inside `memory`, so these cannot fail; if one did, no stale image is left claiming to be
-    // loaded.
-    let offset = |addr: u64| (addr - memory.start) as usize;
-    let written = map
-        .write(offset(layout.kernel.start), image.payload)
-        .and_then(|()| map.write(offset(layout.boot_params.start), &zero_page[..]))
-        .and_then(|()| map.write(offset(layout.cmdline.start), &boot_cmdline))
-        .and_then(|()| map.zero(offset(layout.cmdline.start) + boot_cmdline.len(), 1))
-        .and_then(|()| map.zero(offset(layout.mailbox.start), layout.mailbox.len as usize))
-        .and_then(|()| match (initrd, layout.initrd) {
-            (Some(bytes), Some(range)) => map.write(offset(range.start), bytes),
-            _ => Ok(()),
-        });
-    if let Err(e) = written {
+    // inside `memory`, so this only fails if the mapping cannot be made, before any byte is
+    // written; if it failed later, no stale image would be left claiming to be loaded.
+    if let Err(e) = info.write(memory) {
         instance.set_image(None);
         warn(format_args!("kexec load {name}: writing the image failed ({e:?})"));
         return Err(e);

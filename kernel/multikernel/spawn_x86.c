@@ -12,6 +12,7 @@
 #define pr_fmt(fmt) "multikernel: " fmt
 
 #include <linux/cpu.h>
+#include <linux/delay.h>
 #include <linux/init.h>
 #include <linux/mm.h>
 #include <linux/multikernel.h>
@@ -139,6 +140,28 @@ int multikernel_spawn_init(void)
 	host_play_dead = smp_ops.play_dead;
 	smp_ops.play_dead = mk_play_dead;
 	return 0;
+}
+
+/*
+ * Stops whatever @cpu (offline in this kernel) runs: INIT puts it in
+ * wait-for-SIPI, where this kernel's next bring-up of it (INIT, SIPI, SIPI)
+ * starts it afresh.
+ */
+void multikernel_cpu_reset(unsigned int cpu)
+{
+	u32 apicid;
+	unsigned long flags;
+
+	if (cpu >= nr_cpu_ids || cpu_online(cpu))
+		return;
+	apicid = per_cpu(x86_cpu_to_apicid, cpu);
+	local_irq_save(flags);
+	apic_icr_write(APIC_INT_LEVELTRIG | APIC_INT_ASSERT | APIC_DM_INIT, apicid);
+	safe_apic_wait_icr_idle();
+	udelay(10);
+	apic_icr_write(APIC_INT_LEVELTRIG | APIC_DM_INIT, apicid);
+	safe_apic_wait_icr_idle();
+	local_irq_restore(flags);
 }
 
 /* What an instance kernel needs to know of this machine's timers and CPUs. */

@@ -202,6 +202,14 @@ pub mod spawn {
         (tsc_khz, lapic_period, apic_id)
     }
 
+    /// Stops whatever runs on `cpu`, which must be offline in this kernel (else nothing
+    /// happens): an INIT IPI leaves it waiting for a SIPI, which this kernel's next bring-up of
+    /// the CPU sends.
+    pub fn reset_cpu(cpu: CpuId) {
+        // SAFETY: The C side checks the CPU is valid and offline in this kernel.
+        unsafe { bindings::multikernel_cpu_reset(cpu.as_u32()) }
+    }
+
     /// Disarms `cpu` and frees its identity map.
     pub fn disarm(cpu: CpuId) {
         // SAFETY: Any CPU id is accepted; an unarmed CPU is left alone.
