@@ -1,8 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # Runs inside the bench VM: every *_bench program, output to RESULTS/bench.txt.
-#   guest-bench.sh PROGRAM_DIR RESULTS_DIR
+#   guest-bench.sh PROGRAM_DIR RESULTS_DIR KERNEL_IMAGE INITRAMFS
 . "$(dirname "$0")/guest-lib.sh"
+export MK_KERNEL_IMAGE=$3 MK_INITRAMFS=$4
 status=0
 for prog in "$1"/*_bench; do
 	"$prog" >>"$2/bench.txt" 2>&1 || status=1
