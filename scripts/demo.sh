@@ -10,13 +10,22 @@ set -euo pipefail
 need_root
 "$MK_ROOT/scripts/install-deps.sh"
 "$MK_ROOT/scripts/build.sh"
+"$MK_ROOT/scripts/initramfs.sh"
 
 mkdir -p "$MK_BUILD/results"
 step "boot: $KERNEL_IMAGE under QEMU, $VM_CPUS vCPUs (TCG: about a minute)"
 rc=0
-vm_run 600 "$MK_BUILD/results/demo.log" "multikernel.pool=512M kunit.enable=0 loglevel=4" "$MK_ROOT/scripts/guest-demo.sh" || rc=$?
-# Show what the guest printed, without the kernel's boot chatter.
+rm -f "$MK_BUILD/results/demo-ttyS1.log"
+MK_VM_QEMU_OPTS="-serial file:$MK_BUILD/results/demo-ttyS1.log" \
+	vm_run 600 "$MK_BUILD/results/demo.log" "multikernel.pool=512M kunit.enable=0 loglevel=4" \
+	"$MK_ROOT/scripts/guest-demo.sh" "$KERNEL_IMAGE" "$MK_BUILD/initramfs.cpio.gz" || rc=$?
+# Show what the host printed, without the kernel's boot chatter.
+echo "--- host (first serial port) ---"
 sed -n '/^=== multikernel demo/,/^=== end of demo/p' "$MK_BUILD/results/demo.log" | tr -d '\r'
+echo "--- instance demo0 on CPU 3 (second serial port), excerpt ---"
+tr -d '\r' <"$MK_BUILD/results/demo-ttyS1.log" 2>/dev/null |
+	grep -aE 'Linux version|Command line|e820: \[mem|multikernel instance|Run /init|MULTIKERNEL-SAMPLE-INIT (up|cpus)' |
+	sed -E 's/(Command line: .{100}).*/\1.../'
 if [ "$rc" != 0 ] || ! grep -q '^=== end of demo' "$MK_BUILD/results/demo.log"; then
 	die "the demo VM failed (status $rc, log: $MK_BUILD/results/demo.log)"
 fi

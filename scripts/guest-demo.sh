@@ -1,25 +1,42 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# Runs inside the demo VM: the multikernel control tree, and an instance
-# created and destroyed through it.
+# Runs inside the demo VM: the multikernel control tree; an instance created,
+# loaded with this same kernel and the sample initramfs, started beside the
+# host, killed and destroyed.
+#   guest-demo.sh KERNEL_IMAGE INITRAMFS
 . "$(dirname "$0")/guest-lib.sh"
+img=$1 rd=$2
 mk=/sys/kernel/multikernel
 run() {
 	echo "\$ $*"
 	eval "$@" 2>&1
 }
-echo "=== multikernel demo: $(uname -r), $(nproc) CPUs online"
+echo "=== multikernel demo: host kernel $(uname -r), $(nproc) CPUs online"
 run 'dmesg | grep -E "multikernel: (pool|multikernel)"'
 run "grep -i multikernel /proc/iomem"
 run "ls $mk $mk/pool"
-run "cat $mk/version $mk/pool/total_bytes"
-run "echo 'demo0 cpus=2-3 memory=256M' > $mk/create"
-run "ls $mk/instances/demo0"
-run "head $mk/instances/demo0/*"
-run "cat /sys/devices/system/cpu/online $mk/pool/free_bytes"
-run "echo 1 > /sys/devices/system/cpu/cpu2/online   # owned: refused"
-run "echo 'demo1 cpus=0 memory=2M' > $mk/create      # the boot CPU: refused"
-run "dmesg | tail -2"
-run "echo demo0 > $mk/destroy"
-run "cat /sys/devices/system/cpu/online $mk/pool/free_bytes"
+run "echo 'demo0 cpus=3 memory=256M' > $mk/create"
+run "cat $mk/instances/demo0/{id,cpus,memory,state}"
+run "cat /sys/devices/system/cpu/online"
+run "echo 1 > /sys/devices/system/cpu/cpu3/online   # owned by demo0: refused"
+echo "\$ kexec_file_load(bzImage, initramfs, \"console=ttyS1 ...\", KEXEC_FILE_MULTIKERNEL | KEXEC_FILE_MK_ID(1))"
+python3 - "$img" "$rd" <<'PY'
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+k, i = os.open(sys.argv[1], os.O_RDONLY), os.open(sys.argv[2], os.O_RDONLY)
+cl = b"console=ttyS1 kunit.enable=0 panic=0 loglevel=7\0"
+SYS_kexec_file_load, KEXEC_FILE_MULTIKERNEL = 320, 0x40
+r = libc.syscall(SYS_kexec_file_load, k, i, len(cl), cl, KEXEC_FILE_MULTIKERNEL | (1 << 16))
+print("loaded" if r == 0 else "load failed: " + os.strerror(ctypes.get_errno()))
+PY
+run "cat $mk/instances/demo0/image"
+run "echo start > $mk/instances/demo0/control"
+for _ in $(seq 60); do
+	[ "$(cat $mk/instances/demo0/state)" = starting ] || break
+	sleep 0.5
+done
+run "cat $mk/instances/demo0/state"
+run 'dmesg | grep -E "multikernel: (start|demo0)"'
+run "echo kill > $mk/instances/demo0/control; cat $mk/instances/demo0/state"
+run "echo demo0 > $mk/destroy; cat /sys/devices/system/cpu/online $mk/pool/free_bytes"
 echo "=== end of demo"
