@@ -19,11 +19,9 @@ use crate::{
         Layout,
         LoadError, //
     },
+    spec::VecWriter,
 };
-use core::fmt::{
-    self,
-    Write, //
-};
+use core::fmt::Write;
 use kernel::{
     alloc::VVec,
     cpu::CpuId,
@@ -37,16 +35,6 @@ use kernel::{
     prelude::*,
 };
 
-/// Appends formatted text to a byte vector.
-struct VecWriter<'a>(&'a mut KVec<u8>);
-
-impl fmt::Write for VecWriter<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.0
-            .extend_from_slice(s.as_bytes(), GFP_KERNEL)
-            .map_err(|_| fmt::Error)
-    }
-}
 
 /// What the syscall calls for multikernel loads.
 pub(crate) static HANDLER: Handler = Handler { load, unload };

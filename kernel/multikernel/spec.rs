@@ -297,6 +297,17 @@ pub(crate) fn parse_size(value: &[u8]) -> Result<u64, SpecError> {
     Ok(value << shift)
 }
 
+/// Appends formatted text to a byte vector.
+pub(crate) struct VecWriter<'a>(pub(crate) &'a mut KVec<u8>);
+
+impl fmt::Write for VecWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0
+            .extend_from_slice(s.as_bytes(), GFP_KERNEL)
+            .map_err(|_| fmt::Error)
+    }
+}
+
 /// Writes `cpus` (sorted, without duplicates) as a CPU list, `2-3` or `1,4-5`.
 pub(crate) fn write_cpulist(out: &mut impl fmt::Write, cpus: &[u32]) -> fmt::Result {
     let mut i = 0;
@@ -479,20 +490,10 @@ mod tests {
         for text in ["0", "2-3", "1,4-5", "0-7", "1,3,5,7", "0-1,3-4,6"] {
             let cpus = parse_cpulist(text.as_bytes(), NR).map_err(|e| e.errno())?;
             let mut out = KVec::<u8>::new();
-            let mut buf = FmtBuf(&mut out);
+            let mut buf = VecWriter(&mut out);
             write_cpulist(&mut buf, &cpus).map_err(|_| EINVAL)?;
             assert_eq!(&out[..], text.as_bytes());
         }
         Ok(())
-    }
-
-    struct FmtBuf<'a>(&'a mut KVec<u8>);
-
-    impl fmt::Write for FmtBuf<'_> {
-        fn write_str(&mut self, s: &str) -> fmt::Result {
-            self.0
-                .extend_from_slice(s.as_bytes(), GFP_KERNEL)
-                .map_err(|_| fmt::Error)
-        }
     }
 }
