@@ -76,8 +76,9 @@ judge_kunit() {
 	done <<<"$ktap"
 }
 
-# Any oops, BUG, WARN or lockdep report fails the run.
-BAD='(Oops|BUG:|WARNING:|Kernel panic|general protection fault|Call Trace:|cut here|INFO: possible|INFO: task .* blocked|rcu_.*detected stall|UBSAN:|KASAN:|hung_task|soft lockup|hard LOCKUP)'
+# Any oops, BUG, WARN, lockdep or clocksource report fails the run.
+# Clocksource complaints count too: an instance must not disturb the host's time.
+BAD='(Oops|BUG:|WARNING:|Kernel panic|general protection fault|Call Trace:|cut here|INFO: possible|INFO: task .* blocked|rcu_.*detected stall|UBSAN:|KASAN:|hung_task|soft lockup|hard LOCKUP|[Mm]arking clocksource .* unstable|Marking TSC unstable|clocksource watchdog|timekeeping watchdog)'
 judge_log() {
 	local log
 	for log in "$@"; do
