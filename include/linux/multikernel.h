@@ -36,8 +36,12 @@ int kexec_file_check_sig(void *kernel, unsigned long kernel_len);
  * memory; disarm it again. multikernel_spawn_init() wraps smp_ops.play_dead.
  */
 int multikernel_spawn_init(void);
-int multikernel_spawn_arm(unsigned int cpu, u64 mem_start, u64 mem_size,
-			  u64 pt_start, u64 pt_size, u64 boot_params, u64 entry);
+u64 multikernel_spawn_build_map(u64 mem_start, u64 mem_size, u64 pt_start,
+				u64 pt_size);
+int multikernel_spawn_arm(unsigned int cpu, u64 pgd, u64 boot_params, u64 entry,
+			  u64 arg);
+/* The code an instance's waiting CPUs run (position independent). */
+void multikernel_park_code(const void **code, size_t *len);
 void multikernel_spawn_disarm(unsigned int cpu);
 /* Sends INIT to an offline @cpu: stops what runs there. */
 void multikernel_cpu_reset(unsigned int cpu);

@@ -136,6 +136,8 @@ impl ImageInfo {
         map.write(offset(layout.cmdline.start), &self.boot_cmdline)?;
         map.zero(offset(layout.cmdline.start) + self.boot_cmdline.len(), 1)?;
         map.zero(offset(layout.mailbox.start), layout.mailbox.len as usize)?;
+        map.zero(offset(layout.park.start), layout.park.len as usize)?;
+        map.write(offset(layout.park.start), kernel::multikernel::spawn::park_code())?;
         if let Some(range) = layout.initrd {
             map.write(offset(range.start), &self.initrd)?;
         }
@@ -332,6 +334,7 @@ impl Instance {
         segment("cmdline", &layout.cmdline)?;
         segment("pagetables", &layout.pagetables)?;
         segment("mailbox", &layout.mailbox)?;
+        segment("park", &layout.park)?;
         if let Some(initrd) = &layout.initrd {
             if initrd.len > 0 {
                 segment("initrd", initrd)?;

@@ -17,7 +17,9 @@
 
 #include <linux/init.h>
 #include <linux/io.h>
+#include <linux/delay.h>
 #include <linux/kernel.h>
+#include <linux/sizes.h>
 #include <linux/reboot.h>
 #include <linux/string.h>
 #include <asm/apic.h>
@@ -33,7 +35,11 @@ static unsigned int mk_id;
 static unsigned long mk_tsc_khz;
 static unsigned int mk_lapic_period;
 static unsigned long mk_mailbox;
-static unsigned int mk_apic_id = -1U;
+#define MK_MAX_CPUS		64
+static u32 mk_apic_ids[MK_MAX_CPUS];
+static unsigned int mk_nr_cpus;
+static u32 mk_host_bsp_apic = -1U;
+static void *mk_wakeup_page;
 
 static unsigned long mk_get_tsc(void)
 {
@@ -50,12 +56,57 @@ static void __init mk_timer_init(void)
 	lapic_timer_period = mk_lapic_period;
 }
 
+/*
+ * Starts another CPU of the instance: it waits in the host-provided park loop
+ * (spawn_entry.S) polling the wakeup area of the mailbox page, as firmware
+ * does for the ACPI MP-wakeup mailbox; it acknowledges by clearing command.
+ */
+static int mk_wakeup_secondary_cpu_64(u32 apicid, unsigned long start_ip,
+				      unsigned int cpu)
+{
+	struct mk_wakeup {
+		u32 command;
+		u32 apic_id;
+		u64 vector;
+	} *w;
+	unsigned long timeout = USEC_PER_SEC;
+
+	if (!mk_wakeup_page) {
+		mk_wakeup_page = memremap(mk_mailbox, PAGE_SIZE, MEMREMAP_WB);
+		if (!mk_wakeup_page)
+			return -ENOMEM;
+	}
+	w = mk_wakeup_page + 64;
+	WRITE_ONCE(w->apic_id, apicid);
+	WRITE_ONCE(w->vector, start_ip);
+	smp_store_release(&w->command, 1);
+	while (READ_ONCE(w->command) && --timeout)
+		udelay(1);
+	if (READ_ONCE(w->command)) {
+		WRITE_ONCE(w->command, 0);
+		pr_err("CPU %u (APIC %u) did not leave the park loop\n", cpu, apicid);
+		return -EIO;
+	}
+	return 0;
+}
+
 static void __init mk_parse_smp_config(void)
 {
+	unsigned int i;
+
 	register_lapic_address(APIC_DEFAULT_PHYS_BASE);
-	if (mk_apic_id != -1U)
-		topology_register_apic(mk_apic_id, CPU_ACPIID_INVALID, true);
+	/*
+	 * The host's boot CPU first: x86 takes the first enumerated APIC that is
+	 * not this CPU for the "real BSP" a crash kernel must never INIT, and
+	 * rejects it; then it does not limit this kernel to one CPU either.
+	 */
+	if (mk_host_bsp_apic != -1U)
+		topology_register_apic(mk_host_bsp_apic, CPU_ACPIID_INVALID, true);
+	for (i = 0; i < mk_nr_cpus; i++)
+		topology_register_apic(mk_apic_ids[i], CPU_ACPIID_INVALID, true);
 	smp_found_config = 1;
+	if (mk_nr_cpus > 1)
+		apic_update_callback(wakeup_secondary_cpu_64, mk_wakeup_secondary_cpu_64);
 }
 
 static void mk_no_restart(void)
@@ -86,9 +137,11 @@ static int __init mk_instance_setup(char *arg)
 	x86_platform.legacy.rtc			= 0;
 	x86_platform.legacy.warm_reset		= 0;
 	x86_platform.legacy.i8042		= X86_LEGACY_I8042_PLATFORM_ABSENT;
-	/* No memory below 1 MiB, and no AP to start through real mode. */
-	x86_platform.realmode_reserve		= x86_init_noop;
-	x86_platform.realmode_init		= x86_init_noop;
+	/*
+	 * No memory below 1 MiB: the AP trampoline (whose 64-bit entry the park
+	 * loop jumps to) goes below 4 GiB in the instance's memory.
+	 */
+	x86_init.resources.realmode_limit	= SZ_4G;
 	legacy_pic				= &null_legacy_pic;
 	machine_ops.emergency_restart		= mk_no_restart;
 	machine_ops.restart			= mk_no_restart_cmd;
@@ -111,11 +164,24 @@ static int __init mk_lapic_setup(char *arg)
 }
 early_param("multikernel.lapic_period", mk_lapic_setup);
 
-static int __init mk_apic_setup(char *arg)
+static int __init mk_apic_ids_setup(char *arg)
 {
-	return arg ? kstrtouint(arg, 0, &mk_apic_id) : -EINVAL;
+	char *id;
+
+	while (arg && (id = strsep(&arg, ",")) && mk_nr_cpus < MK_MAX_CPUS) {
+		if (kstrtou32(id, 0, &mk_apic_ids[mk_nr_cpus]))
+			return -EINVAL;
+		mk_nr_cpus++;
+	}
+	return 0;
 }
-early_param("multikernel.apic_id", mk_apic_setup);
+early_param("multikernel.apic_ids", mk_apic_ids_setup);
+
+static int __init mk_host_bsp_setup(char *arg)
+{
+	return arg ? kstrtou32(arg, 0, &mk_host_bsp_apic) : -EINVAL;
+}
+early_param("multikernel.host_bsp_apic", mk_host_bsp_setup);
 
 static int __init mk_mailbox_setup(char *arg)
 {

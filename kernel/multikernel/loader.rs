@@ -15,6 +15,7 @@
 //!        boot_params (4 KiB), command line (page-rounded)
 //!        page tables for entering the kernel (64 KiB; the spawn fills them)
 //!        mailbox (4 KiB) the instance kernel reports through
+//!        park page (4 KiB): where its other CPUs wait to be started
 //!        ... free memory of the instance ...
 //! end:   initrd (page-aligned, at the top)
 //! ```
@@ -66,6 +67,8 @@ const LOADED_HIGH: u8 = 1 << 0;
 const LOADER_UNDEFINED: u8 = 0xff;
 /// E820 type of usable RAM.
 const E820_RAM: u32 = 1;
+/// E820 type of reserved memory.
+const E820_RESERVED: u32 = 2;
 
 fn u16_at(buf: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([buf[at], buf[at + 1]])
@@ -179,8 +182,11 @@ pub(crate) struct Layout {
     /// Page-table pages for the spawn's identity map: inside the instance, so the entered
     /// kernel can read (and extend) the tables it starts on.
     pub(crate) pagetables: Range,
-    /// A page the instance kernel writes to when it has booted (`instance_x86.c`).
+    /// A page the instance kernel writes to when it has booted, and through which it starts
+    /// its other CPUs (`instance_x86.c`).
     pub(crate) mailbox: Range,
+    /// A page holding the loop the instance's other CPUs wait in (`spawn_entry.S`).
+    pub(crate) park: Range,
     pub(crate) initrd: Option<Range>,
     /// The 64-bit entry point: kernel load address + 0x200.
     pub(crate) entry: u64,
@@ -208,7 +214,7 @@ impl Layout {
         let needed = kernel_len
             .checked_add(PAGE)
             .and_then(|n| n.checked_add(cmdline_pages))
-            .and_then(|n| n.checked_add(PAGETABLE_BYTES + PAGE))
+            .and_then(|n| n.checked_add(PAGETABLE_BYTES + 2 * PAGE))
             .and_then(|n| n.checked_add(initrd_pages));
         match needed {
             Some(needed) if needed <= memory.len => (),
@@ -235,6 +241,10 @@ impl Layout {
             start: pagetables.end(),
             len: PAGE,
         };
+        let park = Range {
+            start: mailbox.end(),
+            len: PAGE,
+        };
         let initrd = initrd_len.map(|len| Range {
             start: memory.end() - initrd_pages,
             len,
@@ -245,6 +255,7 @@ impl Layout {
             cmdline,
             pagetables,
             mailbox,
+            park,
             initrd,
             entry: memory.start + 0x200,
         };
@@ -277,11 +288,25 @@ pub(crate) fn boot_params(image: &BzImage<'_>, layout: &Layout, memory: Range) -
         put(&mut page[..], off::RAMDISK_SIZE, &lo.to_le_bytes());
         put(&mut page[..], off::EXT_RAMDISK_SIZE, &hi.to_le_bytes());
     }
-    // The instance's memory is all the RAM the new kernel is told about.
-    page[off::E820_ENTRIES] = 1;
-    put(&mut page[..], off::E820_TABLE, &memory.start.to_le_bytes());
-    put(&mut page[..], off::E820_TABLE + 8, &memory.len.to_le_bytes());
-    put(&mut page[..], off::E820_TABLE + 16, &E820_RAM.to_le_bytes());
+    // The instance's memory is all the RAM the new kernel is told about, less the pages its
+    // CPUs are entered and parked with (page tables, mailbox, park loop): those are reserved,
+    // so its allocator never hands them out while a parked CPU still runs on them.
+    let reserved = Range {
+        start: layout.pagetables.start,
+        len: layout.park.end() - layout.pagetables.start,
+    };
+    let entries = [
+        (memory.start, reserved.start - memory.start, E820_RAM),
+        (reserved.start, reserved.len, E820_RESERVED),
+        (reserved.end(), memory.end() - reserved.end(), E820_RAM),
+    ];
+    page[off::E820_ENTRIES] = entries.len() as u8;
+    for (i, (start, len, kind)) in entries.iter().enumerate() {
+        let at = off::E820_TABLE + 20 * i;
+        put(&mut page[..], at, &start.to_le_bytes());
+        put(&mut page[..], at + 8, &len.to_le_bytes());
+        put(&mut page[..], at + 16, &kind.to_le_bytes());
+    }
     Ok(page)
 }
 
@@ -367,7 +392,8 @@ mod tests {
         assert_eq!(layout.pagetables.start, memory.start + 8 * M + 2 * 4096);
         assert_eq!(layout.pagetables.len, PAGETABLE_BYTES);
         assert_eq!(layout.mailbox.start, layout.pagetables.end());
-        assert!(initrd.start >= layout.mailbox.end());
+        assert_eq!(layout.park.start, layout.mailbox.end());
+        assert!(initrd.start >= layout.park.end());
 
         // No initrd, empty command line.
         let layout = Layout::plan(memory, &image, None, 0).map_err(|e| e.errno())?;
@@ -384,16 +410,16 @@ mod tests {
         let small = Range { start: 0x4000_0000, len: 2 * M };
         assert_eq!(
             Layout::plan(small, &image, None, 0),
-            Err(LoadError::TooBig(8 * M + 3 * 4096 + PAGETABLE_BYTES))
+            Err(LoadError::TooBig(8 * M + 4 * 4096 + PAGETABLE_BYTES))
         );
         assert_eq!(Layout::plan(small, &image, None, 0).err().map(|e| e.errno()), Some(ENOMEM));
         // Exactly enough fits.
-        let exact = Range { start: 0x4000_0000, len: 8 * M + 3 * 4096 + PAGETABLE_BYTES };
+        let exact = Range { start: 0x4000_0000, len: 8 * M + 4 * 4096 + PAGETABLE_BYTES };
         assert!(Layout::plan(exact, &image, None, 0).is_ok());
         let big = Range { start: 0x4000_0000, len: 64 * M };
         assert_eq!(
             Layout::plan(big, &image, Some(60 * M), 0),
-            Err(LoadError::TooBig(68 * M + 3 * 4096 + PAGETABLE_BYTES))
+            Err(LoadError::TooBig(68 * M + 4 * 4096 + PAGETABLE_BYTES))
         );
         assert_eq!(
             Layout::plan(big, &image, Some(u64::MAX), 0),
@@ -424,14 +450,24 @@ mod tests {
             | u64::from(u32_at(&page[..], off::EXT_RAMDISK_IMAGE)) << 32;
         assert_eq!(rd, initrd.start);
         assert_eq!(u32_at(&page[..], off::RAMDISK_SIZE), 5000);
-        // One e820 entry: the instance's memory, as RAM.
-        assert_eq!(page[off::E820_ENTRIES], 1);
-        let mut addr = [0u8; 8];
-        addr.copy_from_slice(&page[off::E820_TABLE..off::E820_TABLE + 8]);
-        assert_eq!(u64::from_le_bytes(addr), memory.start);
-        addr.copy_from_slice(&page[off::E820_TABLE + 8..off::E820_TABLE + 16]);
-        assert_eq!(u64::from_le_bytes(addr), memory.len);
-        assert_eq!(u32_at(&page[..], off::E820_TABLE + 16), E820_RAM);
+        // Three e820 entries: RAM, the reserved entry pages, RAM; together the instance's memory.
+        assert_eq!(page[off::E820_ENTRIES], 3);
+        let entry = |i: usize| {
+            let at = off::E820_TABLE + 20 * i;
+            let mut a = [0u8; 8];
+            let mut l = [0u8; 8];
+            a.copy_from_slice(&page[at..at + 8]);
+            l.copy_from_slice(&page[at + 8..at + 16]);
+            (u64::from_le_bytes(a), u64::from_le_bytes(l), u32_at(&page[..], at + 16))
+        };
+        assert_eq!(entry(0), (memory.start, layout.pagetables.start - memory.start, E820_RAM));
+        assert_eq!(
+            entry(1),
+            (layout.pagetables.start, layout.park.end() - layout.pagetables.start, E820_RESERVED)
+        );
+        assert_eq!(entry(2).0, layout.park.end());
+        assert_eq!(entry(2).0 + entry(2).1, memory.end());
+        assert_eq!(entry(2).2, E820_RAM);
         Ok(())
     }
 }

@@ -41,18 +41,41 @@ pub(crate) fn start(instance: &Instance) -> Result {
             .inspect_err(|e| warn(format_args!("start {name}: cannot write the image ({e:?})")))?;
         image.layout
     };
-    let cpu = *instance.cpus.first().ok_or(EINVAL)?;
+    // The other CPUs first: they wait in the park loop until the kernel starts them through
+    // the wakeup mailbox (mailbox page + 64). Then the first CPU enters the kernel.
+    // Two copies of the map, in the two halves of the page-table pages: the first CPU's
+    // kernel reworks the tables it is entered on, the parked CPUs keep running on theirs.
+    let half = layout.pagetables.len / 2;
+    let memory = (instance.memory.start, instance.memory.len);
+    let build = |start: u64| {
+        spawn::IdentityMap::build(memory, (start, half)).inspect_err(|e| {
+            warn(format_args!("start {name}: cannot build the entry map ({e:?})"))
+        })
+    };
+    let map = build(layout.pagetables.start)?;
+    let park_map = build(layout.pagetables.start + half)?;
+    let wakeup = layout.mailbox.start + 64;
+    let (first, others) = instance.cpus.split_first().ok_or(EINVAL)?;
+    for &cpu in others {
+        let id = CpuId::from_u32(cpu).ok_or(EINVAL)?;
+        let (_, _, apic_id) = spawn::host_facts(id);
+        enter(name, cpu, |id| {
+            spawn::arm(id, &park_map, wakeup, layout.park.start, u64::from(apic_id))
+        })
+            .inspect_err(|_| stop_cpus(instance))?;
+    }
+    enter(name, *first, |id| spawn::arm(id, &map, layout.boot_params.start, layout.entry, 0))
+        .inspect_err(|_| stop_cpus(instance))?;
+    instance.set_started();
+    pr_info!("start {name}: CPU {first} entered the instance kernel at {:#x}\n", layout.entry);
+    Ok(())
+}
+
+/// Sends `cpu` (offline, owned) in: `arm` it, let the host bring it up and take it down
+/// again; on its way out it enters.
+fn enter(name: &str, cpu: u32, arm: impl FnOnce(CpuId) -> Result) -> Result {
     let id = CpuId::from_u32(cpu).ok_or(EINVAL)?;
-    spawn::arm(
-        id,
-        spawn::Region {
-            memory: (instance.memory.start, instance.memory.len),
-            pagetables: (layout.pagetables.start, layout.pagetables.len),
-            boot_params: layout.boot_params.start,
-            entry: layout.entry,
-        },
-    )
-    .inspect_err(|e| warn(format_args!("start {name}: cannot arm CPU {cpu} ({e:?})")))?;
+    arm(id).inspect_err(|e| warn(format_args!("start {name}: cannot arm CPU {cpu} ({e:?})")))?;
     cpus::set_transit(cpu, true);
     let through = cpu_hotplug::online(id).and_then(|_| cpu_hotplug::offline(id));
     cpus::set_transit(cpu, false);
@@ -63,9 +86,17 @@ pub(crate) fn start(instance: &Instance) -> Result {
         warn(format_args!("start {name}: CPU {cpu} did not cycle through hotplug ({e:?})"));
         return Err(e);
     }
-    instance.set_started();
-    pr_info!("start {name}: CPU {cpu} entered the instance kernel at {:#x}\n", layout.entry);
     Ok(())
+}
+
+/// INIT to every CPU of the instance: stops whatever they run.
+fn stop_cpus(instance: &Instance) {
+    for &cpu in instance.cpus.iter() {
+        if let Some(id) = CpuId::from_u32(cpu) {
+            spawn::disarm(id);
+            spawn::reset_cpu(id);
+        }
+    }
 }
 
 /// Stops `instance`'s kernel by force (with its `ops` lock held): INIT to its CPUs.
@@ -76,12 +107,7 @@ pub(crate) fn kill(instance: &Instance) -> Result {
         warn(format_args!("kill {name}: instance is {}, nothing runs", state.as_str()));
         return Err(EBUSY);
     }
-    for &cpu in instance.cpus.iter() {
-        if let Some(id) = CpuId::from_u32(cpu) {
-            spawn::disarm(id);
-            spawn::reset_cpu(id);
-        }
-    }
+    stop_cpus(instance);
     instance.set_state(State::Stopped);
     pr_info!("kill {name}: stopped\n");
     Ok(())

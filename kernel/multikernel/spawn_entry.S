@@ -6,6 +6,7 @@
  *      at its kernel-text address
  * rsi: physical address of the instance kernel's boot_params
  * rdx: physical address of its 64-bit entry point
+ * rcx: passed through untouched (the park loop's APIC id)
  *
  * Called with interrupts off, on a CPU the host has declared dead. Follows
  * the x86 64-bit boot protocol: paging on with the identity map covering the
@@ -42,4 +43,30 @@ SYM_FUNC_START(multikernel_enter)
 	ANNOTATE_RETPOLINE_SAFE
 	jmp	*%rdx
 SYM_FUNC_END(multikernel_enter)
+
+/*
+ * multikernel_park - where an instance's other CPUs wait for their kernel.
+ *
+ * Copied into a page of the instance's memory and entered through
+ * multikernel_enter() with rsi = the wakeup mailbox (physical, identity
+ * mapped) and ecx = this CPU's APIC id. Waits, like an ACPI MP-wakeup
+ * firmware loop, for { u32 command, u32 apic_id, u64 vector } naming it,
+ * acknowledges by clearing command, and jumps to vector in 64-bit mode on
+ * the same identity map. Position independent; no stack.
+ */
+	.balign 16
+SYM_CODE_START(multikernel_park)
+	ANNOTATE_NOENDBR
+1:	pause
+	movl	(%rsi), %eax
+	testl	%eax, %eax
+	jz	1b
+	cmpl	4(%rsi), %ecx
+	jne	1b
+	movq	8(%rsi), %rax
+	movl	$0, (%rsi)
+	ANNOTATE_RETPOLINE_SAFE
+	jmp	*%rax
+SYM_CODE_END(multikernel_park)
+SYM_DATA(multikernel_park_end, .byte 0)
 	.align PAGE_SIZE

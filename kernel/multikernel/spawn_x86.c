@@ -25,12 +25,14 @@
 #include <asm/tsc.h>
 
 /* Does not return; not marked so, to keep objtool's list of noreturn functions unpatched. */
-void multikernel_enter(u64 pgd_pa, u64 boot_params, u64 entry);
+void multikernel_enter(u64 pgd_pa, u64 boot_params, u64 entry, u64 arg);
+extern const u8 multikernel_park[], multikernel_park_end[];
 
 struct mk_spawn {
 	u64 pgd;		/* physical, inside the instance's memory */
 	u64 boot_params;
 	u64 entry;
+	u64 arg;
 	bool armed;
 };
 
@@ -74,7 +76,7 @@ static void mk_play_dead(void)
 	WRITE_ONCE(s->armed, false);
 	play_dead_common();
 	wbinvd();
-	multikernel_enter(s->pgd, s->boot_params, s->entry);
+	multikernel_enter(s->pgd, s->boot_params, s->entry, s->arg);
 	for (;;)
 		native_halt();
 }
@@ -87,15 +89,14 @@ void multikernel_spawn_disarm(unsigned int cpu)
 
 /*
  * Builds, in the instance's page-table area, an identity map of its memory
- * plus multikernel_enter()'s page at its kernel-text address, and arms @cpu
- * to enter @entry on it. Everything the entered kernel sees is inside the
- * instance's memory, the page tables included: the x86 decompressor extends
- * the tables it is entered with, so they must be identity mapped too.
+ * plus multikernel_enter()'s page at its kernel-text address; returns the
+ * PGD's physical address (0 on failure). Everything the entered kernel sees
+ * is inside the instance's memory, the page tables included: the x86
+ * decompressor extends the tables it is entered with, so they must be
+ * identity mapped too. Build once per start, before any CPU uses them.
  */
-int multikernel_spawn_arm(unsigned int cpu, u64 mem_start, u64 mem_size,
-			  u64 pt_start, u64 pt_size, u64 boot_params, u64 entry)
+u64 multikernel_spawn_build_map(u64 mem_start, u64 mem_size, u64 pt_start, u64 pt_size)
 {
-	struct mk_spawn *s;
 	struct mk_pt_area area = { .next = pt_start, .end = pt_start + pt_size };
 	struct x86_mapping_info info = {
 		.alloc_pgt_page	= mk_alloc_pgt_page,
@@ -106,28 +107,32 @@ int multikernel_spawn_arm(unsigned int cpu, u64 mem_start, u64 mem_size,
 	};
 	unsigned long start;
 	pgd_t *pgd;
-	int ret;
-
-	if (!host_play_dead || cpu >= nr_cpu_ids || cpu_online(cpu))
-		return -EINVAL;
-	s = per_cpu_ptr(&mk_spawn, cpu);
-	WRITE_ONCE(s->armed, false);
 
 	pgd = mk_alloc_pgt_page(&area);
 	if (!pgd)
-		return -ENOMEM;
-	ret = kernel_ident_mapping_init(&info, pgd, mem_start, mem_start + mem_size);
-	if (ret)
-		return ret;
+		return 0;
+	if (kernel_ident_mapping_init(&info, pgd, mem_start, mem_start + mem_size))
+		return 0;
 	info.offset = __START_KERNEL_map - phys_base;
 	start = PAGE_ALIGN_DOWN(__pa_symbol(multikernel_enter));
-	ret = kernel_ident_mapping_init(&info, pgd, start, start + PAGE_SIZE);
-	if (ret)
-		return ret;
+	if (kernel_ident_mapping_init(&info, pgd, start, start + PAGE_SIZE))
+		return 0;
+	return __pa(pgd);
+}
 
-	s->pgd = __pa(pgd);
+/* Arms offline @cpu to enter @entry on the map @pgd with RSI = @boot_params, RCX = @arg. */
+int multikernel_spawn_arm(unsigned int cpu, u64 pgd, u64 boot_params, u64 entry, u64 arg)
+{
+	struct mk_spawn *s;
+
+	if (!host_play_dead || cpu >= nr_cpu_ids || cpu_online(cpu) || !pgd)
+		return -EINVAL;
+	s = per_cpu_ptr(&mk_spawn, cpu);
+	WRITE_ONCE(s->armed, false);
+	s->pgd = pgd;
 	s->boot_params = boot_params;
 	s->entry = entry;
+	s->arg = arg;
 	smp_wmb();
 	WRITE_ONCE(s->armed, true);
 	return 0;
@@ -162,6 +167,13 @@ void multikernel_cpu_reset(unsigned int cpu)
 	apic_icr_write(APIC_INT_LEVELTRIG | APIC_DM_INIT, apicid);
 	safe_apic_wait_icr_idle();
 	local_irq_restore(flags);
+}
+
+/* The park loop's code, to copy into an instance (see spawn_entry.S). */
+void multikernel_park_code(const void **code, size_t *len)
+{
+	*code = multikernel_park;
+	*len = multikernel_park_end - multikernel_park;
 }
 
 /* What an instance kernel needs to know of this machine's timers and CPUs. */

@@ -148,47 +148,58 @@ pub mod spawn {
         to_result(unsafe { bindings::multikernel_spawn_init() })
     }
 
-    /// Where an instance kernel is entered from, all inside the instance's memory.
-    pub struct Region {
-        /// The instance's memory, `(start, len)`: identity mapped for the entry.
-        pub memory: (u64, u64),
-        /// Pages of that memory the identity map's page tables are built in, `(start, len)`.
-        pub pagetables: (u64, u64),
-        /// Physical address of the boot parameters.
-        pub boot_params: u64,
-        /// Physical address of the 64-bit entry point.
-        pub entry: u64,
+    /// An identity map of an instance's memory, built in pages of that memory, to enter it on.
+    pub struct IdentityMap {
+        pgd: u64,
+        memory: (u64, u64),
     }
 
-    /// Arms `cpu` (offline) to enter the kernel described by `region`. Every address must lie
-    /// inside `region.memory`, which must lie inside the pool.
-    pub fn arm(cpu: CpuId, region: Region) -> Result {
-        let pool = pool_region().ok_or(ENODEV)?;
-        let (start, len) = region.memory;
-        let inside = |addr: u64, n: u64| {
-            addr >= start && addr.checked_add(n).is_some_and(|end| end <= start + len)
-        };
-        let (pt_start, pt_len) = region.pagetables;
-        if !pool.contains(start, len)
-            || !inside(pt_start, pt_len)
-            || !inside(region.boot_params, 4096)
-            || !inside(region.entry, 1)
-        {
+    impl IdentityMap {
+        /// Builds the map of `memory` (`(start, len)`, inside the pool) in the pages `pagetables`
+        /// (`(start, len)`, inside `memory`). Build it before arming any CPU with it, and not
+        /// again while a CPU may run on it.
+        pub fn build(memory: (u64, u64), pagetables: (u64, u64)) -> Result<Self> {
+            let pool = pool_region().ok_or(ENODEV)?;
+            let (start, len) = memory;
+            let (pt_start, pt_len) = pagetables;
+            let inside = pt_start >= start
+                && pt_start.checked_add(pt_len).is_some_and(|end| end <= start + len);
+            if !pool.contains(start, len) || !inside {
+                return Err(EINVAL);
+            }
+            // SAFETY: Both ranges are pool memory owned by the caller's instance (checked
+            // above), which no kernel uses while it is being (re)started.
+            let pgd =
+                unsafe { bindings::multikernel_spawn_build_map(start, len, pt_start, pt_len) };
+            if pgd == 0 {
+                return Err(ENOMEM);
+            }
+            Ok(Self { pgd, memory })
+        }
+    }
+
+    /// Arms `cpu` (offline) to enter `entry` on `map`, with RSI = `rsi` and RCX = `rcx`. Both
+    /// addresses must lie inside the mapped memory.
+    pub fn arm(cpu: CpuId, map: &IdentityMap, rsi: u64, entry: u64, rcx: u64) -> Result {
+        let (start, len) = map.memory;
+        let inside = |addr: u64| addr >= start && addr - start < len;
+        if !inside(rsi) || !inside(entry) {
             return Err(EINVAL);
         }
-        // SAFETY: All ranges are pool memory owned by the caller's instance (checked above);
-        // the C side checks the CPU is valid and offline.
-        to_result(unsafe {
-            bindings::multikernel_spawn_arm(
-                cpu.as_u32(),
-                start,
-                len,
-                pt_start,
-                pt_len,
-                region.boot_params,
-                region.entry,
-            )
-        })
+        // SAFETY: The map and addresses are inside the instance's memory (checked above and
+        // by `IdentityMap::build`); the C side checks the CPU is valid and offline.
+        to_result(unsafe { bindings::multikernel_spawn_arm(cpu.as_u32(), map.pgd, rsi, entry, rcx) })
+    }
+
+    /// The code an instance's waiting CPUs run, to copy into its memory: position independent,
+    /// entered with RSI = wakeup mailbox and ECX = the CPU's APIC id.
+    pub fn park_code() -> &'static [u8] {
+        let mut code: *const c_void = core::ptr::null();
+        let mut len: usize = 0;
+        // SAFETY: Both pointers are valid for writing.
+        unsafe { bindings::multikernel_park_code(&mut code, &mut len) };
+        // SAFETY: The C side returns a range of this kernel's text, which lives forever.
+        unsafe { core::slice::from_raw_parts(code.cast::<u8>(), len) }
     }
 
     /// What an instance kernel on `cpu` needs to know of this machine: TSC frequency in kHz,

@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <linux/kexec.h>
 #include <signal.h>
@@ -241,6 +242,58 @@ TEST(two_instances)
 	EXPECT_EQ(0, control("sp3", "kill"));
 	EXPECT_EQ(0, write_str(MK "/destroy", "sp2"));
 	EXPECT_EQ(0, write_str(MK "/destroy", "sp3"));
+	read_file("/sys/devices/system/cpu/online", online, sizeof(online));
+	EXPECT_STREQ("0-3\n", online);
+}
+
+/* Waits up to 60 s for a line containing needle in the instance console log. */
+static bool console_shows(const char *needle)
+{
+	const char *path = getenv("MK_INSTANCE_CONSOLE");
+	double deadline = now(CLOCK_MONOTONIC) + 60;
+	char line[1024];
+
+	if (!path)
+		return false;
+	do {
+		FILE *f = fopen(path, "r");
+		bool found = false;
+
+		if (f) {
+			while (!found && fgets(line, sizeof(line), f))
+				found = strstr(line, needle) != NULL;
+			fclose(f);
+		}
+		if (found)
+			return true;
+		usleep(200 * 1000);
+	} while (now(CLOCK_MONOTONIC) < deadline);
+	return false;
+}
+
+/*
+ * An SMP instance: cpus=2-3 boots one kernel on both CPUs (the second waits
+ * in the park loop until the kernel starts it); its init sees two CPUs.
+ */
+TEST(smp_instance)
+{
+	char state[64], online[64];
+
+	if (mode_of(MK "/create") == (mode_t)-1)
+		SKIP(return, "kernel without CONFIG_MULTIKERNEL");
+	if (!getenv("MK_INSTANCE_CONSOLE"))
+		SKIP(return, "set MK_INSTANCE_CONSOLE to the file capturing ttyS1");
+	ASSERT_EQ(0, write_str(MK "/create", "sp4 cpus=2-3 memory=256M"));
+	ASSERT_EQ(0, load_into("sp4", cmdline, sizeof(cmdline)));
+	ASSERT_EQ(0, control("sp4", "start"));
+	wait_started("sp4", state, sizeof(state));
+	EXPECT_STREQ("running\n", state);
+	EXPECT_TRUE(console_shows("MULTIKERNEL-SAMPLE-INIT cpus=2 online=0-1 "));
+	read_file("/sys/devices/system/cpu/online", online, sizeof(online));
+	EXPECT_STREQ("0-1\n", online);
+	/* Kill stops both CPUs; destroy brings both back to the host. */
+	EXPECT_EQ(0, control("sp4", "kill"));
+	EXPECT_EQ(0, write_str(MK "/destroy", "sp4"));
 	read_file("/sys/devices/system/cpu/online", online, sizeof(online));
 	EXPECT_STREQ("0-3\n", online);
 }
