@@ -109,8 +109,21 @@ static void wait_started(const char *name, char *state, size_t size)
 	} while (now(CLOCK_MONOTONIC) < deadline);
 }
 
+/* Instances boot in seconds under TCG; give each test room (the default is 30 s). */
+FIXTURE(spawn) {
+	int unused;
+};
+
+FIXTURE_SETUP(spawn)
+{
+}
+
+FIXTURE_TEARDOWN(spawn)
+{
+}
+
 /* The control file refuses what it cannot do, without side effects. */
-TEST(control_errors)
+TEST_F_TIMEOUT(spawn, control_errors, 180)
 {
 	char state[64];
 
@@ -131,7 +144,7 @@ TEST(control_errors)
  * Start a kernel on CPU 3 and wait until it reports in, while a host process
  * counts; afterwards the host's clocks agree and CPU 3 is still the instance's.
  */
-TEST(start_runs)
+TEST_F_TIMEOUT(spawn, start_runs, 180)
 {
 	volatile unsigned long *progress;
 	double mono0, real0, mono1, real1, deadline;
@@ -220,7 +233,7 @@ TEST(start_runs)
 }
 
 /* Two instances at once, one CPU each, each with its own console. */
-TEST(two_instances)
+TEST_F_TIMEOUT(spawn, two_instances, 180)
 {
 	char state[64], online[64];
 
@@ -275,7 +288,7 @@ static bool console_shows(const char *needle)
  * An SMP instance: cpus=2-3 boots one kernel on both CPUs (the second waits
  * in the park loop until the kernel starts it); its init sees two CPUs.
  */
-TEST(smp_instance)
+TEST_F_TIMEOUT(spawn, smp_instance, 180)
 {
 	char state[64], online[64];
 
@@ -294,6 +307,38 @@ TEST(smp_instance)
 	/* Kill stops both CPUs; destroy brings both back to the host. */
 	EXPECT_EQ(0, control("sp4", "kill"));
 	EXPECT_EQ(0, write_str(MK "/destroy", "sp4"));
+	read_file("/sys/devices/system/cpu/online", online, sizeof(online));
+	EXPECT_STREQ("0-3\n", online);
+}
+
+/*
+ * A kernel that never reports in (its report initcall blacklisted) leaves
+ * "starting" for "failed" after the 30 s timeout; kill and destroy then give
+ * its CPU back.
+ */
+TEST_F_TIMEOUT(spawn, no_report_fails, 180)
+{
+	static const char silent[] = "console=ttyS1 kunit.enable=0 panic=0 loglevel=6 "
+				     "initcall_blacklist=mk_report_running";
+	char state[64], online[64];
+	double deadline;
+
+	if (mode_of(MK "/create") == (mode_t)-1)
+		SKIP(return, "kernel without CONFIG_MULTIKERNEL");
+	ASSERT_EQ(0, write_str(MK "/create", "sp5 cpus=3 memory=256M"));
+	ASSERT_EQ(0, load_into("sp5", silent, sizeof(silent)));
+	ASSERT_EQ(0, control("sp5", "start"));
+	deadline = now(CLOCK_MONOTONIC) + 60;
+	do {
+		state_of("sp5", state, sizeof(state));
+		if (strcmp(state, "starting\n"))
+			break;
+		usleep(500 * 1000);
+	} while (now(CLOCK_MONOTONIC) < deadline);
+	EXPECT_STREQ("failed\n", state);
+	EXPECT_EQ(-EBUSY, write_str(MK "/destroy", "sp5"));
+	EXPECT_EQ(0, control("sp5", "kill"));
+	EXPECT_EQ(0, write_str(MK "/destroy", "sp5"));
 	read_file("/sys/devices/system/cpu/online", online, sizeof(online));
 	EXPECT_STREQ("0-3\n", online);
 }
