@@ -22,9 +22,9 @@ MK_VM_QEMU_OPTS="-serial file:$MK_BUILD/results/demo-ttyS1.log" \
 # Show what the host printed, without the kernel's boot chatter.
 echo "--- host (first serial port) ---"
 sed -n '/^=== multikernel demo/,/^=== end of demo/p' "$MK_BUILD/results/demo.log" | tr -d '\r'
-echo "--- instance demo0 on CPU 3 (second serial port), excerpt ---"
+echo "--- instance demo0 on CPUs 2-3 (second serial port), excerpt ---"
 tr -d '\r' <"$MK_BUILD/results/demo-ttyS1.log" 2>/dev/null |
-	grep -aE 'Linux version|Command line|e820: \[mem|multikernel instance|Run /init|MULTIKERNEL-SAMPLE-INIT (up|cpus)' |
+	grep -aE 'Linux version|Command line|e820: \[mem|multikernel instance|Brought up|Run /init|MULTIKERNEL-SAMPLE-INIT (up|cpus)' |
 	sed -E 's/(Command line: .{100}).*/\1.../'
 if [ "$rc" != 0 ] || ! grep -q '^=== end of demo' "$MK_BUILD/results/demo.log"; then
 	die "the demo VM failed (status $rc, log: $MK_BUILD/results/demo.log)"
