@@ -1,0 +1,435 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The message ring of the inter-kernel channel (IKC): one direction, one producer kernel, one
+//! consumer kernel, in shared memory. This is the index and framing logic only; the shared
+//! memory, doorbell and device come with the rest of IKC.
+//!
+//! ```text
+//! header (64 bytes)              data (size bytes, a power of two)
+//! +--------+--------+-----+----+----------------------------------------+
+//! | magic  | size   | head| tail| ... [msg hdr 16 B][payload, 8-aligned] ... |
+//! +--------+--------+-----+----+----------------------------------------+
+//! ```
+//!
+//! `head` (written only by the producer) and `tail` (written only by the consumer) count bytes
+//! since the ring was set up; positions are taken modulo `size`, and a message may wrap. Each
+//! message has a header: port (u16), reserved (u16), length (u32), sequence number (u64).
+//!
+//! The peer is not trusted: every index, length and sequence number read from shared memory is
+//! checked before use, and a header is copied out before it is checked, so a torn or malicious
+//! update makes [`RingError::Corrupt`], never an out-of-bounds access or a hang. A full ring is
+//! [`RingError::Full`]: nothing is ever overwritten.
+
+use kernel::prelude::*;
+
+/// Largest payload of one message.
+pub(crate) const MAX_PAYLOAD: usize = 4096;
+/// Size of a message header in the ring.
+pub(crate) const MSG_HEADER: usize = 16;
+/// Offsets in the ring header.
+pub(crate) const OFF_MAGIC: usize = 0;
+pub(crate) const OFF_SIZE: usize = 8;
+pub(crate) const OFF_HEAD: usize = 16;
+pub(crate) const OFF_TAIL: usize = 24;
+pub(crate) const OFF_WAITING: usize = 32;
+/// Where the data area starts.
+pub(crate) const HEADER_LEN: usize = 64;
+/// "MKIKCRNG".
+pub(crate) const MAGIC: u64 = 0x474e_5243_4b49_4b4d;
+
+/// The shared memory a ring lives in, as this kernel can access it.
+///
+/// Implementations decide how (plain memory in tests, a mapping of the instance's memory with
+/// the right barriers for real); the ring only asks for these operations.
+pub(crate) trait RingMemory {
+    /// Size in bytes.
+    fn bytes(&self) -> usize;
+    /// Copies bytes out; `off + out.len() <= bytes()` is the caller's promise.
+    fn read(&self, off: usize, out: &mut [u8]);
+    /// Copies bytes in; `off + bytes.len() <= bytes()` is the caller's promise.
+    fn write(&mut self, off: usize, bytes: &[u8]);
+    /// Reads an index the peer publishes (acquire).
+    fn load_acquire(&self, off: usize) -> u64;
+    /// Publishes an index to the peer (release).
+    fn store_release(&mut self, off: usize, value: u64);
+}
+
+/// Why a ring operation did not happen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RingError {
+    /// No room for the message now: try later (backpressure).
+    Full,
+    /// No message to read.
+    Empty,
+    /// The payload is larger than [`MAX_PAYLOAD`] (or the output buffer is too small).
+    TooBig,
+    /// Shared state that no correct peer writes: the channel must be marked broken.
+    Corrupt(&'static str),
+}
+
+impl RingError {
+    pub(crate) fn errno(self) -> Error {
+        match self {
+            Self::Full => EAGAIN,
+            Self::Empty => EAGAIN,
+            Self::TooBig => EMSGSIZE,
+            Self::Corrupt(_) => EPROTO,
+        }
+    }
+}
+
+/// One received message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Received {
+    pub(crate) port: u16,
+    pub(crate) len: usize,
+    pub(crate) seq: u64,
+}
+
+fn padded(len: usize) -> usize {
+    (MSG_HEADER + len + 7) & !7
+}
+
+/// Initialises a ring in `mem`: the data area is the largest power of two that fits.
+pub(crate) fn init(mem: &mut impl RingMemory) -> Result<usize, RingError> {
+    let room = mem.bytes().checked_sub(HEADER_LEN).ok_or(RingError::TooBig)?;
+    if room < MSG_HEADER + 8 {
+        return Err(RingError::TooBig);
+    }
+    let size = 1usize << (usize::BITS - 1 - room.leading_zeros());
+    mem.write(OFF_MAGIC, &MAGIC.to_le_bytes());
+    mem.write(OFF_SIZE, &(size as u64).to_le_bytes());
+    mem.store_release(OFF_HEAD, 0);
+    mem.store_release(OFF_TAIL, 0);
+    mem.store_release(OFF_WAITING, 0);
+    Ok(size)
+}
+
+/// Reads and checks the ring's fixed header: magic and a size that fits the memory.
+fn geometry(mem: &impl RingMemory) -> Result<usize, RingError> {
+    let mut word = [0u8; 8];
+    mem.read(OFF_MAGIC, &mut word);
+    if u64::from_le_bytes(word) != MAGIC {
+        return Err(RingError::Corrupt("bad magic"));
+    }
+    mem.read(OFF_SIZE, &mut word);
+    let size = u64::from_le_bytes(word);
+    let fits = usize::try_from(size)
+        .ok()
+        .filter(|&s| s.is_power_of_two() && s >= MSG_HEADER + 8)
+        .filter(|&s| HEADER_LEN.checked_add(s).is_some_and(|end| end <= mem.bytes()));
+    fits.ok_or(RingError::Corrupt("bad size"))
+}
+
+/// Copies `bytes` into the data area at ring position `pos`, wrapping.
+fn put(mem: &mut impl RingMemory, size: usize, pos: u64, bytes: &[u8]) {
+    let at = (pos % size as u64) as usize;
+    let first = bytes.len().min(size - at);
+    mem.write(HEADER_LEN + at, &bytes[..first]);
+    mem.write(HEADER_LEN, &bytes[first..]);
+}
+
+/// Copies out of the data area at ring position `pos`, wrapping.
+fn get(mem: &impl RingMemory, size: usize, pos: u64, out: &mut [u8]) {
+    let at = (pos % size as u64) as usize;
+    let first = out.len().min(size - at);
+    mem.read(HEADER_LEN + at, &mut out[..first]);
+    mem.read(HEADER_LEN, &mut out[first..]);
+}
+
+/// The sending side of a ring. Keeps its own copy of `head` (the peer never writes it).
+pub(crate) struct Producer {
+    head: u64,
+    seq: u64,
+}
+
+impl Producer {
+    pub(crate) fn new() -> Self {
+        Self { head: 0, seq: 0 }
+    }
+
+    /// Sends one message. Returns whether the consumer asked for a doorbell (it is waiting);
+    /// the flag is cleared, so one doorbell covers a burst.
+    pub(crate) fn send(
+        &mut self,
+        mem: &mut impl RingMemory,
+        port: u16,
+        payload: &[u8],
+    ) -> Result<bool, RingError> {
+        if payload.len() > MAX_PAYLOAD {
+            return Err(RingError::TooBig);
+        }
+        let size = geometry(mem)?;
+        let tail = mem.load_acquire(OFF_TAIL);
+        let used = self
+            .head
+            .checked_sub(tail)
+            .filter(|&u| u <= size as u64)
+            .ok_or(RingError::Corrupt("tail outside the ring"))?;
+        let need = padded(payload.len());
+        if need as u64 > size as u64 - used {
+            return Err(RingError::Full);
+        }
+        let mut header = [0u8; MSG_HEADER];
+        header[0..2].copy_from_slice(&port.to_le_bytes());
+        header[4..8].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        header[8..16].copy_from_slice(&self.seq.to_le_bytes());
+        put(mem, size, self.head, &header);
+        put(mem, size, self.head + MSG_HEADER as u64, payload);
+        self.head += need as u64;
+        self.seq += 1;
+        mem.store_release(OFF_HEAD, self.head);
+        let waiting = mem.load_acquire(OFF_WAITING) != 0;
+        if waiting {
+            mem.store_release(OFF_WAITING, 0);
+        }
+        Ok(waiting)
+    }
+}
+
+/// The receiving side of a ring. Keeps its own copy of `tail` (the peer never writes it).
+pub(crate) struct Consumer {
+    tail: u64,
+    seq: u64,
+}
+
+impl Consumer {
+    pub(crate) fn new() -> Self {
+        Self { tail: 0, seq: 0 }
+    }
+
+    /// Receives one message into `out`.
+    pub(crate) fn recv(
+        &mut self,
+        mem: &mut impl RingMemory,
+        out: &mut [u8],
+    ) -> Result<Received, RingError> {
+        let size = geometry(mem)?;
+        let head = mem.load_acquire(OFF_HEAD);
+        let avail = head
+            .checked_sub(self.tail)
+            .filter(|&a| a <= size as u64)
+            .ok_or(RingError::Corrupt("head outside the ring"))?;
+        if avail == 0 {
+            return Err(RingError::Empty);
+        }
+        if avail < MSG_HEADER as u64 {
+            return Err(RingError::Corrupt("partial message header"));
+        }
+        // Copy the header out before checking it: the peer may be changing it.
+        let mut header = [0u8; MSG_HEADER];
+        get(mem, size, self.tail, &mut header);
+        let port = u16::from_le_bytes([header[0], header[1]]);
+        let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        let mut seq = [0u8; 8];
+        seq.copy_from_slice(&header[8..16]);
+        let seq = u64::from_le_bytes(seq);
+        if len > MAX_PAYLOAD {
+            return Err(RingError::Corrupt("message length above the maximum"));
+        }
+        if padded(len) as u64 > avail {
+            return Err(RingError::Corrupt("message longer than what was published"));
+        }
+        if seq != self.seq {
+            return Err(RingError::Corrupt("sequence number out of order"));
+        }
+        if out.len() < len {
+            return Err(RingError::TooBig);
+        }
+        get(mem, size, self.tail + MSG_HEADER as u64, &mut out[..len]);
+        self.tail += padded(len) as u64;
+        self.seq += 1;
+        mem.store_release(OFF_TAIL, self.tail);
+        Ok(Received { port, len, seq })
+    }
+
+    /// Asks the producer for a doorbell on its next send (before sleeping). Returns whether a
+    /// message arrived meanwhile, in which case the caller should not sleep.
+    pub(crate) fn want_doorbell(&self, mem: &mut impl RingMemory) -> bool {
+        mem.store_release(OFF_WAITING, 1);
+        mem.load_acquire(OFF_HEAD) != self.tail
+    }
+}
+
+#[cfg(CONFIG_MULTIKERNEL_KUNIT_TEST)]
+#[kunit_tests(multikernel_ring)]
+mod tests {
+    use super::*;
+
+    /// Plain memory, as the rings' logic sees shared memory.
+    struct Mem(KVec<u8>);
+
+    impl RingMemory for Mem {
+        fn bytes(&self) -> usize {
+            self.0.len()
+        }
+        fn read(&self, off: usize, out: &mut [u8]) {
+            out.copy_from_slice(&self.0[off..off + out.len()]);
+        }
+        fn write(&mut self, off: usize, bytes: &[u8]) {
+            self.0[off..off + bytes.len()].copy_from_slice(bytes);
+        }
+        fn load_acquire(&self, off: usize) -> u64 {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&self.0[off..off + 8]);
+            u64::from_le_bytes(w)
+        }
+        fn store_release(&mut self, off: usize, value: u64) {
+            self.0[off..off + 8].copy_from_slice(&value.to_le_bytes());
+        }
+    }
+
+    fn ring(data: usize) -> Result<Mem> {
+        let mut mem = Mem(KVec::from_elem(0u8, HEADER_LEN + data, GFP_KERNEL)?);
+        init(&mut mem).map_err(|_| EINVAL)?;
+        Ok(mem)
+    }
+
+    fn pattern(seed: u32, len: usize, out: &mut [u8]) {
+        for (i, b) in out[..len].iter_mut().enumerate() {
+            *b = (seed as usize).wrapping_mul(31).wrapping_add(i) as u8;
+        }
+    }
+
+    #[test]
+    fn send_recv_in_order() -> Result {
+        let mut mem = ring(256)?;
+        let (mut tx, mut rx) = (Producer::new(), Consumer::new());
+        let mut out = [0u8; 64];
+        assert_eq!(rx.recv(&mut mem, &mut out), Err(RingError::Empty));
+        assert_eq!(tx.send(&mut mem, 7, b"hello"), Ok(false));
+        assert_eq!(tx.send(&mut mem, 8, b""), Ok(false));
+        assert_eq!(rx.recv(&mut mem, &mut out), Ok(Received { port: 7, len: 5, seq: 0 }));
+        assert_eq!(&out[..5], b"hello");
+        assert_eq!(rx.recv(&mut mem, &mut out), Ok(Received { port: 8, len: 0, seq: 1 }));
+        assert_eq!(rx.recv(&mut mem, &mut out), Err(RingError::Empty));
+        Ok(())
+    }
+
+    /// Messages of every size wrap around the end many times and come out intact.
+    #[test]
+    fn wraparound() -> Result {
+        let mut mem = ring(1024)?;
+        let (mut tx, mut rx) = (Producer::new(), Consumer::new());
+        let mut msg = KVec::from_elem(0u8, 300, GFP_KERNEL)?;
+        let mut out = KVec::from_elem(0u8, 300, GFP_KERNEL)?;
+        for i in 0..500u32 {
+            let len = (i as usize * 37) % 300;
+            pattern(i, len, &mut msg);
+            tx.send(&mut mem, i as u16, &msg[..len]).map_err(|e| e.errno())?;
+            let got = rx.recv(&mut mem, &mut out).map_err(|e| e.errno())?;
+            assert_eq!(got, Received { port: i as u16, len, seq: u64::from(i) });
+            assert_eq!(&out[..len], &msg[..len]);
+        }
+        Ok(())
+    }
+
+    /// A full ring refuses (backpressure) and loses nothing; draining makes room again.
+    #[test]
+    fn full_is_backpressure() -> Result {
+        let mut mem = ring(256)?;
+        let (mut tx, mut rx) = (Producer::new(), Consumer::new());
+        let mut sent = 0u32;
+        while tx.send(&mut mem, 1, &sent.to_le_bytes()).is_ok() {
+            sent += 1;
+        }
+        // 256 bytes, 24 bytes a message (16 + 4, padded): 10 fit.
+        assert_eq!(sent, 10);
+        assert_eq!(tx.send(&mut mem, 1, b"x"), Err(RingError::Full));
+        assert_eq!(RingError::Full.errno(), EAGAIN);
+        let mut out = [0u8; 8];
+        rx.recv(&mut mem, &mut out).map_err(|e| e.errno())?;
+        assert_eq!(&out[..4], &0u32.to_le_bytes());
+        tx.send(&mut mem, 1, &sent.to_le_bytes()).map_err(|e| e.errno())?;
+        for expect in 1..=sent {
+            let got = rx.recv(&mut mem, &mut out).map_err(|e| e.errno())?;
+            assert_eq!(got.len, 4);
+            assert_eq!(&out[..4], &expect.to_le_bytes());
+        }
+        assert_eq!(rx.recv(&mut mem, &mut out), Err(RingError::Empty));
+        Ok(())
+    }
+
+    #[test]
+    fn sizes() -> Result {
+        let mut mem = ring(16384)?;
+        let (mut tx, mut rx) = (Producer::new(), Consumer::new());
+        let big = KVec::from_elem(1u8, MAX_PAYLOAD + 1, GFP_KERNEL)?;
+        assert_eq!(tx.send(&mut mem, 1, &big), Err(RingError::TooBig));
+        assert_eq!(RingError::TooBig.errno(), EMSGSIZE);
+        tx.send(&mut mem, 1, &big[..MAX_PAYLOAD]).map_err(|e| e.errno())?;
+        let mut small = [0u8; 16];
+        assert_eq!(rx.recv(&mut mem, &mut small), Err(RingError::TooBig));
+        let mut out = KVec::from_elem(0u8, MAX_PAYLOAD, GFP_KERNEL)?;
+        assert_eq!(rx.recv(&mut mem, &mut out).map(|r| r.len), Ok(MAX_PAYLOAD));
+        Ok(())
+    }
+
+    /// Whatever the peer writes, the reader reports corruption and stays in bounds.
+    #[test]
+    fn corrupt_headers_and_torn_indices() -> Result {
+        let mut out = [0u8; 64];
+        // Length above the maximum.
+        let mut mem = ring(256)?;
+        let (mut tx, mut rx) = (Producer::new(), Consumer::new());
+        tx.send(&mut mem, 1, b"abc").map_err(|e| e.errno())?;
+        mem.write(HEADER_LEN + 4, &u32::MAX.to_le_bytes());
+        assert!(matches!(rx.recv(&mut mem, &mut out), Err(RingError::Corrupt(_))));
+        // Length beyond what was published.
+        mem.write(HEADER_LEN + 4, &100u32.to_le_bytes());
+        assert!(matches!(rx.recv(&mut mem, &mut out), Err(RingError::Corrupt(_))));
+        // Sequence number out of order.
+        mem.write(HEADER_LEN + 4, &3u32.to_le_bytes());
+        mem.write(HEADER_LEN + 8, &5u64.to_le_bytes());
+        assert!(matches!(rx.recv(&mut mem, &mut out), Err(RingError::Corrupt(_))));
+        // Head behind the tail, or more than a ring ahead.
+        let mut mem = ring(256)?;
+        let mut rx = Consumer::new();
+        mem.store_release(OFF_HEAD, u64::MAX);
+        assert!(matches!(rx.recv(&mut mem, &mut out), Err(RingError::Corrupt(_))));
+        mem.store_release(OFF_HEAD, 257);
+        assert!(matches!(rx.recv(&mut mem, &mut out), Err(RingError::Corrupt(_))));
+        mem.store_release(OFF_HEAD, 8);
+        assert!(matches!(rx.recv(&mut mem, &mut out), Err(RingError::Corrupt(_))));
+        // Tail ahead of the head, seen by the producer.
+        let mut mem = ring(256)?;
+        let mut tx = Producer::new();
+        mem.store_release(OFF_TAIL, 64);
+        assert!(matches!(tx.send(&mut mem, 1, b"x"), Err(RingError::Corrupt(_))));
+        // A size that does not fit the memory, and a bad magic.
+        let mut mem = ring(256)?;
+        mem.write(OFF_SIZE, &(1u64 << 40).to_le_bytes());
+        assert!(matches!(Consumer::new().recv(&mut mem, &mut out), Err(RingError::Corrupt(_))));
+        mem.write(OFF_SIZE, &100u64.to_le_bytes());
+        assert!(matches!(Consumer::new().recv(&mut mem, &mut out), Err(RingError::Corrupt(_))));
+        mem.write(OFF_MAGIC, &0u64.to_le_bytes());
+        assert!(matches!(Producer::new().send(&mut mem, 1, b"x"), Err(RingError::Corrupt(_))));
+        assert_eq!(RingError::Corrupt("x").errno(), EPROTO);
+        Ok(())
+    }
+
+    /// One doorbell per burst, and only when the consumer asked for one.
+    #[test]
+    fn doorbell_coalescing() -> Result {
+        let mut mem = ring(1024)?;
+        let (mut tx, mut rx) = (Producer::new(), Consumer::new());
+        assert_eq!(tx.send(&mut mem, 1, b"a"), Ok(false));
+        // The consumer would sleep, but a message is there: it must not.
+        assert!(rx.want_doorbell(&mut mem));
+        let mut out = [0u8; 8];
+        rx.recv(&mut mem, &mut out).map_err(|e| e.errno())?;
+        assert!(!rx.want_doorbell(&mut mem));
+        assert_eq!(tx.send(&mut mem, 1, b"b"), Ok(true));
+        assert_eq!(tx.send(&mut mem, 1, b"c"), Ok(false));
+        Ok(())
+    }
+
+    #[test]
+    fn init_sizes() -> Result {
+        let mut mem = Mem(KVec::from_elem(0u8, HEADER_LEN + 1000, GFP_KERNEL)?);
+        assert_eq!(init(&mut mem), Ok(512));
+        let mut tiny = Mem(KVec::from_elem(0u8, HEADER_LEN + 8, GFP_KERNEL)?);
+        assert_eq!(init(&mut tiny), Err(RingError::TooBig));
+        Ok(())
+    }
+}
