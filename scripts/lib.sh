@@ -2,6 +2,11 @@
 # Shared helpers for the project scripts. Sourced, not executed.
 
 MK_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# CI may run with a bare environment: the caches and cargo live under HOME.
+if [ -z "${HOME:-}" ]; then
+	HOME=$(getent passwd "$(id -u)" | cut -d: -f6)
+	export HOME
+fi
 MK_CACHE=${MK_CACHE:-$HOME/.cache/multikernel}
 MK_BUILD=${MK_BUILD:-$MK_CACHE/build}
 mkdir -p "$MK_CACHE" 2>/dev/null || true
