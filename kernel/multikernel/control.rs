@@ -312,27 +312,16 @@ impl Registry {
             instance.set_dying();
         }
         let dir = self.instances.remove(index).map_err(|_| EINVAL)?;
-        // Copy what must be given back before the directory (and the instance) goes: freeing
-        // must not depend on an allocation.
+        // Give the CPUs and memory back while the instance is still at hand (it is out of the
+        // registry and `dying`, so nothing else reaches it), then remove its directory.
+        if let Err((cpu, e)) = cpus::give_back(&dir.data().cpus) {
+            warn(format_args!(
+                "destroy {}: CPU {cpu} could not be brought online ({e:?})",
+                name.as_str()
+            ));
+        }
         let memory = dir.data().memory;
-        let mut cpu_words = [0u64; (cpus::MAX_CPUS / 64) as usize];
-        for &cpu in dir.data().cpus.iter() {
-            cpu_words[(cpu / 64) as usize] |= 1 << (cpu % 64);
-        }
         drop(dir);
-        for (w, &word) in cpu_words.iter().enumerate() {
-            let mut bits = word;
-            while bits != 0 {
-                let cpu = w as u32 * 64 + bits.trailing_zeros();
-                bits &= bits - 1;
-                if let Err((cpu, e)) = cpus::give_back(&[cpu]) {
-                    warn(format_args!(
-                        "destroy {}: CPU {cpu} could not be brought online ({e:?})",
-                        name.as_str()
-                    ));
-                }
-            }
-        }
         self.undo_memory(memory);
         Ok(())
     }

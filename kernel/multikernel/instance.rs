@@ -31,6 +31,7 @@ use kernel::{
     },
     sync::{
         Mutex,
+        MutexGuard,
         SpinLock, //
     },
     sysfs::ShowBuffer, //
@@ -146,8 +147,8 @@ impl ImageInfo {
 }
 
 /// An instance. Its id, name, CPUs and memory never change after creation, so its sysfs files
-/// read them without locks; state and image change under the registry lock and are read with
-/// an atomic and the instance's own spinlock (never the registry lock: see `control.rs`).
+/// read them without locks; state and image change under `ops` and are read through an atomic
+/// and the instance's own locks (never the registry lock: see `control.rs`).
 #[pin_data]
 pub(crate) struct Instance {
     pub(crate) id: u32,
@@ -160,7 +161,9 @@ pub(crate) struct Instance {
     /// instance's own files then refuse.
     dying: AtomicBool,
     #[pin]
-    image: SpinLock<Option<KBox<ImageInfo>>>,
+    /// A mutex, not a spinlock: `start` writes the image (megabytes) into the instance's
+    /// memory while holding it.
+    image: Mutex<Option<KBox<ImageInfo>>>,
     /// When the kernel was started, while `starting`.
     #[pin]
     started: SpinLock<Option<Instant<Monotonic>>>,
@@ -179,7 +182,7 @@ impl Instance {
             memory,
             state: AtomicU8::new(State::Reserved as u8),
             dying: AtomicBool::new(false),
-            image <- new_spinlock!(None, "multikernel::Instance::image"),
+            image <- new_mutex!(None, "multikernel::Instance::image"),
             started <- new_spinlock!(None, "multikernel::Instance::started"),
             ops <- new_mutex!((), "multikernel::Instance::ops"),
         })
@@ -271,7 +274,7 @@ impl Instance {
     }
 
     /// The image, locked.
-    pub(crate) fn image(&self) -> kernel::sync::lock::Guard<'_, Option<KBox<ImageInfo>>, kernel::sync::lock::spinlock::SpinLockBackend> {
+    pub(crate) fn image(&self) -> MutexGuard<'_, Option<KBox<ImageInfo>>> {
         self.image.lock()
     }
 

@@ -73,18 +73,17 @@ fn load(req: &Load<'_>) -> Result {
     // The command line the kernel gets: the user's, then what tells it it is an instance.
     // The mailbox address depends on the layout, which depends on the length: the address is
     // written with a fixed width so the length is known first.
-    let cpu = CpuId::from_u32(*instance.cpus.first().ok_or(EINVAL)?).ok_or(EINVAL)?;
-    let (tsc_khz, lapic_period, _) = spawn::host_facts(cpu);
+    let (tsc_khz, lapic_period) = spawn::host_timing();
     // The host's boot CPU: the instance registers it first as the "real BSP" it must never
     // send INIT to, which also keeps x86 from limiting it to one CPU.
-    let (_, _, host_bsp) = spawn::host_facts(CpuId::from_u32(0).ok_or(EINVAL)?);
+    let host_bsp = spawn::apic_id(CpuId::from_u32(0).ok_or(EINVAL)?);
     let instance_params = |mailbox: u64| {
         let mut line = KVec::new();
         line.extend_from_slice(req.cmdline, GFP_KERNEL)?;
         let mut out = VecWriter(&mut line);
         write!(out, " multikernel.instance={} multikernel.apic_ids=", req.id).map_err(|_| ENOMEM)?;
         for (i, &c) in instance.cpus.iter().enumerate() {
-            let (_, _, apic) = spawn::host_facts(CpuId::from_u32(c).ok_or(EINVAL)?);
+            let apic = spawn::apic_id(CpuId::from_u32(c).ok_or(EINVAL)?);
             write!(out, "{}{apic}", if i > 0 { "," } else { "" }).map_err(|_| ENOMEM)?;
         }
         write!(

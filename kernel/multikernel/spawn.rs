@@ -58,7 +58,7 @@ pub(crate) fn start(instance: &Instance) -> Result {
     let (first, others) = instance.cpus.split_first().ok_or(EINVAL)?;
     for &cpu in others {
         let id = CpuId::from_u32(cpu).ok_or(EINVAL)?;
-        let (_, _, apic_id) = spawn::host_facts(id);
+        let apic_id = spawn::apic_id(id);
         enter(name, cpu, |id| {
             spawn::arm(id, &park_map, wakeup, layout.park.start, u64::from(apic_id))
         })

@@ -202,15 +202,25 @@ pub mod spawn {
         unsafe { core::slice::from_raw_parts(code.cast::<u8>(), len) }
     }
 
-    /// What an instance kernel on `cpu` needs to know of this machine: TSC frequency in kHz,
-    /// LAPIC timer period per tick, and the CPU's APIC id.
-    pub fn host_facts(cpu: CpuId) -> (u32, u32, u32) {
+    /// This machine's timer facts an instance kernel takes over instead of calibrating:
+    /// `(TSC frequency in kHz, LAPIC timer period per tick)`.
+    pub fn host_timing() -> (u32, u32) {
+        let (mut tsc_khz, mut lapic_period, mut apic_id) = (0, 0, 0);
+        // SAFETY: The pointers are valid for writing; any CPU id is accepted.
+        unsafe {
+            bindings::multikernel_host_facts(0, &mut tsc_khz, &mut lapic_period, &mut apic_id)
+        };
+        (tsc_khz, lapic_period)
+    }
+
+    /// The APIC id of `cpu`, online or not.
+    pub fn apic_id(cpu: CpuId) -> u32 {
         let (mut tsc_khz, mut lapic_period, mut apic_id) = (0, 0, 0);
         // SAFETY: The pointers are valid for writing; any CPU id is accepted.
         unsafe {
             bindings::multikernel_host_facts(cpu.as_u32(), &mut tsc_khz, &mut lapic_period, &mut apic_id)
         };
-        (tsc_khz, lapic_period, apic_id)
+        apic_id
     }
 
     /// Stops whatever runs on `cpu`, which must be offline in this kernel (else nothing
@@ -238,15 +248,19 @@ pub mod kexec {
 
     use crate::{
         bindings,
+        error::to_result,
         prelude::*,
         uaccess::{
             UserPtr,
             UserSlice, //
         },
     };
-    use core::sync::atomic::{
-        AtomicPtr,
-        Ordering, //
+    use core::{
+        ptr::NonNull,
+        sync::atomic::{
+            AtomicPtr,
+            Ordering, //
+        },
     };
 
     /// `KEXEC_FILE_MULTIKERNEL`: the load targets an instance.
@@ -344,8 +358,6 @@ pub mod kexec {
         }
     }
 
-    use core::ptr::NonNull;
-
     fn load(
         kernel_fd: c_int,
         initrd_fd: c_int,
@@ -394,8 +406,6 @@ pub mod kexec {
             debug: flags & DEBUG != 0,
         })
     }
-
-    use crate::error::to_result;
 
     /// Called by `kexec_file_load(2)` for `KEXEC_FILE_MULTIKERNEL` loads, after the permission
     /// checks every kexec load gets.

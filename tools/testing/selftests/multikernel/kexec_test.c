@@ -24,7 +24,6 @@
 #include "../kselftest_harness.h"
 #include "mk_util.h"
 
-#define MK "/sys/kernel/multikernel"
 #define MIB (1ULL << 20)
 
 #ifndef KEXEC_FILE_MULTIKERNEL
@@ -79,15 +78,6 @@ static int instance_id(const char *name)
 
 	snprintf(path, sizeof(path), MK "/instances/%s/id", name);
 	return read_file(path, buf, sizeof(buf)) > 0 ? atoi(buf) : -1;
-}
-
-static void instance_file(const char *name, const char *file, char *buf, size_t size)
-{
-	char path[256];
-
-	snprintf(path, sizeof(path), MK "/instances/%s/%s", name, file);
-	if (read_file(path, buf, size) < 0)
-		buf[0] = '\0';
 }
 
 /* Value of "key value" in an instance's image file; NULL if absent. */

@@ -10,11 +10,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
+
+/* The multikernel control tree. */
+#define MK "/sys/kernel/multikernel"
 
 /* Reads a whole file into buf (NUL-terminated); returns its length or -errno. */
 static inline ssize_t read_file(const char *path, char *buf, size_t size)
@@ -54,6 +59,16 @@ static inline int write_file(const char *path, const void *data, size_t len)
 static inline int write_str(const char *path, const char *s)
 {
 	return write_file(path, s, strlen(s));
+}
+
+/* Reads instances/NAME/FILE into buf; an empty string if it cannot be read. */
+static inline void instance_file(const char *name, const char *file, char *buf, size_t size)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), MK "/instances/%s/%s", name, file);
+	if (read_file(path, buf, size) < 0)
+		buf[0] = '\0';
 }
 
 /* Permission bits of path, or (mode_t)-1 if it does not exist. */
@@ -96,6 +111,29 @@ static inline int drop_effective_cap(int cap)
 		return -errno;
 	data[CAP_TO_INDEX(cap)].effective &= ~CAP_TO_MASK(cap);
 	return syscall(SYS_capset, &hdr, data) ? -errno : 0;
+}
+
+/* A clock's time in seconds. */
+static inline double clock_s(clockid_t clock)
+{
+	struct timespec ts;
+
+	clock_gettime(clock, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static inline int mk_cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Median of n values (sorts them). */
+static inline double median(double *v, int n)
+{
+	qsort(v, n, sizeof(*v), mk_cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 #endif /* MK_UTIL_H */

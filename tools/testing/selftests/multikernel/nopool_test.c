@@ -13,7 +13,6 @@
 #include "../kselftest_harness.h"
 #include "mk_util.h"
 
-#define MK "/sys/kernel/multikernel"
 
 static void read_str(const char *path, char *buf, size_t size)
 {

@@ -14,28 +14,11 @@
 
 #include "mk_util.h"
 
-#define MK "/sys/kernel/multikernel"
 #define CPU1 "/sys/devices/system/cpu/cpu1/online"
 
 static double now_us(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	return clock_s(CLOCK_MONOTONIC) * 1e6;
 }
 
 int main(int argc, char **argv)

@@ -21,7 +21,6 @@
 #include "../kselftest_harness.h"
 #include "mk_util.h"
 
-#define MK "/sys/kernel/multikernel"
 #define CREATE MK "/create"
 #define DESTROY MK "/destroy"
 #define MIB (1ULL << 20)
@@ -61,15 +60,6 @@ static int set_cpu_online(int cpu, int online)
 
 	snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online", cpu);
 	return write_str(path, online ? "1" : "0");
-}
-
-static void instance_file(const char *name, const char *file, char *buf, size_t size)
-{
-	char path[256];
-
-	snprintf(path, sizeof(path), MK "/instances/%s/%s", name, file);
-	if (read_file(path, buf, size) < 0)
-		buf[0] = '\0';
 }
 
 /* Destroys every instance whose name starts with "kst". */

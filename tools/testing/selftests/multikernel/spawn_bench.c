@@ -21,23 +21,12 @@
 
 #include "mk_util.h"
 
-#define MK "/sys/kernel/multikernel"
 
 static const char cmdline[] = "console=ttyS1 kunit.enable=0 panic=0 quiet";
 
 static double now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
+	return clock_s(CLOCK_MONOTONIC) * 1e3;
 }
 
 int main(int argc, char **argv)
@@ -82,7 +71,6 @@ int main(int argc, char **argv)
 		write_str(MK "/instances/bench1/control", "kill");
 	}
 	write_str(MK "/destroy", "bench1");
-	qsort(t, rounds, sizeof(t[0]), cmp);
-	printf("spawn: %d rounds, median start-to-running ms %.0f\n", rounds, t[rounds / 2]);
+	printf("spawn: %d rounds, median start-to-running ms %.0f\n", rounds, median(t, rounds));
 	return 0;
 }

@@ -27,7 +27,6 @@
 #include "../kselftest_harness.h"
 #include "mk_util.h"
 
-#define MK "/sys/kernel/multikernel"
 #define INST MK "/instances/sp0"
 
 static const char cmdline[] =
@@ -35,14 +34,6 @@ static const char cmdline[] =
 /* earlyprintk knows ttyS0/1 by name only; "keep" keeps it as the console. */
 static const char cmdline2[] =
 	"earlyprintk=serial,0x3e8,115200,keep kunit.enable=0 panic=0 loglevel=6";
-
-static double now(clockid_t clock)
-{
-	struct timespec ts;
-
-	clock_gettime(clock, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void read_state(char *buf, size_t size)
 {
@@ -81,11 +72,7 @@ static int load(void)
 
 static void state_of(const char *name, char *buf, size_t size)
 {
-	char path[256];
-
-	snprintf(path, sizeof(path), MK "/instances/%s/state", name);
-	if (read_file(path, buf, size) < 0)
-		buf[0] = '\0';
+	instance_file(name, "state", buf, size);
 }
 
 static int control(const char *name, const char *cmd)
@@ -99,14 +86,14 @@ static int control(const char *name, const char *cmd)
 /* Waits up to 90 s for an instance to leave "starting"; returns its state. */
 static void wait_started(const char *name, char *state, size_t size)
 {
-	double deadline = now(CLOCK_MONOTONIC) + 90;
+	double deadline = clock_s(CLOCK_MONOTONIC) + 90;
 
 	do {
 		state_of(name, state, size);
 		if (strcmp(state, "starting\n"))
 			return;
 		usleep(100 * 1000);
-	} while (now(CLOCK_MONOTONIC) < deadline);
+	} while (clock_s(CLOCK_MONOTONIC) < deadline);
 }
 
 /* Instances boot in seconds under TCG; give each test room (the default is 30 s). */
@@ -170,14 +157,14 @@ TEST_F_TIMEOUT(spawn, start_runs, 180)
 		for (;;)
 			(*progress)++;
 
-	mono0 = now(CLOCK_MONOTONIC);
-	real0 = now(CLOCK_REALTIME);
+	mono0 = clock_s(CLOCK_MONOTONIC);
+	real0 = clock_s(CLOCK_REALTIME);
 	ASSERT_EQ(0, write_str(INST "/control", "start"));
 	read_state(state, sizeof(state));
 	EXPECT_TRUE(!strcmp(state, "starting\n") || !strcmp(state, "running\n")) TH_LOG("%s", state);
 
-	deadline = now(CLOCK_MONOTONIC) + 90;
-	while (now(CLOCK_MONOTONIC) < deadline) {
+	deadline = clock_s(CLOCK_MONOTONIC) + 90;
+	while (clock_s(CLOCK_MONOTONIC) < deadline) {
 		read_state(state, sizeof(state));
 		if (strcmp(state, "starting\n"))
 			break;
@@ -187,8 +174,8 @@ TEST_F_TIMEOUT(spawn, start_runs, 180)
 		EXPECT_GT(*progress, before);
 	}
 	EXPECT_STREQ("running\n", state);
-	mono1 = now(CLOCK_MONOTONIC);
-	real1 = now(CLOCK_REALTIME);
+	mono1 = clock_s(CLOCK_MONOTONIC);
+	real1 = clock_s(CLOCK_REALTIME);
 	kill(worker, SIGKILL);
 	waitpid(worker, NULL, 0);
 	/* CLOCK_MONOTONIC kept pace with CLOCK_REALTIME (within 1%). */
@@ -263,7 +250,7 @@ TEST_F_TIMEOUT(spawn, two_instances, 180)
 static bool console_shows(const char *needle)
 {
 	const char *path = getenv("MK_INSTANCE_CONSOLE");
-	double deadline = now(CLOCK_MONOTONIC) + 60;
+	double deadline = clock_s(CLOCK_MONOTONIC) + 60;
 	char line[1024];
 
 	if (!path)
@@ -280,7 +267,7 @@ static bool console_shows(const char *needle)
 		if (found)
 			return true;
 		usleep(200 * 1000);
-	} while (now(CLOCK_MONOTONIC) < deadline);
+	} while (clock_s(CLOCK_MONOTONIC) < deadline);
 	return false;
 }
 
@@ -328,13 +315,13 @@ TEST_F_TIMEOUT(spawn, no_report_fails, 180)
 	ASSERT_EQ(0, write_str(MK "/create", "sp5 cpus=3 memory=256M"));
 	ASSERT_EQ(0, load_into("sp5", silent, sizeof(silent)));
 	ASSERT_EQ(0, control("sp5", "start"));
-	deadline = now(CLOCK_MONOTONIC) + 60;
+	deadline = clock_s(CLOCK_MONOTONIC) + 60;
 	do {
 		state_of("sp5", state, sizeof(state));
 		if (strcmp(state, "starting\n"))
 			break;
 		usleep(500 * 1000);
-	} while (now(CLOCK_MONOTONIC) < deadline);
+	} while (clock_s(CLOCK_MONOTONIC) < deadline);
 	EXPECT_STREQ("failed\n", state);
 	EXPECT_EQ(-EBUSY, write_str(MK "/destroy", "sp5"));
 	EXPECT_EQ(0, control("sp5", "kill"));
