@@ -30,6 +30,7 @@ RUNS=(
 	"nopool|loglevel=7 kunit.enable=0|nopool_test|"
 	"kexec-reboot|loglevel=7 kunit.enable=0|@guest-kexec-reboot.sh|"
 	"spawn|multikernel.pool=512M kunit.enable=0 loglevel=7|spawn_test||ttyS1"
+	"ikc|multikernel.pool=512M kunit.enable=0 loglevel=7|ikc_test|"
 )
 
 passed=0 failed=0 skipped=0
@@ -148,6 +149,10 @@ judge_instance_boot() {
 
 for run in "${RUNS[@]}"; do
 	IFS='|' read -r name append progs kunit serial1 <<<"$run"
+	# MK_RUNS="spawn ikc": only these VMs (a developer's shortcut; CI runs all).
+	if [ -n "${MK_RUNS:-}" ] && ! [[ " $MK_RUNS " == *" $name "* ]]; then
+		continue
+	fi
 	dir=$RES/$name
 	mkdir -p "$dir"
 	step "boot: $name VM ($VM_CPUS vCPUs, $append): $progs"

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # Runs inside the demo VM: the multikernel control tree; an instance created,
 # loaded with this same kernel and the sample initramfs, started beside the
-# host, killed and destroyed.
+# host; IKC: pings, the instance's console read on the host, a message
+# through the instance's echo service; killed and destroyed.
 #   guest-demo.sh KERNEL_IMAGE INITRAMFS
 . "$(dirname "$0")/guest-lib.sh"
 img=$1 rd=$2
@@ -37,6 +38,22 @@ for _ in $(seq 60); do
 done
 run "cat $mk/instances/demo0/state"
 run 'dmesg | grep -E "multikernel: (start|demo0)"'
+echo "=== IKC: the host talks to the instance kernel"
+run "for i in 1 2 3; do cat $mk/instances/demo0/ping; done   # round trips, ns"
+run "echo 4096 > $mk/instances/demo0/ping; cat $mk/instances/demo0/ping"
+run "ls -l /dev/mk-demo0"
+echo "\$ write 'hello over IKC' to /dev/mk-demo0, port 7 (the instance kernel's echo), read the answer"
+python3 - <<'PY'
+import os, struct
+fd = os.open("/dev/mk-demo0", os.O_RDWR)
+msg = b"hello over IKC"
+os.write(fd, struct.pack("<HHI", 7, 0, len(msg)) + msg)
+answer = os.read(fd, 8 + 4096)
+port, flags, n = struct.unpack("<HHI", answer[:8])
+print("answer on port %d: %r" % (port, answer[8:8 + n]))
+PY
+run "grep -E . $mk/instances/demo0/ikc/*"
+run "tail -c 600 $mk/instances/demo0/console   # the instance's kernel log, over IKC"
 run "echo kill > $mk/instances/demo0/control; cat $mk/instances/demo0/state"
 run "echo demo0 > $mk/destroy; cat /sys/devices/system/cpu/online $mk/pool/free_bytes"
 echo "=== end of demo"

@@ -48,6 +48,18 @@ void multikernel_cpu_reset(unsigned int cpu);
 /* TSC kHz, LAPIC timer period (per tick) and APIC id of @cpu, for an instance. */
 void multikernel_host_facts(unsigned int cpu, u32 *tsc_khz, u32 *lapic_period,
 			    u32 *apic_id);
+/*
+ * IKC (kernel/multikernel/ikc_x86.c): the doorbell is X86_PLATFORM_IPI_VECTOR,
+ * whose handler calls multikernel_ikc_doorbell_irq() (Rust); an instance's
+ * console hands its output to multikernel_ikc_console_write() (Rust).
+ */
+int multikernel_ikc_init(void);
+void multikernel_ikc_ring(u32 apicid);
+void multikernel_ikc_console_register(void);
+void multikernel_ikc_doorbell_irq(void);
+void multikernel_ikc_console_write(const char *text, unsigned int len);
+/* In an instance kernel: its id, channel address and the host CPU to ring. */
+bool multikernel_instance_info(u32 *id, u64 *channel, u32 *host_apic);
 #else
 static inline void multikernel_reserve_pool(void) { }
 #endif

@@ -57,7 +57,7 @@ use kernel::{
 
 /// The subsystem version shown in `version`. The major number changes when the sysfs ABI
 /// changes incompatibly.
-pub(crate) const VERSION: &str = "0.4.0";
+pub(crate) const VERSION: &str = "0.5.0";
 
 /// The rate limit of error messages: at most [`LogState::BURST`] per [`LogState::WINDOW_MS`],
 /// then one line counting those dropped.
@@ -312,6 +312,8 @@ impl Registry {
             instance.set_dying();
         }
         let dir = self.instances.remove(index).map_err(|_| EINVAL)?;
+        dir.data().endpoint.close();
+        dir.data().remove_device();
         // Give the CPUs and memory back while the instance is still at hand (it is out of the
         // registry and `dying`, so nothing else reaches it), then remove its directory.
         if let Err((cpu, e)) = cpus::give_back(&dir.data().cpus) {
@@ -355,6 +357,16 @@ impl Root {
         registry().destroy(&name)
     }
 
+    /// What the same exchanges cost inside this kernel, to read IKC numbers against.
+    fn show_ikc_baseline(_this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
+        admin("ikc_baseline")?;
+        let b = crate::ikc::baseline()?;
+        writeln!(buf, "cpu_call_round_trip_ns {}", b.call_ns)?;
+        writeln!(buf, "memcpy_64_ns {}", b.memcpy_64_ns)?;
+        writeln!(buf, "memcpy_4096_ns {}", b.memcpy_4096_ns)?;
+        Ok(())
+    }
+
     fn show_pool(buf: &mut ShowBuffer<'_>, value: fn(&Pool) -> u64) -> Result {
         let bytes = registry().pool.as_ref().map_or(0, value);
         writeln!(buf, "{bytes}")?;
@@ -380,6 +392,7 @@ kernel::sysfs_attributes! {
             version: read_only(Root::show_version),
             create: write_only(Root::store_create),
             destroy: write_only(Root::store_destroy),
+            ikc_baseline: read_only(Root::show_ikc_baseline) mode 0o400,
         },
         group pool {
             total_bytes: read_only(Root::show_total),

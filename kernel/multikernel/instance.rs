@@ -4,6 +4,11 @@
 //! sysfs directory, `/sys/kernel/multikernel/instances/NAME/`.
 
 use crate::{
+    ikc::{
+        ConsoleLog,
+        Endpoint,
+        LinkState, //
+    },
     loader::Layout,
     pool::Range,
     spec::{
@@ -21,15 +26,20 @@ use core::{
 };
 use kernel::{
     alloc::VVec,
-    multikernel::PoolMapping,
+    multikernel::{
+        ikc::MessageDevice,
+        PoolMapping, //
+    },
     new_mutex,
     new_spinlock,
     prelude::*,
+    str::CString,
     time::{
         Instant,
         Monotonic, //
     },
     sync::{
+        Arc,
         Mutex,
         MutexGuard,
         SpinLock, //
@@ -56,6 +66,8 @@ pub(crate) enum State {
     Failed = 4,
     /// The instance kernel was stopped by force (`kill`); the image stays loaded.
     Stopped = 5,
+    /// The instance kernel stopped beating (`ikc.rs`): it hangs or panicked.
+    Crashed = 6,
 }
 
 /// How long a started kernel has to report in before its instance is `failed`.
@@ -73,6 +85,7 @@ impl State {
             3 => Self::Running,
             4 => Self::Failed,
             5 => Self::Stopped,
+            6 => Self::Crashed,
             _ => Self::Reserved,
         }
     }
@@ -86,6 +99,7 @@ impl State {
             Self::Running => "running",
             Self::Failed => "failed",
             Self::Stopped => "stopped",
+            Self::Crashed => "crashed",
         }
     }
 
@@ -107,7 +121,7 @@ impl State {
 
     /// Whether `kill` has a kernel to stop.
     pub(crate) fn killable(self) -> bool {
-        matches!(self, Self::Starting | Self::Running | Self::Failed)
+        matches!(self, Self::Starting | Self::Running | Self::Failed | Self::Crashed)
     }
 }
 
@@ -171,11 +185,26 @@ pub(crate) struct Instance {
     /// the registry lock when both are needed; the instance's files take only this one.
     #[pin]
     pub(crate) ops: Mutex<()>,
+    /// The channel to its kernel while it runs; the message device reads and writes it.
+    pub(crate) endpoint: Arc<Endpoint>,
+    /// Its kernel's recent console output, kept across restarts.
+    pub(crate) console: Arc<ConsoleLog>,
+    /// `/dev/mk-NAME`, taken out by `destroy` (the directory may outlive it while its files are
+    /// open, the device name must not).
+    #[pin]
+    device: Mutex<Option<Pin<KBox<MessageDevice<Endpoint>>>>>,
 }
 
 impl Instance {
-    pub(crate) fn new(id: u32, name: Name, cpus: KVec<u32>, memory: Range) -> impl PinInit<Self> {
-        pin_init!(Self {
+    /// A new instance; its message device `/dev/mk-NAME` is registered here.
+    pub(crate) fn new(id: u32, name: Name, cpus: KVec<u32>, memory: Range) -> impl PinInit<Self, Error> {
+        let endpoint = Endpoint::new();
+        let console = ConsoleLog::new();
+        let device = endpoint.as_ref().map_err(|e| *e).and_then(|endpoint| {
+            let dev_name = CString::try_from_fmt(fmt!("mk-{}", name.as_str()))?;
+            MessageDevice::register(dev_name, endpoint.clone())
+        });
+        try_pin_init!(Self {
             id,
             name,
             cpus,
@@ -185,12 +214,24 @@ impl Instance {
             image <- new_mutex!(None, "multikernel::Instance::image"),
             started <- new_spinlock!(None, "multikernel::Instance::started"),
             ops <- new_mutex!((), "multikernel::Instance::ops"),
-        })
+            endpoint: endpoint?,
+            console: console?,
+            device <- new_mutex!(Some(device?), "multikernel::Instance::device"),
+        }? Error)
+    }
+
+    /// Removes `/dev/mk-NAME` (destroy).
+    pub(crate) fn remove_device(&self) {
+        let device = self.device.lock().take();
+        drop(device);
     }
 
     /// The state, after looking whether a starting kernel has reported in or run out of time.
     pub(crate) fn state(&self) -> State {
         let state = State::from_u8(self.state.load(Ordering::Acquire));
+        if state == State::Running {
+            return self.check_heartbeat();
+        }
         if state != State::Starting {
             return state;
         }
@@ -224,11 +265,35 @@ impl Instance {
             if new == State::Running {
                 pr_info!("{name}: running, reported in after {elapsed} ms\n");
             } else {
+                // Nobody will answer: senders get an error instead of waiting.
+                self.endpoint.close();
                 crate::control::warn(format_args!(
                     "{name}: failed: its kernel did not report in within {} s",
                     START_TIMEOUT_MS / 1000
                 ));
             }
+        }
+        State::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    /// Running until the channel says the kernel stopped beating (it logged why).
+    fn check_heartbeat(&self) -> State {
+        let dead = self
+            .endpoint
+            .channel()
+            .is_some_and(|channel| channel.state() == LinkState::PeerDead);
+        if dead
+            && self
+                .state
+                .compare_exchange(
+                    State::Running as u8,
+                    State::Crashed as u8,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+        {
+            self.endpoint.close();
         }
         State::from_u8(self.state.load(Ordering::Acquire))
     }
@@ -338,6 +403,7 @@ impl Instance {
         segment("pagetables", &layout.pagetables)?;
         segment("mailbox", &layout.mailbox)?;
         segment("park", &layout.park)?;
+        segment("ikc", &layout.channel)?;
         if let Some(initrd) = &layout.initrd {
             if initrd.len > 0 {
                 segment("initrd", initrd)?;
@@ -346,6 +412,77 @@ impl Instance {
         Ok(())
     }
 }
+
+/// `instances/NAME/ikc/` files: the current channel's counters (0 without one).
+macro_rules! ikc_counter {
+    ($($show:ident => $field:ident),* $(,)?) => {
+        impl Instance {
+            $(
+                fn $show(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
+                    let value = this
+                        .endpoint
+                        .channel()
+                        .map_or(0, |c| c.counters.$field.load(Ordering::Relaxed));
+                    writeln!(buf, "{value}")?;
+                    Ok(())
+                }
+            )*
+        }
+    };
+}
+
+ikc_counter! {
+    show_ikc_tx => tx,
+    show_ikc_rx => rx,
+    show_ikc_bytes => bytes,
+    show_ikc_ring_full => ring_full,
+    show_ikc_errors => errors,
+    show_ikc_doorbells => doorbells,
+}
+
+impl Instance {
+    fn show_ikc_state(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
+        let state = this.endpoint.channel().map_or("none", |c| c.state().as_str());
+        writeln!(buf, "{state}")?;
+        Ok(())
+    }
+
+    /// The last bytes of the instance's console output (a page's worth).
+    fn show_console(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
+        let mut recent = KVec::from_elem(0u8, CONSOLE_SHOWN, GFP_KERNEL)?;
+        let n = this.console.recent(&mut recent);
+        buf.write_bytes(&recent[..n])
+    }
+
+    /// One IKC round trip to the instance's kernel, in nanoseconds.
+    fn show_ping(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
+        crate::control::admin("ping")?;
+        let channel = this.endpoint.channel().ok_or(ENOTCONN)?;
+        let size = this.endpoint.ping_size.load(Ordering::Relaxed);
+        let ns = channel.ping(size)?;
+        writeln!(buf, "{ns}")?;
+        Ok(())
+    }
+
+    /// Sets the payload size of the pings (8..=4096 bytes; default 64).
+    fn store_ping(this: &Self, input: &[u8]) -> Result {
+        crate::control::admin("ping")?;
+        let text = core::str::from_utf8(input).map_err(|_| EINVAL)?.trim();
+        let size: usize = text.parse().map_err(|_| EINVAL)?;
+        if !(8..=crate::ring::MAX_PAYLOAD).contains(&size) {
+            crate::control::warn(format_args!(
+                "ping {}: size {size} outside 8..=4096",
+                this.name.as_str()
+            ));
+            return Err(EINVAL);
+        }
+        this.endpoint.ping_size.store(size, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Console bytes `instances/NAME/console` shows: what fits a sysfs page.
+const CONSOLE_SHOWN: usize = 4000;
 
 kernel::sysfs_attributes! {
     impl DirData for Instance {
@@ -356,6 +493,17 @@ kernel::sysfs_attributes! {
             state: read_only(Instance::show_state),
             image: read_only(Instance::show_image),
             control: write_only(Instance::store_control),
+            console: read_only(Instance::show_console) mode 0o400,
+            ping: read_write(Instance::show_ping, Instance::store_ping) mode 0o600,
+        },
+        group ikc {
+            tx: read_only(Instance::show_ikc_tx),
+            rx: read_only(Instance::show_ikc_rx),
+            bytes: read_only(Instance::show_ikc_bytes),
+            ring_full: read_only(Instance::show_ikc_ring_full),
+            errors: read_only(Instance::show_ikc_errors),
+            doorbells: read_only(Instance::show_ikc_doorbells),
+            state: read_only(Instance::show_ikc_state),
         },
     }
 }

@@ -35,6 +35,7 @@ static unsigned int mk_id;
 static unsigned long mk_tsc_khz;
 static unsigned int mk_lapic_period;
 static unsigned long mk_mailbox;
+static unsigned long mk_ikc;
 #define MK_MAX_CPUS		64
 static u32 mk_apic_ids[MK_MAX_CPUS];
 static unsigned int mk_nr_cpus;
@@ -188,6 +189,21 @@ static int __init mk_mailbox_setup(char *arg)
 	return arg ? kstrtoul(arg, 0, &mk_mailbox) : -EINVAL;
 }
 early_param("multikernel.mailbox", mk_mailbox_setup);
+
+static int __init mk_ikc_setup(char *arg)
+{
+	return arg ? kstrtoul(arg, 0, &mk_ikc) : -EINVAL;
+}
+early_param("multikernel.ikc", mk_ikc_setup);
+
+/* For the Rust core: whether this is an instance, and its channel to the host. */
+bool multikernel_instance_info(u32 *id, u64 *channel, u32 *host_apic)
+{
+	*id = mk_id;
+	*channel = mk_ikc;
+	*host_apic = mk_host_bsp_apic;
+	return mk_id != 0;
+}
 
 /* Boot is over and init is about to run: tell the host. */
 static int __init mk_report_running(void)

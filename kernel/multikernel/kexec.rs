@@ -71,13 +71,13 @@ fn load(req: &Load<'_>) -> Result {
     let image = BzImage::parse(req.kernel).map_err(refused)?;
     let initrd = req.initrd.filter(|initrd| !initrd.is_empty());
     // The command line the kernel gets: the user's, then what tells it it is an instance.
-    // The mailbox address depends on the layout, which depends on the length: the address is
-    // written with a fixed width so the length is known first.
+    // The mailbox and channel addresses depend on the layout, which depends on the length: the
+    // addresses are written with a fixed width so the length is known first.
     let (tsc_khz, lapic_period) = spawn::host_timing();
     // The host's boot CPU: the instance registers it first as the "real BSP" it must never
     // send INIT to, which also keeps x86 from limiting it to one CPU.
     let host_bsp = spawn::apic_id(CpuId::from_u32(0).ok_or(EINVAL)?);
-    let instance_params = |mailbox: u64| {
+    let instance_params = |mailbox: u64, channel: u64| {
         let mut line = KVec::new();
         line.extend_from_slice(req.cmdline, GFP_KERNEL)?;
         let mut out = VecWriter(&mut line);
@@ -90,12 +90,12 @@ fn load(req: &Load<'_>) -> Result {
             out,
             " multikernel.host_bsp_apic={host_bsp} multikernel.tsc_khz={tsc_khz} \
              multikernel.lapic_period={lapic_period} multikernel.mailbox={mailbox:#018x} \
-             acpi=off pci=off nokaslr"
+             multikernel.ikc={channel:#018x} acpi=off pci=off nokaslr"
         )
         .map_err(|_| ENOMEM)?;
         Ok::<_, Error>(line)
     };
-    let boot_cmdline_len = instance_params(0)?.len();
+    let boot_cmdline_len = instance_params(0, 0)?.len();
     let layout = Layout::plan(
         memory,
         &image,
@@ -103,7 +103,7 @@ fn load(req: &Load<'_>) -> Result {
         boot_cmdline_len as u64,
     )
     .map_err(refused)?;
-    let boot_cmdline = instance_params(layout.mailbox.start)?;
+    let boot_cmdline = instance_params(layout.mailbox.start, layout.channel.start)?;
     let zero_page = loader::boot_params(&image, &layout, memory)?;
     let mut cmdline = KVec::new();
     cmdline.extend_from_slice(req.cmdline, GFP_KERNEL)?;

@@ -16,6 +16,7 @@
 //!        page tables for entering the kernel (64 KiB; the spawn fills them)
 //!        mailbox (4 KiB) the instance kernel reports through
 //!        park page (4 KiB): where its other CPUs wait to be started
+//!        IKC channel (140 KiB): header and rings shared with the host (`ikc.rs`)
 //!        ... free memory of the instance ...
 //! end:   initrd (page-aligned, at the top)
 //! ```
@@ -30,6 +31,8 @@ const PAGE: u64 = 4096;
 /// Room for the identity map the kernel is entered with: 1 PGD, PUDs and PMDs (2 MiB pages)
 /// for a few GiB, and the entry stub's alias. Filled by the spawn, not by the loader.
 pub(crate) const PAGETABLE_BYTES: u64 = 16 * PAGE;
+/// The inter-kernel channel.
+pub(crate) const CHANNEL_BYTES: u64 = crate::ikc::CHANNEL_BYTES as u64;
 
 /// Boot protocol offsets (`Documentation/arch/x86/boot.rst`, zero-page.rst).
 mod off {
@@ -187,6 +190,8 @@ pub(crate) struct Layout {
     pub(crate) mailbox: Range,
     /// A page holding the loop the instance's other CPUs wait in (`spawn_entry.S`).
     pub(crate) park: Range,
+    /// The inter-kernel channel (`ikc.rs`), set up by the host at each start.
+    pub(crate) channel: Range,
     pub(crate) initrd: Option<Range>,
     /// The 64-bit entry point: kernel load address + 0x200.
     pub(crate) entry: u64,
@@ -214,7 +219,7 @@ impl Layout {
         let needed = kernel_len
             .checked_add(PAGE)
             .and_then(|n| n.checked_add(cmdline_pages))
-            .and_then(|n| n.checked_add(PAGETABLE_BYTES + 2 * PAGE))
+            .and_then(|n| n.checked_add(PAGETABLE_BYTES + 2 * PAGE + CHANNEL_BYTES))
             .and_then(|n| n.checked_add(initrd_pages));
         match needed {
             Some(needed) if needed <= memory.len => (),
@@ -245,6 +250,10 @@ impl Layout {
             start: mailbox.end(),
             len: PAGE,
         };
+        let channel = Range {
+            start: park.end(),
+            len: CHANNEL_BYTES,
+        };
         let initrd = initrd_len.map(|len| Range {
             start: memory.end() - initrd_pages,
             len,
@@ -256,6 +265,7 @@ impl Layout {
             pagetables,
             mailbox,
             park,
+            channel,
             initrd,
             entry: memory.start + 0x200,
         };
@@ -289,11 +299,11 @@ pub(crate) fn boot_params(image: &BzImage<'_>, layout: &Layout, memory: Range) -
         put(&mut page[..], off::EXT_RAMDISK_SIZE, &hi.to_le_bytes());
     }
     // The instance's memory is all the RAM the new kernel is told about, less the pages its
-    // CPUs are entered and parked with (page tables, mailbox, park loop): those are reserved,
-    // so its allocator never hands them out while a parked CPU still runs on them.
+    // CPUs are entered and parked with (page tables, mailbox, park loop) and the channel it
+    // shares with the host: those are reserved, so its allocator never hands them out.
     let reserved = Range {
         start: layout.pagetables.start,
-        len: layout.park.end() - layout.pagetables.start,
+        len: layout.channel.end() - layout.pagetables.start,
     };
     let entries = [
         (memory.start, reserved.start - memory.start, E820_RAM),
@@ -393,7 +403,8 @@ mod tests {
         assert_eq!(layout.pagetables.len, PAGETABLE_BYTES);
         assert_eq!(layout.mailbox.start, layout.pagetables.end());
         assert_eq!(layout.park.start, layout.mailbox.end());
-        assert!(initrd.start >= layout.park.end());
+        assert_eq!(layout.channel, Range { start: layout.park.end(), len: CHANNEL_BYTES });
+        assert!(initrd.start >= layout.channel.end());
 
         // No initrd, empty command line.
         let layout = Layout::plan(memory, &image, None, 0).map_err(|e| e.errno())?;
@@ -410,16 +421,19 @@ mod tests {
         let small = Range { start: 0x4000_0000, len: 2 * M };
         assert_eq!(
             Layout::plan(small, &image, None, 0),
-            Err(LoadError::TooBig(8 * M + 4 * 4096 + PAGETABLE_BYTES))
+            Err(LoadError::TooBig(8 * M + 4 * 4096 + PAGETABLE_BYTES + CHANNEL_BYTES))
         );
         assert_eq!(Layout::plan(small, &image, None, 0).err().map(|e| e.errno()), Some(ENOMEM));
         // Exactly enough fits.
-        let exact = Range { start: 0x4000_0000, len: 8 * M + 4 * 4096 + PAGETABLE_BYTES };
+        let exact = Range {
+            start: 0x4000_0000,
+            len: 8 * M + 4 * 4096 + PAGETABLE_BYTES + CHANNEL_BYTES,
+        };
         assert!(Layout::plan(exact, &image, None, 0).is_ok());
         let big = Range { start: 0x4000_0000, len: 64 * M };
         assert_eq!(
             Layout::plan(big, &image, Some(60 * M), 0),
-            Err(LoadError::TooBig(68 * M + 4 * 4096 + PAGETABLE_BYTES))
+            Err(LoadError::TooBig(68 * M + 4 * 4096 + PAGETABLE_BYTES + CHANNEL_BYTES))
         );
         assert_eq!(
             Layout::plan(big, &image, Some(u64::MAX), 0),
@@ -450,7 +464,7 @@ mod tests {
             | u64::from(u32_at(&page[..], off::EXT_RAMDISK_IMAGE)) << 32;
         assert_eq!(rd, initrd.start);
         assert_eq!(u32_at(&page[..], off::RAMDISK_SIZE), 5000);
-        // Three e820 entries: RAM, the reserved entry pages, RAM; together the instance's memory.
+        // Three e820 entries: RAM, the reserved entry pages and channel, RAM; together the instance's memory.
         assert_eq!(page[off::E820_ENTRIES], 3);
         let entry = |i: usize| {
             let at = off::E820_TABLE + 20 * i;
@@ -463,9 +477,9 @@ mod tests {
         assert_eq!(entry(0), (memory.start, layout.pagetables.start - memory.start, E820_RAM));
         assert_eq!(
             entry(1),
-            (layout.pagetables.start, layout.park.end() - layout.pagetables.start, E820_RESERVED)
+            (layout.pagetables.start, layout.channel.end() - layout.pagetables.start, E820_RESERVED)
         );
-        assert_eq!(entry(2).0, layout.park.end());
+        assert_eq!(entry(2).0, layout.channel.end());
         assert_eq!(entry(2).0 + entry(2).1, memory.end());
         assert_eq!(entry(2).2, E820_RAM);
         Ok(())

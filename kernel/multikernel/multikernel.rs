@@ -2,8 +2,8 @@
 
 //! Multikernel: several Linux kernels side by side, each on its own CPUs and memory.
 //!
-//! This crate is the host-side core: the pool allocator, CPU ownership, instance bookkeeping and
-//! the control tree in sysfs, `/sys/kernel/multikernel/`, described in
+//! This crate is the host-side core: the pool allocator, CPU ownership, instance bookkeeping,
+//! the inter-kernel channel (IKC) and the control tree in sysfs, `/sys/kernel/multikernel/`, described in
 //! `Documentation/multikernel/` and `Documentation/ABI/testing/sysfs-kernel-multikernel`.
 //! The boot-time pool reservation is C (`pool_reserve.c`): it runs before Rust can.
 
@@ -14,12 +14,12 @@ use kernel::{
 
 mod control;
 mod cpus;
+mod guest;
+mod ikc;
 mod instance;
 mod kexec;
 mod loader;
 mod pool;
-// The IKC ring core: the channel driver that uses it comes next; KUnit tests it now.
-#[allow(dead_code)]
 mod ring;
 mod spawn;
 mod spec;
@@ -35,6 +35,8 @@ module! {
 /// The subsystem. Fields drop in order: instances (giving their CPUs back) before the gate that
 /// keeps owned CPUs offline.
 struct Multikernel {
+    /// In an instance kernel: its channel to the host.
+    _guest: Option<guest::Guest>,
     _control: control::Control,
     _gate: BringupGate<cpus::OwnershipGate>,
 }
@@ -43,6 +45,7 @@ impl kernel::Module for Multikernel {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let gate = BringupGate::register(c"multikernel:owned")?;
         kernel::multikernel::spawn::init()?;
+        ikc::init()?;
         let control = control::Control::new()?;
         kernel::multikernel::kexec::register(&kexec::HANDLER);
         pr_info!(
@@ -51,6 +54,7 @@ impl kernel::Module for Multikernel {
             control.pool_bytes() >> 20
         );
         Ok(Self {
+            _guest: guest::Guest::open(),
             _control: control,
             _gate: gate,
         })

@@ -15,6 +15,10 @@
 //! since the ring was set up; positions are taken modulo `size`, and a message may wrap. Each
 //! message has a header: port (u16), reserved (u16), length (u32), sequence number (u64).
 //!
+//! Two flags make doorbells rare: `waiting` (set by an idle consumer: ring me on the next
+//! message) and `space` (set by a producer that found the ring full: ring me when you free
+//! room). Each side clears the other's flag when it rings, so a burst costs one doorbell.
+//!
 //! The peer is not trusted: every index, length and sequence number read from shared memory is
 //! checked before use, and a header is copied out before it is checked, so a torn or malicious
 //! update makes [`RingError::Corrupt`], never an out-of-bounds access or a hang. A full ring is
@@ -32,6 +36,7 @@ pub(crate) const OFF_SIZE: usize = 8;
 pub(crate) const OFF_HEAD: usize = 16;
 pub(crate) const OFF_TAIL: usize = 24;
 pub(crate) const OFF_WAITING: usize = 32;
+pub(crate) const OFF_SPACE: usize = 40;
 /// Where the data area starts.
 pub(crate) const HEADER_LEN: usize = 64;
 /// "MKIKCRNG".
@@ -50,7 +55,9 @@ pub(crate) trait RingMemory {
     fn write(&mut self, off: usize, bytes: &[u8]);
     /// Reads an index the peer publishes (acquire).
     fn load_acquire(&self, off: usize) -> u64;
-    /// Publishes an index to the peer (release).
+    /// Publishes an index to the peer: ordered after every earlier access and before every
+    /// later load (a full barrier: the doorbell flags are a store followed by a load on each
+    /// side, which release/acquire alone does not order).
     fn store_release(&mut self, off: usize, value: u64);
 }
 
@@ -102,6 +109,7 @@ pub(crate) fn init(mem: &mut impl RingMemory) -> Result<usize, RingError> {
     mem.store_release(OFF_HEAD, 0);
     mem.store_release(OFF_TAIL, 0);
     mem.store_release(OFF_WAITING, 0);
+    mem.store_release(OFF_SPACE, 0);
     Ok(size)
 }
 
@@ -160,14 +168,8 @@ impl Producer {
             return Err(RingError::TooBig);
         }
         let size = geometry(mem)?;
-        let tail = mem.load_acquire(OFF_TAIL);
-        let used = self
-            .head
-            .checked_sub(tail)
-            .filter(|&u| u <= size as u64)
-            .ok_or(RingError::Corrupt("tail outside the ring"))?;
         let need = padded(payload.len());
-        if need as u64 > size as u64 - used {
+        if need > self.room(mem)? {
             return Err(RingError::Full);
         }
         let mut header = [0u8; MSG_HEADER];
@@ -184,6 +186,30 @@ impl Producer {
             mem.store_release(OFF_WAITING, 0);
         }
         Ok(waiting)
+    }
+
+    /// Free bytes in the ring as the producer sees it now.
+    pub(crate) fn room(&self, mem: &impl RingMemory) -> Result<usize, RingError> {
+        let size = geometry(mem)?;
+        let tail = mem.load_acquire(OFF_TAIL);
+        let used = self
+            .head
+            .checked_sub(tail)
+            .filter(|&u| u <= size as u64)
+            .ok_or(RingError::Corrupt("tail outside the ring"))?;
+        Ok(size - used as usize)
+    }
+
+    /// Whether a message of `len` payload bytes fits now.
+    pub(crate) fn fits(&self, mem: &impl RingMemory, len: usize) -> Result<bool, RingError> {
+        Ok(self.room(mem)? >= padded(len.min(MAX_PAYLOAD)))
+    }
+
+    /// Asks the consumer for a doorbell when it frees room (before sleeping on a full ring).
+    /// Returns whether `len` bytes fit meanwhile, in which case the caller should not sleep.
+    pub(crate) fn want_space(&self, mem: &mut impl RingMemory, len: usize) -> Result<bool, RingError> {
+        mem.store_release(OFF_SPACE, 1);
+        self.fits(mem, len)
     }
 }
 
@@ -248,6 +274,16 @@ impl Consumer {
     pub(crate) fn want_doorbell(&self, mem: &mut impl RingMemory) -> bool {
         mem.store_release(OFF_WAITING, 1);
         mem.load_acquire(OFF_HEAD) != self.tail
+    }
+
+    /// Whether the producer asked for a doorbell when room is freed (it found the ring full);
+    /// the request is cleared, so the caller rings once.
+    pub(crate) fn space_wanted(&self, mem: &mut impl RingMemory) -> bool {
+        let wanted = mem.load_acquire(OFF_SPACE) != 0;
+        if wanted {
+            mem.store_release(OFF_SPACE, 0);
+        }
+        wanted
     }
 }
 
@@ -421,6 +457,26 @@ mod tests {
         assert!(!rx.want_doorbell(&mut mem));
         assert_eq!(tx.send(&mut mem, 1, b"b"), Ok(true));
         assert_eq!(tx.send(&mut mem, 1, b"c"), Ok(false));
+        Ok(())
+    }
+
+    /// A producer that found the ring full is rung once when room is freed.
+    #[test]
+    fn space_doorbell() -> Result {
+        let mut mem = ring(256)?;
+        let (mut tx, mut rx) = (Producer::new(), Consumer::new());
+        while tx.send(&mut mem, 1, b"abcd").is_ok() {}
+        assert_eq!(tx.room(&mem), Ok(16));
+        assert_eq!(tx.want_space(&mut mem, 4), Ok(false));
+        let mut out = [0u8; 8];
+        // The consumer takes the request after a receive, once.
+        rx.recv(&mut mem, &mut out).map_err(|e| e.errno())?;
+        assert!(rx.space_wanted(&mut mem));
+        assert!(!rx.space_wanted(&mut mem));
+        assert_eq!(tx.fits(&mem, 4), Ok(true));
+        assert_eq!(tx.fits(&mem, 100), Ok(false));
+        // Asking when it already fits says so: the producer must not sleep.
+        assert_eq!(tx.want_space(&mut mem, 4), Ok(true));
         Ok(())
     }
 

@@ -7,12 +7,14 @@
 //! the host for a moment and taken offline again: on its way out of this kernel, in
 //! `play_dead`, it switches to an identity map of the instance's memory and jumps to the
 //! kernel's 64-bit entry. Kill: an INIT IPI puts the CPU back in wait-for-SIPI, where the host's
-//! next bring-up (a start, or a destroy giving the CPU back) finds it.
+//! next bring-up (a start, or a destroy giving the CPU back) finds it. Each start sets up a
+//! fresh IKC channel in the instance's memory; kill closes it.
 //! See Documentation/multikernel/spawn.rst.
 
 use crate::{
     control::warn,
     cpus,
+    ikc::Channel,
     instance::{
         Instance,
         State, //
@@ -56,16 +58,27 @@ pub(crate) fn start(instance: &Instance) -> Result {
     let park_map = build(layout.pagetables.start + half)?;
     let wakeup = layout.mailbox.start + 64;
     let (first, others) = instance.cpus.split_first().ok_or(EINVAL)?;
+    // A fresh channel for this run; doorbells go to the instance's first CPU.
+    instance.endpoint.close();
+    let first_apic = spawn::apic_id(CpuId::from_u32(*first).ok_or(EINVAL)?);
+    let channel =
+        Channel::host(name, instance.id, layout.channel.start, first_apic, instance.console.clone())
+            .inspect_err(|e| warn(format_args!("start {name}: cannot set up the channel ({e:?})")))?;
+    instance.endpoint.set(Some(channel));
+    let stop = || {
+        stop_cpus(instance);
+        instance.endpoint.close();
+    };
     for &cpu in others {
         let id = CpuId::from_u32(cpu).ok_or(EINVAL)?;
         let apic_id = spawn::apic_id(id);
         enter(name, cpu, |id| {
             spawn::arm(id, &park_map, wakeup, layout.park.start, u64::from(apic_id))
         })
-            .inspect_err(|_| stop_cpus(instance))?;
+        .inspect_err(|_| stop())?;
     }
     enter(name, *first, |id| spawn::arm(id, &map, layout.boot_params.start, layout.entry, 0))
-        .inspect_err(|_| stop_cpus(instance))?;
+        .inspect_err(|_| stop())?;
     instance.set_started();
     pr_info!("start {name}: CPU {first} entered the instance kernel at {:#x}\n", layout.entry);
     Ok(())
@@ -107,6 +120,8 @@ pub(crate) fn kill(instance: &Instance) -> Result {
         warn(format_args!("kill {name}: instance is {}, nothing runs", state.as_str()));
         return Err(EBUSY);
     }
+    // Senders and readers get an error from now on; no handler runs after this.
+    instance.endpoint.close();
     stop_cpus(instance);
     instance.set_state(State::Stopped);
     pr_info!("kill {name}: stopped\n");

@@ -433,3 +433,478 @@ pub mod kexec {
         }
     }
 }
+
+pub mod ikc {
+    //! The machine side of the inter-kernel channel (IKC): the memory two kernels share, the
+    //! doorbell (an IPI on `X86_PLATFORM_IPI_VECTOR`, which this subsystem owns), the console
+    //! an instance kernel sends its output through, and a message device for user space.
+    //!
+    //! The channel's logic (rings, ports, heartbeat) is the core's; this module only gives it
+    //! safe access to what it needs.
+
+    use super::pool_region;
+    use crate::{
+        bindings,
+        error::to_result,
+        fs::File,
+        prelude::*,
+        str::CString,
+        sync::{
+            poll::PollTable,
+            Arc,
+            ArcBorrow,
+            SetOnce, //
+        },
+        types::{
+            ForeignOwnable,
+            Opaque, //
+        },
+        uaccess::{
+            UserPtr,
+            UserSlice,
+            UserSliceReader,
+            UserSliceWriter, //
+        },
+    };
+    use core::{
+        ptr::NonNull,
+        sync::atomic::{
+            AtomicU64,
+            Ordering, //
+        },
+    };
+
+    /// Memory shared with another kernel, mapped write-back, unmapped on drop.
+    ///
+    /// The other kernel writes it at any time: reads return whatever is there (the caller
+    /// validates it), and no Rust reference to its bytes is ever handed out.
+    ///
+    /// # Invariants
+    ///
+    /// `virt` maps `len` bytes, 8-byte aligned, until `self` is dropped; nothing in this kernel
+    /// but this mapping's owner uses that memory.
+    pub struct SharedMem {
+        virt: NonNull<u8>,
+        len: usize,
+    }
+
+    // SAFETY: The mapping is plain memory, accessed only through raw pointers and atomics.
+    unsafe impl Send for SharedMem {}
+    // SAFETY: Every method takes `&self` and copies or uses atomics; concurrent writers are
+    // expected (the other kernel is one).
+    unsafe impl Sync for SharedMem {}
+
+    impl SharedMem {
+        /// Maps `start..start + len` of the pool (host side: a channel inside an instance's
+        /// memory). `EINVAL` unless it lies inside the pool and is page aligned.
+        pub fn map_pool(start: u64, len: u64) -> Result<Self> {
+            let pool = pool_region().ok_or(ENODEV)?;
+            if len == 0 || start % 4096 != 0 || !pool.contains(start, len) {
+                return Err(EINVAL);
+            }
+            Self::map(start, len)
+        }
+
+        /// Maps the channel the host described on this kernel's command line
+        /// (`multikernel.ikc=`), `len` bytes (instance side). `EINVAL` if that memory is RAM of
+        /// this kernel (the host must have reserved it in our memory map).
+        pub fn map_host_channel(len: u64) -> Result<Self> {
+            let info = instance_info().ok_or(ENODEV)?;
+            if len == 0 || info.channel == 0 || info.channel % 4096 != 0 {
+                return Err(EINVAL);
+            }
+            // SAFETY: Only reads the resource tree.
+            let overlap = unsafe {
+                bindings::region_intersects(
+                    info.channel,
+                    len as usize,
+                    bindings::IORESOURCE_SYSTEM_RAM as c_ulong,
+                    bindings::IORES_DESC_NONE as c_ulong,
+                )
+            };
+            if overlap != bindings::REGION_DISJOINT as c_int {
+                return Err(EINVAL);
+            }
+            Self::map(info.channel, len)
+        }
+
+        fn map(start: u64, len: u64) -> Result<Self> {
+            let len = usize::try_from(len).map_err(|_| EINVAL)?;
+            // SAFETY: The callers checked the range is memory no allocator of this kernel hands
+            // out (pool, or reserved by the host); `memremap` returns a mapping or NULL.
+            let virt = unsafe { bindings::memremap(start, len, bindings::MEMREMAP_WB as c_ulong) };
+            let virt = NonNull::new(virt.cast::<u8>()).ok_or(ENOMEM)?;
+            // INVARIANT: `memremap` succeeded for `len` bytes, page aligned.
+            Ok(Self { virt, len })
+        }
+
+        /// Size in bytes.
+        pub fn len(&self) -> usize {
+            self.len
+        }
+
+        /// Whether the mapping is empty (never: mappings are at least a byte).
+        pub fn is_empty(&self) -> bool {
+            self.len == 0
+        }
+
+        fn inside(&self, off: usize, len: usize) -> bool {
+            off.checked_add(len).is_some_and(|end| end <= self.len)
+        }
+
+        /// Copies bytes out from `off`; outside the mapping, `out` is zeroed instead.
+        pub fn read(&self, off: usize, out: &mut [u8]) {
+            if !self.inside(off, out.len()) {
+                out.fill(0);
+                return;
+            }
+            // SAFETY: `off..off + out.len()` is inside the mapping (checked). The peer may be
+            // writing it: the bytes are copied, never referenced, and the caller validates them.
+            unsafe {
+                core::ptr::copy_nonoverlapping(self.virt.as_ptr().add(off), out.as_mut_ptr(), out.len())
+            };
+        }
+
+        /// Copies `bytes` in at `off`; outside the mapping nothing is written.
+        pub fn write(&self, off: usize, bytes: &[u8]) {
+            if !self.inside(off, bytes.len()) {
+                return;
+            }
+            // SAFETY: As in `read`, writing; `bytes` is not in the mapping (no reference to it
+            // is ever handed out).
+            unsafe {
+                core::ptr::copy_nonoverlapping(bytes.as_ptr(), self.virt.as_ptr().add(off), bytes.len())
+            };
+        }
+
+        fn word(&self, off: usize) -> Option<&AtomicU64> {
+            if off % 8 != 0 || !self.inside(off, 8) {
+                return None;
+            }
+            // SAFETY: In bounds and 8-byte aligned (the mapping is page aligned); the memory
+            // lives as long as `self`, and is only ever accessed atomically at this offset by
+            // the index protocol of both kernels.
+            Some(unsafe { AtomicU64::from_ptr(self.virt.as_ptr().add(off).cast::<u64>()) })
+        }
+
+        /// Loads the 64-bit word at `off` with acquire ordering (0 if not a word of the
+        /// mapping).
+        pub fn load_acquire(&self, off: usize) -> u64 {
+            self.word(off).map_or(0, |w| w.load(Ordering::Acquire))
+        }
+
+        /// Stores the 64-bit word at `off`, ordered after earlier accesses and before later
+        /// loads (a full barrier); nothing if not a word of the mapping.
+        pub fn store_release(&self, off: usize, value: u64) {
+            if let Some(w) = self.word(off) {
+                w.store(value, Ordering::SeqCst);
+            }
+        }
+    }
+
+    impl Drop for SharedMem {
+        fn drop(&mut self) {
+            // SAFETY: `virt` came from `memremap` (type invariants) and is unmapped once.
+            unsafe { bindings::memunmap(self.virt.as_ptr().cast()) };
+        }
+    }
+
+    /// What an instance kernel was told about itself on its command line.
+    #[derive(Clone, Copy, Debug)]
+    pub struct InstanceInfo {
+        /// Its instance id (not 0).
+        pub id: u32,
+        /// Physical address of its channel to the host.
+        pub channel: u64,
+        /// APIC id of the host CPU that takes its doorbells.
+        pub host_apic: u32,
+    }
+
+    /// `Some` when this kernel runs as an instance (`multikernel.instance=` was given).
+    pub fn instance_info() -> Option<InstanceInfo> {
+        let (mut id, mut channel, mut host_apic) = (0u32, 0u64, 0u32);
+        // SAFETY: The pointers are valid for writing; the C side reads values set at boot.
+        let is_instance =
+            unsafe { bindings::multikernel_instance_info(&mut id, &mut channel, &mut host_apic) };
+        is_instance.then_some(InstanceInfo { id, channel, host_apic })
+    }
+
+    static DOORBELL: SetOnce<fn()> = SetOnce::new();
+    static CONSOLE: SetOnce<fn(&[u8])> = SetOnce::new();
+
+    /// Takes the IKC doorbell vector; `handler` runs in hard interrupt context on every
+    /// doorbell this CPU receives. Once, at init (the vector's hook becomes read-only after
+    /// boot); `EBUSY` if the vector is taken.
+    pub fn take_doorbell(handler: fn()) -> Result {
+        if !DOORBELL.populate(handler) {
+            return Err(EBUSY);
+        }
+        // SAFETY: Called at init, before the kernel's read-only-after-init data is sealed.
+        to_result(unsafe { bindings::multikernel_ikc_init() })
+    }
+
+    /// Rings the doorbell of the CPU with APIC id `apic_id` (a CPU of the other kernel).
+    pub fn ring(apic_id: u32) {
+        // SAFETY: Sends one fixed IPI; any id is accepted (a wrong one reaches nobody).
+        unsafe { bindings::multikernel_ikc_ring(apic_id) }
+    }
+
+    /// Called by the doorbell vector.
+    #[no_mangle]
+    extern "C" fn multikernel_ikc_doorbell_irq() {
+        if let Some(handler) = DOORBELL.as_ref() {
+            handler();
+        }
+    }
+
+    /// Registers a console that hands every line this kernel prints to `write` (any context,
+    /// interrupts possibly off: `write` must not sleep and must not print). Once.
+    pub fn register_console(write: fn(&[u8])) -> Result {
+        if !CONSOLE.populate(write) {
+            return Err(EBUSY);
+        }
+        // SAFETY: Registers a static console whose write calls `multikernel_ikc_console_write`.
+        unsafe { bindings::multikernel_ikc_console_register() };
+        Ok(())
+    }
+
+    /// Called by the console.
+    ///
+    /// # Safety
+    ///
+    /// `text` is readable for `len` bytes for the call.
+    #[no_mangle]
+    unsafe extern "C" fn multikernel_ikc_console_write(text: *const c_char, len: c_uint) {
+        if let Some(write) = CONSOLE.as_ref() {
+            // SAFETY: The console core passes `len` readable bytes.
+            write(unsafe { core::slice::from_raw_parts(text.cast::<u8>(), len as usize) });
+        }
+    }
+
+    /// Poll bits, as `poll(2)` has them.
+    pub mod poll {
+        /// Readable.
+        pub const IN: u32 = 0x0001;
+        /// Writable.
+        pub const OUT: u32 = 0x0004;
+        /// Error.
+        pub const ERR: u32 = 0x0008;
+        /// Hung up.
+        pub const HUP: u32 = 0x0010;
+        /// Readable, normal data.
+        pub const RDNORM: u32 = 0x0040;
+        /// Writable, normal data.
+        pub const WRNORM: u32 = 0x0100;
+    }
+
+    /// What a message device does; one value serves every open file of the device.
+    pub trait DeviceOps: Send + Sync + 'static {
+        /// Reads one message into `out` (its `len()` is the reader's buffer size).
+        fn read(&self, out: &mut UserSliceWriter, nonblock: bool) -> Result<usize>;
+        /// Writes one message of `len` bytes read from `input`.
+        fn write(&self, input: UserSliceReader, len: usize, nonblock: bool) -> Result<usize>;
+        /// Registers `file` on the wait queues in `table` and returns the ready [`poll`] bits.
+        fn poll(&self, file: &File, table: &PollTable<'_>) -> u32;
+    }
+
+    /// A misc character device, `/dev/NAME`, mode 0600, each read and write one message
+    /// (datagram semantics: no offsets), with `poll` and `O_NONBLOCK`. Deregistered on drop;
+    /// files still open keep `T` and get whatever `T` says once its channel is gone.
+    ///
+    /// # Invariants
+    ///
+    /// `misc` is registered with `misc_register` from construction until drop, with its name
+    /// pointing into `name` and its `fops` being `Self::FOPS`.
+    #[pin_data(PinnedDrop)]
+    pub struct MessageDevice<T: DeviceOps> {
+        name: CString,
+        data: Arc<T>,
+        #[pin]
+        misc: Opaque<bindings::miscdevice>,
+    }
+
+    // SAFETY: `misc_register`/`misc_deregister` may run on any thread; `T: Send + Sync`.
+    unsafe impl<T: DeviceOps> Send for MessageDevice<T> {}
+    // SAFETY: `&self` gives nothing but the name.
+    unsafe impl<T: DeviceOps> Sync for MessageDevice<T> {}
+
+    impl<T: DeviceOps> MessageDevice<T> {
+        const FOPS: bindings::file_operations = {
+            let mut fops: bindings::file_operations = pin_init::zeroed();
+            fops.open = Some(Self::open);
+            fops.release = Some(Self::release);
+            fops.read = Some(Self::read);
+            fops.write = Some(Self::write);
+            fops.poll = Some(Self::poll);
+            fops.llseek = Some(bindings::noop_llseek);
+            fops
+        };
+
+        /// Registers `/dev/NAME`, whose files use `data`.
+        pub fn register(name: CString, data: Arc<T>) -> Result<Pin<KBox<Self>>> {
+            let name_ptr = name.as_char_ptr();
+            KBox::try_pin_init(
+                try_pin_init!(Self {
+                    name,
+                    data,
+                    // Last: the device can be opened as soon as it is registered, and `open`
+                    // reads `data`.
+                    misc <- Opaque::try_ffi_init(move |slot: *mut bindings::miscdevice| {
+                        let mut raw: bindings::miscdevice = pin_init::zeroed();
+                        raw.minor = bindings::MISC_DYNAMIC_MINOR as c_int;
+                        // The string's buffer stays where it is when `name` moves into `Self`.
+                        raw.name = name_ptr;
+                        raw.fops = &Self::FOPS;
+                        raw.mode = 0o600;
+                        // SAFETY: `slot` is valid for writing and pinned; it stays registered
+                        // until `drop` deregisters it.
+                        unsafe { slot.write(raw) };
+                        // SAFETY: `slot` holds a filled-in `struct miscdevice`.
+                        to_result(unsafe { bindings::misc_register(slot) })
+                    }),
+                }),
+                GFP_KERNEL,
+            )
+        }
+
+        /// The file's `T`.
+        ///
+        /// # Safety
+        ///
+        /// `file` is a file of this device between `open` and `release`.
+        unsafe fn data<'a>(file: *mut bindings::file) -> ArcBorrow<'a, T> {
+            // SAFETY: `open` stored an `Arc<T>` in `private_data`, which `release` takes back.
+            unsafe { <Arc<T> as ForeignOwnable>::borrow((*file).private_data) }
+        }
+
+        /// # Safety
+        ///
+        /// Called by `misc_open` with `private_data` pointing to this device's `miscdevice`.
+        unsafe extern "C" fn open(inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+            // SAFETY: `misc_open` set `private_data` to the registered `miscdevice`, embedded in
+            // a live `Self`, and holds the misc lock, so it cannot be deregistered meanwhile.
+            let this = unsafe {
+                let misc = (*file).private_data.cast::<bindings::miscdevice>();
+                &*crate::container_of!(Opaque::cast_from(misc).cast_mut(), Self, misc)
+            };
+            // SAFETY: `inode` and `file` are the ones being opened.
+            let ret = unsafe { bindings::stream_open(inode, file) };
+            if ret != 0 {
+                return ret;
+            }
+            // SAFETY: The open call owns `private_data`; `release` takes the `Arc` back.
+            unsafe { (*file).private_data = this.data.clone().into_foreign() };
+            0
+        }
+
+        /// # Safety
+        ///
+        /// Called once per file, after `open` succeeded.
+        unsafe extern "C" fn release(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+            // SAFETY: `open` stored an `Arc<T>` there; this is the last use.
+            drop(unsafe { <Arc<T> as ForeignOwnable>::from_foreign((*file).private_data) });
+            0
+        }
+
+        fn nonblock(file: *mut bindings::file) -> bool {
+            // SAFETY: `file` is a live open file of this device (the callers' contract).
+            unsafe { (*file).f_flags & bindings::O_NONBLOCK != 0 }
+        }
+
+        /// # Safety
+        ///
+        /// A `read` of an open file of this device; `buf` is a user pointer.
+        unsafe extern "C" fn read(
+            file: *mut bindings::file,
+            buf: *mut c_char,
+            len: usize,
+            _pos: *mut bindings::loff_t,
+        ) -> isize {
+            // SAFETY: Between `open` and `release`.
+            let data = unsafe { Self::data(file) };
+            let mut out = UserSlice::new(UserPtr::from_addr(buf as usize), len).writer();
+            match data.read(&mut out, Self::nonblock(file)) {
+                Ok(n) => n as isize,
+                Err(e) => e.to_errno() as isize,
+            }
+        }
+
+        /// # Safety
+        ///
+        /// A `write` of an open file of this device; `buf` is a user pointer.
+        unsafe extern "C" fn write(
+            file: *mut bindings::file,
+            buf: *const c_char,
+            len: usize,
+            _pos: *mut bindings::loff_t,
+        ) -> isize {
+            // SAFETY: Between `open` and `release`.
+            let data = unsafe { Self::data(file) };
+            let input = UserSlice::new(UserPtr::from_addr(buf as usize), len).reader();
+            match data.write(input, len, Self::nonblock(file)) {
+                Ok(n) => n as isize,
+                Err(e) => e.to_errno() as isize,
+            }
+        }
+
+        /// # Safety
+        ///
+        /// A `poll` of an open file of this device.
+        unsafe extern "C" fn poll(
+            file: *mut bindings::file,
+            table: *mut bindings::poll_table_struct,
+        ) -> bindings::__poll_t {
+            // SAFETY: Between `open` and `release`.
+            let data = unsafe { Self::data(file) };
+            // SAFETY: The poll core passes a valid (possibly NULL) table for this call.
+            let table = unsafe { PollTable::from_raw(table) };
+            // SAFETY: `file` is valid for the call; no `fdget_pos` region is active here.
+            let f = unsafe { File::from_raw_file(file) };
+            data.poll(f, &table)
+        }
+    }
+
+    #[pinned_drop]
+    impl<T: DeviceOps> PinnedDrop for MessageDevice<T> {
+        fn drop(self: Pin<&mut Self>) {
+            // SAFETY: Registered since construction (type invariants); deregistered once.
+            unsafe { bindings::misc_deregister(self.misc.get()) };
+        }
+    }
+}
+
+pub mod baseline {
+    //! What a same-kernel cross-CPU exchange costs on this machine, to compare the inter-kernel
+    //! channel with (`/sys/kernel/multikernel/ikc_baseline`).
+
+    use crate::{
+        bindings,
+        cpu::CpuId,
+        error::to_result,
+        prelude::*,
+        time::{
+            Delta,
+            Instant,
+            Monotonic, //
+        },
+    };
+
+    extern "C" fn nothing(_info: *mut c_void) {}
+
+    /// One round trip of an empty function call on `cpu`, waited for
+    /// (`smp_call_function_single`): the IPI there and the completion back. `ENXIO` if `cpu`
+    /// is offline.
+    pub fn call_round_trip(cpu: CpuId) -> Result<Delta> {
+        let start = Instant::<Monotonic>::now();
+        // SAFETY: `nothing` ignores its argument; `wait` makes the call return after it ran.
+        to_result(unsafe {
+            bindings::smp_call_function_single(
+                cpu.as_u32() as c_int,
+                Some(nothing),
+                core::ptr::null_mut(),
+                true,
+            )
+        })?;
+        Ok(start.elapsed())
+    }
+}

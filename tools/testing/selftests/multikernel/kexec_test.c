@@ -216,16 +216,16 @@ TEST_F(kx, load_reload_unload)
 /* Every segment lies inside the instance's memory, and none overlap. */
 TEST_F(kx, placement)
 {
-	struct range seg[8], mem = memory_of("kx0");
+	struct range seg[9], mem = memory_of("kx0");
 	char image[4096];
 	int initrd = memfd_with(3 * MIB + 123, 1), n, i, j;
 
 	ASSERT_GE(initrd, 0);
 	ASSERT_EQ(0, mk_load(self->id0, self->kernel_fd, initrd, "placement"));
 	instance_file("kx0", "image", image, sizeof(image));
-	n = segments(image, seg, 8);
-	/* kernel boot_params cmdline pagetables mailbox park initrd */
-	EXPECT_EQ(7, n) TH_LOG("%s", image);
+	n = segments(image, seg, 9);
+	/* kernel boot_params cmdline pagetables mailbox park ikc initrd */
+	EXPECT_EQ(8, n) TH_LOG("%s", image);
 	for (i = 0; i < n; i++) {
 		EXPECT_GE(seg[i].start, mem.start);
 		EXPECT_LE(seg[i].end, mem.end);
@@ -324,8 +324,8 @@ TEST_F(kx, two_instances)
 	instance_file("kx1", "image", image, sizeof(image));
 	nb = segments(image, b, 8);
 	EXPECT_NE(NULL, strstr(image, "cmdline instance one\n"));
-	EXPECT_EQ(6, na);
-	EXPECT_EQ(6, nb);
+	EXPECT_EQ(7, na);
+	EXPECT_EQ(7, nb);
 	for (i = 0; i < na; i++)
 		EXPECT_TRUE(a[i].start >= ma.start && a[i].end <= ma.end);
 	for (i = 0; i < nb; i++)

@@ -26,6 +26,7 @@
 
 #include "../kselftest_harness.h"
 #include "mk_util.h"
+#include "mk_instance.h"
 
 #define INST MK "/instances/sp0"
 
@@ -41,59 +42,9 @@ static void read_state(char *buf, size_t size)
 		buf[0] = '\0';
 }
 
-static int load_into(const char *name, const char *line, size_t len)
-{
-	const char *kernel = getenv("MK_KERNEL_IMAGE"), *initrd = getenv("MK_INITRAMFS");
-	char path[256], buf[32];
-	int kfd, ifd, id;
-	long ret;
-
-	if (!kernel || !initrd)
-		return -ENOENT;
-	snprintf(path, sizeof(path), MK "/instances/%s/id", name);
-	if (read_file(path, buf, sizeof(buf)) <= 0)
-		return -ENOENT;
-	id = atoi(buf);
-	kfd = open(kernel, O_RDONLY);
-	ifd = open(initrd, O_RDONLY);
-	if (kfd < 0 || ifd < 0)
-		return -errno;
-	ret = syscall(SYS_kexec_file_load, kfd, ifd, len, line,
-		      KEXEC_FILE_MULTIKERNEL | KEXEC_FILE_MK_ID(id)) ? -errno : 0;
-	close(kfd);
-	close(ifd);
-	return ret;
-}
-
 static int load(void)
 {
 	return load_into("sp0", cmdline, sizeof(cmdline));
-}
-
-static void state_of(const char *name, char *buf, size_t size)
-{
-	instance_file(name, "state", buf, size);
-}
-
-static int control(const char *name, const char *cmd)
-{
-	char path[256];
-
-	snprintf(path, sizeof(path), MK "/instances/%s/control", name);
-	return write_str(path, cmd);
-}
-
-/* Waits up to 90 s for an instance to leave "starting"; returns its state. */
-static void wait_started(const char *name, char *state, size_t size)
-{
-	double deadline = clock_s(CLOCK_MONOTONIC) + 90;
-
-	do {
-		state_of(name, state, size);
-		if (strcmp(state, "starting\n"))
-			return;
-		usleep(100 * 1000);
-	} while (clock_s(CLOCK_MONOTONIC) < deadline);
 }
 
 /* Instances boot in seconds under TCG; give each test room (the default is 30 s). */

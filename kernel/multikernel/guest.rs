@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The instance side: when this kernel was started by a host (`multikernel.instance=` on its
+//! command line), it opens its end of the channel the host set up, offers it to user space as
+//! `/dev/mk-host`, sends its console output through it, answers pings, echoes port 7 and
+//! beats (`ikc.rs`).
+
+use crate::ikc::{
+    Channel,
+    Endpoint, //
+};
+use kernel::{
+    multikernel::ikc::{
+        self as machine,
+        MessageDevice, //
+    },
+    prelude::*,
+    str::CString,
+    sync::{
+        Arc,
+        SetOnce, //
+    },
+};
+
+/// The channel the console writes to (the console is registered once and lives forever).
+static CONSOLE_CHANNEL: SetOnce<Arc<Channel>> = SetOnce::new();
+
+fn console_write(text: &[u8]) {
+    if let Some(channel) = CONSOLE_CHANNEL.as_ref() {
+        channel.send_console(text);
+    }
+}
+
+/// This kernel's link to its host.
+pub(crate) struct Guest {
+    _device: Pin<KBox<MessageDevice<Endpoint>>>,
+    _endpoint: Arc<Endpoint>,
+}
+
+impl Guest {
+    /// `None` when this kernel is not an instance, or its channel cannot be opened (said in the
+    /// log: the instance then runs without IKC, and its host sees no heartbeat).
+    pub(crate) fn open() -> Option<Self> {
+        let info = machine::instance_info()?;
+        let open = || -> Result<Self> {
+            let channel = Channel::instance(&info)?;
+            let endpoint = Endpoint::new()?;
+            endpoint.set(Some(channel.clone()));
+            let name = CString::try_from_fmt(fmt!("mk-host"))?;
+            let device = MessageDevice::register(name, endpoint.clone())?;
+            if CONSOLE_CHANNEL.populate(channel) {
+                machine::register_console(console_write)?;
+            }
+            Ok(Self {
+                _device: device,
+                _endpoint: endpoint,
+            })
+        };
+        match open() {
+            Ok(guest) => {
+                pr_info!("instance {}: IKC channel to the host open (/dev/mk-host)\n", info.id);
+                Some(guest)
+            }
+            Err(e) => {
+                pr_err!("instance {}: no IKC channel to the host ({e:?})\n", info.id);
+                None
+            }
+        }
+    }
+}

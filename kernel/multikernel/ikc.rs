@@ -1,0 +1,1036 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The inter-kernel channel (IKC): messages between the host and an instance kernel.
+//!
+//! A channel is a piece of the instance's memory, reserved by the loader and named on the
+//! instance's command line (`multikernel.ikc=`), holding a header and two rings (`ring.rs`),
+//! one per direction:
+//!
+//! ```text
+//! +0        header: magic "MKIKCCHN", version, instance id, heartbeat counter   (4 KiB)
+//! +4 KiB    ring host -> instance                                             (68 KiB)
+//! +72 KiB   ring instance -> host                                             (68 KiB)
+//! ```
+//!
+//! The host sets the memory up at each start; each kernel opens its end ([`Channel::host`],
+//! [`Channel::instance`]). A send that finds the receiver idle rings its doorbell, an IPI to
+//! one of its CPUs (`kernel::multikernel::ikc::ring`); the doorbell queues the receiver's
+//! drain work, which hands each message to the handler of its port (kernel services: ping,
+//! console, echo) or to the channel's inbox, which user space reads through the message
+//! device. Nothing from the other kernel is trusted: a ring that breaks the protocol marks the
+//! channel broken (state, counter, one message), and every wait also wakes when the channel
+//! closes, so no caller hangs on a dead peer.
+//!
+//! The instance increments the header's heartbeat counter every [`HEARTBEAT_MS`]; the host
+//! checks it as often and, after [`HEARTBEAT_MISSES`] checks without change (once the first
+//! beat was seen), declares the instance crashed.
+
+use crate::ring::{
+    self,
+    Consumer,
+    Producer,
+    RingError,
+    RingMemory, //
+};
+use core::sync::atomic::{
+    AtomicBool,
+    AtomicU32,
+    AtomicU64,
+    AtomicU8,
+    AtomicUsize,
+    Ordering, //
+};
+use kernel::{
+    fs::File,
+    multikernel::ikc::{
+        self as machine,
+        poll,
+        DeviceOps,
+        InstanceInfo,
+        SharedMem, //
+    },
+    new_condvar,
+    new_mutex,
+    new_poll_condvar,
+    new_spinlock,
+    new_spinlock_irq,
+    prelude::*,
+    str::CString,
+    sync::{
+        poll::{
+            PollCondVar,
+            PollTable, //
+        },
+        Arc,
+        CondVar,
+        CondVarTimeoutResult,
+        Mutex,
+        SetOnce,
+        SpinLock,
+        SpinLockIrq, //
+    },
+    time::{
+        msecs_to_jiffies,
+        Instant,
+        Monotonic, //
+    },
+    uaccess::{
+        UserSliceReader,
+        UserSliceWriter, //
+    },
+    workqueue::{
+        self,
+        impl_has_delayed_work,
+        impl_has_work,
+        new_delayed_work,
+        new_work,
+        DelayedWork,
+        Work,
+        WorkItem, //
+    },
+};
+
+/// The channel header page.
+pub(crate) const HEADER_BYTES: usize = 4096;
+/// One ring: its 64-byte header (in a page of its own) and 64 KiB of data.
+pub(crate) const RING_BYTES: usize = 4096 + 65536;
+/// The whole channel, as the loader reserves it.
+pub(crate) const CHANNEL_BYTES: usize = HEADER_BYTES + 2 * RING_BYTES;
+const TO_INSTANCE: usize = HEADER_BYTES;
+const TO_HOST: usize = HEADER_BYTES + RING_BYTES;
+
+const OFF_MAGIC: usize = 0;
+const OFF_VERSION: usize = 8;
+const OFF_ID: usize = 16;
+const OFF_HEARTBEAT: usize = 24;
+/// "MKIKCCHN".
+const MAGIC: u64 = u64::from_le_bytes(*b"MKIKCCHN");
+const VERSION: u64 = 1;
+
+/// How often the instance beats and the host looks.
+pub(crate) const HEARTBEAT_MS: u32 = 100;
+/// Checks without a beat after which the host declares the instance crashed (2 s: an emulated
+/// machine under load can stall a kernel's workers for a second).
+pub(crate) const HEARTBEAT_MISSES: u32 = 20;
+
+/// Messages waiting for user space before the channel stops draining (backpressure).
+const INBOX_MAX: usize = 256;
+/// How long a ping waits for its answer.
+const PING_TIMEOUT_MS: u32 = 1000;
+
+/// Ports below [`port::FIRST_USER`] belong to the kernel; user space may send to
+/// [`port::ECHO`] and to its own ports.
+pub(crate) mod port {
+    /// A ping: the receiver answers on [`PONG`] with the same payload.
+    pub(crate) const PING: u16 = 1;
+    /// The answer to a ping.
+    pub(crate) const PONG: u16 = 2;
+    /// Console output of the instance, to the host.
+    pub(crate) const CONSOLE: u16 = 3;
+    /// The instance's echo service: it sends every message back on this port.
+    pub(crate) const ECHO: u16 = 7;
+    /// The instance's discard service: it drops every message (stream benchmarks).
+    pub(crate) const DISCARD: u16 = 9;
+    /// The first port user space may use freely.
+    pub(crate) const FIRST_USER: u16 = 64;
+}
+
+/// Which end of a channel this kernel holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    Host,
+    Instance,
+}
+
+/// Where a channel is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum LinkState {
+    Open = 0,
+    /// The peer broke the ring protocol.
+    Broken = 1,
+    /// This kernel closed it (the instance was stopped).
+    Closed = 2,
+    /// The peer stopped beating.
+    PeerDead = 3,
+}
+
+impl LinkState {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => Self::Open,
+            1 => Self::Broken,
+            3 => Self::PeerDead,
+            _ => Self::Closed,
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Broken => "broken",
+            Self::Closed => "closed",
+            Self::PeerDead => "peer-dead",
+        }
+    }
+
+    fn errno(self) -> Error {
+        match self {
+            Self::Broken => EPROTO,
+            _ => ENOTCONN,
+        }
+    }
+}
+
+/// What `instances/NAME/ikc/` shows.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) tx: AtomicU64,
+    pub(crate) rx: AtomicU64,
+    pub(crate) bytes: AtomicU64,
+    pub(crate) ring_full: AtomicU64,
+    pub(crate) errors: AtomicU64,
+    pub(crate) doorbells: AtomicU64,
+    pub(crate) console_dropped: AtomicU64,
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+/// A ring of the channel, as `ring.rs` sees it.
+struct RingView<'a> {
+    mem: &'a SharedMem,
+    off: usize,
+}
+
+impl RingMemory for RingView<'_> {
+    fn bytes(&self) -> usize {
+        RING_BYTES
+    }
+    fn read(&self, off: usize, out: &mut [u8]) {
+        self.mem.read(self.off + off, out)
+    }
+    fn write(&mut self, off: usize, bytes: &[u8]) {
+        self.mem.write(self.off + off, bytes)
+    }
+    fn load_acquire(&self, off: usize) -> u64 {
+        self.mem.load_acquire(self.off + off)
+    }
+    fn store_release(&mut self, off: usize, value: u64) {
+        self.mem.store_release(self.off + off, value)
+    }
+}
+
+/// A kernel service on a port: runs in the channel's drain work (process context, may sleep,
+/// may send), only while the channel is open.
+pub(crate) type Handler = fn(&Channel, u16, &[u8]);
+
+/// One message for user space.
+pub(crate) struct Message {
+    pub(crate) port: u16,
+    pub(crate) data: KVec<u8>,
+}
+
+/// The receive side: only the drain work uses it.
+struct Rx {
+    consumer: Consumer,
+    buf: KVec<u8>,
+}
+
+/// The instance's recent console output, kept on the host across restarts.
+#[pin_data]
+pub(crate) struct ConsoleLog {
+    #[pin]
+    buf: SpinLock<ConsoleBuf>,
+}
+
+struct ConsoleBuf {
+    data: KVec<u8>,
+    total: u64,
+}
+
+/// Bytes of console output the host keeps per instance.
+const CONSOLE_BYTES: usize = 16384;
+
+impl ConsoleLog {
+    pub(crate) fn new() -> Result<Arc<Self>> {
+        let data = KVec::from_elem(0u8, CONSOLE_BYTES, GFP_KERNEL)?;
+        Arc::pin_init(
+            pin_init!(Self {
+                buf <- new_spinlock!(ConsoleBuf { data, total: 0 }, "multikernel::ConsoleLog"),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    fn append(&self, bytes: &[u8]) {
+        let mut buf = self.buf.lock();
+        for &b in bytes {
+            let at = (buf.total % CONSOLE_BYTES as u64) as usize;
+            buf.data[at] = b;
+            buf.total += 1;
+        }
+    }
+
+    /// Copies the last (at most `out.len()`) bytes into `out`; returns how many.
+    pub(crate) fn recent(&self, out: &mut [u8]) -> usize {
+        let buf = self.buf.lock();
+        let n = (buf.total.min(CONSOLE_BYTES as u64) as usize).min(out.len());
+        let first = buf.total - n as u64;
+        for (i, slot) in out[..n].iter_mut().enumerate() {
+            *slot = buf.data[((first + i as u64) % CONSOLE_BYTES as u64) as usize];
+        }
+        n
+    }
+}
+
+/// One end of a channel.
+#[pin_data]
+pub(crate) struct Channel {
+    name: CString,
+    side: Side,
+    mem: SharedMem,
+    peer_apic: u32,
+    handlers: &'static [(u16, Handler)],
+    state: AtomicU8,
+    pub(crate) counters: Counters,
+    console: Option<Arc<ConsoleLog>>,
+    /// The producer of this end; an IRQ-safe lock: the console sends from any context.
+    #[pin]
+    tx: SpinLockIrq<Producer>,
+    /// Senders (and pollers) waiting for room.
+    #[pin]
+    space: PollCondVar,
+    /// Held while draining: closing waits for a running handler to finish.
+    #[pin]
+    rx: Mutex<Rx>,
+    #[pin]
+    inbox: SpinLock<KVec<Message>>,
+    /// Readers (and pollers) waiting for a message.
+    #[pin]
+    readable: PollCondVar,
+    /// The inbox was full: draining stopped until user space reads.
+    paused: AtomicBool,
+    #[pin]
+    ping_lock: Mutex<()>,
+    ping_token: AtomicU64,
+    /// The token of the last answered ping.
+    #[pin]
+    pong: SpinLock<u64>,
+    #[pin]
+    pong_cv: CondVar,
+    /// Host: the last heartbeat value seen, checks since it changed, whether one was seen.
+    /// Instance: the beats sent.
+    beat: AtomicU64,
+    misses: AtomicU32,
+    beating: AtomicBool,
+    #[pin]
+    drain_work: Work<Channel, 0>,
+    #[pin]
+    tick_work: DelayedWork<Channel, 1>,
+}
+
+impl_has_work! {
+    impl HasWork<Self, 0> for Channel { self.drain_work }
+}
+impl_has_delayed_work! {
+    impl HasDelayedWork<Self, 1> for Channel { self.tick_work }
+}
+
+kernel::sync::global_lock! {
+    // SAFETY: `init()` is called at module init (`ikc::init`), before any use.
+    unsafe(uninit) static CHANNELS: SpinLock<KVec<Arc<Channel>>> = KVec::new();
+}
+
+/// The doorbell's bottom half: a hard interrupt handler may take raw spinlocks only, so it
+/// just queues this, which looks at every channel in process context.
+#[pin_data]
+struct Doorbell {
+    #[pin]
+    work: Work<Doorbell>,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for Doorbell { self.work }
+}
+
+impl WorkItem for Doorbell {
+    type Pointer = Arc<Doorbell>;
+
+    fn run(_this: Arc<Doorbell>) {
+        let channels = CHANNELS.lock();
+        for ch in channels.iter() {
+            // Taking the producer lock orders this against a sender between its "full" check
+            // and its sleep: it either sees the freed room or is already waiting.
+            drop(ch.tx.lock());
+            ch.space.notify_all();
+            // If the drain is already queued, the returned reference is dropped here; the list
+            // still holds one.
+            let _ = workqueue::system_highpri().enqueue::<Arc<Channel>, 0>(ch.clone());
+        }
+    }
+}
+
+static DOORBELL: SetOnce<Arc<Doorbell>> = SetOnce::new();
+
+/// Takes the doorbell vector; call once at module init.
+pub(crate) fn init() -> Result {
+    // SAFETY: Called once, at module init, before any channel exists.
+    unsafe { CHANNELS.init() };
+    let doorbell = Arc::pin_init(
+        pin_init!(Doorbell {
+            work <- new_work!("multikernel::Doorbell::work"),
+        }),
+        GFP_KERNEL,
+    )?;
+    DOORBELL.populate(doorbell);
+    machine::take_doorbell(doorbell_irq)
+}
+
+/// A doorbell rang on this CPU (hard interrupt context). It does not say which channel: the
+/// bottom half looks at all of them (there are as many as running instances).
+fn doorbell_irq() {
+    if let Some(doorbell) = DOORBELL.as_ref() {
+        // Already queued: the reference comes back and is dropped; `DOORBELL` keeps one.
+        let _ = workqueue::system_highpri().enqueue(doorbell.clone());
+    }
+}
+
+static HOST_HANDLERS: [(u16, Handler); 3] = [
+    (port::PING, on_ping),
+    (port::PONG, on_pong),
+    (port::CONSOLE, on_console),
+];
+static INSTANCE_HANDLERS: [(u16, Handler); 4] = [
+    (port::PING, on_ping),
+    (port::PONG, on_pong),
+    (port::ECHO, on_echo),
+    (port::DISCARD, on_discard),
+];
+
+fn on_ping(ch: &Channel, _port: u16, payload: &[u8]) {
+    if ch.send(port::PONG, payload, true).is_err() {
+        add(&ch.counters.errors, 1);
+    }
+}
+
+fn on_pong(ch: &Channel, _port: u16, payload: &[u8]) {
+    let mut token = [0u8; 8];
+    if payload.len() < 8 {
+        add(&ch.counters.errors, 1);
+        return;
+    }
+    token.copy_from_slice(&payload[..8]);
+    *ch.pong.lock() = u64::from_le_bytes(token);
+    ch.pong_cv.notify_all();
+}
+
+fn on_console(ch: &Channel, _port: u16, payload: &[u8]) {
+    if let Some(console) = &ch.console {
+        console.append(payload);
+    }
+}
+
+fn on_discard(_ch: &Channel, _port: u16, _payload: &[u8]) {}
+
+fn on_echo(ch: &Channel, _port: u16, payload: &[u8]) {
+    if ch.send(port::ECHO, payload, true).is_err() {
+        add(&ch.counters.errors, 1);
+    }
+}
+
+impl Channel {
+    /// Host: sets up the channel memory at `start` (inside the instance `id`'s memory, which no
+    /// kernel runs on yet) and opens the host's end; doorbells go to APIC id `peer_apic`.
+    pub(crate) fn host(
+        name: &str,
+        id: u32,
+        start: u64,
+        peer_apic: u32,
+        console: Arc<ConsoleLog>,
+    ) -> Result<Arc<Self>> {
+        let mem = SharedMem::map_pool(start, CHANNEL_BYTES as u64)?;
+        mem.write(0, &[0u8; 64]);
+        for off in [TO_INSTANCE, TO_HOST] {
+            ring::init(&mut RingView { mem: &mem, off }).map_err(|e| e.errno())?;
+        }
+        mem.store_release(OFF_VERSION, VERSION);
+        mem.store_release(OFF_ID, u64::from(id));
+        mem.store_release(OFF_HEARTBEAT, 0);
+        mem.store_release(OFF_MAGIC, MAGIC);
+        let name = CString::try_from_fmt(fmt!("{name}"))?;
+        Self::open(name, Side::Host, mem, peer_apic, &HOST_HANDLERS, Some(console))
+    }
+
+    /// Instance: opens this kernel's end of the channel the host described.
+    pub(crate) fn instance(info: &InstanceInfo) -> Result<Arc<Self>> {
+        let mem = SharedMem::map_host_channel(CHANNEL_BYTES as u64)?;
+        if mem.load_acquire(OFF_MAGIC) != MAGIC
+            || mem.load_acquire(OFF_VERSION) != VERSION
+            || mem.load_acquire(OFF_ID) != u64::from(info.id)
+        {
+            return Err(EPROTO);
+        }
+        let name = CString::try_from_fmt(fmt!("host"))?;
+        Self::open(name, Side::Instance, mem, info.host_apic, &INSTANCE_HANDLERS, None)
+    }
+
+    fn open(
+        name: CString,
+        side: Side,
+        mem: SharedMem,
+        peer_apic: u32,
+        handlers: &'static [(u16, Handler)],
+        console: Option<Arc<ConsoleLog>>,
+    ) -> Result<Arc<Self>> {
+        let buf = KVec::from_elem(0u8, ring::MAX_PAYLOAD, GFP_KERNEL)?;
+        let inbox = KVec::with_capacity(INBOX_MAX, GFP_KERNEL)?;
+        let ch = Arc::pin_init(
+            pin_init!(Self {
+                name,
+                side,
+                mem,
+                peer_apic,
+                handlers,
+                state: AtomicU8::new(LinkState::Open as u8),
+                counters: Counters::default(),
+                console,
+                tx <- new_spinlock_irq!(Producer::new(), "multikernel::Channel::tx"),
+                space <- new_poll_condvar!("multikernel::Channel::space"),
+                rx <- new_mutex!(Rx { consumer: Consumer::new(), buf }, "multikernel::Channel::rx"),
+                inbox <- new_spinlock!(inbox, "multikernel::Channel::inbox"),
+                readable <- new_poll_condvar!("multikernel::Channel::readable"),
+                paused: AtomicBool::new(false),
+                ping_lock <- new_mutex!((), "multikernel::Channel::ping_lock"),
+                ping_token: AtomicU64::new(0),
+                pong <- new_spinlock!(0, "multikernel::Channel::pong"),
+                pong_cv <- new_condvar!("multikernel::Channel::pong_cv"),
+                beat: AtomicU64::new(0),
+                misses: AtomicU32::new(0),
+                beating: AtomicBool::new(false),
+                drain_work <- new_work!("multikernel::Channel::drain_work"),
+                tick_work <- new_delayed_work!("multikernel::Channel::tick_work"),
+            }),
+            GFP_KERNEL,
+        )?;
+        CHANNELS.lock().push(ch.clone(), GFP_ATOMIC)?;
+        // Drain what is there already, which also asks for doorbells from now on.
+        let _ = workqueue::system_highpri().enqueue::<Arc<Channel>, 0>(ch.clone());
+        let _ = workqueue::system_power_efficient()
+            .enqueue_delayed::<Arc<Channel>, 1>(ch.clone(), msecs_to_jiffies(HEARTBEAT_MS));
+        Ok(ch)
+    }
+
+    /// The instance's name (host side) or "host".
+    fn label(&self) -> &str {
+        self.name.to_str().unwrap_or("?")
+    }
+
+    pub(crate) fn state(&self) -> LinkState {
+        LinkState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    fn usable(&self) -> Result {
+        match self.state() {
+            LinkState::Open => Ok(()),
+            other => Err(other.errno()),
+        }
+    }
+
+    fn tx_off(&self) -> usize {
+        match self.side {
+            Side::Host => TO_INSTANCE,
+            Side::Instance => TO_HOST,
+        }
+    }
+
+    fn rx_off(&self) -> usize {
+        match self.side {
+            Side::Host => TO_HOST,
+            Side::Instance => TO_INSTANCE,
+        }
+    }
+
+    fn view(&self, off: usize) -> RingView<'_> {
+        RingView { mem: &self.mem, off }
+    }
+
+    fn ring_doorbell(&self) {
+        add(&self.counters.doorbells, 1);
+        machine::ring(self.peer_apic);
+    }
+
+    /// Sends one message on `port`. A full ring is `EAGAIN` unless `wait`, in which case this
+    /// sleeps until there is room (interruptible). `EMSGSIZE` above 4 KiB, `ENOTCONN` once the
+    /// channel is closed or the peer dead, `EPROTO` once it is broken.
+    pub(crate) fn send(&self, port: u16, payload: &[u8], wait: bool) -> Result {
+        if payload.len() > ring::MAX_PAYLOAD {
+            return Err(EMSGSIZE);
+        }
+        let mut counted_full = false;
+        let mut tx = self.tx.lock();
+        loop {
+            self.usable()?;
+            let mut view = self.view(self.tx_off());
+            // Ok(true): room appeared meanwhile; Ok(false): full, wait for the peer.
+            let full = match tx.send(&mut view, port, payload) {
+                Ok(ring_it) => {
+                    drop(tx);
+                    add(&self.counters.tx, 1);
+                    add(&self.counters.bytes, payload.len() as u64);
+                    if ring_it {
+                        self.ring_doorbell();
+                    }
+                    return Ok(());
+                }
+                Err(RingError::Full) => {
+                    if !counted_full {
+                        counted_full = true;
+                        add(&self.counters.ring_full, 1);
+                    }
+                    if !wait {
+                        return Err(EAGAIN);
+                    }
+                    tx.want_space(&mut view, payload.len())
+                }
+                Err(e) => Err(e),
+            };
+            match full {
+                Ok(true) => continue,
+                Ok(false) => (),
+                Err(e) => {
+                    drop(tx);
+                    self.broken(match e {
+                        RingError::Corrupt(why) => why,
+                        _ => "unexpected ring error",
+                    });
+                    return Err(EPROTO);
+                }
+            }
+            // Woken by the peer's doorbell or a close; the timeout only bounds a lost one.
+            let res = self.space.wait_interruptible_timeout(&mut tx, msecs_to_jiffies(100));
+            if let CondVarTimeoutResult::Signal { .. } = res {
+                return Err(ERESTARTSYS);
+            }
+        }
+    }
+
+    /// The instance's console: sends `text` without waiting, from any context; what does not
+    /// fit (or meets the lock taken on this CPU, a print from inside a send) is dropped and
+    /// counted. Never prints.
+    pub(crate) fn send_console(&self, text: &[u8]) {
+        for chunk in text.chunks(ring::MAX_PAYLOAD) {
+            if self.state() != LinkState::Open {
+                return;
+            }
+            let Some(mut tx) = self.tx.try_lock() else {
+                add(&self.counters.console_dropped, chunk.len() as u64);
+                continue;
+            };
+            let sent = tx.send(&mut self.view(self.tx_off()), port::CONSOLE, chunk);
+            drop(tx);
+            match sent {
+                Ok(ring_it) => {
+                    add(&self.counters.tx, 1);
+                    add(&self.counters.bytes, chunk.len() as u64);
+                    if ring_it {
+                        self.ring_doorbell();
+                    }
+                }
+                Err(_) => add(&self.counters.console_dropped, chunk.len() as u64),
+            }
+        }
+    }
+
+    /// Receives the drained messages nobody in the kernel handles, for user space. `EMSGSIZE`
+    /// (the message stays) if the next one is longer than `max` bytes.
+    pub(crate) fn recv_user(&self, max: usize, nonblock: bool) -> Result<Message> {
+        let mut inbox = self.inbox.lock();
+        loop {
+            if let Some(first) = inbox.first() {
+                if first.data.len() > max {
+                    return Err(EMSGSIZE);
+                }
+                let msg = inbox.remove(0).map_err(|_| EINVAL)?;
+                drop(inbox);
+                // Room again: resume a drain that stopped on a full inbox.
+                if self.paused.swap(false, Ordering::AcqRel) {
+                    self.kick();
+                }
+                return Ok(msg);
+            }
+            self.usable()?;
+            if nonblock {
+                return Err(EAGAIN);
+            }
+            if self.readable.wait_interruptible(&mut inbox) {
+                return Err(ERESTARTSYS);
+            }
+        }
+    }
+
+    fn kick(&self) {
+        // The list holds the channel while it is open; find our `Arc` there.
+        let me = CHANNELS
+            .lock()
+            .iter()
+            .find(|c| core::ptr::eq(&***c, self))
+            .cloned();
+        if let Some(me) = me {
+            let _ = workqueue::system_highpri().enqueue::<Arc<Channel>, 0>(me);
+        }
+    }
+
+    /// The ready bits for `poll(2)`, after registering `file` on the channel's wait queues.
+    pub(crate) fn poll(&self, file: &File, table: &PollTable<'_>) -> u32 {
+        table.register_wait(file, &self.readable);
+        table.register_wait(file, &self.space);
+        let mut mask = 0;
+        if !self.inbox.lock().is_empty() {
+            mask |= poll::IN | poll::RDNORM;
+        }
+        match self.state() {
+            LinkState::Open => (),
+            LinkState::Broken => return mask | poll::ERR | poll::HUP,
+            _ => return mask | poll::HUP,
+        }
+        let tx = self.tx.lock();
+        // Writable when a message of any size fits; if not, ask for a doorbell when it does.
+        let writable = match tx.fits(&self.view(self.tx_off()), ring::MAX_PAYLOAD) {
+            Ok(true) => true,
+            Ok(false) => tx
+                .want_space(&mut self.view(self.tx_off()), ring::MAX_PAYLOAD)
+                .unwrap_or(false),
+            Err(_) => false,
+        };
+        if writable {
+            mask |= poll::OUT | poll::WRNORM;
+        }
+        mask
+    }
+
+    /// Drains the receive ring (the drain work).
+    fn drain(&self) {
+        let mut rx = self.rx.lock();
+        let Rx { consumer, buf } = &mut *rx;
+        loop {
+            if self.state() != LinkState::Open {
+                return;
+            }
+            if self.inbox.lock().len() >= INBOX_MAX {
+                self.paused.store(true, Ordering::Release);
+                // A read may have made room between the check and the flag: look again.
+                if self.inbox.lock().len() >= INBOX_MAX {
+                    return;
+                }
+                self.paused.store(false, Ordering::Release);
+            }
+            let mut view = self.view(self.rx_off());
+            match consumer.recv(&mut view, buf) {
+                Ok(msg) => {
+                    add(&self.counters.rx, 1);
+                    add(&self.counters.bytes, msg.len as u64);
+                    // Before the handler, which may block.
+                    if consumer.space_wanted(&mut view) {
+                        self.ring_doorbell();
+                    }
+                    self.dispatch(msg.port, &buf[..msg.len]);
+                }
+                Err(RingError::Empty) => {
+                    if consumer.space_wanted(&mut view) {
+                        self.ring_doorbell();
+                    }
+                    if !consumer.want_doorbell(&mut view) {
+                        return;
+                    }
+                }
+                Err(RingError::Corrupt(why)) => {
+                    self.broken(why);
+                    return;
+                }
+                Err(_) => {
+                    self.broken("message larger than the maximum");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn dispatch(&self, port: u16, payload: &[u8]) {
+        if let Some((_, handler)) = self.handlers.iter().find(|(p, _)| *p == port) {
+            handler(self, port, payload);
+            return;
+        }
+        let mut data = KVec::new();
+        if data.extend_from_slice(payload, GFP_KERNEL).is_err() {
+            add(&self.counters.errors, 1);
+            crate::control::warn(format_args!(
+                "ikc {}: out of memory, message on port {port} dropped",
+                self.label()
+            ));
+            return;
+        }
+        let mut inbox = self.inbox.lock();
+        // `drain` keeps the inbox below its reserved capacity.
+        if inbox.push_within_capacity(Message { port, data }).is_err() {
+            add(&self.counters.errors, 1);
+        }
+        drop(inbox);
+        self.readable.notify_all();
+    }
+
+    /// Sets the state (from open) and wakes every waiter.
+    fn shut(&self, state: LinkState) -> bool {
+        let changed = self
+            .state
+            .compare_exchange(
+                LinkState::Open as u8,
+                state as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok();
+        drop(self.tx.lock());
+        self.space.notify_all();
+        drop(self.inbox.lock());
+        self.readable.notify_all();
+        drop(self.pong.lock());
+        self.pong_cv.notify_all();
+        changed
+    }
+
+    fn broken(&self, why: &str) {
+        add(&self.counters.errors, 1);
+        if self.shut(LinkState::Broken) {
+            crate::control::warn(format_args!("ikc {}: channel broken: {why}", self.label()));
+        }
+    }
+
+    /// Closes this end: every waiter wakes with an error, no handler runs after this returns,
+    /// and the doorbell no longer reaches it. Not from a handler.
+    pub(crate) fn close(&self) {
+        self.shut(LinkState::Closed);
+        let mine = {
+            let mut list = CHANNELS.lock();
+            let at = list.iter().position(|c| core::ptr::eq(&**c, self));
+            at.and_then(|i| list.remove(i).ok())
+        };
+        // Dropped outside the lock (dropping the last reference sleeps).
+        drop(mine);
+        // A running drain (and handler) finishes first; later ones see the state.
+        drop(self.rx.lock());
+    }
+
+    /// One round trip: a ping of `size` bytes (at least 8) and its answer; nanoseconds.
+    pub(crate) fn ping(&self, size: usize) -> Result<i64> {
+        let _one = self.ping_lock.lock();
+        let token = self.ping_token.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut payload = KVec::from_elem(0u8, size.clamp(8, ring::MAX_PAYLOAD), GFP_KERNEL)?;
+        payload[..8].copy_from_slice(&token.to_le_bytes());
+        let start = Instant::<Monotonic>::now();
+        self.send(port::PING, &payload, true)?;
+        let mut pong = self.pong.lock();
+        while *pong != token {
+            self.usable()?;
+            match self
+                .pong_cv
+                .wait_interruptible_timeout(&mut pong, msecs_to_jiffies(PING_TIMEOUT_MS))
+            {
+                CondVarTimeoutResult::Signal { .. } => return Err(ERESTARTSYS),
+                CondVarTimeoutResult::Timeout if *pong != token => return Err(ETIMEDOUT),
+                _ => (),
+            }
+        }
+        Ok(start.elapsed().as_nanos())
+    }
+
+    /// The heartbeat, every [`HEARTBEAT_MS`] while open: the instance beats, the host looks.
+    fn tick(&self) -> bool {
+        if self.state() != LinkState::Open {
+            return false;
+        }
+        match self.side {
+            Side::Instance => {
+                let beat = self.beat.fetch_add(1, Ordering::Relaxed) + 1;
+                self.mem.store_release(OFF_HEARTBEAT, beat);
+            }
+            Side::Host => {
+                let beat = self.mem.load_acquire(OFF_HEARTBEAT);
+                if beat != self.beat.swap(beat, Ordering::Relaxed) {
+                    self.misses.store(0, Ordering::Relaxed);
+                    self.beating.store(true, Ordering::Relaxed);
+                } else if self.beating.load(Ordering::Relaxed) {
+                    let misses = self.misses.fetch_add(1, Ordering::Relaxed) + 1;
+                    if misses >= HEARTBEAT_MISSES && self.shut(LinkState::PeerDead) {
+                        crate::control::warn(format_args!(
+                            "{}: crashed: no heartbeat for {} ms (last beat #{beat})",
+                            self.label(),
+                            misses * HEARTBEAT_MS
+                        ));
+                        return false;
+                    }
+                }
+            }
+        }
+        true
+    }
+}
+
+impl WorkItem<0> for Channel {
+    type Pointer = Arc<Channel>;
+
+    fn run(this: Arc<Channel>) {
+        this.drain();
+    }
+}
+
+impl WorkItem<1> for Channel {
+    type Pointer = Arc<Channel>;
+
+    fn run(this: Arc<Channel>) {
+        if this.tick() {
+            let _ = workqueue::system_power_efficient()
+                .enqueue_delayed::<Arc<Channel>, 1>(this, msecs_to_jiffies(HEARTBEAT_MS));
+        }
+    }
+}
+
+/// The header of a message as the device reads and writes it (`struct mk_ikc_msg` in
+/// `include/uapi/linux/multikernel.h`): port, flags (0), payload length.
+pub(crate) const DEVICE_HEADER: usize = 8;
+
+/// "The channel to X" across restarts: what the message device and sysfs hold.
+#[pin_data]
+pub(crate) struct Endpoint {
+    #[pin]
+    current: SpinLock<Option<Arc<Channel>>>,
+    /// Payload size of the pings `instances/NAME/ping` sends.
+    pub(crate) ping_size: AtomicUsize,
+}
+
+impl Endpoint {
+    pub(crate) fn new() -> Result<Arc<Self>> {
+        Arc::pin_init(
+            pin_init!(Self {
+                current <- new_spinlock!(None, "multikernel::Endpoint::current"),
+                ping_size: AtomicUsize::new(64),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    pub(crate) fn channel(&self) -> Option<Arc<Channel>> {
+        self.current.lock().clone()
+    }
+
+    /// Replaces the channel; returns the old one (to close, outside the lock).
+    pub(crate) fn set(&self, channel: Option<Arc<Channel>>) -> Option<Arc<Channel>> {
+        core::mem::replace(&mut *self.current.lock(), channel)
+    }
+
+    /// Closes and forgets the channel, if any.
+    pub(crate) fn close(&self) {
+        if let Some(old) = self.set(None) {
+            old.close();
+        }
+    }
+}
+
+fn user_port_allowed(port: u16) -> bool {
+    port == port::ECHO || port == port::DISCARD || port >= port::FIRST_USER
+}
+
+/// In-kernel costs of the same exchanges, medians, in nanoseconds.
+pub(crate) struct Baseline {
+    pub(crate) call_ns: i64,
+    pub(crate) memcpy_64_ns: i64,
+    pub(crate) memcpy_4096_ns: i64,
+}
+
+const BASELINE_ROUNDS: usize = 101;
+
+fn median(samples: &mut [i64]) -> i64 {
+    samples.sort_unstable();
+    samples[samples.len() / 2]
+}
+
+/// Measures [`Baseline`]: a cross-CPU function call round trip to another online CPU, and
+/// copies of 64 bytes and 4 KiB (each the median of [`BASELINE_ROUNDS`] samples; copies timed
+/// in batches of 1000 to rise above the clock's resolution).
+pub(crate) fn baseline() -> Result<Baseline> {
+    use core::hint::black_box;
+    use kernel::{cpu::CpuId, multikernel::baseline::call_round_trip};
+
+    let mut samples = KVec::from_elem(0i64, BASELINE_ROUNDS, GFP_KERNEL)?;
+    let here = CpuId::current().as_u32();
+    let target = (0..kernel::cpu::nr_cpu_ids())
+        .filter(|&c| c != here)
+        .filter_map(CpuId::from_u32)
+        .find(|&c| call_round_trip(c).is_ok())
+        .ok_or(ENXIO)?;
+    for s in samples.iter_mut() {
+        *s = call_round_trip(target)?.as_nanos();
+    }
+    let call_ns = median(&mut samples);
+    let src = KVec::from_elem(0x5au8, 4096, GFP_KERNEL)?;
+    let mut dst = KVec::from_elem(0u8, 4096, GFP_KERNEL)?;
+    let mut copies = |len: usize, samples: &mut [i64]| {
+        for s in samples.iter_mut() {
+            let start = Instant::<Monotonic>::now();
+            for _ in 0..1000 {
+                black_box(&mut dst[..len]).copy_from_slice(black_box(&src[..len]));
+            }
+            *s = start.elapsed().as_nanos() / 1000;
+        }
+        median(samples)
+    };
+    let memcpy_64_ns = copies(64, &mut samples);
+    let memcpy_4096_ns = copies(4096, &mut samples);
+    Ok(Baseline {
+        call_ns,
+        memcpy_64_ns,
+        memcpy_4096_ns,
+    })
+}
+
+impl DeviceOps for Endpoint {
+    fn read(&self, out: &mut UserSliceWriter, nonblock: bool) -> Result<usize> {
+        let ch = self.channel().ok_or(ENOTCONN)?;
+        let max = out.len().checked_sub(DEVICE_HEADER).ok_or(EMSGSIZE)?;
+        let msg = ch.recv_user(max, nonblock)?;
+        let mut header = [0u8; DEVICE_HEADER];
+        header[0..2].copy_from_slice(&msg.port.to_le_bytes());
+        header[4..8].copy_from_slice(&(msg.data.len() as u32).to_le_bytes());
+        out.write_slice(&header)?;
+        out.write_slice(&msg.data)?;
+        Ok(DEVICE_HEADER + msg.data.len())
+    }
+
+    fn write(&self, mut input: UserSliceReader, len: usize, nonblock: bool) -> Result<usize> {
+        let payload_len = len.checked_sub(DEVICE_HEADER).ok_or(EINVAL)?;
+        if payload_len > ring::MAX_PAYLOAD {
+            return Err(EMSGSIZE);
+        }
+        let mut header = [0u8; DEVICE_HEADER];
+        input.read_slice(&mut header)?;
+        let port = u16::from_le_bytes([header[0], header[1]]);
+        let flags = u16::from_le_bytes([header[2], header[3]]);
+        let declared = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        if flags != 0 || declared as usize != payload_len || !user_port_allowed(port) {
+            return Err(EINVAL);
+        }
+        let mut payload = KVec::new();
+        input.read_all(&mut payload, GFP_KERNEL)?;
+        let ch = self.channel().ok_or(ENOTCONN)?;
+        ch.send(port, &payload, !nonblock)?;
+        Ok(len)
+    }
+
+    fn poll(&self, file: &File, table: &PollTable<'_>) -> u32 {
+        match self.channel() {
+            Some(ch) => ch.poll(file, table),
+            None => poll::HUP,
+        }
+    }
+}

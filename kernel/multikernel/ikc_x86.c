@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The x86 pieces of the inter-kernel channel (IKC) that Rust cannot reach:
+ * the doorbell vector's hook, the IPI that rings another kernel's CPU, and a
+ * console an instance kernel sends its output through. The channel itself
+ * (rings, ports, heartbeat, devices) is Rust: kernel/multikernel/ikc.rs.
+ *
+ * The doorbell is X86_PLATFORM_IPI_VECTOR: a system vector every x86 kernel
+ * has, used only by a few platforms (SGI UV, Hyper-V) this subsystem does
+ * not run on; its hook is read-only after boot, so it is taken at init.
+ */
+#define pr_fmt(fmt) "multikernel: " fmt
+
+#include <linux/console.h>
+#include <linux/init.h>
+#include <linux/irqflags.h>
+#include <linux/multikernel.h>
+#include <asm/apic.h>
+#include <asm/irq.h>
+#include <asm/irq_vectors.h>
+
+static void mk_ikc_ipi(void)
+{
+	multikernel_ikc_doorbell_irq();
+}
+
+int multikernel_ikc_init(void)
+{
+	if (x86_platform_ipi_callback && x86_platform_ipi_callback != mk_ikc_ipi)
+		return -EBUSY;
+	x86_platform_ipi_callback = mk_ikc_ipi;
+	return 0;
+}
+
+/*
+ * A fixed IPI to a CPU this kernel may not know (the other kernel's), by its
+ * physical APIC id.
+ */
+void multikernel_ikc_ring(u32 apicid)
+{
+	unsigned long flags;
+
+	local_irq_save(flags);
+	apic_wait_icr_idle();
+	apic_icr_write(APIC_DM_FIXED | APIC_DEST_PHYSICAL | X86_PLATFORM_IPI_VECTOR, apicid);
+	local_irq_restore(flags);
+}
+
+static void mk_ikc_console_write(struct console *con, const char *s, unsigned int n)
+{
+	multikernel_ikc_console_write(s, n);
+}
+
+/*
+ * Enabled from the start (like netconsole), whatever console= says, and with
+ * the log so far: the host sees the boot from its first line.
+ */
+static struct console mk_ikc_console = {
+	.name	= "mkikc",
+	.write	= mk_ikc_console_write,
+	.flags	= CON_ENABLED | CON_PRINTBUFFER,
+	.index	= -1,
+};
+
+void multikernel_ikc_console_register(void)
+{
+	register_console(&mk_ikc_console);
+}

@@ -1,0 +1,505 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The inter-kernel channel (IKC) between the host and a running instance,
+ * through the host's message device /dev/mk-NAME and sysfs:
+ *
+ * - 10,000 messages of sizes 1..4096 to the instance kernel's echo service,
+ *   written by one thread with blocking writes and read back by another:
+ *   content and order checked;
+ * - a flood with O_NONBLOCK until the channel pushes back (EAGAIN), then
+ *   everything read back: nothing lost;
+ * - bad messages and settings are refused with the documented errno and the
+ *   channel stays usable;
+ * - ping, counters, modes, the instance's console output on the host;
+ * - user space in the instance (its /dev/mk-host) answering on a user port;
+ * - a killed instance, and one whose kernel panics (it stops beating):
+ *   senders, readers and pollers get an error, not a hang.
+ *
+ * Needs multikernel.pool=512M, 4 CPUs, $MK_KERNEL_IMAGE and $MK_INITRAMFS
+ * (the sample initramfs, whose init runs the user-space echo).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/multikernel.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../kselftest_harness.h"
+#include "mk_util.h"
+#include "mk_instance.h"
+
+#define NAME "ik0"
+#define INST MK "/instances/" NAME
+#define DEV "/dev/mk-" NAME
+
+/* No console= UART in this VM for the instance: its output reaches the host over IKC only. */
+static const char cmdline[] = "console=ttyS1 kunit.enable=0 panic=0 loglevel=6 mk_sample=echo";
+static const char crash_cmdline[] = "console=ttyS1 kunit.enable=0 panic=0 loglevel=6 mk_sample=exit";
+
+struct msg {
+	struct mk_ikc_msg h;
+	unsigned char data[MK_IKC_MAX_PAYLOAD];
+};
+
+/* A payload that depends on (seed, len) only. */
+static void fill(unsigned char *p, uint32_t seed, size_t len)
+{
+	uint32_t x = seed * 2654435761u + 1;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		p[i] = x;
+	}
+	if (len >= 4)
+		memcpy(p, &seed, 4);
+}
+
+/* The size of message i: pseudo-random in 1..4096. */
+static size_t size_of(uint32_t i)
+{
+	uint32_t x = i * 2246822519u + 3266489917u;
+
+	x ^= x >> 15;
+	x *= 2654435761u;
+	x ^= x >> 13;
+	return 1 + x % MK_IKC_MAX_PAYLOAD;
+}
+
+static ssize_t send_msg(int fd, uint16_t port, const void *data, size_t len)
+{
+	struct msg m = { .h = { .port = port, .len = len } };
+	ssize_t n;
+
+	memcpy(m.data, data, len);
+	n = write(fd, &m, sizeof(m.h) + len);
+	return n < 0 ? -errno : n;
+}
+
+static ssize_t recv_msg(int fd, struct msg *m)
+{
+	ssize_t n = read(fd, m, sizeof(*m));
+
+	return n < 0 ? -errno : n;
+}
+
+/* poll(2) on one fd: its revents, 0 on timeout. */
+static int wait_fd(int fd, short events, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+	int r = poll(&p, 1, ms);
+
+	return r > 0 ? p.revents : r;
+}
+
+static unsigned long counter(const char *file)
+{
+	char path[256], buf[64];
+
+	snprintf(path, sizeof(path), INST "/ikc/%s", file);
+	if (read_file(path, buf, sizeof(buf)) <= 0)
+		return (unsigned long)-1;
+	return strtoul(buf, NULL, 10);
+}
+
+/* Reads one message within ms; checks it is message i of the echo stream. */
+static bool expect_echo(int fd, uint32_t i, int ms, char *why, size_t size)
+{
+	static struct msg m;
+	unsigned char want[MK_IKC_MAX_PAYLOAD];
+	size_t len = size_of(i);
+	ssize_t n;
+
+	if (!(wait_fd(fd, POLLIN, ms) & POLLIN)) {
+		snprintf(why, size, "message %u: nothing within %d ms", i, ms);
+		return false;
+	}
+	n = recv_msg(fd, &m);
+	fill(want, i, len);
+	if (n != (ssize_t)(sizeof(m.h) + len) || m.h.port != MK_IKC_PORT_ECHO || m.h.len != len) {
+		snprintf(why, size, "message %u: read %zd, port %u, len %u; want len %zu", i, n,
+			 m.h.port, m.h.len, len);
+		return false;
+	}
+	if (memcmp(m.data, want, len)) {
+		snprintf(why, size, "message %u: content differs", i);
+		return false;
+	}
+	return true;
+}
+
+static int start_instance(const char *line, size_t len)
+{
+	char state[64];
+	int ret;
+
+	control(NAME, "kill");
+	write_str(MK "/destroy", NAME);
+	ret = write_str(MK "/create", NAME " cpus=3 memory=256M");
+	if (!ret)
+		ret = load_into(NAME, line, len);
+	if (!ret)
+		ret = control(NAME, "start");
+	if (ret)
+		return ret;
+	wait_started(NAME, state, sizeof(state));
+	return strcmp(state, "running\n") ? -EIO : 0;
+}
+
+FIXTURE(ikc) {
+	int fd;
+};
+
+FIXTURE_SETUP(ikc)
+{
+	self->fd = -1;
+	if (mode_of(MK "/create") == (mode_t)-1)
+		SKIP(return, "kernel without CONFIG_MULTIKERNEL");
+	ASSERT_EQ(0, start_instance(cmdline, sizeof(cmdline)));
+	self->fd = open(DEV, O_RDWR);
+	ASSERT_LE(0, self->fd);
+}
+
+FIXTURE_TEARDOWN(ikc)
+{
+	if (self->fd >= 0)
+		close(self->fd);
+	control(NAME, "kill");
+	write_str(MK "/destroy", NAME);
+}
+
+#define ECHO_COUNT 10000u
+
+struct writer {
+	int fd;
+	uint32_t count;
+	uint32_t sent;
+	int error;
+};
+
+static void *write_stream(void *arg)
+{
+	struct writer *w = arg;
+	unsigned char buf[MK_IKC_MAX_PAYLOAD];
+	ssize_t n;
+
+	for (w->sent = 0; w->sent < w->count; w->sent++) {
+		size_t len = size_of(w->sent);
+
+		fill(buf, w->sent, len);
+		n = send_msg(w->fd, MK_IKC_PORT_ECHO, buf, len);
+		if (n != (ssize_t)(sizeof(struct mk_ikc_msg) + len)) {
+			w->error = n < 0 ? (int)-n : EIO;
+			break;
+		}
+	}
+	return NULL;
+}
+
+/* 10,000 messages of random sizes through the instance kernel's echo: all back, in order. */
+TEST_F_TIMEOUT(ikc, echo_10000, 600)
+{
+	struct writer w = { .fd = self->fd, .count = ECHO_COUNT };
+	unsigned long full0 = counter("ring_full");
+	char why[128] = "";
+	pthread_t thread;
+	uint32_t i;
+
+	ASSERT_EQ(0, pthread_create(&thread, NULL, write_stream, &w));
+	for (i = 0; i < ECHO_COUNT; i++)
+		if (!expect_echo(self->fd, i, 20000, why, sizeof(why)))
+			break;
+	pthread_join(thread, NULL);
+	EXPECT_EQ(ECHO_COUNT, i) TH_LOG("%s", why);
+	EXPECT_EQ(0, w.error) TH_LOG("writer: %s after %u messages", strerror(w.error), w.sent);
+	EXPECT_EQ(ECHO_COUNT, w.sent);
+	/* Nothing more. */
+	EXPECT_EQ(0, wait_fd(self->fd, POLLIN, 200));
+	EXPECT_LE((unsigned long)ECHO_COUNT, counter("tx"));
+	EXPECT_LE((unsigned long)ECHO_COUNT, counter("rx"));
+	EXPECT_EQ(0UL, counter("errors"));
+	TH_LOG("ring full %lu times, %lu doorbells for %lu messages sent",
+	       counter("ring_full") - full0, counter("doorbells"), counter("tx"));
+}
+
+/* Writes message `*sent` onward with O_NONBLOCK until EAGAIN; returns the last result. */
+static ssize_t write_until_eagain(int fd, uint32_t *sent)
+{
+	unsigned char buf[MK_IKC_MAX_PAYLOAD];
+	ssize_t n = 0;
+
+	while (*sent < 100000) {
+		size_t len = size_of(*sent);
+
+		fill(buf, *sent, len);
+		n = send_msg(fd, MK_IKC_PORT_ECHO, buf, len);
+		if (n < 0)
+			break;
+		(*sent)++;
+	}
+	return n;
+}
+
+/*
+ * Non-blocking writes without reading: the channel pushes back (EAGAIN) as
+ * soon as the ring to the instance is full; writing on whenever poll says
+ * there is room fills everything behind it (the host's inbox, the ring back,
+ * the echo service) until nothing moves. Then every message comes back, in
+ * order: nothing was overwritten or dropped.
+ */
+TEST_F_TIMEOUT(ikc, flood_backpressure, 300)
+{
+	unsigned long full0 = counter("ring_full");
+	int fd = open(DEV, O_RDWR | O_NONBLOCK);
+	uint32_t sent = 0, got, first_eagain;
+	char why[128] = "";
+
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(POLLOUT, wait_fd(fd, POLLOUT, 0) & POLLOUT);
+	ASSERT_EQ(-EAGAIN, write_until_eagain(fd, &sent));
+	first_eagain = sent;
+	EXPECT_LT(full0, counter("ring_full"));
+	/* Writable again when the instance drains; stuck once everything is full. */
+	while (wait_fd(fd, POLLOUT, 2000) & POLLOUT)
+		ASSERT_EQ(-EAGAIN, write_until_eagain(fd, &sent));
+	/* More than the host's inbox holds (256) is in flight, none of it read yet. */
+	EXPECT_LT(256U, sent);
+	EXPECT_EQ(0, wait_fd(fd, POLLOUT, 0) & POLLOUT);
+	for (got = 0; got < sent; got++)
+		if (!expect_echo(fd, got, 20000, why, sizeof(why)))
+			break;
+	EXPECT_EQ(sent, got) TH_LOG("%s", why);
+	EXPECT_EQ(-EAGAIN, recv_msg(fd, (struct msg[1]){}));
+	EXPECT_EQ(0UL, counter("errors"));
+	TH_LOG("first EAGAIN after %u messages; %u in flight when nothing moved", first_eagain,
+	       sent);
+	close(fd);
+}
+
+/* Malformed messages and settings: the documented errno, and the channel still works. */
+TEST_F_TIMEOUT(ikc, bad_input, 180)
+{
+	static unsigned char big[sizeof(struct mk_ikc_msg) + MK_IKC_MAX_PAYLOAD + 1];
+	struct msg m = { .h = { .port = MK_IKC_PORT_ECHO, .len = 10 } };
+	struct mk_ikc_msg *h = (struct mk_ikc_msg *)big;
+	char small[8 + 50], buf[64];
+
+	EXPECT_EQ(-1, write(self->fd, &m, 4));
+	EXPECT_EQ(EINVAL, errno);
+	/* The declared length must be what follows. */
+	EXPECT_EQ(-1, write(self->fd, &m, sizeof(m.h) + 11));
+	EXPECT_EQ(EINVAL, errno);
+	m.h.len = MK_IKC_MAX_PAYLOAD + 1;
+	EXPECT_EQ(-1, write(self->fd, &m, sizeof(m)));
+	EXPECT_EQ(EINVAL, errno);
+	h->port = MK_IKC_PORT_ECHO;
+	h->len = MK_IKC_MAX_PAYLOAD + 1;
+	EXPECT_EQ(-1, write(self->fd, big, sizeof(big)));
+	EXPECT_EQ(EMSGSIZE, errno);
+	/* Kernel ports, port 0 and unknown flags. */
+	m.h.len = 1;
+	m.h.port = 1;
+	EXPECT_EQ(-EINVAL, (int)send_msg(self->fd, 1, "x", 1));
+	EXPECT_EQ(-EINVAL, (int)send_msg(self->fd, 3, "x", 1));
+	EXPECT_EQ(-EINVAL, (int)send_msg(self->fd, 0, "x", 1));
+	m.h.port = MK_IKC_PORT_ECHO;
+	m.h.flags = 1;
+	EXPECT_EQ(-1, write(self->fd, &m, sizeof(m.h) + 1));
+	EXPECT_EQ(EINVAL, errno);
+	/* A reader's buffer too small for the message: EMSGSIZE, and the message stays. */
+	memset(buf, 'e', 50);
+	ASSERT_EQ((ssize_t)sizeof(m.h) + 50, send_msg(self->fd, MK_IKC_PORT_ECHO, buf, 50));
+	ASSERT_EQ(POLLIN, wait_fd(self->fd, POLLIN, 20000) & POLLIN);
+	EXPECT_EQ(-1, read(self->fd, small, 4));
+	EXPECT_EQ(EMSGSIZE, errno);
+	EXPECT_EQ(-1, read(self->fd, small, sizeof(small) - 1));
+	EXPECT_EQ(EMSGSIZE, errno);
+	EXPECT_EQ((ssize_t)sizeof(small), read(self->fd, small, sizeof(small)));
+	EXPECT_EQ(0, memcmp(small + 8, buf, 50));
+	/* Ping sizes are 8..4096. */
+	EXPECT_EQ(-EINVAL, write_str(INST "/ping", "4"));
+	EXPECT_EQ(-EINVAL, write_str(INST "/ping", "4097"));
+	EXPECT_EQ(-EINVAL, write_str(INST "/ping", "abc"));
+	EXPECT_EQ(-EINVAL, write_str(INST "/ping", "\n"));
+	EXPECT_EQ(0UL, counter("errors"));
+	instance_file(NAME, "ikc/state", buf, sizeof(buf));
+	EXPECT_STREQ("open\n", buf);
+}
+
+/* ping: one round trip in nanoseconds; counters and modes. */
+TEST_F_TIMEOUT(ikc, ping_and_counters, 180)
+{
+	char buf[64];
+	int i, status;
+	pid_t pid;
+	long ns;
+
+	for (i = 0; i < 5; i++) {
+		ASSERT_LT(0, read_file(INST "/ping", buf, sizeof(buf)));
+		ns = atol(buf);
+		EXPECT_LT(0, ns);
+		EXPECT_GT(1000000000L, ns);
+	}
+	ASSERT_EQ(0, write_str(INST "/ping", "4096"));
+	ASSERT_LT(0, read_file(INST "/ping", buf, sizeof(buf)));
+	EXPECT_LT(0, atol(buf));
+	/* Pings are the kernel's: they do not reach the device. */
+	EXPECT_EQ(0, wait_fd(self->fd, POLLIN, 100));
+	EXPECT_LE(6UL, counter("tx"));
+	EXPECT_LE(6UL, counter("rx"));
+	EXPECT_LT(4096UL * 2, counter("bytes"));
+	EXPECT_LT(0UL, counter("doorbells"));
+	EXPECT_EQ(0UL, counter("errors"));
+	EXPECT_EQ(0600U, mode_of(INST "/ping"));
+	EXPECT_EQ(0400U, mode_of(INST "/console"));
+	EXPECT_EQ(0444U, mode_of(INST "/ikc/tx"));
+	EXPECT_EQ(0600U, mode_of(DEV));
+	/* Without CAP_SYS_ADMIN no ping. */
+	pid = fork();
+	if (!pid)
+		_exit(drop_effective_cap(CAP_SYS_ADMIN) ? 2 :
+		      read_file(INST "/ping", buf, sizeof(buf)) == -EPERM ? 0 : 1);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+}
+
+/* The instance's kernel log reaches the host's instances/NAME/console. */
+TEST_F_TIMEOUT(ikc, console, 180)
+{
+	static char buf[8192];
+	double deadline = clock_s(CLOCK_MONOTONIC) + 30;
+
+	do {
+		instance_file(NAME, "console", buf, sizeof(buf));
+		if (strstr(buf, "MULTIKERNEL-SAMPLE-INIT echo service"))
+			break;
+		usleep(200 * 1000);
+	} while (clock_s(CLOCK_MONOTONIC) < deadline);
+	EXPECT_NE(NULL, strstr(buf, "MULTIKERNEL-SAMPLE-INIT cpus=1 online=0"));
+	EXPECT_NE(NULL, strstr(buf, "MULTIKERNEL-SAMPLE-INIT echo service"));
+	EXPECT_GE(4000U, strlen(buf));
+}
+
+/* User space in the instance answers on a user port through its /dev/mk-host. */
+TEST_F_TIMEOUT(ikc, instance_user_space, 180)
+{
+	static const char hello[] = "hello from the host's user space";
+	static struct msg m;
+	ssize_t n;
+
+	static char console[8192];
+
+	ASSERT_EQ((ssize_t)(sizeof(m.h) + sizeof(hello)),
+		  send_msg(self->fd, 100, hello, sizeof(hello)));
+	if (!(wait_fd(self->fd, POLLIN, 60000) & POLLIN)) {
+		instance_file(NAME, "console", console, sizeof(console));
+		ASSERT_TRUE(false) TH_LOG("no answer; instance console:\n%s", console);
+	}
+	n = recv_msg(self->fd, &m);
+	EXPECT_EQ((ssize_t)(sizeof(m.h) + sizeof(hello)), n);
+	EXPECT_EQ(100, m.h.port);
+	EXPECT_STREQ(hello, (char *)m.data);
+}
+
+struct blocked {
+	int fd;
+	int error;
+};
+
+/* Writes until the channel refuses: the last write blocks until it does. */
+static void *write_until_error(void *arg)
+{
+	struct blocked *b = arg;
+	unsigned char buf[MK_IKC_MAX_PAYLOAD] = { 0 };
+	ssize_t n;
+
+	do
+		n = send_msg(b->fd, MK_IKC_PORT_ECHO, buf, sizeof(buf));
+	while (n > 0);
+	b->error = (int)-n;
+	return NULL;
+}
+
+/* Fills the channel; a blocked writer must come back with ENOTCONN after `stop`. */
+static void blocked_writer_woken(struct __test_metadata *_metadata, int fd, void (*stop)(void))
+{
+	struct blocked b = { .fd = fd };
+	pthread_t thread;
+
+	ASSERT_EQ(0, pthread_create(&thread, NULL, write_until_error, &b));
+	/* No reader: the inbox, both rings and the echo fill up; the writer blocks. */
+	sleep(3);
+	EXPECT_EQ(0, b.error);
+	stop();
+	pthread_join(thread, NULL);
+	EXPECT_EQ(ENOTCONN, b.error);
+}
+
+static void kill_instance(void)
+{
+	control(NAME, "kill");
+}
+
+/* A killed instance: writers (blocked or not), readers, pollers and ping get errors. */
+TEST_F_TIMEOUT(ikc, dead_instance, 180)
+{
+	char buf[64];
+
+	blocked_writer_woken(_metadata, self->fd, kill_instance);
+	instance_file(NAME, "state", buf, sizeof(buf));
+	EXPECT_STREQ("stopped\n", buf);
+	EXPECT_EQ(-ENOTCONN, (int)send_msg(self->fd, MK_IKC_PORT_ECHO, "x", 1));
+	EXPECT_EQ(-ENOTCONN, recv_msg(self->fd, (struct msg[1]){}));
+	EXPECT_EQ(POLLHUP, wait_fd(self->fd, POLLIN | POLLOUT, 1000) & (POLLHUP | POLLOUT));
+	EXPECT_EQ(-ENOTCONN, (int)read_file(INST "/ping", buf, sizeof(buf)));
+	instance_file(NAME, "ikc/state", buf, sizeof(buf));
+	EXPECT_STREQ("none\n", buf);
+	/* A new start gets a new channel. */
+	ASSERT_EQ(0, control(NAME, "start"));
+	wait_started(NAME, buf, sizeof(buf));
+	ASSERT_STREQ("running\n", buf);
+	EXPECT_LT(0, read_file(INST "/ping", buf, sizeof(buf)));
+}
+
+/* An instance kernel that panics stops beating: crashed, and nobody hangs. */
+TEST_F_TIMEOUT(ikc, crash_detected, 180)
+{
+	static char console[8192];
+	char state[64];
+	double deadline;
+
+	close(self->fd);
+	ASSERT_EQ(0, start_instance(crash_cmdline, sizeof(crash_cmdline)));
+	self->fd = open(DEV, O_RDWR);
+	ASSERT_LE(0, self->fd);
+	/* Its init exits after a second: the kernel panics and stops beating (2 s). */
+	deadline = clock_s(CLOCK_MONOTONIC) + 60;
+	do {
+		state_of(NAME, state, sizeof(state));
+		if (!strcmp(state, "crashed\n"))
+			break;
+		usleep(100 * 1000);
+	} while (clock_s(CLOCK_MONOTONIC) < deadline);
+	ASSERT_STREQ("crashed\n", state);
+	EXPECT_EQ(-ENOTCONN, (int)send_msg(self->fd, MK_IKC_PORT_ECHO, "x", 1));
+	EXPECT_EQ(-ENOTCONN, (int)read_file(INST "/ping", state, sizeof(state)));
+	/* Its last words are on the host. */
+	instance_file(NAME, "console", console, sizeof(console));
+	EXPECT_NE(NULL, strstr(console, "Kernel panic")) TH_LOG("console: %s", console);
+	/* Crashed is killable, and the instance can be destroyed then. */
+	EXPECT_EQ(-EBUSY, write_str(MK "/destroy", NAME));
+	EXPECT_EQ(0, control(NAME, "kill"));
+	EXPECT_EQ(0, write_str(MK "/destroy", NAME));
+}
+
+TEST_HARNESS_MAIN

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Helpers of the selftests that run instance kernels: load a kernel into an
+ * instance with kexec_file_load(KEXEC_FILE_MULTIKERNEL), control it, wait
+ * for it to start. The kernel and initramfs come from $MK_KERNEL_IMAGE and
+ * $MK_INITRAMFS.
+ */
+#ifndef MK_INSTANCE_H
+#define MK_INSTANCE_H
+
+#include <linux/kexec.h>
+#include "mk_util.h"
+
+static inline int load_into(const char *name, const char *line, size_t len)
+{
+	const char *kernel = getenv("MK_KERNEL_IMAGE"), *initrd = getenv("MK_INITRAMFS");
+	char path[256], buf[32];
+	int kfd, ifd, id;
+	long ret;
+
+	if (!kernel || !initrd)
+		return -ENOENT;
+	snprintf(path, sizeof(path), MK "/instances/%s/id", name);
+	if (read_file(path, buf, sizeof(buf)) <= 0)
+		return -ENOENT;
+	id = atoi(buf);
+	kfd = open(kernel, O_RDONLY);
+	ifd = open(initrd, O_RDONLY);
+	if (kfd < 0 || ifd < 0)
+		ret = -ENOENT;
+	else
+		ret = syscall(SYS_kexec_file_load, kfd, ifd, len, line,
+			      KEXEC_FILE_MULTIKERNEL | KEXEC_FILE_MK_ID(id)) ? -errno : 0;
+	if (kfd >= 0)
+		close(kfd);
+	if (ifd >= 0)
+		close(ifd);
+	return ret;
+}
+
+static inline void state_of(const char *name, char *buf, size_t size)
+{
+	instance_file(name, "state", buf, size);
+}
+
+static inline int control(const char *name, const char *cmd)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), MK "/instances/%s/control", name);
+	return write_str(path, cmd);
+}
+
+/* Waits up to 90 s for an instance to leave "starting"; returns its state. */
+static inline void wait_started(const char *name, char *state, size_t size)
+{
+	double deadline = clock_s(CLOCK_MONOTONIC) + 90;
+
+	do {
+		state_of(name, state, size);
+		if (strcmp(state, "starting\n"))
+			return;
+		usleep(100 * 1000);
+	} while (clock_s(CLOCK_MONOTONIC) < deadline);
+}
+
+#endif /* MK_INSTANCE_H */
