@@ -313,7 +313,7 @@ impl Registry {
         }
         let dir = self.instances.remove(index).map_err(|_| EINVAL)?;
         dir.data().endpoint.close();
-        dir.data().remove_device();
+        dir.data().remove_devices();
         // Give the CPUs and memory back while the instance is still at hand (it is out of the
         // registry and `dying`, so nothing else reaches it), then remove its directory.
         if let Err((cpu, e)) = cpus::give_back(&dir.data().cpus) {

@@ -47,7 +47,7 @@ impl Guest {
             let endpoint = Endpoint::new()?;
             endpoint.set(Some(channel.clone()));
             let name = CString::try_from_fmt(fmt!("mk-host"))?;
-            let device = MessageDevice::register(name, endpoint.clone())?;
+            let device = MessageDevice::register(name, 0o600, endpoint.clone())?;
             if CONSOLE_CHANNEL.populate(channel) {
                 machine::register_console(console_write)?;
             }

@@ -160,6 +160,23 @@ impl ImageInfo {
     }
 }
 
+/// An instance's character devices.
+struct Devices {
+    _ikc: Pin<KBox<MessageDevice<Endpoint>>>,
+    _console: Pin<KBox<MessageDevice<ConsoleLog>>>,
+}
+
+impl Devices {
+    fn register(name: Name, endpoint: &Arc<Endpoint>, console: &Arc<ConsoleLog>) -> Result<Self> {
+        let ikc = CString::try_from_fmt(fmt!("mk-{}", name.as_str()))?;
+        let log = CString::try_from_fmt(fmt!("mk-{}.console", name.as_str()))?;
+        Ok(Self {
+            _ikc: MessageDevice::register(ikc, 0o600, endpoint.clone())?,
+            _console: MessageDevice::register(log, 0o400, console.clone())?,
+        })
+    }
+}
+
 /// An instance. Its id, name, CPUs and memory never change after creation, so its sysfs files
 /// read them without locks; state and image change under `ops` and are read through an atomic
 /// and the instance's own locks (never the registry lock: see `control.rs`).
@@ -189,21 +206,22 @@ pub(crate) struct Instance {
     pub(crate) endpoint: Arc<Endpoint>,
     /// Its kernel's recent console output, kept across restarts.
     pub(crate) console: Arc<ConsoleLog>,
-    /// `/dev/mk-NAME`, taken out by `destroy` (the directory may outlive it while its files are
-    /// open, the device name must not).
+    /// `/dev/mk-NAME` and `/dev/mk-NAME.console`, taken out by `destroy` (the directory may
+    /// outlive it while its files are open, the device names must not).
     #[pin]
-    device: Mutex<Option<Pin<KBox<MessageDevice<Endpoint>>>>>,
+    devices: Mutex<Option<Devices>>,
 }
 
 impl Instance {
-    /// A new instance; its message device `/dev/mk-NAME` is registered here.
+    /// A new instance; its devices `/dev/mk-NAME` and `/dev/mk-NAME.console` are registered
+    /// here.
     pub(crate) fn new(id: u32, name: Name, cpus: KVec<u32>, memory: Range) -> impl PinInit<Self, Error> {
         let endpoint = Endpoint::new();
         let console = ConsoleLog::new();
-        let device = endpoint.as_ref().map_err(|e| *e).and_then(|endpoint| {
-            let dev_name = CString::try_from_fmt(fmt!("mk-{}", name.as_str()))?;
-            MessageDevice::register(dev_name, endpoint.clone())
-        });
+        let devices = match (&endpoint, &console) {
+            (Ok(endpoint), Ok(console)) => Devices::register(name, endpoint, console),
+            (Err(e), _) | (_, Err(e)) => Err(*e),
+        };
         try_pin_init!(Self {
             id,
             name,
@@ -216,14 +234,15 @@ impl Instance {
             ops <- new_mutex!((), "multikernel::Instance::ops"),
             endpoint: endpoint?,
             console: console?,
-            device <- new_mutex!(Some(device?), "multikernel::Instance::device"),
+            devices <- new_mutex!(Some(devices?), "multikernel::Instance::devices"),
         }? Error)
     }
 
-    /// Removes `/dev/mk-NAME` (destroy).
-    pub(crate) fn remove_device(&self) {
-        let device = self.device.lock().take();
-        drop(device);
+    /// Removes the devices (destroy); readers of the console reach its end.
+    pub(crate) fn remove_devices(&self) {
+        let devices = self.devices.lock().take();
+        drop(devices);
+        self.console.close();
     }
 
     /// The state, after looking whether a starting kernel has reported in or run out of time.

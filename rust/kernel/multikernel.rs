@@ -697,19 +697,27 @@ pub mod ikc {
         pub const WRNORM: u32 = 0x0100;
     }
 
-    /// What a message device does; one value serves every open file of the device.
+    /// A character device's side of the core: what each `open` gets.
     pub trait DeviceOps: Send + Sync + 'static {
-        /// Reads one message into `out` (its `len()` is the reader's buffer size).
+        /// The state of one open file.
+        type File: FileOps;
+        /// A file of the device was opened.
+        fn open(this: &Arc<Self>) -> Result<Arc<Self::File>>;
+    }
+
+    /// What an open file of a device does.
+    pub trait FileOps: Send + Sync + 'static {
+        /// Reads into `out` (its `len()` is the reader's buffer size).
         fn read(&self, out: &mut UserSliceWriter, nonblock: bool) -> Result<usize>;
-        /// Writes one message of `len` bytes read from `input`.
+        /// Writes `len` bytes read from `input`.
         fn write(&self, input: UserSliceReader, len: usize, nonblock: bool) -> Result<usize>;
         /// Registers `file` on the wait queues in `table` and returns the ready [`poll`] bits.
         fn poll(&self, file: &File, table: &PollTable<'_>) -> u32;
     }
 
-    /// A misc character device, `/dev/NAME`, mode 0600, each read and write one message
-    /// (datagram semantics: no offsets), with `poll` and `O_NONBLOCK`. Deregistered on drop;
-    /// files still open keep `T` and get whatever `T` says once its channel is gone.
+    /// A misc character device, `/dev/NAME`, root's only, without offsets (a stream or
+    /// datagram device: what a read or write means is `T`'s), with `poll` and `O_NONBLOCK`.
+    /// Deregistered on drop; files still open keep their `T::File`.
     ///
     /// # Invariants
     ///
@@ -740,8 +748,12 @@ pub mod ikc {
             fops
         };
 
-        /// Registers `/dev/NAME`, whose files use `data`.
-        pub fn register(name: CString, data: Arc<T>) -> Result<Pin<KBox<Self>>> {
+        /// Registers `/dev/NAME` with permissions `mode` (`0o600` or `0o400`), whose files
+        /// `data` opens.
+        pub fn register(name: CString, mode: u16, data: Arc<T>) -> Result<Pin<KBox<Self>>> {
+            if mode & !0o600 != 0 {
+                return Err(EINVAL);
+            }
             let name_ptr = name.as_char_ptr();
             KBox::try_pin_init(
                 try_pin_init!(Self {
@@ -755,7 +767,7 @@ pub mod ikc {
                         // The string's buffer stays where it is when `name` moves into `Self`.
                         raw.name = name_ptr;
                         raw.fops = &Self::FOPS;
-                        raw.mode = 0o600;
+                        raw.mode = mode;
                         // SAFETY: `slot` is valid for writing and pinned; it stays registered
                         // until `drop` deregisters it.
                         unsafe { slot.write(raw) };
@@ -767,14 +779,15 @@ pub mod ikc {
             )
         }
 
-        /// The file's `T`.
+        /// The file's `T::File`.
         ///
         /// # Safety
         ///
         /// `file` is a file of this device between `open` and `release`.
-        unsafe fn data<'a>(file: *mut bindings::file) -> ArcBorrow<'a, T> {
-            // SAFETY: `open` stored an `Arc<T>` in `private_data`, which `release` takes back.
-            unsafe { <Arc<T> as ForeignOwnable>::borrow((*file).private_data) }
+        unsafe fn data<'a>(file: *mut bindings::file) -> ArcBorrow<'a, T::File> {
+            // SAFETY: `open` stored an `Arc<T::File>` in `private_data`, which `release` takes
+            // back.
+            unsafe { <Arc<T::File> as ForeignOwnable>::borrow((*file).private_data) }
         }
 
         /// # Safety
@@ -792,8 +805,12 @@ pub mod ikc {
             if ret != 0 {
                 return ret;
             }
+            let opened = match T::open(&this.data) {
+                Ok(opened) => opened,
+                Err(e) => return e.to_errno(),
+            };
             // SAFETY: The open call owns `private_data`; `release` takes the `Arc` back.
-            unsafe { (*file).private_data = this.data.clone().into_foreign() };
+            unsafe { (*file).private_data = opened.into_foreign() };
             0
         }
 
@@ -801,8 +818,8 @@ pub mod ikc {
         ///
         /// Called once per file, after `open` succeeded.
         unsafe extern "C" fn release(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
-            // SAFETY: `open` stored an `Arc<T>` there; this is the last use.
-            drop(unsafe { <Arc<T> as ForeignOwnable>::from_foreign((*file).private_data) });
+            // SAFETY: `open` stored an `Arc<T::File>` there; this is the last use.
+            drop(unsafe { <Arc<T::File> as ForeignOwnable>::from_foreign((*file).private_data) });
             0
         }
 

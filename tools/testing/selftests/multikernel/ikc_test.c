@@ -364,6 +364,7 @@ TEST_F_TIMEOUT(ikc, ping_and_counters, 180)
 	EXPECT_EQ(0400U, mode_of(INST "/console"));
 	EXPECT_EQ(0444U, mode_of(INST "/ikc/tx"));
 	EXPECT_EQ(0600U, mode_of(DEV));
+	EXPECT_EQ(0400U, mode_of(DEV ".console"));
 	/* Without CAP_SYS_ADMIN no ping. */
 	pid = fork();
 	if (!pid)
@@ -471,17 +472,53 @@ TEST_F_TIMEOUT(ikc, dead_instance, 180)
 	EXPECT_LT(0, read_file(INST "/ping", buf, sizeof(buf)));
 }
 
+/*
+ * Reads the console device until `needle` went by or 60 s passed; returns
+ * whether it did. The stream is kept in `seen` (its tail, if long).
+ */
+static bool console_stream_shows(int fd, const char *needle, char *seen, size_t size)
+{
+	double deadline = clock_s(CLOCK_MONOTONIC) + 60;
+	size_t len = 0;
+	ssize_t n;
+
+	seen[0] = '\0';
+	while (clock_s(CLOCK_MONOTONIC) < deadline) {
+		if (!(wait_fd(fd, POLLIN, 1000) & POLLIN))
+			continue;
+		if (len > size / 2) {
+			memmove(seen, seen + len - size / 4, size / 4);
+			len = size / 4;
+		}
+		n = read(fd, seen + len, size - 1 - len);
+		if (n <= 0)
+			return false;
+		len += n;
+		seen[len] = '\0';
+		if (strstr(seen, needle))
+			return true;
+	}
+	return false;
+}
+
 /* An instance kernel that panics stops beating: crashed, and nobody hangs. */
 TEST_F_TIMEOUT(ikc, crash_detected, 180)
 {
-	static char console[8192];
+	static char console[8192], stream[65536];
 	char state[64];
 	double deadline;
+	int con;
 
 	close(self->fd);
 	ASSERT_EQ(0, start_instance(crash_cmdline, sizeof(crash_cmdline)));
 	self->fd = open(DEV, O_RDWR);
 	ASSERT_LE(0, self->fd);
+	/* Its console, live: from the oldest byte kept to the panic. */
+	con = open(DEV ".console", O_RDONLY | O_NONBLOCK);
+	ASSERT_LE(0, con);
+	EXPECT_EQ(-1, write(con, "x", 1));
+	EXPECT_TRUE(console_stream_shows(con, "Kernel panic", stream, sizeof(stream)))
+		TH_LOG("stream: %s", stream);
 	/* Its init exits after a second: the kernel panics and stops beating (2 s). */
 	deadline = clock_s(CLOCK_MONOTONIC) + 60;
 	do {
@@ -500,6 +537,12 @@ TEST_F_TIMEOUT(ikc, crash_detected, 180)
 	EXPECT_EQ(-EBUSY, write_str(MK "/destroy", NAME));
 	EXPECT_EQ(0, control(NAME, "kill"));
 	EXPECT_EQ(0, write_str(MK "/destroy", NAME));
+	/* Gone: its console reader reaches the end, its devices are removed. */
+	while (read(con, stream, sizeof(stream)) > 0)
+		;
+	EXPECT_EQ(0, read(con, stream, sizeof(stream)));
+	EXPECT_EQ((mode_t)-1, mode_of(DEV ".console"));
+	close(con);
 }
 
 TEST_HARNESS_MAIN
