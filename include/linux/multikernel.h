@@ -8,6 +8,7 @@
 
 #include <linux/compiler_types.h>
 #include <linux/init.h>
+#include <linux/spinlock_types.h>
 #include <linux/types.h>
 #include <uapi/linux/kexec.h>
 
@@ -58,6 +59,13 @@ void multikernel_ikc_ring(u32 apicid);
 void multikernel_ikc_console_register(void);
 void multikernel_ikc_doorbell_irq(void);
 void multikernel_ikc_console_write(const char *text, unsigned int len);
+/* raw_spinlock_t for Rust (kernel/multikernel/ikc_x86.c). */
+void multikernel_raw_spin_lock_init(raw_spinlock_t *lock, const char *name,
+				    struct lock_class_key *key);
+unsigned long multikernel_raw_spin_lock_irqsave(raw_spinlock_t *lock);
+bool multikernel_raw_spin_trylock_irqsave(raw_spinlock_t *lock, unsigned long *flags);
+void multikernel_raw_spin_unlock_irqrestore(raw_spinlock_t *lock, unsigned long flags);
+void multikernel_raw_spin_assert_held(raw_spinlock_t *lock);
 /* In an instance kernel: its id, channel address and the host CPU to ring. */
 bool multikernel_instance_info(u32 *id, u64 *channel, u32 *host_apic);
 #else

@@ -42,19 +42,21 @@ use core::sync::atomic::{
 };
 use kernel::{
     fs::File,
-    multikernel::ikc::{
-        self as machine,
-        poll,
-        DeviceOps,
-        FileOps,
-        InstanceInfo,
-        SharedMem, //
+    multikernel::{
+        ikc::{
+            self as machine,
+            poll,
+            DeviceOps,
+            FileOps,
+            InstanceInfo,
+            SharedMem, //
+        },
+        raw_lock::RawSpinLockIrq,
     },
     new_condvar,
     new_mutex,
     new_poll_condvar,
     new_spinlock,
-    new_spinlock_irq,
     prelude::*,
     str::CString,
     sync::{
@@ -62,13 +64,13 @@ use kernel::{
             PollCondVar,
             PollTable, //
         },
+        lock::Lock,
         Arc,
         CondVar,
         CondVarTimeoutResult,
         Mutex,
         SetOnce,
-        SpinLock,
-        SpinLockIrq, //
+        SpinLock, //
     },
     time::{
         msecs_to_jiffies,
@@ -118,6 +120,8 @@ pub(crate) const HEARTBEAT_MISSES: u32 = 20;
 const INBOX_MAX: usize = 256;
 /// How long a ping waits for its answer.
 const PING_TIMEOUT_MS: u32 = 1000;
+/// How long a ping spins for its answer before it sleeps.
+const PING_SPIN_US: i64 = 2000;
 
 /// Ports below [`port::FIRST_USER`] belong to the kernel; user space may send to
 /// [`port::ECHO`] and to its own ports.
@@ -223,9 +227,26 @@ impl RingMemory for RingView<'_> {
     }
 }
 
-/// A kernel service on a port: runs in the channel's drain work (process context, may sleep,
-/// may send), only while the channel is open.
-pub(crate) type Handler = fn(&Channel, u16, &[u8]);
+/// A kernel service on a port.
+#[derive(Clone, Copy)]
+pub(crate) enum Handler {
+    /// Runs where the message is drained, possibly in the doorbell's hard interrupt, under the
+    /// channel's receive lock: must not sleep, allocate, print or take a sleeping lock; sends
+    /// with [`Channel::try_send`].
+    Atomic(fn(&Channel, &[u8]) -> Reply),
+    /// Runs in the channel's work (process context): may sleep.
+    Process(fn(&Channel, &[u8])),
+}
+
+/// What an atomic handler did with its message.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reply {
+    /// Handled: the message is consumed.
+    Done,
+    /// Its answer does not fit in the ring now: keep the message (and everything behind it)
+    /// until the peer frees room and rings.
+    Later,
+}
 
 /// One message for user space.
 pub(crate) struct Message {
@@ -233,7 +254,7 @@ pub(crate) struct Message {
     pub(crate) data: KVec<u8>,
 }
 
-/// The receive side: only the drain work uses it.
+/// The receive side: the consumer and a buffer for atomic handlers, used under the lock.
 struct Rx {
     consumer: Consumer,
     buf: KVec<u8>,
@@ -377,6 +398,18 @@ impl FileOps for ConsoleReader {
     }
 }
 
+/// What the drain of the receive ring stopped at.
+enum Drained {
+    /// Empty ring (a doorbell was asked for), a message that must wait, or a closed channel.
+    Idle,
+    /// A message that needs process context is next; with a buffer it was taken into it.
+    Process(ring::Received),
+}
+
+/// Work the doorbell left for process context.
+const PENDING_PONG: u32 = 1 << 0;
+const PENDING_BROKEN: u32 = 1 << 1;
+
 /// One end of a channel.
 #[pin_data]
 pub(crate) struct Channel {
@@ -388,15 +421,23 @@ pub(crate) struct Channel {
     state: AtomicU8,
     pub(crate) counters: Counters,
     console: Option<Arc<ConsoleLog>>,
-    /// The producer of this end; an IRQ-safe lock: the console sends from any context.
+    /// The producer of this end. Raw: atomic handlers answer from the doorbell interrupt, and
+    /// the console sends from any context.
     #[pin]
-    tx: SpinLockIrq<Producer>,
-    /// Senders (and pollers) waiting for room.
+    tx: RawSpinLockIrq<Producer>,
+    /// The consumer; atomic handlers run under it.
+    #[pin]
+    rx: RawSpinLockIrq<Rx>,
+    /// The work's buffer for messages handled in process context; held while they are.
+    #[pin]
+    work_buf: Mutex<KVec<u8>>,
+    /// A sender or poller found the ring full: the next doorbell must wake it.
+    space_wanted: AtomicBool,
+    /// Bumped by the work when room may have appeared; senders sleep on `space` unless it moved.
+    #[pin]
+    space_gen: SpinLock<u64>,
     #[pin]
     space: PollCondVar,
-    /// Held while draining: closing waits for a running handler to finish.
-    #[pin]
-    rx: Mutex<Rx>,
     #[pin]
     inbox: SpinLock<KVec<Message>>,
     /// Readers (and pollers) waiting for a message.
@@ -404,12 +445,18 @@ pub(crate) struct Channel {
     readable: PollCondVar,
     /// The inbox was full: draining stopped until user space reads.
     paused: AtomicBool,
+    /// `PENDING_*` bits for the work.
+    pending: AtomicU32,
+    /// Why the channel broke (logged by the work).
+    #[pin]
+    fault: RawSpinLockIrq<&'static str>,
     #[pin]
     ping_lock: Mutex<()>,
     ping_token: AtomicU64,
-    /// The token of the last answered ping.
+    /// The token of the last answer to a ping, written by the atomic pong handler.
+    pong: AtomicU64,
     #[pin]
-    pong: SpinLock<u64>,
+    pong_gen: SpinLock<u64>,
     #[pin]
     pong_cv: CondVar,
     /// Host: the last heartbeat value seen, checks since it changed, whether one was seen.
@@ -430,106 +477,104 @@ impl_has_delayed_work! {
     impl HasDelayedWork<Self, 1> for Channel { self.tick_work }
 }
 
-kernel::sync::global_lock! {
-    // SAFETY: `init()` is called at module init (`ikc::init`), before any use.
-    unsafe(uninit) static CHANNELS: SpinLock<KVec<Arc<Channel>>> = KVec::new();
-}
-
-/// The doorbell's bottom half: a hard interrupt handler may take raw spinlocks only, so it
-/// just queues this, which looks at every channel in process context.
+/// The open channels, for the doorbell; a raw lock, taken in its hard interrupt. Room for
+/// one channel per CPU (an instance owns at least one) is reserved at init: nothing is
+/// allocated under the lock.
 #[pin_data]
-struct Doorbell {
+struct ChannelList {
     #[pin]
-    work: Work<Doorbell>,
+    list: RawSpinLockIrq<KVec<Arc<Channel>>>,
 }
 
-impl_has_work! {
-    impl HasWork<Self> for Doorbell { self.work }
+static CHANNELS: SetOnce<Pin<KBox<ChannelList>>> = SetOnce::new();
+
+fn channels() -> Result<&'static ChannelList> {
+    CHANNELS.as_ref().map(|c| &**c).ok_or(ENODEV)
 }
 
-impl WorkItem for Doorbell {
-    type Pointer = Arc<Doorbell>;
+/// Takes the doorbell vector; call once at module init.
+pub(crate) fn init() -> Result {
+    let room = kernel::cpu::nr_cpu_ids() as usize + 1;
+    let list = KVec::with_capacity(room, GFP_KERNEL)?;
+    let channels = KBox::pin_init(
+        pin_init!(ChannelList {
+            list <- Lock::new(list, c"multikernel::CHANNELS", kernel::static_lock_class!()),
+        }),
+        GFP_KERNEL,
+    )?;
+    if !CHANNELS.populate(channels) {
+        return Err(EBUSY);
+    }
+    machine::take_doorbell(doorbell_irq)
+}
 
-    fn run(_this: Arc<Doorbell>) {
-        let channels = CHANNELS.lock();
-        for ch in channels.iter() {
-            // Taking the producer lock orders this against a sender between its "full" check
-            // and its sleep: it either sees the freed room or is already waiting.
-            drop(ch.tx.lock());
-            ch.space.notify_all();
-            // If the drain is already queued, the returned reference is dropped here; the list
-            // still holds one.
+/// A doorbell rang on this CPU (hard interrupt context). It does not say which channel: look
+/// at all of them (there are as many as running instances). Atomic handlers run here; the
+/// rest, and every wakeup, is left to each channel's work.
+fn doorbell_irq() {
+    let Ok(channels) = channels() else {
+        return;
+    };
+    let list = channels.list.lock();
+    for ch in list.iter() {
+        if ch.on_doorbell() {
+            // Already queued: the reference comes back and is dropped here; the list holds
+            // another, so the channel is not freed in interrupt context.
             let _ = workqueue::system_highpri().enqueue::<Arc<Channel>, 0>(ch.clone());
         }
     }
 }
 
-static DOORBELL: SetOnce<Arc<Doorbell>> = SetOnce::new();
-
-/// Takes the doorbell vector; call once at module init.
-pub(crate) fn init() -> Result {
-    // SAFETY: Called once, at module init, before any channel exists.
-    unsafe { CHANNELS.init() };
-    let doorbell = Arc::pin_init(
-        pin_init!(Doorbell {
-            work <- new_work!("multikernel::Doorbell::work"),
-        }),
-        GFP_KERNEL,
-    )?;
-    DOORBELL.populate(doorbell);
-    machine::take_doorbell(doorbell_irq)
-}
-
-/// A doorbell rang on this CPU (hard interrupt context). It does not say which channel: the
-/// bottom half looks at all of them (there are as many as running instances).
-fn doorbell_irq() {
-    if let Some(doorbell) = DOORBELL.as_ref() {
-        // Already queued: the reference comes back and is dropped; `DOORBELL` keeps one.
-        let _ = workqueue::system_highpri().enqueue(doorbell.clone());
-    }
-}
-
 static HOST_HANDLERS: [(u16, Handler); 3] = [
-    (port::PING, on_ping),
-    (port::PONG, on_pong),
-    (port::CONSOLE, on_console),
+    (port::PING, Handler::Atomic(answer_ping_or_drop)),
+    (port::PONG, Handler::Atomic(on_pong)),
+    (port::CONSOLE, Handler::Process(on_console)),
 ];
 static INSTANCE_HANDLERS: [(u16, Handler); 4] = [
-    (port::PING, on_ping),
-    (port::PONG, on_pong),
-    (port::ECHO, on_echo),
-    (port::DISCARD, on_discard),
+    (port::PING, Handler::Atomic(answer_ping)),
+    (port::PONG, Handler::Atomic(on_pong)),
+    (port::ECHO, Handler::Atomic(on_echo)),
+    (port::DISCARD, Handler::Atomic(on_discard)),
 ];
 
-fn on_ping(ch: &Channel, _port: u16, payload: &[u8]) {
-    if ch.send(port::PONG, payload, true).is_err() {
-        add(&ch.counters.errors, 1);
-    }
+/// Answers a ping, waiting for room if needed (the instance: the host always drains).
+fn answer_ping(ch: &Channel, payload: &[u8]) -> Reply {
+    ch.reply(port::PONG, payload)
 }
 
-fn on_pong(ch: &Channel, _port: u16, payload: &[u8]) {
+/// Answers a ping unless the ring is full, then drops the answer (the host: it never waits on
+/// an instance, which might never free room; a ping of the instance times out then).
+fn answer_ping_or_drop(ch: &Channel, payload: &[u8]) -> Reply {
+    if ch.reply(port::PONG, payload) == Reply::Later {
+        add(&ch.counters.errors, 1);
+    }
+    Reply::Done
+}
+
+fn on_pong(ch: &Channel, payload: &[u8]) -> Reply {
     let mut token = [0u8; 8];
     if payload.len() < 8 {
         add(&ch.counters.errors, 1);
-        return;
+        return Reply::Done;
     }
     token.copy_from_slice(&payload[..8]);
-    *ch.pong.lock() = u64::from_le_bytes(token);
-    ch.pong_cv.notify_all();
+    ch.pong.store(u64::from_le_bytes(token), Ordering::Release);
+    ch.pending.fetch_or(PENDING_PONG, Ordering::AcqRel);
+    Reply::Done
 }
 
-fn on_console(ch: &Channel, _port: u16, payload: &[u8]) {
+fn on_console(ch: &Channel, payload: &[u8]) {
     if let Some(console) = &ch.console {
         console.append(payload);
     }
 }
 
-fn on_discard(_ch: &Channel, _port: u16, _payload: &[u8]) {}
+fn on_discard(_ch: &Channel, _payload: &[u8]) -> Reply {
+    Reply::Done
+}
 
-fn on_echo(ch: &Channel, _port: u16, payload: &[u8]) {
-    if ch.send(port::ECHO, payload, true).is_err() {
-        add(&ch.counters.errors, 1);
-    }
+fn on_echo(ch: &Channel, payload: &[u8]) -> Reply {
+    ch.reply(port::ECHO, payload)
 }
 
 impl Channel {
@@ -577,6 +622,7 @@ impl Channel {
         console: Option<Arc<ConsoleLog>>,
     ) -> Result<Arc<Self>> {
         let buf = KVec::from_elem(0u8, ring::MAX_PAYLOAD, GFP_KERNEL)?;
+        let work_buf = KVec::from_elem(0u8, ring::MAX_PAYLOAD, GFP_KERNEL)?;
         let inbox = KVec::with_capacity(INBOX_MAX, GFP_KERNEL)?;
         let ch = Arc::pin_init(
             pin_init!(Self {
@@ -588,15 +634,24 @@ impl Channel {
                 state: AtomicU8::new(LinkState::Open as u8),
                 counters: Counters::default(),
                 console,
-                tx <- new_spinlock_irq!(Producer::new(), "multikernel::Channel::tx"),
+                tx <- Lock::new(Producer::new(), c"multikernel::Channel::tx",
+                                kernel::static_lock_class!()),
+                rx <- Lock::new(Rx { consumer: Consumer::new(), buf }, c"multikernel::Channel::rx",
+                                kernel::static_lock_class!()),
+                work_buf <- new_mutex!(work_buf, "multikernel::Channel::work_buf"),
+                space_wanted: AtomicBool::new(false),
+                space_gen <- new_spinlock!(0, "multikernel::Channel::space_gen"),
                 space <- new_poll_condvar!("multikernel::Channel::space"),
-                rx <- new_mutex!(Rx { consumer: Consumer::new(), buf }, "multikernel::Channel::rx"),
                 inbox <- new_spinlock!(inbox, "multikernel::Channel::inbox"),
                 readable <- new_poll_condvar!("multikernel::Channel::readable"),
                 paused: AtomicBool::new(false),
+                pending: AtomicU32::new(0),
+                fault <- Lock::new("", c"multikernel::Channel::fault",
+                                   kernel::static_lock_class!()),
                 ping_lock <- new_mutex!((), "multikernel::Channel::ping_lock"),
                 ping_token: AtomicU64::new(0),
-                pong <- new_spinlock!(0, "multikernel::Channel::pong"),
+                pong: AtomicU64::new(0),
+                pong_gen <- new_spinlock!(0, "multikernel::Channel::pong_gen"),
                 pong_cv <- new_condvar!("multikernel::Channel::pong_cv"),
                 beat: AtomicU64::new(0),
                 misses: AtomicU32::new(0),
@@ -606,7 +661,11 @@ impl Channel {
             }),
             GFP_KERNEL,
         )?;
-        CHANNELS.lock().push(ch.clone(), GFP_ATOMIC)?;
+        channels()?
+            .list
+            .lock()
+            .push_within_capacity(ch.clone())
+            .map_err(|_| ENOSPC)?;
         // Drain what is there already, which also asks for doorbells from now on.
         let _ = workqueue::system_highpri().enqueue::<Arc<Channel>, 0>(ch.clone());
         let _ = workqueue::system_power_efficient()
@@ -653,57 +712,86 @@ impl Channel {
         machine::ring(self.peer_apic);
     }
 
+    fn handler(&self, port: u16) -> Option<Handler> {
+        self.handlers.iter().find(|(p, _)| *p == port).map(|(_, h)| *h)
+    }
+
+    /// One non-blocking attempt to send; `Full` asks the peer for a doorbell when it frees
+    /// room (and says whether room appeared meanwhile: `Ok(false)`, try again). Any context.
+    fn try_send(&self, port: u16, payload: &[u8]) -> Result<bool, RingError> {
+        let mut tx = self.tx.lock();
+        let mut view = self.view(self.tx_off());
+        match tx.send(&mut view, port, payload) {
+            Ok(ring_it) => {
+                drop(tx);
+                add(&self.counters.tx, 1);
+                add(&self.counters.bytes, payload.len() as u64);
+                if ring_it {
+                    self.ring_doorbell();
+                }
+                Ok(true)
+            }
+            Err(RingError::Full) => match tx.want_space(&mut view, payload.len()) {
+                Ok(true) => Ok(false),
+                Ok(false) => Err(RingError::Full),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// An atomic handler's answer: sent, or [`Reply::Later`] when it does not fit now.
+    fn reply(&self, port: u16, payload: &[u8]) -> Reply {
+        loop {
+            match self.try_send(port, payload) {
+                Ok(true) => return Reply::Done,
+                Ok(false) => continue,
+                Err(RingError::Full) => return Reply::Later,
+                Err(e) => {
+                    self.fail(e);
+                    return Reply::Done;
+                }
+            }
+        }
+    }
+
     /// Sends one message on `port`. A full ring is `EAGAIN` unless `wait`, in which case this
-    /// sleeps until there is room (interruptible). `EMSGSIZE` above 4 KiB, `ENOTCONN` once the
-    /// channel is closed or the peer dead, `EPROTO` once it is broken.
+    /// sleeps until there is room (interruptibly). `EMSGSIZE` above 4 KiB, `ENOTCONN` once the
+    /// channel is closed or the peer dead, `EPROTO` once it is broken. Process context.
     pub(crate) fn send(&self, port: u16, payload: &[u8], wait: bool) -> Result {
         if payload.len() > ring::MAX_PAYLOAD {
             return Err(EMSGSIZE);
         }
         let mut counted_full = false;
-        let mut tx = self.tx.lock();
         loop {
             self.usable()?;
-            let mut view = self.view(self.tx_off());
-            // Ok(true): room appeared meanwhile; Ok(false): full, wait for the peer.
-            let full = match tx.send(&mut view, port, payload) {
-                Ok(ring_it) => {
-                    drop(tx);
-                    add(&self.counters.tx, 1);
-                    add(&self.counters.bytes, payload.len() as u64);
-                    if ring_it {
-                        self.ring_doorbell();
-                    }
-                    return Ok(());
-                }
-                Err(RingError::Full) => {
-                    if !counted_full {
-                        counted_full = true;
-                        add(&self.counters.ring_full, 1);
-                    }
-                    if !wait {
-                        return Err(EAGAIN);
-                    }
-                    tx.want_space(&mut view, payload.len())
-                }
-                Err(e) => Err(e),
-            };
-            match full {
-                Ok(true) => continue,
-                Ok(false) => (),
+            let generation = *self.space_gen.lock();
+            match self.try_send(port, payload) {
+                Ok(true) => return Ok(()),
+                Ok(false) => continue,
+                Err(RingError::Full) => (),
                 Err(e) => {
-                    drop(tx);
-                    self.broken(match e {
-                        RingError::Corrupt(why) => why,
-                        _ => "unexpected ring error",
-                    });
+                    self.fail(e);
+                    self.settle();
                     return Err(EPROTO);
                 }
             }
-            // Woken by the peer's doorbell or a close; the timeout only bounds a lost one.
-            let res = self.space.wait_interruptible_timeout(&mut tx, msecs_to_jiffies(100));
-            if let CondVarTimeoutResult::Signal { .. } = res {
-                return Err(ERESTARTSYS);
+            if !counted_full {
+                counted_full = true;
+                add(&self.counters.ring_full, 1);
+            }
+            if !wait {
+                return Err(EAGAIN);
+            }
+            self.space_wanted.store(true, Ordering::Release);
+            let mut gen = self.space_gen.lock();
+            if *gen == generation && self.state() == LinkState::Open {
+                // Woken by the work after the peer's doorbell, or by a close; the timeout
+                // only bounds a lost doorbell.
+                let res = self.space.wait_interruptible_timeout(&mut gen, msecs_to_jiffies(100));
+                if let CondVarTimeoutResult::Signal { .. } = res {
+                    return Err(ERESTARTSYS);
+                }
             }
         }
     }
@@ -762,13 +850,18 @@ impl Channel {
         }
     }
 
+    /// Queues this channel's work.
     fn kick(&self) {
-        // The list holds the channel while it is open; find our `Arc` there.
-        let me = CHANNELS
+        let Ok(channels) = channels() else {
+            return;
+        };
+        let me = channels
+            .list
             .lock()
             .iter()
             .find(|c| core::ptr::eq(&***c, self))
             .cloned();
+        // Enqueued, or dropped outside the raw lock.
         if let Some(me) = me {
             let _ = workqueue::system_highpri().enqueue::<Arc<Channel>, 0>(me);
         }
@@ -791,9 +884,11 @@ impl Channel {
         // Writable when a message of any size fits; if not, ask for a doorbell when it does.
         let writable = match tx.fits(&self.view(self.tx_off()), ring::MAX_PAYLOAD) {
             Ok(true) => true,
-            Ok(false) => tx
-                .want_space(&mut self.view(self.tx_off()), ring::MAX_PAYLOAD)
-                .unwrap_or(false),
+            Ok(false) => {
+                self.space_wanted.store(true, Ordering::Release);
+                tx.want_space(&mut self.view(self.tx_off()), ring::MAX_PAYLOAD)
+                    .unwrap_or(false)
+            }
             Err(_) => false,
         };
         if writable {
@@ -802,56 +897,114 @@ impl Channel {
         mask
     }
 
-    /// Drains the receive ring (the drain work).
-    fn drain(&self) {
+    /// The doorbell's part (hard interrupt): runs the atomic handlers; returns whether the
+    /// work has something to do (messages for process context, wakeups).
+    fn on_doorbell(&self) -> bool {
+        let process = matches!(self.drain(None), Drained::Process(_));
+        process
+            || self.space_wanted.load(Ordering::Acquire)
+            || self.pending.load(Ordering::Acquire) != 0
+    }
+
+    /// Drains the receive ring: atomic handlers run on the spot, under the receive lock.
+    /// Stops at an empty ring (asking for a doorbell), at a message whose answer must wait,
+    /// or at a message for process context, which, given `out`, is taken (copied into it).
+    fn drain(&self, out: Option<&mut [u8]>) -> Drained {
         let mut rx = self.rx.lock();
         let Rx { consumer, buf } = &mut *rx;
+        let mut view = self.view(self.rx_off());
         loop {
             if self.state() != LinkState::Open {
-                return;
+                return Drained::Idle;
             }
-            if self.inbox.lock().len() >= INBOX_MAX {
-                self.paused.store(true, Ordering::Release);
-                // A read may have made room between the check and the flag: look again.
-                if self.inbox.lock().len() >= INBOX_MAX {
-                    return;
-                }
-                self.paused.store(false, Ordering::Release);
-            }
-            let mut view = self.view(self.rx_off());
-            match consumer.recv(&mut view, buf) {
-                Ok(msg) => {
-                    add(&self.counters.rx, 1);
-                    add(&self.counters.bytes, msg.len as u64);
-                    // Before the handler, which may block.
-                    if consumer.space_wanted(&mut view) {
-                        self.ring_doorbell();
-                    }
-                    self.dispatch(msg.port, &buf[..msg.len]);
-                }
+            let msg = match consumer.peek(&view, buf) {
+                Ok(msg) => msg,
                 Err(RingError::Empty) => {
                     if consumer.space_wanted(&mut view) {
                         self.ring_doorbell();
                     }
-                    if !consumer.want_doorbell(&mut view) {
-                        return;
+                    if consumer.want_doorbell(&mut view) {
+                        continue;
+                    }
+                    return Drained::Idle;
+                }
+                Err(e) => {
+                    self.fail(e);
+                    return Drained::Idle;
+                }
+            };
+            match self.handler(msg.port) {
+                Some(Handler::Atomic(handler)) => {
+                    if handler(self, &buf[..msg.len]) == Reply::Later {
+                        return Drained::Idle;
                     }
                 }
-                Err(RingError::Corrupt(why)) => {
-                    self.broken(why);
-                    return;
-                }
-                Err(_) => {
-                    self.broken("message larger than the maximum");
-                    return;
+                _ => {
+                    let Some(out) = out else {
+                        return Drained::Process(msg);
+                    };
+                    out[..msg.len].copy_from_slice(&buf[..msg.len]);
+                    self.consumed(consumer, &mut view, &msg);
+                    return Drained::Process(msg);
                 }
             }
+            self.consumed(consumer, &mut view, &msg);
+        }
+    }
+
+    fn consumed(&self, consumer: &mut Consumer, view: &mut RingView<'_>, msg: &ring::Received) {
+        consumer.advance(view, msg);
+        add(&self.counters.rx, 1);
+        add(&self.counters.bytes, msg.len as u64);
+        if consumer.space_wanted(view) {
+            self.ring_doorbell();
+        }
+    }
+
+    /// The channel's work: the wakeups and log lines the doorbell could not do, and the
+    /// messages for process context (handlers, the inbox).
+    fn work(&self) {
+        self.settle();
+        let mut buf = self.work_buf.lock();
+        loop {
+            if self.inbox.lock().len() >= INBOX_MAX {
+                self.paused.store(true, Ordering::Release);
+                // A read may have made room between the check and the flag: look again.
+                if self.inbox.lock().len() >= INBOX_MAX {
+                    break;
+                }
+                self.paused.store(false, Ordering::Release);
+            }
+            let Drained::Process(msg) = self.drain(Some(&mut buf)) else {
+                break;
+            };
+            self.dispatch(msg.port, &buf[..msg.len]);
+        }
+        drop(buf);
+        self.settle();
+    }
+
+    /// Wakes whoever the doorbell's atomic part left waiting, and reports a broken channel.
+    fn settle(&self) {
+        if self.space_wanted.swap(false, Ordering::AcqRel) {
+            *self.space_gen.lock() += 1;
+            self.space.notify_all();
+        }
+        let pending = self.pending.swap(0, Ordering::AcqRel);
+        if pending & PENDING_PONG != 0 {
+            *self.pong_gen.lock() += 1;
+            self.pong_cv.notify_all();
+        }
+        if pending & PENDING_BROKEN != 0 {
+            let why = *self.fault.lock();
+            crate::control::warn(format_args!("ikc {}: channel broken: {why}", self.label()));
+            self.wake_all();
         }
     }
 
     fn dispatch(&self, port: u16, payload: &[u8]) {
-        if let Some((_, handler)) = self.handlers.iter().find(|(p, _)| *p == port) {
-            handler(self, port, payload);
+        if let Some(Handler::Process(handler)) = self.handler(port) {
+            handler(self, payload);
             return;
         }
         let mut data = KVec::new();
@@ -864,7 +1017,7 @@ impl Channel {
             return;
         }
         let mut inbox = self.inbox.lock();
-        // `drain` keeps the inbox below its reserved capacity.
+        // `work` keeps the inbox below its reserved capacity.
         if inbox.push_within_capacity(Message { port, data }).is_err() {
             add(&self.counters.errors, 1);
         }
@@ -872,7 +1025,40 @@ impl Channel {
         self.readable.notify_all();
     }
 
-    /// Sets the state (from open) and wakes every waiter.
+    /// The peer broke the ring protocol (any context): the state says so at once; the work
+    /// logs it and wakes every waiter.
+    fn fail(&self, e: RingError) {
+        let why = match e {
+            RingError::Corrupt(why) => why,
+            _ => "message larger than the maximum",
+        };
+        add(&self.counters.errors, 1);
+        if self
+            .state
+            .compare_exchange(
+                LinkState::Open as u8,
+                LinkState::Broken as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+        {
+            *self.fault.lock() = why;
+            self.pending.fetch_or(PENDING_BROKEN, Ordering::AcqRel);
+        }
+    }
+
+    /// Wakes every waiter (process context): they look at the state.
+    fn wake_all(&self) {
+        *self.space_gen.lock() += 1;
+        self.space.notify_all();
+        drop(self.inbox.lock());
+        self.readable.notify_all();
+        *self.pong_gen.lock() += 1;
+        self.pong_cv.notify_all();
+    }
+
+    /// Sets the state (from open) and wakes every waiter (process context).
     fn shut(&self, state: LinkState) -> bool {
         let changed = self
             .state
@@ -883,38 +1069,30 @@ impl Channel {
                 Ordering::Acquire,
             )
             .is_ok();
-        drop(self.tx.lock());
-        self.space.notify_all();
-        drop(self.inbox.lock());
-        self.readable.notify_all();
-        drop(self.pong.lock());
-        self.pong_cv.notify_all();
+        self.wake_all();
         changed
     }
 
-    fn broken(&self, why: &str) {
-        add(&self.counters.errors, 1);
-        if self.shut(LinkState::Broken) {
-            crate::control::warn(format_args!("ikc {}: channel broken: {why}", self.label()));
-        }
-    }
-
-    /// Closes this end: every waiter wakes with an error, no handler runs after this returns,
-    /// and the doorbell no longer reaches it. Not from a handler.
+    /// Closes this end: every waiter wakes with an error, the doorbell no longer reaches it,
+    /// and no handler runs after this returns. Process context, not from a handler.
     pub(crate) fn close(&self) {
         self.shut(LinkState::Closed);
-        let mine = {
-            let mut list = CHANNELS.lock();
+        let mine = channels().ok().and_then(|channels| {
+            let mut list = channels.list.lock();
             let at = list.iter().position(|c| core::ptr::eq(&**c, self));
             at.and_then(|i| list.remove(i).ok())
-        };
-        // Dropped outside the lock (dropping the last reference sleeps).
+        });
+        // Dropped outside the raw lock (dropping the last reference sleeps).
         drop(mine);
-        // A running drain (and handler) finishes first; later ones see the state.
+        // An atomic handler running on another CPU, then a running work, finish first;
+        // later ones see the state.
         drop(self.rx.lock());
+        drop(self.work_buf.lock());
     }
 
     /// One round trip: a ping of `size` bytes (at least 8) and its answer; nanoseconds.
+    /// The answer is awaited spinning for up to [`PING_SPIN_US`] (it comes back from
+    /// the other kernel's interrupt handler, like a cross-CPU function call's), then sleeping.
     pub(crate) fn ping(&self, size: usize) -> Result<i64> {
         let _one = self.ping_lock.lock();
         let token = self.ping_token.fetch_add(1, Ordering::Relaxed) + 1;
@@ -922,16 +1100,25 @@ impl Channel {
         payload[..8].copy_from_slice(&token.to_le_bytes());
         let start = Instant::<Monotonic>::now();
         self.send(port::PING, &payload, true)?;
-        let mut pong = self.pong.lock();
-        while *pong != token {
+        while self.pong.load(Ordering::Acquire) != token {
+            if start.elapsed().as_micros_ceil() > PING_SPIN_US {
+                return self.ping_sleep(token, start);
+            }
+            core::hint::spin_loop();
+        }
+        Ok(start.elapsed().as_nanos())
+    }
+
+    fn ping_sleep(&self, token: u64, start: Instant<Monotonic>) -> Result<i64> {
+        let mut gen = self.pong_gen.lock();
+        while self.pong.load(Ordering::Acquire) != token {
             self.usable()?;
-            match self
-                .pong_cv
-                .wait_interruptible_timeout(&mut pong, msecs_to_jiffies(PING_TIMEOUT_MS))
-            {
-                CondVarTimeoutResult::Signal { .. } => return Err(ERESTARTSYS),
-                CondVarTimeoutResult::Timeout if *pong != token => return Err(ETIMEDOUT),
-                _ => (),
+            if start.elapsed().as_millis() > i64::from(PING_TIMEOUT_MS) {
+                return Err(ETIMEDOUT);
+            }
+            let res = self.pong_cv.wait_interruptible_timeout(&mut gen, msecs_to_jiffies(100));
+            if let CondVarTimeoutResult::Signal { .. } = res {
+                return Err(ERESTARTSYS);
             }
         }
         Ok(start.elapsed().as_nanos())
@@ -973,7 +1160,7 @@ impl WorkItem<0> for Channel {
     type Pointer = Arc<Channel>;
 
     fn run(this: Arc<Channel>) {
-        this.drain();
+        this.work();
     }
 }
 

@@ -15,6 +15,7 @@
 #include <linux/init.h>
 #include <linux/irqflags.h>
 #include <linux/multikernel.h>
+#include <linux/spinlock.h>
 #include <asm/apic.h>
 #include <asm/irq.h>
 #include <asm/irq_vectors.h>
@@ -65,4 +66,42 @@ static struct console mk_ikc_console = {
 void multikernel_ikc_console_register(void)
 {
 	register_console(&mk_ikc_console);
+}
+
+/*
+ * raw_spinlock_t for Rust (rust/kernel/multikernel.rs, raw_lock): the
+ * channel's rings are drained in the doorbell's hard interrupt, where only
+ * raw spinlocks may be taken.
+ */
+void multikernel_raw_spin_lock_init(raw_spinlock_t *lock, const char *name,
+				    struct lock_class_key *key)
+{
+#ifdef CONFIG_DEBUG_SPINLOCK
+	__raw_spin_lock_init(lock, name, key, LD_WAIT_SPIN);
+#else
+	raw_spin_lock_init(lock);
+#endif
+}
+
+unsigned long multikernel_raw_spin_lock_irqsave(raw_spinlock_t *lock)
+{
+	unsigned long flags;
+
+	raw_spin_lock_irqsave(lock, flags);
+	return flags;
+}
+
+bool multikernel_raw_spin_trylock_irqsave(raw_spinlock_t *lock, unsigned long *flags)
+{
+	return raw_spin_trylock_irqsave(lock, *flags);
+}
+
+void multikernel_raw_spin_unlock_irqrestore(raw_spinlock_t *lock, unsigned long flags)
+{
+	raw_spin_unlock_irqrestore(lock, flags);
+}
+
+void multikernel_raw_spin_assert_held(raw_spinlock_t *lock)
+{
+	lockdep_assert_held(lock);
 }

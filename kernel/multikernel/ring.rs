@@ -230,6 +230,14 @@ impl Consumer {
         mem: &mut impl RingMemory,
         out: &mut [u8],
     ) -> Result<Received, RingError> {
+        let msg = self.peek(mem, out)?;
+        self.advance(mem, &msg);
+        Ok(msg)
+    }
+
+    /// Copies the next message into `out` and checks it, without consuming it: until
+    /// [`Consumer::advance`], the same message comes out again.
+    pub(crate) fn peek(&self, mem: &impl RingMemory, out: &mut [u8]) -> Result<Received, RingError> {
         let size = geometry(mem)?;
         let head = mem.load_acquire(OFF_HEAD);
         let avail = head
@@ -263,10 +271,15 @@ impl Consumer {
             return Err(RingError::TooBig);
         }
         get(mem, size, self.tail + MSG_HEADER as u64, &mut out[..len]);
-        self.tail += padded(len) as u64;
+        Ok(Received { port, len, seq })
+    }
+
+    /// Consumes `msg`, which [`Consumer::peek`] just returned: its room goes back to the
+    /// producer.
+    pub(crate) fn advance(&mut self, mem: &mut impl RingMemory, msg: &Received) {
+        self.tail += padded(msg.len) as u64;
         self.seq += 1;
         mem.store_release(OFF_TAIL, self.tail);
-        Ok(Received { port, len, seq })
     }
 
     /// Asks the producer for a doorbell on its next send (before sleeping). Returns whether a
@@ -441,6 +454,24 @@ mod tests {
         mem.write(OFF_MAGIC, &0u64.to_le_bytes());
         assert!(matches!(Producer::new().send(&mut mem, 1, b"x"), Err(RingError::Corrupt(_))));
         assert_eq!(RingError::Corrupt("x").errno(), EPROTO);
+        Ok(())
+    }
+
+    /// A peeked message stays until it is consumed.
+    #[test]
+    fn peek_then_advance() -> Result {
+        let mut mem = ring(256)?;
+        let (mut tx, mut rx) = (Producer::new(), Consumer::new());
+        tx.send(&mut mem, 3, b"one").map_err(|e| e.errno())?;
+        tx.send(&mut mem, 4, b"two").map_err(|e| e.errno())?;
+        let mut out = [0u8; 8];
+        let first = rx.peek(&mem, &mut out).map_err(|e| e.errno())?;
+        assert_eq!(rx.peek(&mem, &mut out), Ok(first));
+        assert_eq!((first.port, &out[..3]), (3, &b"one"[..]));
+        rx.advance(&mut mem, &first);
+        assert_eq!(rx.recv(&mut mem, &mut out).map(|m| m.port), Ok(4));
+        assert_eq!(&out[..3], b"two");
+        assert_eq!(rx.peek(&mem, &mut out), Err(RingError::Empty));
         Ok(())
     }
 

@@ -925,3 +925,63 @@ pub mod baseline {
         Ok(start.elapsed())
     }
 }
+
+pub mod raw_lock {
+    //! An interrupt-safe spinlock that stays a spinning lock everywhere (`raw_spinlock_t`), for
+    //! the few places that must take a lock in hard interrupt context, such as the IKC doorbell.
+    //! Critical sections must be short and must not sleep, allocate or take a `spinlock_t`.
+
+    use crate::{
+        bindings,
+        prelude::*,
+        sync::lock::{
+            Backend,
+            Lock, //
+        },
+    };
+
+    /// A `raw_spinlock_t` taken with interrupts disabled (`raw_spin_lock_irqsave`).
+    pub type RawSpinLockIrq<T> = Lock<T, RawSpinLockIrqBackend>;
+
+    /// The backend of [`RawSpinLockIrq`].
+    pub struct RawSpinLockIrqBackend;
+
+    // SAFETY: The kernel's `raw_spinlock_t` ensures mutual exclusion; the guard keeps the saved
+    // interrupt flags, restored on unlock; `relock` uses the default (lock again).
+    unsafe impl Backend for RawSpinLockIrqBackend {
+        type State = bindings::raw_spinlock_t;
+        type GuardState = c_ulong;
+
+        unsafe fn init(
+            ptr: *mut Self::State,
+            name: *const c_char,
+            key: *mut bindings::lock_class_key,
+        ) {
+            // SAFETY: The caller passes a lock valid for writes and a name and key valid
+            // forever.
+            unsafe { bindings::multikernel_raw_spin_lock_init(ptr, name, key) }
+        }
+
+        unsafe fn lock(ptr: *mut Self::State) -> Self::GuardState {
+            // SAFETY: The caller passes an initialised lock.
+            unsafe { bindings::multikernel_raw_spin_lock_irqsave(ptr) }
+        }
+
+        unsafe fn try_lock(ptr: *mut Self::State) -> Option<Self::GuardState> {
+            let mut flags: c_ulong = 0;
+            // SAFETY: The caller passes an initialised lock; `flags` is valid for writing.
+            let taken = unsafe { bindings::multikernel_raw_spin_trylock_irqsave(ptr, &mut flags) };
+            taken.then_some(flags)
+        }
+
+        unsafe fn unlock(ptr: *mut Self::State, guard_state: &Self::GuardState) {
+            // SAFETY: The caller owns the lock; `guard_state` holds the flags its lock saved.
+            unsafe { bindings::multikernel_raw_spin_unlock_irqrestore(ptr, *guard_state) }
+        }
+
+        unsafe fn assert_is_held(ptr: *mut Self::State) {
+            // SAFETY: The caller passes an initialised lock.
+            unsafe { bindings::multikernel_raw_spin_assert_held(ptr) }
+        }
+    }
+}
