@@ -7,7 +7,7 @@
 //! one per direction:
 //!
 //! ```text
-//! +0        header: magic "MKIKCCHN", version, instance id, heartbeat counter   (4 KiB)
+//! +0        header: magic, version, instance id, heartbeat, host doorbell CPU  (4 KiB)
 //! +4 KiB    ring host -> instance                                             (68 KiB)
 //! +72 KiB   ring instance -> host                                             (68 KiB)
 //! ```
@@ -106,6 +106,9 @@ const OFF_MAGIC: usize = 0;
 const OFF_VERSION: usize = 8;
 const OFF_ID: usize = 16;
 const OFF_HEARTBEAT: usize = 24;
+/// The host CPU (APIC id + 1; 0: none) the instance rings: the one the host last sent from,
+/// whose thread may be spinning for an answer.
+const OFF_HOST_DOORBELL: usize = 32;
 /// "MKIKCCHN".
 const MAGIC: u64 = u64::from_le_bytes(*b"MKIKCCHN");
 const VERSION: u64 = 1;
@@ -709,7 +712,26 @@ impl Channel {
 
     fn ring_doorbell(&self) {
         add(&self.counters.doorbells, 1);
-        machine::ring(self.peer_apic);
+        let apic = match self.side {
+            // The host's hint, if it gave one; any host CPU drains every channel.
+            Side::Instance => match self.mem.load_acquire(OFF_HOST_DOORBELL) {
+                0 => self.peer_apic,
+                hint => (hint - 1) as u32,
+            },
+            Side::Host => self.peer_apic,
+        };
+        machine::ring(apic);
+    }
+
+    /// Host: asks the instance to ring this CPU from now on (a sender here may be waiting for
+    /// an answer: it is not woken from idle first).
+    fn doorbell_here(&self) {
+        if self.side == Side::Host {
+            let apic = kernel::multikernel::spawn::apic_id(kernel::cpu::CpuId::current());
+            if self.mem.load_acquire(OFF_HOST_DOORBELL) != u64::from(apic) + 1 {
+                self.mem.store_release(OFF_HOST_DOORBELL, u64::from(apic) + 1);
+            }
+        }
     }
 
     fn handler(&self, port: u16) -> Option<Handler> {
@@ -763,6 +785,7 @@ impl Channel {
             return Err(EMSGSIZE);
         }
         let mut counted_full = false;
+        self.doorbell_here();
         loop {
             self.usable()?;
             let generation = *self.space_gen.lock();
@@ -952,6 +975,13 @@ impl Channel {
         }
     }
 
+    /// Whether the receive ring holds a message (or garbage) this side has not taken.
+    fn rx_pending(&self) -> bool {
+        let rx = self.rx.lock();
+        let view = self.view(self.rx_off());
+        !matches!(rx.consumer.peek(&view, &mut []), Err(RingError::Empty))
+    }
+
     fn consumed(&self, consumer: &mut Consumer, view: &mut RingView<'_>, msg: &ring::Received) {
         consumer.advance(view, msg);
         add(&self.counters.rx, 1);
@@ -1125,9 +1155,13 @@ impl Channel {
     }
 
     /// The heartbeat, every [`HEARTBEAT_MS`] while open: the instance beats, the host looks.
+    /// Both also drain what a lost doorbell left behind (one sent to a CPU that went offline).
     fn tick(&self) -> bool {
         if self.state() != LinkState::Open {
             return false;
+        }
+        if self.rx_pending() {
+            self.kick();
         }
         match self.side {
             Side::Instance => {
