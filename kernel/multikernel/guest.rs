@@ -44,7 +44,7 @@ impl Guest {
         let info = machine::instance_info()?;
         let open = || -> Result<Self> {
             let channel = Channel::instance(&info)?;
-            let endpoint = Endpoint::new()?;
+            let endpoint = Endpoint::new(format_args!("mk-host"))?;
             endpoint.set(Some(channel.clone()));
             let name = CString::try_from_fmt(fmt!("mk-host"))?;
             let device = MessageDevice::register(name, 0o600, endpoint.clone())?;

@@ -32,13 +32,16 @@ use crate::ring::{
     RingError,
     RingMemory, //
 };
-use core::sync::atomic::{
-    AtomicBool,
-    AtomicU32,
-    AtomicU64,
-    AtomicU8,
-    AtomicUsize,
-    Ordering, //
+use core::{
+    fmt,
+    sync::atomic::{
+        AtomicBool,
+        AtomicU32,
+        AtomicU64,
+        AtomicU8,
+        AtomicUsize,
+        Ordering, //
+    },
 };
 use kernel::{
     fs::File,
@@ -1216,6 +1219,8 @@ pub(crate) const DEVICE_HEADER: usize = 8;
 /// "The channel to X" across restarts: what the message device and sysfs hold.
 #[pin_data]
 pub(crate) struct Endpoint {
+    /// The device's name, for messages.
+    name: CString,
     #[pin]
     current: SpinLock<Option<Arc<Channel>>>,
     /// Payload size of the pings `instances/NAME/ping` sends.
@@ -1223,9 +1228,12 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
-    pub(crate) fn new() -> Result<Arc<Self>> {
+    /// The endpoint behind `/dev/DEVICE`.
+    pub(crate) fn new(device: fmt::Arguments<'_>) -> Result<Arc<Self>> {
+        let name = CString::try_from_fmt(device)?;
         Arc::pin_init(
             pin_init!(Self {
+                name,
                 current <- new_spinlock!(None, "multikernel::Endpoint::current"),
                 ping_size: AtomicUsize::new(64),
             }),
@@ -1240,6 +1248,15 @@ impl Endpoint {
     /// Replaces the channel; returns the old one (to close, outside the lock).
     pub(crate) fn set(&self, channel: Option<Arc<Channel>>) -> Option<Arc<Channel>> {
         core::mem::replace(&mut *self.current.lock(), channel)
+    }
+
+    /// Refuses a read or write: one rate-limited message, and the errno.
+    fn refuse(&self, err: Error, why: fmt::Arguments<'_>) -> Error {
+        crate::control::warn(format_args!(
+            "/dev/{}: {why}",
+            self.name.to_str().unwrap_or("?")
+        ));
+        err
     }
 
     /// Closes and forgets the channel, if any.
@@ -1319,8 +1336,13 @@ impl DeviceOps for Endpoint {
 impl FileOps for Endpoint {
     fn read(&self, out: &mut UserSliceWriter, nonblock: bool) -> Result<usize> {
         let ch = self.channel().ok_or(ENOTCONN)?;
-        let max = out.len().checked_sub(DEVICE_HEADER).ok_or(EMSGSIZE)?;
-        let msg = ch.recv_user(max, nonblock)?;
+        let size = out.len();
+        let small = |e: Error| match e {
+            EMSGSIZE => self.refuse(e, format_args!("read of {size} bytes: the next message is longer")),
+            e => e,
+        };
+        let max = size.checked_sub(DEVICE_HEADER).ok_or(EMSGSIZE).map_err(small)?;
+        let msg = ch.recv_user(max, nonblock).map_err(small)?;
         let mut header = [0u8; DEVICE_HEADER];
         header[0..2].copy_from_slice(&msg.port.to_le_bytes());
         header[4..8].copy_from_slice(&(msg.data.len() as u32).to_le_bytes());
@@ -1330,17 +1352,28 @@ impl FileOps for Endpoint {
     }
 
     fn write(&self, mut input: UserSliceReader, len: usize, nonblock: bool) -> Result<usize> {
-        let payload_len = len.checked_sub(DEVICE_HEADER).ok_or(EINVAL)?;
+        let Some(payload_len) = len.checked_sub(DEVICE_HEADER) else {
+            return Err(self.refuse(EINVAL, format_args!("write of {len} bytes: no message header")));
+        };
         if payload_len > ring::MAX_PAYLOAD {
-            return Err(EMSGSIZE);
+            return Err(self.refuse(
+                EMSGSIZE,
+                format_args!("write of a {payload_len}-byte payload: at most 4096"),
+            ));
         }
         let mut header = [0u8; DEVICE_HEADER];
         input.read_slice(&mut header)?;
         let port = u16::from_le_bytes([header[0], header[1]]);
         let flags = u16::from_le_bytes([header[2], header[3]]);
         let declared = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        if flags != 0 || declared as usize != payload_len || !user_port_allowed(port) {
-            return Err(EINVAL);
+        if flags != 0 || declared as usize != payload_len {
+            return Err(self.refuse(
+                EINVAL,
+                format_args!("header says flags {flags}, length {declared}; {payload_len} bytes follow"),
+            ));
+        }
+        if !user_port_allowed(port) {
+            return Err(self.refuse(EINVAL, format_args!("port {port} belongs to the kernel")));
         }
         let mut payload = KVec::new();
         input.read_all(&mut payload, GFP_KERNEL)?;

@@ -216,7 +216,7 @@ impl Instance {
     /// A new instance; its devices `/dev/mk-NAME` and `/dev/mk-NAME.console` are registered
     /// here.
     pub(crate) fn new(id: u32, name: Name, cpus: KVec<u32>, memory: Range) -> impl PinInit<Self, Error> {
-        let endpoint = Endpoint::new();
+        let endpoint = Endpoint::new(format_args!("mk-{}", name.as_str()));
         let console = ConsoleLog::new();
         let devices = match (&endpoint, &console) {
             (Ok(endpoint), Ok(console)) => Devices::register(name, endpoint, console),
