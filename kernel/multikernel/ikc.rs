@@ -1123,6 +1123,24 @@ impl Channel {
         drop(self.work_buf.lock());
     }
 
+    /// Writes into the ring the instance sends on what a broken instance kernel would, then
+    /// drains it as a doorbell would (`CONFIG_MULTIKERNEL_IKC_FAULT_INJECT`, testing only):
+    /// `head` publishes a head index far outside the ring, `magic` overwrites the ring's
+    /// magic number.
+    pub(crate) fn inject(&self, fault: &[u8]) -> Result {
+        if !cfg!(CONFIG_MULTIKERNEL_IKC_FAULT_INJECT) || self.side != Side::Host {
+            return Err(EOPNOTSUPP);
+        }
+        let off = self.rx_off();
+        match fault {
+            b"head" => self.mem.store_release(off + ring::OFF_HEAD, u64::MAX / 3),
+            b"magic" => self.mem.store_release(off + ring::OFF_MAGIC, 0x0bad),
+            _ => return Err(EINVAL),
+        }
+        self.kick();
+        Ok(())
+    }
+
     /// One round trip: a ping of `size` bytes (at least 8) and its answer; nanoseconds.
     /// The answer is awaited spinning for up to [`PING_SPIN_US`] (it comes back from
     /// the other kernel's interrupt handler, like a cross-CPU function call's), then sleeping.

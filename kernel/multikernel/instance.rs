@@ -466,6 +466,21 @@ impl Instance {
         Ok(())
     }
 
+    /// Fault injection into the channel (`CONFIG_MULTIKERNEL_IKC_FAULT_INJECT`).
+    fn store_ikc_inject(this: &Self, input: &[u8]) -> Result {
+        crate::control::admin("ikc/inject")?;
+        let fault = input.strip_suffix(b"\n").unwrap_or(input);
+        let channel = this.endpoint.channel().ok_or(ENOTCONN)?;
+        channel.inject(fault).inspect_err(|&e| {
+            let why = if e == EOPNOTSUPP {
+                "built without CONFIG_MULTIKERNEL_IKC_FAULT_INJECT"
+            } else {
+                "unknown fault (known: head, magic)"
+            };
+            crate::control::warn(format_args!("ikc/inject {}: {why}", this.name.as_str()))
+        })
+    }
+
     /// The last bytes of the instance's console output (a page's worth).
     fn show_console(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
         let mut recent = KVec::from_elem(0u8, CONSOLE_SHOWN, GFP_KERNEL)?;
@@ -523,6 +538,7 @@ kernel::sysfs_attributes! {
             errors: read_only(Instance::show_ikc_errors),
             doorbells: read_only(Instance::show_ikc_doorbells),
             state: read_only(Instance::show_ikc_state),
+            inject: write_only(Instance::store_ikc_inject),
         },
     }
 }

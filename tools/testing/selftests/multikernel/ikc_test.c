@@ -501,6 +501,67 @@ static bool console_stream_shows(int fd, const char *needle, char *seen, size_t 
 	return false;
 }
 
+/* Waits up to 10 s for ikc/state to read `want`. */
+static bool ikc_state_becomes(const char *want)
+{
+	double deadline = clock_s(CLOCK_MONOTONIC) + 10;
+	char buf[64];
+
+	do {
+		instance_file(NAME, "ikc/state", buf, sizeof(buf));
+		if (!strcmp(buf, want))
+			return true;
+		usleep(50 * 1000);
+	} while (clock_s(CLOCK_MONOTONIC) < deadline);
+	return false;
+}
+
+/*
+ * What a broken instance kernel could write into the ring it sends on (an
+ * index far outside the ring, a bad magic number; written by the host's
+ * fault injection): the host marks the channel broken and refuses to use
+ * it, without crashing or hanging; a new start gets a working channel.
+ */
+TEST_F_TIMEOUT(ikc, corrupt_ring, 180)
+{
+	static const char *faults[] = { "head", "magic" };
+	char buf[64];
+	unsigned int i;
+	int ret;
+
+	ret = write_str(INST "/ikc/inject", "head");
+	if (ret == -EOPNOTSUPP)
+		SKIP(return, "kernel without CONFIG_MULTIKERNEL_IKC_FAULT_INJECT");
+	for (i = 0; i < 2; i++) {
+		if (i) {
+			ASSERT_EQ(0, control(NAME, "kill"));
+			ASSERT_EQ(0, control(NAME, "start"));
+			wait_started(NAME, buf, sizeof(buf));
+			ASSERT_STREQ("running\n", buf);
+			ASSERT_EQ(0, write_str(INST "/ikc/inject", faults[i]));
+		} else {
+			ASSERT_EQ(0, ret);
+		}
+		EXPECT_TRUE(ikc_state_becomes("broken\n")) TH_LOG("fault %s", faults[i]);
+		EXPECT_LE(1UL, counter("errors"));
+		EXPECT_EQ(-EPROTO, (int)send_msg(self->fd, MK_IKC_PORT_ECHO, "x", 1));
+		EXPECT_EQ(-EPROTO, recv_msg(self->fd, (struct msg[1]){}));
+		EXPECT_EQ(POLLERR | POLLHUP,
+			  wait_fd(self->fd, POLLIN | POLLOUT, 1000) & (POLLERR | POLLHUP | POLLOUT));
+		EXPECT_EQ(-EPROTO, (int)read_file(INST "/ping", buf, sizeof(buf)));
+		/* The instance itself is still running: only the channel is refused. */
+		instance_file(NAME, "state", buf, sizeof(buf));
+		EXPECT_STREQ("running\n", buf);
+	}
+	EXPECT_EQ(-EINVAL, write_str(INST "/ikc/inject", "bogus"));
+	/* A new start, a new channel. */
+	ASSERT_EQ(0, control(NAME, "kill"));
+	ASSERT_EQ(0, control(NAME, "start"));
+	wait_started(NAME, buf, sizeof(buf));
+	ASSERT_STREQ("running\n", buf);
+	EXPECT_LT(0, read_file(INST "/ping", buf, sizeof(buf)));
+}
+
 /* An instance kernel that panics stops beating: crashed, and nobody hangs. */
 TEST_F_TIMEOUT(ikc, crash_detected, 180)
 {
