@@ -43,8 +43,8 @@ impl Guest {
     pub(crate) fn open() -> Option<Self> {
         let info = machine::instance_info()?;
         let open = || -> Result<Self> {
-            let channel = Channel::instance(&info)?;
             let endpoint = Endpoint::new(format_args!("mk-host"))?;
+            let channel = Channel::instance(&info, &endpoint)?;
             endpoint.set(Some(channel.clone()));
             let name = CString::try_from_fmt(fmt!("mk-host"))?;
             let device = MessageDevice::register(name, 0o600, endpoint.clone())?;

@@ -254,6 +254,31 @@ pub(crate) enum Reply {
     Later,
 }
 
+/// The wait queues of an endpoint's devices: owned by the endpoint (which open files keep),
+/// shared with each of its channels, so a poller stays registered across restarts and never
+/// on a freed channel.
+#[pin_data]
+pub(crate) struct Waiters {
+    /// Senders and pollers waiting for room.
+    #[pin]
+    space: PollCondVar,
+    /// Readers and pollers waiting for a message.
+    #[pin]
+    readable: PollCondVar,
+}
+
+impl Waiters {
+    fn new() -> Result<Arc<Self>> {
+        Arc::pin_init(
+            pin_init!(Self {
+                space <- new_poll_condvar!("multikernel::Waiters::space"),
+                readable <- new_poll_condvar!("multikernel::Waiters::readable"),
+            }),
+            GFP_KERNEL,
+        )
+    }
+}
+
 /// One message for user space.
 pub(crate) struct Message {
     pub(crate) port: u16,
@@ -404,10 +429,26 @@ impl FileOps for ConsoleReader {
     }
 }
 
+/// The outcome of one non-blocking attempt to send.
+enum Attempt {
+    Sent,
+    /// Room appeared while asking the peer for it: try again.
+    Retry,
+    Full,
+    NotOpen(LinkState),
+    Fault(RingError),
+}
+
+/// Messages one drain handles before it lets others run (a peer that refills the ring as
+/// fast as it is drained must not keep a CPU in the interrupt, or a worker busy).
+const DRAIN_BUDGET: usize = 64;
+
 /// What the drain of the receive ring stopped at.
 enum Drained {
     /// Empty ring (a doorbell was asked for), a message that must wait, or a closed channel.
     Idle,
+    /// The budget is spent and messages remain: the work continues.
+    More,
     /// A message that needs process context is next; with a buffer it was taken into it.
     Process(ring::Received),
 }
@@ -443,12 +484,9 @@ pub(crate) struct Channel {
     #[pin]
     space_gen: SpinLock<u64>,
     #[pin]
-    space: PollCondVar,
-    #[pin]
     inbox: SpinLock<KVec<Message>>,
-    /// Readers (and pollers) waiting for a message.
-    #[pin]
-    readable: PollCondVar,
+    /// Where senders, readers and pollers wait (the endpoint's).
+    waiters: Arc<Waiters>,
     /// The inbox was full: draining stopped until user space reads.
     paused: AtomicBool,
     /// `PENDING_*` bits for the work.
@@ -470,6 +508,8 @@ pub(crate) struct Channel {
     beat: AtomicU64,
     misses: AtomicU32,
     beating: AtomicBool,
+    /// Host: a send renewed the doorbell hint since the last tick.
+    hint_fresh: AtomicBool,
     #[pin]
     drain_work: Work<Channel, 0>,
     #[pin]
@@ -592,6 +632,7 @@ impl Channel {
         start: u64,
         peer_apic: u32,
         console: Arc<ConsoleLog>,
+        endpoint: &Endpoint,
     ) -> Result<Arc<Self>> {
         let mem = SharedMem::map_pool(start, CHANNEL_BYTES as u64)?;
         mem.write(0, &[0u8; 64]);
@@ -603,11 +644,12 @@ impl Channel {
         mem.store_release(OFF_HEARTBEAT, 0);
         mem.store_release(OFF_MAGIC, MAGIC);
         let name = CString::try_from_fmt(fmt!("{name}"))?;
-        Self::open(name, Side::Host, mem, peer_apic, &HOST_HANDLERS, Some(console))
+        let waiters = endpoint.waiters.clone();
+        Self::open(name, Side::Host, mem, peer_apic, &HOST_HANDLERS, Some(console), waiters)
     }
 
     /// Instance: opens this kernel's end of the channel the host described.
-    pub(crate) fn instance(info: &InstanceInfo) -> Result<Arc<Self>> {
+    pub(crate) fn instance(info: &InstanceInfo, endpoint: &Endpoint) -> Result<Arc<Self>> {
         let mem = SharedMem::map_host_channel(CHANNEL_BYTES as u64)?;
         if mem.load_acquire(OFF_MAGIC) != MAGIC
             || mem.load_acquire(OFF_VERSION) != VERSION
@@ -616,7 +658,8 @@ impl Channel {
             return Err(EPROTO);
         }
         let name = CString::try_from_fmt(fmt!("host"))?;
-        Self::open(name, Side::Instance, mem, info.host_apic, &INSTANCE_HANDLERS, None)
+        let waiters = endpoint.waiters.clone();
+        Self::open(name, Side::Instance, mem, info.host_apic, &INSTANCE_HANDLERS, None, waiters)
     }
 
     fn open(
@@ -626,6 +669,7 @@ impl Channel {
         peer_apic: u32,
         handlers: &'static [(u16, Handler)],
         console: Option<Arc<ConsoleLog>>,
+        waiters: Arc<Waiters>,
     ) -> Result<Arc<Self>> {
         let buf = KVec::from_elem(0u8, ring::MAX_PAYLOAD, GFP_KERNEL)?;
         let work_buf = KVec::from_elem(0u8, ring::MAX_PAYLOAD, GFP_KERNEL)?;
@@ -647,9 +691,8 @@ impl Channel {
                 work_buf <- new_mutex!(work_buf, "multikernel::Channel::work_buf"),
                 space_wanted: AtomicBool::new(false),
                 space_gen <- new_spinlock!(0, "multikernel::Channel::space_gen"),
-                space <- new_poll_condvar!("multikernel::Channel::space"),
                 inbox <- new_spinlock!(inbox, "multikernel::Channel::inbox"),
-                readable <- new_poll_condvar!("multikernel::Channel::readable"),
+                waiters,
                 paused: AtomicBool::new(false),
                 pending: AtomicU32::new(0),
                 fault <- Lock::new("", c"multikernel::Channel::fault",
@@ -662,6 +705,7 @@ impl Channel {
                 beat: AtomicU64::new(0),
                 misses: AtomicU32::new(0),
                 beating: AtomicBool::new(false),
+                hint_fresh: AtomicBool::new(false),
                 drain_work <- new_work!("multikernel::Channel::drain_work"),
                 tick_work <- new_delayed_work!("multikernel::Channel::tick_work"),
             }),
@@ -727,9 +771,11 @@ impl Channel {
     }
 
     /// Host: asks the instance to ring this CPU from now on (a sender here may be waiting for
-    /// an answer: it is not woken from idle first).
+    /// an answer: it is not woken from idle first). The heartbeat work drops a hint no send
+    /// renewed for a tick: the CPU may have left the host since.
     fn doorbell_here(&self) {
         if self.side == Side::Host {
+            self.hint_fresh.store(true, Ordering::Relaxed);
             let apic = kernel::multikernel::spawn::apic_id(kernel::cpu::CpuId::current());
             if self.mem.load_acquire(OFF_HOST_DOORBELL) != u64::from(apic) + 1 {
                 self.mem.store_release(OFF_HOST_DOORBELL, u64::from(apic) + 1);
@@ -741,10 +787,20 @@ impl Channel {
         self.handlers.iter().find(|(p, _)| *p == port).map(|(_, h)| *h)
     }
 
-    /// One non-blocking attempt to send; `Full` asks the peer for a doorbell when it frees
-    /// room (and says whether room appeared meanwhile: `Ok(false)`, try again). Any context.
-    fn try_send(&self, port: u16, payload: &[u8]) -> Result<bool, RingError> {
+    /// One non-blocking attempt to send, from any context. A full ring asks the peer for a
+    /// doorbell when it frees room. The state is checked under the producer lock, which
+    /// `close` takes after marking the channel: nothing is written into a closed channel's
+    /// memory (a new start sets it up afresh; a destroy gives it away). A `sender` (process
+    /// context) is also woken by the work when room appears.
+    fn try_send(&self, port: u16, payload: &[u8], sender: bool) -> Attempt {
         let mut tx = self.tx.lock();
+        let state = self.state();
+        if state != LinkState::Open {
+            return Attempt::NotOpen(state);
+        }
+        if sender {
+            self.doorbell_here();
+        }
         let mut view = self.view(self.tx_off());
         match tx.send(&mut view, port, payload) {
             Ok(ring_it) => {
@@ -754,30 +810,38 @@ impl Channel {
                 if ring_it {
                     self.ring_doorbell();
                 }
-                Ok(true)
+                Attempt::Sent
             }
-            Err(RingError::Full) => match tx.want_space(&mut view, payload.len()) {
-                Ok(true) => Ok(false),
-                Ok(false) => Err(RingError::Full),
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
+            Err(RingError::Full) => {
+                if sender {
+                    // Before the ring's flag: a doorbell right after it must find this set.
+                    self.space_wanted.store(true, Ordering::Release);
+                }
+                match tx.want_space(&mut view, payload.len()) {
+                    Ok(true) => Attempt::Retry,
+                    Ok(false) => Attempt::Full,
+                    Err(e) => Attempt::Fault(e),
+                }
+            }
+            Err(e) => Attempt::Fault(e),
         }
     }
 
     /// An atomic handler's answer: sent, or [`Reply::Later`] when it does not fit now.
     fn reply(&self, port: u16, payload: &[u8]) -> Reply {
-        loop {
-            match self.try_send(port, payload) {
-                Ok(true) => return Reply::Done,
-                Ok(false) => continue,
-                Err(RingError::Full) => return Reply::Later,
-                Err(e) => {
+        // Room that appears and vanishes again is a misbehaving peer: stop asking soon.
+        for _ in 0..4 {
+            match self.try_send(port, payload, false) {
+                Attempt::Sent | Attempt::NotOpen(_) => return Reply::Done,
+                Attempt::Retry => continue,
+                Attempt::Full => return Reply::Later,
+                Attempt::Fault(e) => {
                     self.fail(e);
                     return Reply::Done;
                 }
             }
         }
+        Reply::Later
     }
 
     /// Sends one message on `port`. A full ring is `EAGAIN` unless `wait`, in which case this
@@ -788,15 +852,14 @@ impl Channel {
             return Err(EMSGSIZE);
         }
         let mut counted_full = false;
-        self.doorbell_here();
         loop {
-            self.usable()?;
             let generation = *self.space_gen.lock();
-            match self.try_send(port, payload) {
-                Ok(true) => return Ok(()),
-                Ok(false) => continue,
-                Err(RingError::Full) => (),
-                Err(e) => {
+            match self.try_send(port, payload, true) {
+                Attempt::Sent => return Ok(()),
+                Attempt::Retry => continue,
+                Attempt::Full => (),
+                Attempt::NotOpen(state) => return Err(state.errno()),
+                Attempt::Fault(e) => {
                     self.fail(e);
                     self.settle();
                     return Err(EPROTO);
@@ -809,12 +872,14 @@ impl Channel {
             if !wait {
                 return Err(EAGAIN);
             }
-            self.space_wanted.store(true, Ordering::Release);
             let mut gen = self.space_gen.lock();
             if *gen == generation && self.state() == LinkState::Open {
                 // Woken by the work after the peer's doorbell, or by a close; the timeout
                 // only bounds a lost doorbell.
-                let res = self.space.wait_interruptible_timeout(&mut gen, msecs_to_jiffies(100));
+                let res = self
+                    .waiters
+                    .space
+                    .wait_interruptible_timeout(&mut gen, msecs_to_jiffies(100));
                 if let CondVarTimeoutResult::Signal { .. } = res {
                     return Err(ERESTARTSYS);
                 }
@@ -834,6 +899,10 @@ impl Channel {
                 add(&self.counters.console_dropped, chunk.len() as u64);
                 continue;
             };
+            // Under the producer lock, as in `try_send`.
+            if self.state() != LinkState::Open {
+                return;
+            }
             let sent = tx.send(&mut self.view(self.tx_off()), port::CONSOLE, chunk);
             drop(tx);
             match sent {
@@ -870,9 +939,16 @@ impl Channel {
             if nonblock {
                 return Err(EAGAIN);
             }
-            if self.readable.wait_interruptible(&mut inbox) {
+            if self.waiters.readable.wait_interruptible(&mut inbox) {
                 return Err(ERESTARTSYS);
             }
+        }
+    }
+
+    /// Puts a message user space could not take (a faulting buffer) back at the head.
+    pub(crate) fn unrecv(&self, msg: Message) {
+        if self.inbox.lock().insert_within_capacity(0, msg).is_err() {
+            add(&self.counters.errors, 1);
         }
     }
 
@@ -895,8 +971,8 @@ impl Channel {
 
     /// The ready bits for `poll(2)`, after registering `file` on the channel's wait queues.
     pub(crate) fn poll(&self, file: &File, table: &PollTable<'_>) -> u32 {
-        table.register_wait(file, &self.readable);
-        table.register_wait(file, &self.space);
+        table.register_wait(file, &self.waiters.readable);
+        table.register_wait(file, &self.waiters.space);
         let mut mask = 0;
         if !self.inbox.lock().is_empty() {
             mask |= poll::IN | poll::RDNORM;
@@ -906,7 +982,11 @@ impl Channel {
             LinkState::Broken => return mask | poll::ERR | poll::HUP,
             _ => return mask | poll::HUP,
         }
-        let tx = self.tx.lock();
+        let mut tx = self.tx.lock();
+        // Under the producer lock, as in `try_send`.
+        if self.state() != LinkState::Open {
+            return mask | poll::HUP;
+        }
         // Writable when a message of any size fits; if not, ask for a doorbell when it does.
         let writable = match tx.fits(&self.view(self.tx_off()), ring::MAX_PAYLOAD) {
             Ok(true) => true,
@@ -926,7 +1006,7 @@ impl Channel {
     /// The doorbell's part (hard interrupt): runs the atomic handlers; returns whether the
     /// work has something to do (messages for process context, wakeups).
     fn on_doorbell(&self) -> bool {
-        let process = matches!(self.drain(None), Drained::Process(_));
+        let process = !matches!(self.drain(None), Drained::Idle);
         process
             || self.space_wanted.load(Ordering::Acquire)
             || self.pending.load(Ordering::Acquire) != 0
@@ -939,7 +1019,7 @@ impl Channel {
         let mut rx = self.rx.lock();
         let Rx { consumer, buf } = &mut *rx;
         let mut view = self.view(self.rx_off());
-        loop {
+        for _ in 0..DRAIN_BUDGET {
             if self.state() != LinkState::Open {
                 return Drained::Idle;
             }
@@ -976,6 +1056,7 @@ impl Channel {
             }
             self.consumed(consumer, &mut view, &msg);
         }
+        Drained::More
     }
 
     /// Whether the receive ring holds a message (or garbage) this side has not taken.
@@ -995,33 +1076,42 @@ impl Channel {
     }
 
     /// The channel's work: the wakeups and log lines the doorbell could not do, and the
-    /// messages for process context (handlers, the inbox).
-    fn work(&self) {
+    /// messages for process context (handlers, the inbox). Returns whether it must run again
+    /// (its budget is spent).
+    fn work(&self) -> bool {
         self.settle();
+        // Unless a break says otherwise, the budget ran out with messages left.
+        let mut again = true;
         let mut buf = self.work_buf.lock();
-        loop {
+        for _ in 0..DRAIN_BUDGET {
             if self.inbox.lock().len() >= INBOX_MAX {
                 self.paused.store(true, Ordering::Release);
                 // A read may have made room between the check and the flag: look again.
                 if self.inbox.lock().len() >= INBOX_MAX {
+                    again = false;
                     break;
                 }
                 self.paused.store(false, Ordering::Release);
             }
-            let Drained::Process(msg) = self.drain(Some(&mut buf)) else {
-                break;
-            };
-            self.dispatch(msg.port, &buf[..msg.len]);
+            match self.drain(Some(&mut buf)) {
+                Drained::Idle => {
+                    again = false;
+                    break;
+                }
+                Drained::More => break,
+                Drained::Process(msg) => self.dispatch(msg.port, &buf[..msg.len]),
+            }
         }
         drop(buf);
         self.settle();
+        again
     }
 
     /// Wakes whoever the doorbell's atomic part left waiting, and reports a broken channel.
     fn settle(&self) {
         if self.space_wanted.swap(false, Ordering::AcqRel) {
             *self.space_gen.lock() += 1;
-            self.space.notify_all();
+            self.waiters.space.notify_all();
         }
         let pending = self.pending.swap(0, Ordering::AcqRel);
         if pending & PENDING_PONG != 0 {
@@ -1055,7 +1145,7 @@ impl Channel {
             add(&self.counters.errors, 1);
         }
         drop(inbox);
-        self.readable.notify_all();
+        self.waiters.readable.notify_all();
     }
 
     /// The peer broke the ring protocol (any context): the state says so at once; the work
@@ -1084,9 +1174,9 @@ impl Channel {
     /// Wakes every waiter (process context): they look at the state.
     fn wake_all(&self) {
         *self.space_gen.lock() += 1;
-        self.space.notify_all();
+        self.waiters.space.notify_all();
         drop(self.inbox.lock());
-        self.readable.notify_all();
+        self.waiters.readable.notify_all();
         *self.pong_gen.lock() += 1;
         self.pong_cv.notify_all();
     }
@@ -1110,6 +1200,8 @@ impl Channel {
     /// and no handler runs after this returns. Process context, not from a handler.
     pub(crate) fn close(&self) {
         self.shut(LinkState::Closed);
+        // A sender past its state check finishes its write first; later ones see the state.
+        drop(self.tx.lock());
         let mine = channels().ok().and_then(|channels| {
             let mut list = channels.list.lock();
             let at = list.iter().position(|c| core::ptr::eq(&**c, self));
@@ -1190,6 +1282,9 @@ impl Channel {
                 self.mem.store_release(OFF_HEARTBEAT, beat);
             }
             Side::Host => {
+                if !self.hint_fresh.swap(false, Ordering::Relaxed) {
+                    self.mem.store_release(OFF_HOST_DOORBELL, 0);
+                }
                 let beat = self.mem.load_acquire(OFF_HEARTBEAT);
                 if beat != self.beat.swap(beat, Ordering::Relaxed) {
                     self.misses.store(0, Ordering::Relaxed);
@@ -1215,7 +1310,9 @@ impl WorkItem<0> for Channel {
     type Pointer = Arc<Channel>;
 
     fn run(this: Arc<Channel>) {
-        this.work();
+        if this.work() {
+            let _ = workqueue::system_highpri().enqueue::<Arc<Channel>, 0>(this);
+        }
     }
 }
 
@@ -1241,6 +1338,8 @@ pub(crate) struct Endpoint {
     name: CString,
     #[pin]
     current: SpinLock<Option<Arc<Channel>>>,
+    /// Where the device's users wait, whichever channel is current.
+    waiters: Arc<Waiters>,
     /// Payload size of the pings `instances/NAME/ping` sends.
     pub(crate) ping_size: AtomicUsize,
 }
@@ -1249,10 +1348,12 @@ impl Endpoint {
     /// The endpoint behind `/dev/DEVICE`.
     pub(crate) fn new(device: fmt::Arguments<'_>) -> Result<Arc<Self>> {
         let name = CString::try_from_fmt(device)?;
+        let waiters = Waiters::new()?;
         Arc::pin_init(
             pin_init!(Self {
                 name,
                 current <- new_spinlock!(None, "multikernel::Endpoint::current"),
+                waiters,
                 ping_size: AtomicUsize::new(64),
             }),
             GFP_KERNEL,
@@ -1364,8 +1465,11 @@ impl FileOps for Endpoint {
         let mut header = [0u8; DEVICE_HEADER];
         header[0..2].copy_from_slice(&msg.port.to_le_bytes());
         header[4..8].copy_from_slice(&(msg.data.len() as u32).to_le_bytes());
-        out.write_slice(&header)?;
-        out.write_slice(&msg.data)?;
+        if let Err(e) = out.write_slice(&header).and_then(|()| out.write_slice(&msg.data)) {
+            // Not lost: the next read gets it.
+            ch.unrecv(msg);
+            return Err(e);
+        }
         Ok(DEVICE_HEADER + msg.data.len())
     }
 

@@ -149,11 +149,17 @@ fn get(mem: &impl RingMemory, size: usize, pos: u64, out: &mut [u8]) {
 pub(crate) struct Producer {
     head: u64,
     seq: u64,
+    /// The consumer's `tail` as last seen: it never moves backwards.
+    tail_seen: u64,
 }
 
 impl Producer {
     pub(crate) fn new() -> Self {
-        Self { head: 0, seq: 0 }
+        Self {
+            head: 0,
+            seq: 0,
+            tail_seen: 0,
+        }
     }
 
     /// Sends one message. Returns whether the consumer asked for a doorbell (it is waiting);
@@ -189,9 +195,13 @@ impl Producer {
     }
 
     /// Free bytes in the ring as the producer sees it now.
-    pub(crate) fn room(&self, mem: &impl RingMemory) -> Result<usize, RingError> {
+    pub(crate) fn room(&mut self, mem: &impl RingMemory) -> Result<usize, RingError> {
         let size = geometry(mem)?;
         let tail = mem.load_acquire(OFF_TAIL);
+        if tail < self.tail_seen {
+            return Err(RingError::Corrupt("tail moved backwards"));
+        }
+        self.tail_seen = tail;
         let used = self
             .head
             .checked_sub(tail)
@@ -201,13 +211,17 @@ impl Producer {
     }
 
     /// Whether a message of `len` payload bytes fits now.
-    pub(crate) fn fits(&self, mem: &impl RingMemory, len: usize) -> Result<bool, RingError> {
+    pub(crate) fn fits(&mut self, mem: &impl RingMemory, len: usize) -> Result<bool, RingError> {
         Ok(self.room(mem)? >= padded(len.min(MAX_PAYLOAD)))
     }
 
     /// Asks the consumer for a doorbell when it frees room (before sleeping on a full ring).
     /// Returns whether `len` bytes fit meanwhile, in which case the caller should not sleep.
-    pub(crate) fn want_space(&self, mem: &mut impl RingMemory, len: usize) -> Result<bool, RingError> {
+    pub(crate) fn want_space(
+        &mut self,
+        mem: &mut impl RingMemory,
+        len: usize,
+    ) -> Result<bool, RingError> {
         mem.store_release(OFF_SPACE, 1);
         self.fits(mem, len)
     }
@@ -444,6 +458,15 @@ mod tests {
         let mut mem = ring(256)?;
         let mut tx = Producer::new();
         mem.store_release(OFF_TAIL, 64);
+        assert!(matches!(tx.send(&mut mem, 1, b"x"), Err(RingError::Corrupt(_))));
+        // Tail moving backwards (a peer flipping it between "full" and "empty").
+        let mut mem = ring(256)?;
+        let (mut tx, mut rx) = (Producer::new(), Consumer::new());
+        let mut out = [0u8; 8];
+        tx.send(&mut mem, 1, b"abc").map_err(|e| e.errno())?;
+        rx.recv(&mut mem, &mut out).map_err(|e| e.errno())?;
+        tx.send(&mut mem, 1, b"abc").map_err(|e| e.errno())?;
+        mem.store_release(OFF_TAIL, 0);
         assert!(matches!(tx.send(&mut mem, 1, b"x"), Err(RingError::Corrupt(_))));
         // A size that does not fit the memory, and a bad magic.
         let mut mem = ring(256)?;

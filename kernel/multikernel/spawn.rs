@@ -62,7 +62,14 @@ pub(crate) fn start(instance: &Instance) -> Result {
     instance.endpoint.close();
     let first_apic = spawn::apic_id(CpuId::from_u32(*first).ok_or(EINVAL)?);
     let channel =
-        Channel::host(name, instance.id, layout.channel.start, first_apic, instance.console.clone())
+        Channel::host(
+            name,
+            instance.id,
+            layout.channel.start,
+            first_apic,
+            instance.console.clone(),
+            &instance.endpoint,
+        )
             .inspect_err(|e| warn(format_args!("start {name}: cannot set up the channel ({e:?})")))?;
     instance.endpoint.set(Some(channel));
     let stop = || {

@@ -553,16 +553,31 @@ pub mod ikc {
         }
 
         /// Copies bytes out from `off`; outside the mapping, `out` is zeroed instead.
+        ///
+        /// Volatile reads, a word at a time where `off` allows: the peer may be writing, and
+        /// the compiler must not read the shared bytes again later instead of the copy (the
+        /// caller checks the copy).
         pub fn read(&self, off: usize, out: &mut [u8]) {
             if !self.inside(off, out.len()) {
                 out.fill(0);
                 return;
             }
-            // SAFETY: `off..off + out.len()` is inside the mapping (checked). The peer may be
-            // writing it: the bytes are copied, never referenced, and the caller validates them.
-            unsafe {
-                core::ptr::copy_nonoverlapping(self.virt.as_ptr().add(off), out.as_mut_ptr(), out.len())
-            };
+            // SAFETY: `off..off + out.len()` is inside the mapping (checked).
+            let src = unsafe { self.virt.as_ptr().add(off) };
+            let mut done = 0;
+            if off % 8 == 0 {
+                for chunk in out.chunks_exact_mut(8) {
+                    // SAFETY: In bounds (above) and 8-byte aligned (`off` is, the mapping is
+                    // page aligned, `done` is a multiple of 8); plain memory.
+                    let word = unsafe { core::ptr::read_volatile(src.add(done).cast::<u64>()) };
+                    chunk.copy_from_slice(&word.to_ne_bytes());
+                    done += 8;
+                }
+            }
+            for (i, byte) in out[done..].iter_mut().enumerate() {
+                // SAFETY: In bounds (above).
+                *byte = unsafe { core::ptr::read_volatile(src.add(done + i)) };
+            }
         }
 
         /// Copies `bytes` in at `off`; outside the mapping nothing is written.
@@ -587,14 +602,15 @@ pub mod ikc {
             Some(unsafe { AtomicU64::from_ptr(self.virt.as_ptr().add(off).cast::<u64>()) })
         }
 
-        /// Loads the 64-bit word at `off` with acquire ordering (0 if not a word of the
-        /// mapping).
+        /// Loads the 64-bit word at `off` (0 if not a word of the mapping): at least acquire
+        /// ordering, and sequentially consistent with [`SharedMem::store_release`], so a store
+        /// followed by a load of another word is never reordered (the doorbell flags need it).
         pub fn load_acquire(&self, off: usize) -> u64 {
-            self.word(off).map_or(0, |w| w.load(Ordering::Acquire))
+            self.word(off).map_or(0, |w| w.load(Ordering::SeqCst))
         }
 
         /// Stores the 64-bit word at `off`, ordered after earlier accesses and before later
-        /// loads (a full barrier); nothing if not a word of the mapping.
+        /// loads (sequentially consistent); nothing if not a word of the mapping.
         pub fn store_release(&self, off: usize, value: u64) {
             if let Some(w) = self.word(off) {
                 w.store(value, Ordering::SeqCst);
