@@ -222,6 +222,9 @@ impl RingMemory for RingView<'_> {
     fn read(&self, off: usize, out: &mut [u8]) {
         self.mem.read(self.off + off, out)
     }
+    fn read_payload(&self, off: usize, out: &mut [u8]) {
+        self.mem.read_bulk(self.off + off, out)
+    }
     fn write(&mut self, off: usize, bytes: &[u8]) {
         self.mem.write(self.off + off, bytes)
     }

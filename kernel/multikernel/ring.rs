@@ -49,8 +49,14 @@ pub(crate) const MAGIC: u64 = 0x474e_5243_4b49_4b4d;
 pub(crate) trait RingMemory {
     /// Size in bytes.
     fn bytes(&self) -> usize;
-    /// Copies bytes out; `off + out.len() <= bytes()` is the caller's promise.
+    /// Copies bytes out; `off + out.len() <= bytes()` is the caller's promise. What the ring
+    /// checks (message headers) is read with this: the copy must be what is checked.
     fn read(&self, off: usize, out: &mut [u8]);
+    /// Copies payload bytes out, which the ring never bases a decision on: may be a faster,
+    /// plain copy.
+    fn read_payload(&self, off: usize, out: &mut [u8]) {
+        self.read(off, out)
+    }
     /// Copies bytes in; `off + bytes.len() <= bytes()` is the caller's promise.
     fn write(&mut self, off: usize, bytes: &[u8]);
     /// Reads an index the peer publishes (acquire).
@@ -137,12 +143,18 @@ fn put(mem: &mut impl RingMemory, size: usize, pos: u64, bytes: &[u8]) {
     mem.write(HEADER_LEN, &bytes[first..]);
 }
 
-/// Copies out of the data area at ring position `pos`, wrapping.
-fn get(mem: &impl RingMemory, size: usize, pos: u64, out: &mut [u8]) {
+/// Copies out of the data area at ring position `pos`, wrapping; `payload` says which read.
+fn get(mem: &impl RingMemory, size: usize, pos: u64, out: &mut [u8], payload: bool) {
     let at = (pos % size as u64) as usize;
     let first = out.len().min(size - at);
-    mem.read(HEADER_LEN + at, &mut out[..first]);
-    mem.read(HEADER_LEN, &mut out[first..]);
+    let (head, tail) = out.split_at_mut(first);
+    if payload {
+        mem.read_payload(HEADER_LEN + at, head);
+        mem.read_payload(HEADER_LEN, tail);
+    } else {
+        mem.read(HEADER_LEN + at, head);
+        mem.read(HEADER_LEN, tail);
+    }
 }
 
 /// The sending side of a ring. Keeps its own copy of `head` (the peer never writes it).
@@ -266,7 +278,7 @@ impl Consumer {
         }
         // Copy the header out before checking it: the peer may be changing it.
         let mut header = [0u8; MSG_HEADER];
-        get(mem, size, self.tail, &mut header);
+        get(mem, size, self.tail, &mut header, false);
         let port = u16::from_le_bytes([header[0], header[1]]);
         let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
         let mut seq = [0u8; 8];
@@ -284,7 +296,7 @@ impl Consumer {
         if out.len() < len {
             return Err(RingError::TooBig);
         }
-        get(mem, size, self.tail + MSG_HEADER as u64, &mut out[..len]);
+        get(mem, size, self.tail + MSG_HEADER as u64, &mut out[..len], true);
         Ok(Received { port, len, seq })
     }
 

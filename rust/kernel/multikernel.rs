@@ -580,6 +580,20 @@ pub mod ikc {
             }
         }
 
+        /// Copies bytes out from `off` with a plain copy, for bytes the caller decides nothing on
+        /// that memory safety depends on (a payload); outside the mapping, `out` is zeroed.
+        pub fn read_bulk(&self, off: usize, out: &mut [u8]) {
+            if !self.inside(off, out.len()) {
+                out.fill(0);
+                return;
+            }
+            // SAFETY: `off..off + out.len()` is inside the mapping (checked); the peer may be
+            // writing it, so the bytes are only copied, and `out` is not in the mapping.
+            unsafe {
+                core::ptr::copy_nonoverlapping(self.virt.as_ptr().add(off), out.as_mut_ptr(), out.len())
+            };
+        }
+
         /// Copies `bytes` in at `off`; outside the mapping nothing is written.
         pub fn write(&self, off: usize, bytes: &[u8]) {
             if !self.inside(off, bytes.len()) {
