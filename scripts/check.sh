@@ -62,7 +62,7 @@ judge_kunit() {
 	ktap=$(sed -E 's/^\[ *[0-9.]+\] //' "$log" |
 		grep -E '^ *# [A-Za-z0-9_]+: pass:[0-9]+ fail:[0-9]+ skip:[0-9]+ total:[0-9]+' |
 		grep -v '# Totals:' || true)
-	for suite in ${MK_KUNIT_SUITES:-rust_doctests_kernel multikernel_control multikernel_spec multikernel_pool multikernel_cpus multikernel_loader multikernel_ring}; do
+	for suite in ${MK_KUNIT_SUITES:-rust_doctests_kernel multikernel_control multikernel_spec multikernel_pool multikernel_cpus multikernel_loader multikernel_ring multikernel_ikc}; do
 		echo "$ktap" | grep -q "# $suite: " || fail "KUnit suite $suite did not run"
 	done
 	while read -r line; do

@@ -2,12 +2,14 @@
 
 //! The instance side: when this kernel was started by a host (`multikernel.instance=` on its
 //! command line), it opens its end of the channel the host set up, offers it to user space as
-//! `/dev/mk-host`, sends its console output through it, answers pings, echoes port 7 and
-//! beats (`ikc.rs`).
+//! `/dev/mk-host`, sends its console output through it, answers pings, registers its echo
+//! (port 7) and discard (port 9) services, and beats (`ikc.rs`).
 
 use crate::ikc::{
+    self,
     Channel,
-    Endpoint, //
+    Endpoint,
+    PortRegistration, //
 };
 use kernel::{
     multikernel::ikc::{
@@ -34,6 +36,7 @@ fn console_write(text: &[u8]) {
 /// This kernel's link to its host.
 pub(crate) struct Guest {
     _device: Pin<KBox<MessageDevice<Endpoint>>>,
+    _services: [PortRegistration; 2],
     _endpoint: Arc<Endpoint>,
 }
 
@@ -43,7 +46,12 @@ impl Guest {
     pub(crate) fn open() -> Option<Self> {
         let info = machine::instance_info()?;
         let open = || -> Result<Self> {
-            let endpoint = Endpoint::new(format_args!("mk-host"))?;
+            let endpoint = Endpoint::instance(format_args!("mk-host"))?;
+            // The services this kernel offers the host, before the channel opens.
+            let services = [
+                endpoint.register(ikc::port::ECHO, ikc::ECHO_SERVICE)?,
+                endpoint.register(ikc::port::DISCARD, ikc::DISCARD_SERVICE)?,
+            ];
             let channel = Channel::instance(&info, &endpoint)?;
             endpoint.set(Some(channel.clone()));
             let name = CString::try_from_fmt(fmt!("mk-host"))?;
@@ -53,6 +61,7 @@ impl Guest {
             }
             Ok(Self {
                 _device: device,
+                _services: services,
                 _endpoint: endpoint,
             })
         };

@@ -467,7 +467,8 @@ pub(crate) struct Channel {
     side: Side,
     mem: SharedMem,
     peer_apic: u32,
-    handlers: &'static [(u16, Handler)],
+    /// The endpoint's services.
+    services: Arc<Services>,
     state: AtomicU8,
     pub(crate) counters: Counters,
     console: Option<Arc<ConsoleLog>>,
@@ -574,17 +575,74 @@ fn doorbell_irq() {
     }
 }
 
-static HOST_HANDLERS: [(u16, Handler); 3] = [
+/// The services every host endpoint has; others are registered ([`Endpoint::register`]).
+static HOST_BUILTIN: [(u16, Handler); 2] = [
     (port::PING, Handler::Atomic(answer_ping_or_drop)),
     (port::PONG, Handler::Atomic(on_pong)),
-    (port::CONSOLE, Handler::Process(on_console)),
 ];
-static INSTANCE_HANDLERS: [(u16, Handler); 4] = [
+/// The services every instance endpoint has.
+static INSTANCE_BUILTIN: [(u16, Handler); 2] = [
     (port::PING, Handler::Atomic(answer_ping)),
     (port::PONG, Handler::Atomic(on_pong)),
-    (port::ECHO, Handler::Atomic(on_echo)),
-    (port::DISCARD, Handler::Atomic(on_discard)),
 ];
+
+/// The host's console service: what an instance prints goes to its console log.
+pub(crate) const CONSOLE_SERVICE: Handler = Handler::Process(on_console);
+/// The instance's echo service.
+pub(crate) const ECHO_SERVICE: Handler = Handler::Atomic(on_echo);
+/// The instance's discard service.
+pub(crate) const DISCARD_SERVICE: Handler = Handler::Atomic(on_discard);
+
+/// Services an endpoint can hold: the built-in ones and up to this many registered.
+const MAX_SERVICES: usize = 16;
+
+/// The kernel services of an endpoint, by port: shared by its channels (looked up under
+/// their receive lock, in the doorbell interrupt too), so they last across restarts.
+#[pin_data]
+pub(crate) struct Services {
+    #[pin]
+    table: RawSpinLockIrq<KVec<(u16, Handler)>>,
+}
+
+impl Services {
+    fn new(builtin: &[(u16, Handler)]) -> Result<Arc<Self>> {
+        let mut table = KVec::with_capacity(builtin.len() + MAX_SERVICES, GFP_KERNEL)?;
+        table.extend_from_slice(builtin, GFP_KERNEL)?;
+        Arc::pin_init(
+            pin_init!(Self {
+                table <- Lock::new(table, c"multikernel::Services::table",
+                                   kernel::static_lock_class!()),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    fn lookup(&self, port: u16) -> Option<Handler> {
+        self.table.lock().iter().find(|(p, _)| *p == port).map(|(_, h)| *h)
+    }
+}
+
+/// A service registered on a port of an endpoint; dropping it unregisters it, and returns
+/// only after a call of it that was running finished.
+pub(crate) struct PortRegistration {
+    endpoint: Arc<Endpoint>,
+    port: u16,
+}
+
+impl Drop for PortRegistration {
+    fn drop(&mut self) {
+        {
+            let mut table = self.endpoint.services.table.lock();
+            if let Some(at) = table.iter().position(|(p, _)| *p == self.port) {
+                // Removing does not allocate: fine under the raw lock.
+                let _ = table.remove(at);
+            }
+        }
+        if let Some(channel) = self.endpoint.channel() {
+            channel.quiesce();
+        }
+    }
+}
 
 /// Answers a ping, waiting for room if needed (the instance: the host always drains).
 fn answer_ping(ch: &Channel, payload: &[u8]) -> Reply {
@@ -647,8 +705,7 @@ impl Channel {
         mem.store_release(OFF_HEARTBEAT, 0);
         mem.store_release(OFF_MAGIC, MAGIC);
         let name = CString::try_from_fmt(fmt!("{name}"))?;
-        let waiters = endpoint.waiters.clone();
-        Self::open(name, Side::Host, mem, peer_apic, &HOST_HANDLERS, Some(console), waiters)
+        Self::open(name, Side::Host, mem, peer_apic, Some(console), endpoint)
     }
 
     /// Instance: opens this kernel's end of the channel the host described.
@@ -661,8 +718,7 @@ impl Channel {
             return Err(EPROTO);
         }
         let name = CString::try_from_fmt(fmt!("host"))?;
-        let waiters = endpoint.waiters.clone();
-        Self::open(name, Side::Instance, mem, info.host_apic, &INSTANCE_HANDLERS, None, waiters)
+        Self::open(name, Side::Instance, mem, info.host_apic, None, endpoint)
     }
 
     fn open(
@@ -670,10 +726,11 @@ impl Channel {
         side: Side,
         mem: SharedMem,
         peer_apic: u32,
-        handlers: &'static [(u16, Handler)],
         console: Option<Arc<ConsoleLog>>,
-        waiters: Arc<Waiters>,
+        endpoint: &Endpoint,
     ) -> Result<Arc<Self>> {
+        let services = endpoint.services.clone();
+        let waiters = endpoint.waiters.clone();
         let buf = KVec::from_elem(0u8, ring::MAX_PAYLOAD, GFP_KERNEL)?;
         let work_buf = KVec::from_elem(0u8, ring::MAX_PAYLOAD, GFP_KERNEL)?;
         let inbox = KVec::with_capacity(INBOX_MAX, GFP_KERNEL)?;
@@ -683,7 +740,7 @@ impl Channel {
                 side,
                 mem,
                 peer_apic,
-                handlers,
+                services,
                 state: AtomicU8::new(LinkState::Open as u8),
                 counters: Counters::default(),
                 console,
@@ -787,7 +844,14 @@ impl Channel {
     }
 
     fn handler(&self, port: u16) -> Option<Handler> {
-        self.handlers.iter().find(|(p, _)| *p == port).map(|(_, h)| *h)
+        self.services.lookup(port)
+    }
+
+    /// Returns once no handler of this channel runs (one in an interrupt on another CPU, or in
+    /// the work). Not from a handler.
+    fn quiesce(&self) {
+        drop(self.rx.lock());
+        drop(self.work_buf.lock());
     }
 
     /// One non-blocking attempt to send, from any context. A full ring asks the peer for a
@@ -1214,8 +1278,7 @@ impl Channel {
         drop(mine);
         // An atomic handler running on another CPU, then a running work, finish first;
         // later ones see the state.
-        drop(self.rx.lock());
-        drop(self.work_buf.lock());
+        self.quiesce();
     }
 
     /// Writes into the ring the instance sends on what a broken instance kernel would, then
@@ -1343,20 +1406,33 @@ pub(crate) struct Endpoint {
     current: SpinLock<Option<Arc<Channel>>>,
     /// Where the device's users wait, whichever channel is current.
     waiters: Arc<Waiters>,
+    /// The kernel services of its channels.
+    services: Arc<Services>,
     /// Payload size of the pings `instances/NAME/ping` sends.
     pub(crate) ping_size: AtomicUsize,
 }
 
 impl Endpoint {
-    /// The endpoint behind `/dev/DEVICE`.
-    pub(crate) fn new(device: fmt::Arguments<'_>) -> Result<Arc<Self>> {
+    /// The host's end of the channels to an instance, behind `/dev/DEVICE`.
+    pub(crate) fn host(device: fmt::Arguments<'_>) -> Result<Arc<Self>> {
+        Self::new(device, &HOST_BUILTIN)
+    }
+
+    /// An instance's end of the channel to the host, behind `/dev/DEVICE`.
+    pub(crate) fn instance(device: fmt::Arguments<'_>) -> Result<Arc<Self>> {
+        Self::new(device, &INSTANCE_BUILTIN)
+    }
+
+    fn new(device: fmt::Arguments<'_>, builtin: &[(u16, Handler)]) -> Result<Arc<Self>> {
         let name = CString::try_from_fmt(device)?;
         let waiters = Waiters::new()?;
+        let services = Services::new(builtin)?;
         Arc::pin_init(
             pin_init!(Self {
                 name,
                 current <- new_spinlock!(None, "multikernel::Endpoint::current"),
                 waiters,
+                services,
                 ping_size: AtomicUsize::new(64),
             }),
             GFP_KERNEL,
@@ -1370,6 +1446,25 @@ impl Endpoint {
     /// Replaces the channel; returns the old one (to close, outside the lock).
     pub(crate) fn set(&self, channel: Option<Arc<Channel>>) -> Option<Arc<Channel>> {
         core::mem::replace(&mut *self.current.lock(), channel)
+    }
+
+    /// Registers `handler` as the service on kernel port `port` (1-63) of this endpoint's
+    /// channels, the current one and those of later runs, until the registration is dropped.
+    /// `EINVAL` for a port outside 1-63, `EBUSY` if it has a service, `ENOSPC` when
+    /// [`MAX_SERVICES`] are registered.
+    pub(crate) fn register(self: &Arc<Self>, port: u16, handler: Handler) -> Result<PortRegistration> {
+        if port == 0 || port >= port::FIRST_USER {
+            return Err(EINVAL);
+        }
+        let mut table = self.services.table.lock();
+        if table.iter().any(|(p, _)| *p == port) {
+            return Err(EBUSY);
+        }
+        table.push_within_capacity((port, handler)).map_err(|_| ENOSPC)?;
+        Ok(PortRegistration {
+            endpoint: self.clone(),
+            port,
+        })
     }
 
     /// Refuses a read or write: one rate-limited message, and the errno.
@@ -1512,5 +1607,62 @@ impl FileOps for Endpoint {
             Some(ch) => ch.poll(file, table),
             None => poll::HUP,
         }
+    }
+}
+
+#[cfg(CONFIG_MULTIKERNEL_KUNIT_TEST)]
+#[kunit_tests(multikernel_ikc)]
+mod tests {
+    use super::*;
+
+    /// Services are registered per port, refused when taken or out of range, and gone when
+    /// their registration is dropped.
+    #[test]
+    fn service_registration() -> Result {
+        let endpoint = Endpoint::host(format_args!("mk-kunit"))?;
+        assert!(endpoint.services.lookup(port::PING).is_some());
+        assert!(endpoint.services.lookup(port::ECHO).is_none());
+        let echo = endpoint.register(port::ECHO, ECHO_SERVICE)?;
+        assert!(endpoint.services.lookup(port::ECHO).is_some());
+        assert_eq!(endpoint.register(port::ECHO, DISCARD_SERVICE).err(), Some(EBUSY));
+        assert_eq!(endpoint.register(port::PING, DISCARD_SERVICE).err(), Some(EBUSY));
+        assert_eq!(endpoint.register(0, DISCARD_SERVICE).err(), Some(EINVAL));
+        assert_eq!(endpoint.register(port::FIRST_USER, DISCARD_SERVICE).err(), Some(EINVAL));
+        let mut more = KVec::new();
+        for p in 10..10 + MAX_SERVICES as u16 - 1 {
+            more.push(endpoint.register(p, DISCARD_SERVICE)?, GFP_KERNEL)?;
+        }
+        assert_eq!(endpoint.register(40, DISCARD_SERVICE).err(), Some(ENOSPC));
+        drop(echo);
+        assert!(endpoint.services.lookup(port::ECHO).is_none());
+        let again = endpoint.register(port::ECHO, ECHO_SERVICE)?;
+        drop(more);
+        drop(again);
+        assert_eq!(endpoint.services.table.lock().len(), HOST_BUILTIN.len());
+        Ok(())
+    }
+
+    /// A console log keeps the last bytes, and a reader that fell behind skips to the oldest.
+    #[test]
+    fn console_log_keeps_the_tail() -> Result {
+        let log = ConsoleLog::new()?;
+        let mut out = KVec::from_elem(0u8, 8, GFP_KERNEL)?;
+        assert_eq!(log.recent(&mut out), 0);
+        log.append(b"hello ");
+        log.append(b"world");
+        assert_eq!(log.recent(&mut out), 8);
+        assert_eq!(&out[..], b"lo world");
+        let big = KVec::from_elem(b'x', CONSOLE_BYTES + 100, GFP_KERNEL)?;
+        log.append(&big);
+        log.append(b"end");
+        let buf = log.buf.lock();
+        assert_eq!(buf.total, 11 + CONSOLE_BYTES as u64 + 103);
+        let mut tail = [0u8; 4];
+        // From position 0: long gone, so the copy starts at the oldest byte kept.
+        assert_eq!(buf.copy_from(0, &mut tail), 4);
+        assert_eq!(&tail, b"xxxx");
+        assert_eq!(buf.copy_from(buf.total - 3, &mut tail), 3);
+        assert_eq!(&tail[..3], b"end");
+        Ok(())
     }
 }

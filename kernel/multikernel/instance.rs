@@ -7,7 +7,8 @@ use crate::{
     ikc::{
         ConsoleLog,
         Endpoint,
-        LinkState, //
+        LinkState,
+        PortRegistration, //
     },
     loader::Layout,
     pool::Range,
@@ -210,13 +211,20 @@ pub(crate) struct Instance {
     /// outlive it while its files are open, the device names must not).
     #[pin]
     devices: Mutex<Option<Devices>>,
+    /// The console service on its channels, for as long as the instance exists.
+    _console_service: PortRegistration,
 }
 
 impl Instance {
     /// A new instance; its devices `/dev/mk-NAME` and `/dev/mk-NAME.console` are registered
     /// here.
     pub(crate) fn new(id: u32, name: Name, cpus: KVec<u32>, memory: Range) -> impl PinInit<Self, Error> {
-        let endpoint = Endpoint::new(format_args!("mk-{}", name.as_str()));
+        let endpoint = Endpoint::host(format_args!("mk-{}", name.as_str()));
+        // What its kernel prints goes to its console log.
+        let console_service = endpoint
+            .as_ref()
+            .map_err(|e| *e)
+            .and_then(|e| e.register(crate::ikc::port::CONSOLE, crate::ikc::CONSOLE_SERVICE));
         let console = ConsoleLog::new();
         let devices = match (&endpoint, &console) {
             (Ok(endpoint), Ok(console)) => Devices::register(name, endpoint, console),
@@ -235,6 +243,7 @@ impl Instance {
             endpoint: endpoint?,
             console: console?,
             devices <- new_mutex!(Some(devices?), "multikernel::Instance::devices"),
+            _console_service: console_service?,
         }? Error)
     }
 
