@@ -202,7 +202,6 @@ pub(crate) struct Counters {
     pub(crate) ring_full: AtomicU64,
     pub(crate) errors: AtomicU64,
     pub(crate) doorbells: AtomicU64,
-    pub(crate) console_dropped: AtomicU64,
 }
 
 fn add(counter: &AtomicU64, n: u64) {
@@ -317,14 +316,15 @@ struct ConsoleBuf {
 const CONSOLE_BYTES: usize = 16384;
 
 impl ConsoleBuf {
-    /// Copies bytes from stream position `from` (at least the oldest kept) into `out`.
-    fn copy_from(&self, from: u64, out: &mut [u8]) -> usize {
+    /// Copies bytes from stream position `from`, or from the oldest byte kept if that is
+    /// later, into `out`; returns where the copy started and how many bytes it has.
+    fn copy_from(&self, from: u64, out: &mut [u8]) -> (u64, usize) {
         let from = from.max(self.total.saturating_sub(CONSOLE_BYTES as u64));
         let n = ((self.total - from) as usize).min(out.len());
         for (i, slot) in out[..n].iter_mut().enumerate() {
             *slot = self.data[((from + i as u64) % CONSOLE_BYTES as u64) as usize];
         }
-        n
+        (from, n)
     }
 }
 
@@ -356,7 +356,7 @@ impl ConsoleLog {
     pub(crate) fn recent(&self, out: &mut [u8]) -> usize {
         let buf = self.buf.lock();
         let from = buf.total.saturating_sub(out.len() as u64);
-        buf.copy_from(from, out)
+        buf.copy_from(from, out).1
     }
 
     /// No more output will come (the instance is destroyed): readers get end of file.
@@ -376,12 +376,12 @@ pub(crate) struct ConsoleReader {
 impl DeviceOps for ConsoleLog {
     type File = ConsoleReader;
 
-    /// A new reader starts with what the buffer holds, then follows.
+    /// A new reader starts with what the buffer holds (position 0, or the oldest byte kept),
+    /// then follows.
     fn open(this: &Arc<Self>) -> Result<Arc<ConsoleReader>> {
-        let total = this.buf.lock().total;
         let reader = ConsoleReader {
             log: this.clone(),
-            pos: AtomicU64::new(total.saturating_sub(CONSOLE_BYTES as u64)),
+            pos: AtomicU64::new(0),
         };
         Ok(Arc::new(reader, GFP_KERNEL)?)
     }
@@ -396,8 +396,7 @@ impl FileOps for ConsoleReader {
         loop {
             let pos = self.pos.load(Ordering::Relaxed);
             if buf.total > pos {
-                let from = pos.max(buf.total.saturating_sub(CONSOLE_BYTES as u64));
-                let n = buf.copy_from(from, &mut chunk);
+                let (from, n) = buf.copy_from(pos, &mut chunk);
                 self.pos.store(from + n as u64, Ordering::Relaxed);
                 drop(buf);
                 out.write_slice(&chunk[..n])?;
@@ -496,8 +495,7 @@ pub(crate) struct Channel {
     /// `PENDING_*` bits for the work.
     pending: AtomicU32,
     /// Why the channel broke (logged by the work).
-    #[pin]
-    fault: RawSpinLockIrq<&'static str>,
+    fault: SetOnce<&'static str>,
     #[pin]
     ping_lock: Mutex<()>,
     ping_token: AtomicU64,
@@ -755,8 +753,7 @@ impl Channel {
                 waiters,
                 paused: AtomicBool::new(false),
                 pending: AtomicU32::new(0),
-                fault <- Lock::new("", c"multikernel::Channel::fault",
-                                   kernel::static_lock_class!()),
+                fault: SetOnce::new(),
                 ping_lock <- new_mutex!((), "multikernel::Channel::ping_lock"),
                 ping_token: AtomicU64::new(0),
                 pong: AtomicU64::new(0),
@@ -872,11 +869,7 @@ impl Channel {
         match tx.send(&mut view, port, payload) {
             Ok(ring_it) => {
                 drop(tx);
-                add(&self.counters.tx, 1);
-                add(&self.counters.bytes, payload.len() as u64);
-                if ring_it {
-                    self.ring_doorbell();
-                }
+                self.sent(payload.len(), ring_it);
                 Attempt::Sent
             }
             Err(RingError::Full) => {
@@ -954,16 +947,21 @@ impl Channel {
         }
     }
 
+    /// Counts a message of `len` bytes just published, and rings the peer if it asked.
+    fn sent(&self, len: usize, ring_it: bool) {
+        add(&self.counters.tx, 1);
+        add(&self.counters.bytes, len as u64);
+        if ring_it {
+            self.ring_doorbell();
+        }
+    }
+
     /// The instance's console: sends `text` without waiting, from any context; what does not
-    /// fit (or meets the lock taken on this CPU, a print from inside a send) is dropped and
-    /// counted. Never prints.
+    /// fit (or meets the lock taken on this CPU, a print from inside a send) is dropped. Never
+    /// prints.
     pub(crate) fn send_console(&self, text: &[u8]) {
         for chunk in text.chunks(ring::MAX_PAYLOAD) {
-            if self.state() != LinkState::Open {
-                return;
-            }
             let Some(mut tx) = self.tx.try_lock() else {
-                add(&self.counters.console_dropped, chunk.len() as u64);
                 continue;
             };
             // Under the producer lock, as in `try_send`.
@@ -972,22 +970,15 @@ impl Channel {
             }
             let sent = tx.send(&mut self.view(self.tx_off()), port::CONSOLE, chunk);
             drop(tx);
-            match sent {
-                Ok(ring_it) => {
-                    add(&self.counters.tx, 1);
-                    add(&self.counters.bytes, chunk.len() as u64);
-                    if ring_it {
-                        self.ring_doorbell();
-                    }
-                }
-                Err(_) => add(&self.counters.console_dropped, chunk.len() as u64),
+            if let Ok(ring_it) = sent {
+                self.sent(chunk.len(), ring_it);
             }
         }
     }
 
     /// Receives the drained messages nobody in the kernel handles, for user space. `EMSGSIZE`
     /// (the message stays) if the next one is longer than `max` bytes.
-    pub(crate) fn recv_user(&self, max: usize, nonblock: bool) -> Result<Message> {
+    pub(crate) fn recv_user(self: &Arc<Self>, max: usize, nonblock: bool) -> Result<Message> {
         let mut inbox = self.inbox.lock();
         loop {
             if let Some(first) = inbox.first() {
@@ -1020,20 +1011,8 @@ impl Channel {
     }
 
     /// Queues this channel's work.
-    fn kick(&self) {
-        let Ok(channels) = channels() else {
-            return;
-        };
-        let me = channels
-            .list
-            .lock()
-            .iter()
-            .find(|c| core::ptr::eq(&***c, self))
-            .cloned();
-        // Enqueued, or dropped outside the raw lock.
-        if let Some(me) = me {
-            let _ = workqueue::system_highpri().enqueue::<Arc<Channel>, 0>(me);
-        }
+    fn kick(self: &Arc<Self>) {
+        let _ = workqueue::system_highpri().enqueue::<Arc<Channel>, 0>(self.clone());
     }
 
     /// The ready bits for `poll(2)`, after registering `file` on the channel's wait queues.
@@ -1085,6 +1064,12 @@ impl Channel {
     fn drain(&self, out: Option<&mut [u8]>) -> Drained {
         let mut rx = self.rx.lock();
         let Rx { consumer, buf } = &mut *rx;
+        // In process context messages go straight into the caller's buffer.
+        let taking = out.is_some();
+        let buf: &mut [u8] = match out {
+            Some(out) => out,
+            None => buf,
+        };
         let mut view = self.view(self.rx_off());
         for _ in 0..DRAIN_BUDGET {
             if self.state() != LinkState::Open {
@@ -1113,11 +1098,9 @@ impl Channel {
                     }
                 }
                 _ => {
-                    let Some(out) = out else {
-                        return Drained::Process(msg);
-                    };
-                    out[..msg.len].copy_from_slice(&buf[..msg.len]);
-                    self.consumed(consumer, &mut view, &msg);
+                    if taking {
+                        self.consumed(consumer, &mut view, &msg);
+                    }
                     return Drained::Process(msg);
                 }
             }
@@ -1186,7 +1169,7 @@ impl Channel {
             self.pong_cv.notify_all();
         }
         if pending & PENDING_BROKEN != 0 {
-            let why = *self.fault.lock();
+            let why = self.fault.as_ref().copied().unwrap_or("?");
             crate::control::warn(format_args!("ikc {}: channel broken: {why}", self.label()));
             self.wake_all();
         }
@@ -1223,19 +1206,22 @@ impl Channel {
             _ => "message larger than the maximum",
         };
         add(&self.counters.errors, 1);
-        if self
-            .state
+        if self.leave_open(LinkState::Broken) {
+            self.fault.populate(why);
+            self.pending.fetch_or(PENDING_BROKEN, Ordering::AcqRel);
+        }
+    }
+
+    /// Moves the state from open to `state`; whether this call did (any context).
+    fn leave_open(&self, state: LinkState) -> bool {
+        self.state
             .compare_exchange(
                 LinkState::Open as u8,
-                LinkState::Broken as u8,
+                state as u8,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             )
             .is_ok()
-        {
-            *self.fault.lock() = why;
-            self.pending.fetch_or(PENDING_BROKEN, Ordering::AcqRel);
-        }
     }
 
     /// Wakes every waiter (process context): they look at the state.
@@ -1250,15 +1236,7 @@ impl Channel {
 
     /// Sets the state (from open) and wakes every waiter (process context).
     fn shut(&self, state: LinkState) -> bool {
-        let changed = self
-            .state
-            .compare_exchange(
-                LinkState::Open as u8,
-                state as u8,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_ok();
+        let changed = self.leave_open(state);
         self.wake_all();
         changed
     }
@@ -1285,7 +1263,7 @@ impl Channel {
     /// drains it as a doorbell would (`CONFIG_MULTIKERNEL_IKC_FAULT_INJECT`, testing only):
     /// `head` publishes a head index far outside the ring, `magic` overwrites the ring's
     /// magic number.
-    pub(crate) fn inject(&self, fault: &[u8]) -> Result {
+    pub(crate) fn inject(self: &Arc<Self>, fault: &[u8]) -> Result {
         if !cfg!(CONFIG_MULTIKERNEL_IKC_FAULT_INJECT) || self.side != Side::Host {
             return Err(EOPNOTSUPP);
         }
@@ -1335,7 +1313,7 @@ impl Channel {
 
     /// The heartbeat, every [`HEARTBEAT_MS`] while open: the instance beats, the host looks.
     /// Both also drain what a lost doorbell left behind (one sent to a CPU that went offline).
-    fn tick(&self) -> bool {
+    fn tick(self: &Arc<Self>) -> bool {
         if self.state() != LinkState::Open {
             return false;
         }
@@ -1659,9 +1637,9 @@ mod tests {
         assert_eq!(buf.total, 11 + CONSOLE_BYTES as u64 + 103);
         let mut tail = [0u8; 4];
         // From position 0: long gone, so the copy starts at the oldest byte kept.
-        assert_eq!(buf.copy_from(0, &mut tail), 4);
+        assert_eq!(buf.copy_from(0, &mut tail).1, 4);
         assert_eq!(&tail, b"xxxx");
-        assert_eq!(buf.copy_from(buf.total - 3, &mut tail), 3);
+        assert_eq!(buf.copy_from(buf.total - 3, &mut tail).1, 3);
         assert_eq!(&tail[..3], b"end");
         Ok(())
     }
