@@ -12,6 +12,14 @@
 #include <linux/types.h>
 #include <uapi/linux/kexec.h>
 
+/*
+ * The mailbox page of an instance: the instance kernel writes this magic and
+ * its id at the start once booted; at MULTIKERNEL_WAKEUP_OFFSET is the record
+ * its waiting CPUs are started through (kernel/multikernel/instance_x86.c).
+ */
+#define MULTIKERNEL_MAILBOX_MAGIC	0x4e4e55524b4d554dULL	/* "MUMKRUNN" */
+#define MULTIKERNEL_WAKEUP_OFFSET	64
+
 #ifdef CONFIG_MULTIKERNEL
 /* Reserves the pool asked for by multikernel.pool=; called from setup_arch(). */
 void __init multikernel_reserve_pool(void);

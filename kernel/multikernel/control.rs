@@ -239,27 +239,17 @@ impl Registry {
             self.undo_memory(memory);
             return Err(refusal.errno());
         }
-        let dir = Dir::new(
-            parent,
-            spec.name.as_cstr(),
-            Instance::new(id, spec.name, spec.cpus, memory),
-        );
-        match dir {
-            Ok(dir) => {
-                // Capacity was reserved above.
-                if let Err(e) = self.instances.push_within_capacity(dir) {
-                    drop(e);
-                    return Err(ENOMEM);
-                }
-                Ok(())
-            }
-            Err(e) => {
-                warn(format_args!("create {name}: cannot create its sysfs directory ({e:?})"));
-                let _ = cpus::give_back(&taken);
-                self.undo_memory(memory);
-                Err(e)
-            }
+        // Capacity for the push was reserved above; were it refused, the directory would be
+        // dropped with the error and everything given back like any other failure.
+        let made = Dir::new(parent, spec.name.as_cstr(), Instance::new(id, spec.name, spec.cpus, memory))
+            .and_then(|dir| self.instances.push_within_capacity(dir).map_err(|_| ENOMEM));
+        if let Err(e) = made {
+            warn(format_args!("create {name}: cannot create its sysfs directory or devices ({e:?})"));
+            let _ = cpus::give_back(&taken);
+            self.undo_memory(memory);
+            return Err(e);
         }
+        Ok(())
     }
 
     fn undo_memory(&mut self, memory: pool::Range) {

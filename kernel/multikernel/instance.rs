@@ -74,9 +74,6 @@ pub(crate) enum State {
 /// How long a started kernel has to report in before its instance is `failed`.
 pub(crate) const START_TIMEOUT_MS: i64 = 30_000;
 
-/// What an instance kernel writes into the first word of its mailbox once booted
-/// (`instance_x86.c`), followed by its instance id.
-const MAILBOX_MAGIC: u64 = 0x4e4e_5552_4b4d_554d;
 
 impl State {
     fn from_u8(value: u8) -> Self {
@@ -138,6 +135,9 @@ pub(crate) struct ImageInfo {
     pub(crate) initrd: VVec<u8>,
     pub(crate) boot_cmdline: KVec<u8>,
     pub(crate) zero_page: KBox<[u8; 4096]>,
+    /// The instance's memory holds the image as loaded (no run has decompressed over it
+    /// since it was written): the next start need not write it again.
+    pub(crate) fresh: bool,
 }
 
 impl ImageInfo {
@@ -271,7 +271,7 @@ impl Instance {
             PoolMapping::new(layout.mailbox.start, 16)
                 .and_then(|map| map.read(0, &mut word))
                 .is_ok()
-                && word[..8] == MAILBOX_MAGIC.to_le_bytes()
+                && word[..8] == kernel::multikernel::spawn::MAILBOX_MAGIC.to_le_bytes()
                 && word[8..] == u64::from(self.id).to_le_bytes()
         });
         let elapsed = started.elapsed().as_millis();

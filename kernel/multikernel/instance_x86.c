@@ -19,6 +19,8 @@
 #include <linux/io.h>
 #include <linux/delay.h>
 #include <linux/kernel.h>
+#include <linux/mm.h>
+#include <linux/multikernel.h>
 #include <linux/sizes.h>
 #include <linux/reboot.h>
 #include <linux/string.h>
@@ -29,7 +31,6 @@
 #include <asm/topology.h>
 #include <asm/x86_init.h>
 
-#define MK_MAILBOX_MAGIC	0x4e4e55524b4d554dULL	/* "MUMKRUNN" */
 
 static unsigned int mk_id;
 static unsigned long mk_tsc_khz;
@@ -77,7 +78,7 @@ static int mk_wakeup_secondary_cpu_64(u32 apicid, unsigned long start_ip,
 		if (!mk_wakeup_page)
 			return -ENOMEM;
 	}
-	w = mk_wakeup_page + 64;
+	w = mk_wakeup_page + MULTIKERNEL_WAKEUP_OFFSET;
 	WRITE_ONCE(w->apic_id, apicid);
 	WRITE_ONCE(w->vector, start_ip);
 	smp_store_release(&w->command, 1);
@@ -91,9 +92,21 @@ static int mk_wakeup_secondary_cpu_64(u32 apicid, unsigned long start_ip,
 	return 0;
 }
 
+/* The mailbox page the host named, if there is a usable one. */
+static bool mk_mailbox_ok(void)
+{
+	return mk_mailbox && PAGE_ALIGNED(mk_mailbox);
+}
+
 static void __init mk_parse_smp_config(void)
 {
 	unsigned int i;
+
+	/* Without the mailbox the other CPUs cannot be started: run on the first. */
+	if (mk_nr_cpus > 1 && !mk_mailbox_ok()) {
+		pr_warn("no usable multikernel.mailbox=: using CPU APIC %u only\n", mk_apic_ids[0]);
+		mk_nr_cpus = 1;
+	}
 
 	register_lapic_address(APIC_DEFAULT_PHYS_BASE);
 	/*
@@ -174,6 +187,9 @@ static int __init mk_apic_ids_setup(char *arg)
 			return -EINVAL;
 		mk_nr_cpus++;
 	}
+	if (arg && *arg)
+		pr_warn("more than %d CPUs in multikernel.apic_ids=: using the first %d\n",
+			MK_MAX_CPUS, MK_MAX_CPUS);
 	return 0;
 }
 early_param("multikernel.apic_ids", mk_apic_ids_setup);
@@ -210,15 +226,17 @@ static int __init mk_report_running(void)
 {
 	u64 *mailbox;
 
-	if (!mk_id || !mk_mailbox)
+	if (!mk_id || !mk_mailbox_ok())
 		return 0;
-	mailbox = memremap(mk_mailbox, PAGE_SIZE, MEMREMAP_WB);
+	/* Mapped already if other CPUs were started through it. */
+	mailbox = mk_wakeup_page ?: memremap(mk_mailbox, PAGE_SIZE, MEMREMAP_WB);
 	if (!mailbox)
 		return -ENOMEM;
 	WRITE_ONCE(mailbox[1], mk_id);
 	smp_wmb();
-	WRITE_ONCE(mailbox[0], MK_MAILBOX_MAGIC);
-	memunmap(mailbox);
+	WRITE_ONCE(mailbox[0], MULTIKERNEL_MAILBOX_MAGIC);
+	if (mailbox != mk_wakeup_page)
+		memunmap(mailbox);
 	pr_info("instance %u: running, reported to the host\n", mk_id);
 	return 0;
 }

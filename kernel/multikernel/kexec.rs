@@ -113,7 +113,7 @@ fn load(req: &Load<'_>) -> Result {
     if let Some(bytes) = initrd {
         initrd_copy.extend_from_slice(bytes, GFP_KERNEL)?;
     }
-    let info = KBox::new(
+    let mut info = KBox::new(
         ImageInfo {
             kernel_size: req.kernel.len() as u64,
             initrd_size: initrd.map_or(0, |i| i.len() as u64),
@@ -123,6 +123,7 @@ fn load(req: &Load<'_>) -> Result {
             initrd: initrd_copy,
             boot_cmdline,
             zero_page,
+            fresh: false,
         },
         GFP_KERNEL,
     )?;
@@ -135,6 +136,7 @@ fn load(req: &Load<'_>) -> Result {
         warn(format_args!("kexec load {name}: writing the image failed ({e:?})"));
         return Err(e);
     }
+    info.fresh = true;
     if req.debug {
         pr_info!(
             "kexec load {name}: kernel {:#x}, boot_params {:#x}, cmdline {:#x}, entry {:#x}\n",

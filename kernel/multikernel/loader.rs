@@ -25,7 +25,13 @@
 //! instance's memory, which is 2 MiB aligned, which every x86-64 kernel accepts.
 
 use crate::pool::Range;
-use kernel::prelude::*;
+use kernel::{
+    prelude::*,
+    ptr::{
+        Alignable,
+        Alignment, //
+    },
+};
 
 const PAGE: u64 = 4096;
 /// Room for the identity map the kernel is entered with: 1 PGD, PUDs and PMDs (2 MiB pages)
@@ -85,8 +91,9 @@ fn put(page: &mut [u8], at: usize, bytes: &[u8]) {
     page[at..at + bytes.len()].copy_from_slice(bytes);
 }
 
-fn align_up(value: u64, align: u64) -> Option<u64> {
-    value.checked_add(align - 1).map(|v| v & !(align - 1))
+/// Rounds up to whole pages; `None` if that overflows.
+fn page_up(value: u64) -> Option<u64> {
+    value.align_up(Alignment::new::<{ PAGE as usize }>())
 }
 
 /// Why an image cannot be loaded.
@@ -210,10 +217,10 @@ impl Layout {
             return Err(LoadError::CmdlineTooLong(image.cmdline_size));
         }
         let too_big = |needed: Option<u64>| LoadError::TooBig(needed.unwrap_or(u64::MAX));
-        let kernel_len = align_up(image.init_size, PAGE).ok_or(too_big(None))?;
-        let cmdline_pages = align_up(cmdline_len + 1, PAGE).ok_or(too_big(None))?;
+        let kernel_len = page_up(image.init_size).ok_or(too_big(None))?;
+        let cmdline_pages = page_up(cmdline_len + 1).ok_or(too_big(None))?;
         let initrd_pages = match initrd_len {
-            Some(len) => align_up(len, PAGE).ok_or(too_big(None))?,
+            Some(len) => page_up(len).ok_or(too_big(None))?,
             None => 0,
         };
         let needed = kernel_len

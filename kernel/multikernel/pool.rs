@@ -9,7 +9,13 @@
 //!
 //! Pure bookkeeping over numbers: the memory itself is never touched here.
 
-use kernel::prelude::*;
+use kernel::{
+    prelude::*,
+    ptr::{
+        Alignable,
+        Alignment, //
+    },
+};
 
 /// Allocation granule and alignment: 2 MiB.
 pub(crate) const GRANULE: u64 = 2 << 20;
@@ -35,7 +41,7 @@ impl Range {
 
 /// Rounds a requested size up to whole granules; `None` if that overflows.
 pub(crate) fn round_up(bytes: u64) -> Option<u64> {
-    bytes.checked_add(GRANULE - 1).map(|b| b & !(GRANULE - 1))
+    bytes.align_up(Alignment::new::<{ GRANULE as usize }>())
 }
 
 /// The free space of the pool.

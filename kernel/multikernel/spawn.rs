@@ -36,15 +36,20 @@ pub(crate) fn start(instance: &Instance) -> Result {
         return Err(EBUSY);
     }
     let layout = {
-        let image = instance.image();
-        let image = image.as_ref().ok_or(EINVAL)?;
-        image
-            .write(instance.memory)
-            .inspect_err(|e| warn(format_args!("start {name}: cannot write the image ({e:?})")))?;
+        let mut guard = instance.image();
+        let image = (*guard).as_mut().ok_or(EINVAL)?;
+        // The kernel decompresses over its image: written afresh unless no run has been since
+        // the load wrote it.
+        if !image.fresh {
+            image.write(instance.memory).inspect_err(|e| {
+                warn(format_args!("start {name}: cannot write the image ({e:?})"))
+            })?;
+        }
+        image.fresh = false;
         image.layout
     };
     // The other CPUs first: they wait in the park loop until the kernel starts them through
-    // the wakeup mailbox (mailbox page + 64). Then the first CPU enters the kernel.
+    // the wakeup record in the mailbox page. Then the first CPU enters the kernel.
     // Two copies of the map, in the two halves of the page-table pages: the first CPU's
     // kernel reworks the tables it is entered on, the parked CPUs keep running on theirs.
     let half = layout.pagetables.len / 2;
@@ -56,7 +61,7 @@ pub(crate) fn start(instance: &Instance) -> Result {
     };
     let map = build(layout.pagetables.start)?;
     let park_map = build(layout.pagetables.start + half)?;
-    let wakeup = layout.mailbox.start + 64;
+    let wakeup = layout.mailbox.start + spawn::WAKEUP_OFFSET;
     let (first, others) = instance.cpus.split_first().ok_or(EINVAL)?;
     // A fresh channel for this run; doorbells go to the instance's first CPU.
     instance.endpoint.close();

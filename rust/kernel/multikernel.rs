@@ -80,42 +80,39 @@ impl PoolMapping {
         Ok(Self { virt, len })
     }
 
+    /// The address `offset` bytes in, if `len` bytes from there lie inside the mapping
+    /// (else `EINVAL`).
+    fn at(&self, offset: usize, len: usize) -> Result<*mut u8> {
+        match offset.checked_add(len) {
+            // SAFETY: `offset <= self.len`: inside the mapping or one past its end.
+            Some(end) if end <= self.len => Ok(unsafe { self.virt.as_ptr().add(offset) }),
+            _ => Err(EINVAL),
+        }
+    }
+
     /// Copies `bytes` to `offset` bytes into the mapping; `EINVAL` if it does not fit.
     pub fn write(&mut self, offset: usize, bytes: &[u8]) -> Result {
-        let end = offset.checked_add(bytes.len()).ok_or(EINVAL)?;
-        if end > self.len {
-            return Err(EINVAL);
-        }
-        // SAFETY: `offset..end` is inside the mapping (type invariants), which nothing else in
+        let dst = self.at(offset, bytes.len())?;
+        // SAFETY: `dst..dst + bytes.len()` is inside the mapping (`at`), which nothing else in
         // this kernel references; `bytes` cannot overlap it (it is not in the pool's mapping
         // handed out as a slice anywhere).
-        unsafe {
-            core::ptr::copy_nonoverlapping(bytes.as_ptr(), self.virt.as_ptr().add(offset), bytes.len())
-        };
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()) };
         Ok(())
     }
 
     /// Sets `len` bytes at `offset` to zero; `EINVAL` if that does not fit.
     pub fn zero(&mut self, offset: usize, len: usize) -> Result {
-        let end = offset.checked_add(len).ok_or(EINVAL)?;
-        if end > self.len {
-            return Err(EINVAL);
-        }
+        let dst = self.at(offset, len)?;
         // SAFETY: As in `write`.
-        unsafe { core::ptr::write_bytes(self.virt.as_ptr().add(offset), 0, len) };
+        unsafe { core::ptr::write_bytes(dst, 0, len) };
         Ok(())
     }
 
     /// Copies `len` bytes from `offset` into `out`; `EINVAL` if that does not fit.
     pub fn read(&self, offset: usize, out: &mut [u8]) -> Result {
-        let end = offset.checked_add(out.len()).ok_or(EINVAL)?;
-        if end > self.len {
-            return Err(EINVAL);
-        }
+        let src = self.at(offset, out.len())?;
         // SAFETY: As in `write`, reading.
-        unsafe {
-            core::ptr::copy_nonoverlapping(self.virt.as_ptr().add(offset), out.as_mut_ptr(), out.len())
-        };
+        unsafe { core::ptr::copy_nonoverlapping(src, out.as_mut_ptr(), out.len()) };
         Ok(())
     }
 }
@@ -141,6 +138,12 @@ pub mod spawn {
         error::to_result,
         prelude::*, //
     };
+
+    /// What an instance kernel writes at the start of its mailbox page once booted (followed
+    /// by its instance id).
+    pub const MAILBOX_MAGIC: u64 = bindings::MULTIKERNEL_MAILBOX_MAGIC;
+    /// Where in the mailbox page the record the waiting CPUs are started through lies.
+    pub const WAKEUP_OFFSET: u64 = bindings::MULTIKERNEL_WAKEUP_OFFSET as u64;
 
     /// Wraps the architecture's `play_dead`; call once at init.
     pub fn init() -> Result {
@@ -202,25 +205,26 @@ pub mod spawn {
         unsafe { core::slice::from_raw_parts(code.cast::<u8>(), len) }
     }
 
-    /// This machine's timer facts an instance kernel takes over instead of calibrating:
-    /// `(TSC frequency in kHz, LAPIC timer period per tick)`.
-    pub fn host_timing() -> (u32, u32) {
+    /// `(TSC kHz, LAPIC timer period per tick, APIC id of cpu)`.
+    fn facts(cpu: u32) -> (u32, u32, u32) {
         let (mut tsc_khz, mut lapic_period, mut apic_id) = (0, 0, 0);
         // SAFETY: The pointers are valid for writing; any CPU id is accepted.
         unsafe {
-            bindings::multikernel_host_facts(0, &mut tsc_khz, &mut lapic_period, &mut apic_id)
+            bindings::multikernel_host_facts(cpu, &mut tsc_khz, &mut lapic_period, &mut apic_id)
         };
+        (tsc_khz, lapic_period, apic_id)
+    }
+
+    /// This machine's timer facts an instance kernel takes over instead of calibrating:
+    /// `(TSC frequency in kHz, LAPIC timer period per tick)`.
+    pub fn host_timing() -> (u32, u32) {
+        let (tsc_khz, lapic_period, _) = facts(0);
         (tsc_khz, lapic_period)
     }
 
     /// The APIC id of `cpu`, online or not.
     pub fn apic_id(cpu: CpuId) -> u32 {
-        let (mut tsc_khz, mut lapic_period, mut apic_id) = (0, 0, 0);
-        // SAFETY: The pointers are valid for writing; any CPU id is accepted.
-        unsafe {
-            bindings::multikernel_host_facts(cpu.as_u32(), &mut tsc_khz, &mut lapic_period, &mut apic_id)
-        };
-        apic_id
+        facts(cpu.as_u32()).2
     }
 
     /// Stops whatever runs on `cpu`, which must be offline in this kernel (else nothing
@@ -231,7 +235,7 @@ pub mod spawn {
         unsafe { bindings::multikernel_cpu_reset(cpu.as_u32()) }
     }
 
-    /// Disarms `cpu` and frees its identity map.
+    /// Disarms `cpu`: its next `play_dead` halts as usual.
     pub fn disarm(cpu: CpuId) {
         // SAFETY: Any CPU id is accepted; an unarmed CPU is left alone.
         unsafe { bindings::multikernel_spawn_disarm(cpu.as_u32()) }
@@ -321,7 +325,8 @@ pub mod kexec {
         fn read(fd: c_int, id: bindings::kernel_read_file_id) -> Result<Self> {
             let mut buf: *mut c_void = core::ptr::null_mut();
             // SAFETY: `buf` is valid for writing a pointer; a NULL `file_size` is allowed.
-            // `i32::MAX` is kexec's own `KEXEC_FILE_SIZE_MAX`.
+            // At most `i32::MAX` bytes per file (kexec's own limit, `KEXEC_FILE_SIZE_MAX`, is
+            // min(4 GiB, SSIZE_MAX); a bzImage or initrd for an instance is far below both).
             let ret = unsafe {
                 bindings::kernel_read_file_from_fd(
                     fd,
