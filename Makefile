@@ -35,4 +35,4 @@ modules: build
 	@scripts/modules.sh
 
 clean:
-	rm -rf "$${MK_BUILD:-$$HOME/.cache/multikernel/build}"
+	@bash -c '. scripts/lib.sh && rm -rf "$$MK_BUILD"' 

@@ -16,7 +16,6 @@ need_root
 "$MK_ROOT/scripts/build-tests.sh"
 "$MK_ROOT/scripts/initramfs.sh"
 
-TREE=$MK_BUILD/linux
 KST=$MK_BUILD/kselftest
 RES=$MK_BUILD/results
 rm -rf "$RES"

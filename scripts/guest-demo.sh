@@ -20,14 +20,15 @@ run "echo 'demo0 cpus=2-3 memory=256M' > $mk/create"
 run "cat $mk/instances/demo0/{id,cpus,memory,state}"
 run "cat /sys/devices/system/cpu/online"
 run "echo 1 > /sys/devices/system/cpu/cpu3/online   # owned by demo0: refused"
-echo "\$ kexec_file_load(bzImage, initramfs, \"console=ttyS1 ...\", KEXEC_FILE_MULTIKERNEL | KEXEC_FILE_MK_ID(1))"
-python3 - "$img" "$rd" <<'PY'
+id=$(cat $mk/instances/demo0/id)
+echo "\$ kexec_file_load(bzImage, initramfs, \"console=ttyS1 ...\", KEXEC_FILE_MULTIKERNEL | KEXEC_FILE_MK_ID($id))"
+python3 - "$img" "$rd" "$id" <<'PY'
 import ctypes, os, sys
 libc = ctypes.CDLL(None, use_errno=True)
 k, i = os.open(sys.argv[1], os.O_RDONLY), os.open(sys.argv[2], os.O_RDONLY)
 cl = b"console=ttyS1 kunit.enable=0 panic=0 loglevel=7\0"
 SYS_kexec_file_load, KEXEC_FILE_MULTIKERNEL = 320, 0x40
-r = libc.syscall(SYS_kexec_file_load, k, i, len(cl), cl, KEXEC_FILE_MULTIKERNEL | (1 << 16))
+r = libc.syscall(SYS_kexec_file_load, k, i, len(cl), cl, KEXEC_FILE_MULTIKERNEL | (int(sys.argv[3]) << 16))
 print("loaded" if r == 0 else "load failed: " + os.strerror(ctypes.get_errno()))
 PY
 run "cat $mk/instances/demo0/image"

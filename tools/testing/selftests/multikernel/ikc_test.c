@@ -138,24 +138,6 @@ static bool expect_echo(int fd, uint32_t i, int ms, char *why, size_t size)
 	return true;
 }
 
-static int start_instance(const char *line, size_t len)
-{
-	char state[64];
-	int ret;
-
-	control(NAME, "kill");
-	write_str(MK "/destroy", NAME);
-	ret = write_str(MK "/create", NAME " cpus=3 memory=256M");
-	if (!ret)
-		ret = load_into(NAME, line, len);
-	if (!ret)
-		ret = control(NAME, "start");
-	if (ret)
-		return ret;
-	wait_started(NAME, state, sizeof(state));
-	return strcmp(state, "running\n") ? -EIO : 0;
-}
-
 FIXTURE(ikc) {
 	int fd;
 };
@@ -165,7 +147,7 @@ FIXTURE_SETUP(ikc)
 	self->fd = -1;
 	if (mode_of(MK "/create") == (mode_t)-1)
 		SKIP(return, "kernel without CONFIG_MULTIKERNEL");
-	ASSERT_EQ(0, start_instance(cmdline, sizeof(cmdline)));
+	ASSERT_EQ(0, start_instance(NAME, NAME " cpus=3 memory=256M", cmdline, sizeof(cmdline)));
 	self->fd = open(DEV, O_RDWR);
 	ASSERT_LE(0, self->fd);
 }
@@ -308,7 +290,6 @@ TEST_F_TIMEOUT(ikc, bad_input, 180)
 	EXPECT_EQ(EMSGSIZE, errno);
 	/* Kernel ports, port 0 and unknown flags. */
 	m.h.len = 1;
-	m.h.port = 1;
 	EXPECT_EQ(-EINVAL, (int)send_msg(self->fd, 1, "x", 1));
 	EXPECT_EQ(-EINVAL, (int)send_msg(self->fd, 3, "x", 1));
 	EXPECT_EQ(-EINVAL, (int)send_msg(self->fd, 0, "x", 1));
@@ -367,10 +348,12 @@ TEST_F_TIMEOUT(ikc, ping_and_counters, 180)
 	EXPECT_EQ(0400U, mode_of(DEV ".console"));
 	/* Without CAP_SYS_ADMIN no ping. */
 	pid = fork();
+	ASSERT_LE(0, pid);
 	if (!pid)
 		_exit(drop_effective_cap(CAP_SYS_ADMIN) ? 2 :
 		      read_file(INST "/ping", buf, sizeof(buf)) == -EPERM ? 0 : 1);
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status));
 	EXPECT_EQ(0, WEXITSTATUS(status));
 }
 
@@ -571,7 +554,7 @@ TEST_F_TIMEOUT(ikc, crash_detected, 180)
 	int con;
 
 	close(self->fd);
-	ASSERT_EQ(0, start_instance(crash_cmdline, sizeof(crash_cmdline)));
+	ASSERT_EQ(0, start_instance(NAME, NAME " cpus=3 memory=256M", crash_cmdline, sizeof(crash_cmdline)));
 	self->fd = open(DEV, O_RDWR);
 	ASSERT_LE(0, self->fd);
 	/* Its console, live: from the oldest byte kept to the panic. */

@@ -64,4 +64,27 @@ static inline void wait_started(const char *name, char *state, size_t size)
 	} while (clock_s(CLOCK_MONOTONIC) < deadline);
 }
 
+/*
+ * Starts instance NAME afresh: kills and destroys a leftover, creates it
+ * from SPEC, loads the kernel with the command line and starts it; 0 once
+ * it runs, else -errno (-EIO if it did not come up).
+ */
+static inline int start_instance(const char *name, const char *spec, const char *line, size_t len)
+{
+	char state[64];
+	int ret;
+
+	control(name, "kill");
+	write_str(MK "/destroy", name);
+	ret = write_str(MK "/create", spec);
+	if (!ret)
+		ret = load_into(name, line, len);
+	if (!ret)
+		ret = control(name, "start");
+	if (ret)
+		return ret;
+	wait_started(name, state, sizeof(state));
+	return strcmp(state, "running\n") ? -EIO : 0;
+}
+
 #endif /* MK_INSTANCE_H */

@@ -398,7 +398,7 @@ TEST_F(mk, concurrent_writers)
 				if (ret == -EBUSY || ret == -ENOSPC)
 					continue;
 				if (ret)
-					_exit(20);
+					_exit(200);
 				if (read_file(path, buf, sizeof(buf)) < 0 || atoi(buf) != cpu)
 					_exit(201);
 				if (write_str(DESTROY, name))

@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "mk_util.h"
-
+#include "mk_instance.h"
 
 static const char cmdline[] = "console=ttyS1 kunit.enable=0 panic=0 quiet";
 
@@ -31,30 +31,25 @@ static double now_ms(void)
 
 int main(int argc, char **argv)
 {
-	int rounds = argc > 1 ? atoi(argv[1]) : 3, i, kfd, ifd, id;
+	int rounds = argc > 1 ? atoi(argv[1]) : 3, i, ret;
 	double t[16], start, deadline;
 	char buf[64];
 
 	if (rounds < 1 || rounds > 16)
 		rounds = 3;
 	write_str(MK "/destroy", "bench1");
-	if (write_str(MK "/create", "bench1 cpus=3 memory=256M") ||
-	    read_file(MK "/instances/bench1/id", buf, sizeof(buf)) <= 0) {
+	if (write_str(MK "/create", "bench1 cpus=3 memory=256M")) {
 		fprintf(stderr, "spawn_bench: cannot create an instance on CPU 3\n");
 		return 1;
 	}
-	id = atoi(buf);
-	kfd = open(getenv("MK_KERNEL_IMAGE") ?: "", O_RDONLY);
-	ifd = open(getenv("MK_INITRAMFS") ?: "", O_RDONLY);
-	if (kfd < 0 || ifd < 0 ||
-	    syscall(SYS_kexec_file_load, kfd, ifd, sizeof(cmdline), cmdline,
-		    KEXEC_FILE_MULTIKERNEL | KEXEC_FILE_MK_ID(id))) {
-		fprintf(stderr, "spawn_bench: load failed: %s\n", strerror(errno));
+	ret = load_into("bench1", cmdline, sizeof(cmdline));
+	if (ret) {
+		fprintf(stderr, "spawn_bench: load failed: %s\n", strerror(-ret));
 		return 1;
 	}
 	for (i = 0; i < rounds; i++) {
 		start = now_ms();
-		if (write_str(MK "/instances/bench1/control", "start"))
+		if (control("bench1", "start"))
 			return 1;
 		deadline = start + 90000;
 		do {
@@ -68,7 +63,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "spawn_bench: instance %s", buf);
 			return 1;
 		}
-		write_str(MK "/instances/bench1/control", "kill");
+		control("bench1", "kill");
 	}
 	write_str(MK "/destroy", "bench1");
 	printf("spawn: %d rounds, median start-to-running ms %.0f\n", rounds, median(t, rounds));
