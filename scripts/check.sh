@@ -22,7 +22,8 @@ rm -rf "$RES"
 mkdir -p "$RES"
 
 # The VM boots: name | kernel command line | kselftest programs | judge KUnit
-# here | capture the second serial port (an instance's console).
+# here | capture the second serial port (an instance's console) | vCPUs
+# (default $VM_CPUS).
 # KUnit runs at every boot; it is judged once, in the main run.
 RUNS=(
 	"main|multikernel.pool=512M crashkernel=64M loglevel=7|sysfs_test sysfs_sample_test reserve_test kexec_test|kunit"
@@ -30,6 +31,7 @@ RUNS=(
 	"kexec-reboot|loglevel=7 kunit.enable=0|@guest-kexec-reboot.sh|"
 	"spawn|multikernel.pool=512M kunit.enable=0 loglevel=7|spawn_test||ttyS1"
 	"ikc|multikernel.pool=512M kunit.enable=0 loglevel=7|ikc_test|"
+	"isolation|multikernel.pool=1G kunit.enable=0 loglevel=7|isolation_test|||6"
 )
 
 passed=0 failed=0 skipped=0
@@ -147,14 +149,14 @@ judge_instance_boot() {
 }
 
 for run in "${RUNS[@]}"; do
-	IFS='|' read -r name append progs kunit serial1 <<<"$run"
+	IFS='|' read -r name append progs kunit serial1 cpus <<<"$run"
 	# MK_RUNS="spawn ikc": only these VMs (a developer's shortcut; CI runs all).
 	if [ -n "${MK_RUNS:-}" ] && ! [[ " $MK_RUNS " == *" $name "* ]]; then
 		continue
 	fi
 	dir=$RES/$name
 	mkdir -p "$dir"
-	step "boot: $name VM ($VM_CPUS vCPUs, $append): $progs"
+	step "boot: $name VM (${cpus:-$VM_CPUS} vCPUs, $append): $progs"
 	start=$(date +%s)
 	rc=0
 	if [ "${progs#@}" != "$progs" ]; then
@@ -166,7 +168,7 @@ for run in "${RUNS[@]}"; do
 	fi
 	qemu_opts=
 	[ -z "$serial1" ] || qemu_opts="-serial file:$dir/ttyS1.log -serial file:$dir/ttyS2.log"
-	MK_VM_QEMU_OPTS=$qemu_opts vm_run "${MK_CHECK_TIMEOUT:-900}" "$dir/console.log" "$append" \
+	MK_VM_QEMU_OPTS=$qemu_opts VM_CPUS=${cpus:-$VM_CPUS} vm_run "${MK_CHECK_TIMEOUT:-900}" "$dir/console.log" "$append" \
 		"${cmd[@]}" || rc=$?
 	step "boot: $name VM finished in $(($(date +%s) - start)) s (status $rc, console: $dir/console.log)"
 	if [ ! -f "$dir/done" ]; then

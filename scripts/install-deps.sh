@@ -11,7 +11,7 @@ DEB_PKGS=(
 	clang-19 lld-19 llvm-19 libclang-19-dev
 	rustc-web rust-web-src rust-web-clippy
 	qemu-system-x86 busybox-static
-	make gcc flex bison bc cpio kmod xz-utils zstd
+	make gcc libc6-dev flex bison bc cpio kmod xz-utils zstd
 	libelf-dev libssl-dev python3-pip
 	kexec-tools
 )

@@ -19,6 +19,16 @@
  */
 #define MULTIKERNEL_MAILBOX_MAGIC	0x4e4e55524b4d554dULL	/* "MUMKRUNN" */
 #define MULTIKERNEL_WAKEUP_OFFSET	64
+/*
+ * At MULTIKERNEL_STOP_OFFSET the instance kernel writes (u32) why it stops,
+ * once, before its CPUs halt; the host then takes them back.
+ */
+#define MULTIKERNEL_STOP_OFFSET		16
+#define MULTIKERNEL_STOP_POWEROFF	1
+#define MULTIKERNEL_STOP_REBOOT		2
+#define MULTIKERNEL_STOP_HALT		3
+#define MULTIKERNEL_STOP_KEXEC		4
+#define MULTIKERNEL_STOP_PANIC		5
 
 #ifdef CONFIG_MULTIKERNEL
 /* Reserves the pool asked for by multikernel.pool=; called from setup_arch(). */
@@ -46,17 +56,23 @@ int kexec_file_check_sig(void *kernel, unsigned long kernel_len);
  */
 int multikernel_spawn_init(void);
 u64 multikernel_spawn_build_map(u64 mem_start, u64 mem_size, u64 pt_start,
-				u64 pt_size);
+				u64 pt_size, u64 park);
 int multikernel_spawn_arm(unsigned int cpu, u64 pgd, u64 boot_params, u64 entry,
-			  u64 arg);
-/* The code an instance's waiting CPUs run (position independent). */
-void multikernel_park_code(const void **code, size_t *len);
+			  u64 arg, u64 park, unsigned int slot);
+/*
+ * The park area of an instance (at @park, MULTIKERNEL_PARK_BYTES): the loop
+ * its waiting CPUs run, and the GDT, IDT and stacks every CPU enters on.
+ */
+#define MULTIKERNEL_PARK_BYTES		8192
+int multikernel_park_prepare(void *area, size_t len, u64 park);
 void multikernel_spawn_disarm(unsigned int cpu);
 /* Sends INIT to an offline @cpu: stops what runs there. */
 void multikernel_cpu_reset(unsigned int cpu);
 /* TSC kHz, LAPIC timer period (per tick) and APIC id of @cpu, for an instance. */
 void multikernel_host_facts(unsigned int cpu, u32 *tsc_khz, u32 *lapic_period,
 			    u32 *apic_id);
+/* Whether this kernel runs with 5-level paging (instances are entered in it). */
+bool multikernel_host_la57(void);
 /*
  * IKC (kernel/multikernel/ikc_x86.c): the doorbell is X86_PLATFORM_IPI_VECTOR,
  * whose handler calls multikernel_ikc_doorbell_irq() (Rust); an instance's
@@ -64,6 +80,10 @@ void multikernel_host_facts(unsigned int cpu, u32 *tsc_khz, u32 *lapic_period,
  */
 int multikernel_ikc_init(void);
 void multikernel_ikc_ring(u32 apicid);
+/* Drains per CPU per window of 2^20 ns the doorbell vector does; more are only counted. */
+#define MULTIKERNEL_DOORBELL_BUDGET	32
+void multikernel_ikc_doorbell_stats(u64 *received, u64 *throttled);
+void multikernel_send_nmi(u32 apicid);
 void multikernel_ikc_console_register(void);
 void multikernel_ikc_doorbell_irq(void);
 void multikernel_ikc_console_write(const char *text, unsigned int len);
@@ -76,8 +96,17 @@ void multikernel_raw_spin_unlock_irqrestore(raw_spinlock_t *lock, unsigned long 
 void multikernel_raw_spin_assert_held(raw_spinlock_t *lock);
 /* In an instance kernel: its id, channel address and the host CPU to ring. */
 bool multikernel_instance_info(u32 *id, u64 *channel, u32 *host_apic);
+/*
+ * Isolation hooks (kernel/multikernel/instance_x86.c): IPI shorthands stay
+ * off beside other kernels (arch/x86/kernel/apic/ipi.c); /dev/mem reaches
+ * only an instance's own memory (arch/x86/mm/init.c).
+ */
+bool multikernel_ipi_shorthand_off(void);
+bool multikernel_devmem_allowed(unsigned long pfn);
 #else
 static inline void multikernel_reserve_pool(void) { }
+static inline bool multikernel_ipi_shorthand_off(void) { return false; }
+static inline bool multikernel_devmem_allowed(unsigned long pfn) { return true; }
 #endif
 
 #endif /* _LINUX_MULTIKERNEL_H */

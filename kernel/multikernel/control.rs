@@ -40,7 +40,10 @@ use kernel::{
         Capability, //
     },
     cpu::nr_cpu_ids,
-    multikernel::pool_region,
+    multikernel::{
+        pool_region,
+        PoolMapping, //
+    },
     prelude::*,
     sysfs::{
         self,
@@ -57,7 +60,7 @@ use kernel::{
 
 /// The subsystem version shown in `version`. The major number changes when the sysfs ABI
 /// changes incompatibly.
-pub(crate) const VERSION: &str = "0.5.0";
+pub(crate) const VERSION: &str = "0.6.0";
 
 /// The rate limit of error messages: at most [`LogState::BURST`] per [`LogState::WINDOW_MS`],
 /// then one line counting those dropped.
@@ -306,17 +309,38 @@ impl Registry {
         dir.data().remove_devices();
         // Give the CPUs and memory back while the instance is still at hand (it is out of the
         // registry and `dying`, so nothing else reaches it), then remove its directory.
+        // A CPU the host brought online runs the host's code: once all are back, nothing of
+        // the instance runs and its memory can be scrubbed and given back.
+        let memory = dir.data().memory;
         if let Err((cpu, e)) = cpus::give_back(&dir.data().cpus) {
             warn(format_args!(
-                "destroy {}: CPU {cpu} could not be brought online ({e:?})",
+                "destroy {}: CPU {cpu} could not be brought online ({e:?}); memory \
+                 {:#x}-{:#x} stays out of the pool",
+                name.as_str(),
+                memory.start,
+                memory.last()
+            ));
+            drop(dir);
+            return Ok(());
+        }
+        drop(dir);
+        // The next instance must not read this one's data.
+        if let Err(e) = scrub(memory) {
+            warn(format_args!(
+                "destroy {}: memory could not be scrubbed ({e:?}); it stays out of the pool",
                 name.as_str()
             ));
+            return Ok(());
         }
-        let memory = dir.data().memory;
-        drop(dir);
         self.undo_memory(memory);
         Ok(())
     }
+}
+
+/// Zeroes `memory` (instance memory going back to the pool).
+fn scrub(memory: pool::Range) -> Result {
+    let len = usize::try_from(memory.len).map_err(|_| EINVAL)?;
+    PoolMapping::new(memory.start, memory.len)?.zero(0, len)
 }
 
 /// The data behind `/sys/kernel/multikernel/` itself: none; the state is global.
@@ -325,6 +349,16 @@ pub(crate) struct Root;
 impl Root {
     fn show_version(_this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
         writeln!(buf, "{VERSION}")?;
+        Ok(())
+    }
+
+    /// Doorbells this kernel took, and how many were over the budget (only acknowledged).
+    fn show_doorbells(_this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
+        use kernel::multikernel::ikc;
+        let (received, throttled) = ikc::doorbell_stats();
+        writeln!(buf, "received {received}")?;
+        writeln!(buf, "throttled {throttled}")?;
+        writeln!(buf, "budget {} per CPU per 1048576 ns", ikc::DOORBELL_BUDGET)?;
         Ok(())
     }
 
@@ -380,6 +414,7 @@ kernel::sysfs_attributes! {
     impl DirData for Root {
         group {
             version: read_only(Root::show_version),
+            doorbells: read_only(Root::show_doorbells),
             create: write_only(Root::store_create),
             destroy: write_only(Root::store_destroy),
             ikc_baseline: read_only(Root::show_ikc_baseline) mode 0o400,

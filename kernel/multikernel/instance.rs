@@ -71,6 +71,74 @@ pub(crate) enum State {
     Crashed = 6,
 }
 
+/// Why an instance's kernel last stopped, as `instances/NAME/last_stop` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum StopReason {
+    /// It never stopped.
+    None = 0,
+    /// `poweroff` inside the instance.
+    Poweroff = 1,
+    /// `reboot` inside the instance.
+    Reboot = 2,
+    /// `halt` inside the instance.
+    Halt = 3,
+    /// `kexec -e` inside the instance: stopped instead of jumping to another kernel.
+    Kexec = 4,
+    /// It panicked (a crash kernel, if one was loaded, is not entered).
+    Panic = 5,
+    /// `kill` from the host.
+    Kill = 6,
+    /// It did not report in within [`START_TIMEOUT_MS`], or its CPUs did not come back.
+    Failed = 7,
+    /// It stopped beating.
+    NoHeartbeat = 8,
+}
+
+impl StopReason {
+    fn from_u8(value: u8) -> Self {
+        match value {
+            1 => Self::Poweroff,
+            2 => Self::Reboot,
+            3 => Self::Halt,
+            4 => Self::Kexec,
+            5 => Self::Panic,
+            6 => Self::Kill,
+            7 => Self::Failed,
+            8 => Self::NoHeartbeat,
+            _ => Self::None,
+        }
+    }
+
+    /// What an instance kernel wrote into its mailbox (`MULTIKERNEL_STOP_*`), if it is one of
+    /// the reasons it may give.
+    fn reported(word: u32) -> Option<Self> {
+        use kernel::multikernel::spawn::stop;
+        match word {
+            stop::POWEROFF => Some(Self::Poweroff),
+            stop::REBOOT => Some(Self::Reboot),
+            stop::HALT => Some(Self::Halt),
+            stop::KEXEC => Some(Self::Kexec),
+            stop::PANIC => Some(Self::Panic),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Poweroff => "poweroff",
+            Self::Reboot => "reboot",
+            Self::Halt => "halt",
+            Self::Kexec => "kexec",
+            Self::Panic => "crashed: panic",
+            Self::Kill => "kill",
+            Self::Failed => "failed",
+            Self::NoHeartbeat => "crashed: no heartbeat",
+        }
+    }
+}
+
 /// How long a started kernel has to report in before its instance is `failed`.
 pub(crate) const START_TIMEOUT_MS: i64 = 30_000;
 
@@ -152,8 +220,9 @@ impl ImageInfo {
         map.write(offset(layout.cmdline.start), &self.boot_cmdline)?;
         map.zero(offset(layout.cmdline.start) + self.boot_cmdline.len(), 1)?;
         map.zero(offset(layout.mailbox.start), layout.mailbox.len as usize)?;
-        map.zero(offset(layout.park.start), layout.park.len as usize)?;
-        map.write(offset(layout.park.start), kernel::multikernel::spawn::park_code())?;
+        let mut park = KVec::from_elem(0u8, layout.park.len as usize, GFP_KERNEL)?;
+        kernel::multikernel::spawn::park_prepare(&mut park, layout.park.start)?;
+        map.write(offset(layout.park.start), &park)?;
         if let Some(range) = layout.initrd {
             map.write(offset(range.start), &self.initrd)?;
         }
@@ -189,6 +258,11 @@ pub(crate) struct Instance {
     pub(crate) cpus: KVec<u32>,
     pub(crate) memory: Range,
     state: AtomicU8,
+    /// Why its kernel last stopped ([`StopReason`]).
+    last_stop: AtomicU8,
+    /// Its CPUs are known to be out of the instance kernel (never entered, or brought up in
+    /// the host since it last ran): its memory may be rewritten or given away.
+    cpus_out: AtomicBool,
     /// Set by `destroy` before it removes the directory: operations started through the
     /// instance's own files then refuse.
     dying: AtomicBool,
@@ -236,6 +310,8 @@ impl Instance {
             cpus,
             memory,
             state: AtomicU8::new(State::Reserved as u8),
+            last_stop: AtomicU8::new(StopReason::None as u8),
+            cpus_out: AtomicBool::new(true),
             dying: AtomicBool::new(false),
             image <- new_mutex!(None, "multikernel::Instance::image"),
             started <- new_spinlock!(None, "multikernel::Instance::started"),
@@ -257,6 +333,11 @@ impl Instance {
     /// The state, after looking whether a starting kernel has reported in or run out of time.
     pub(crate) fn state(&self) -> State {
         let state = State::from_u8(self.state.load(Ordering::Acquire));
+        if matches!(state, State::Starting | State::Running) {
+            if let Some(new) = self.check_stop_report(state) {
+                return new;
+            }
+        }
         if state == State::Running {
             return self.check_heartbeat();
         }
@@ -293,6 +374,7 @@ impl Instance {
             if new == State::Running {
                 pr_info!("{name}: running, reported in after {elapsed} ms\n");
             } else {
+                self.set_last_stop(StopReason::Failed);
                 // Nobody will answer: senders get an error instead of waiting.
                 self.endpoint.close();
                 crate::control::warn(format_args!(
@@ -321,14 +403,74 @@ impl Instance {
                 )
                 .is_ok()
         {
+            self.set_last_stop(StopReason::NoHeartbeat);
             self.endpoint.close();
         }
         State::from_u8(self.state.load(Ordering::Acquire))
     }
 
+    /// Whether the kernel said it stops (poweroff, reboot, halt, kexec, panic: it wrote why
+    /// into its mailbox, `instance_x86.c`). Then its CPUs get INIT, the channel closes and
+    /// the instance is `stopped` (`crashed` after a panic), with the reason in `last_stop`.
+    fn check_stop_report(&self, state: State) -> Option<State> {
+        let layout = self.layout()?;
+        let mut word = [0u8; 4];
+        let at = kernel::multikernel::spawn::STOP_OFFSET;
+        PoolMapping::new(layout.mailbox.start, layout.mailbox.len)
+            .and_then(|map| map.read(at, &mut word))
+            .ok()?;
+        let word = u32::from_le_bytes(word);
+        if word == 0 {
+            return None;
+        }
+        let name = self.name.as_str();
+        let Some(reason) = StopReason::reported(word) else {
+            // Not a reason it may give: treated as a crash, said once.
+            crate::control::warn(format_args!("{name}: unknown stop reason {word:#x}"));
+            return self.stopped(state, StopReason::Panic);
+        };
+        self.stopped(state, reason)
+    }
+
+    /// The kernel stopped by itself for `reason`: only the first to see it moves the state on.
+    fn stopped(&self, state: State, reason: StopReason) -> Option<State> {
+        let new = if reason == StopReason::Panic {
+            State::Crashed
+        } else {
+            State::Stopped
+        };
+        self.state
+            .compare_exchange(state as u8, new as u8, Ordering::AcqRel, Ordering::Acquire)
+            .ok()?;
+        *self.started.lock() = None;
+        self.set_last_stop(reason);
+        self.endpoint.close();
+        // Its CPUs halt. No INIT from here (a reader, without the `ops` lock: a `kill` may be
+        // bringing them up in the host): they are verified out before the memory is used again
+        // (`start` and `destroy`).
+        pr_info!("{}: stopped by its kernel: {}\n", self.name.as_str(), reason.as_str());
+        Some(new)
+    }
+
+    /// Records why the kernel stopped.
+    pub(crate) fn set_last_stop(&self, reason: StopReason) {
+        self.last_stop.store(reason as u8, Ordering::Release);
+    }
+
+    /// Whether the CPUs are known to be out of the instance kernel.
+    pub(crate) fn cpus_out(&self) -> bool {
+        self.cpus_out.load(Ordering::Acquire)
+    }
+
+    /// Records whether the CPUs are known to be out of the instance kernel.
+    pub(crate) fn set_cpus_out(&self, out: bool) {
+        self.cpus_out.store(out, Ordering::Release);
+    }
+
     /// Records that the kernel was entered now.
     pub(crate) fn set_started(&self) {
         *self.started.lock() = Some(Instant::<Monotonic>::now());
+        self.set_cpus_out(false);
         self.set_state(State::Starting);
     }
 
@@ -402,6 +544,14 @@ impl Instance {
 
     fn show_state(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
         writeln!(buf, "{}", this.state().as_str())?;
+        Ok(())
+    }
+
+    fn show_last_stop(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
+        // A kernel that just stopped by itself is seen here too.
+        this.state();
+        let reason = StopReason::from_u8(this.last_stop.load(Ordering::Acquire));
+        writeln!(buf, "{}", reason.as_str())?;
         Ok(())
     }
 
@@ -479,12 +629,25 @@ impl Instance {
     fn store_ikc_inject(this: &Self, input: &[u8]) -> Result {
         crate::control::admin("ikc/inject")?;
         let fault = input.strip_suffix(b"\n").unwrap_or(input);
+        if fault == b"nmi" && cfg!(CONFIG_MULTIKERNEL_IKC_FAULT_INJECT) {
+            // An NMI at every CPU of the instance, parked or running: it must be taken there.
+            // Only while its kernel runs: otherwise the CPUs may be the host's again.
+            let _ops = this.ops.lock();
+            if !matches!(this.state(), State::Starting | State::Running) {
+                return Err(ENOTCONN);
+            }
+            for &cpu in this.cpus.iter() {
+                let id = kernel::cpu::CpuId::from_u32(cpu).ok_or(EINVAL)?;
+                kernel::multikernel::ikc::send_nmi(kernel::multikernel::spawn::apic_id(id));
+            }
+            return Ok(());
+        }
         let channel = this.endpoint.channel().ok_or(ENOTCONN)?;
         channel.inject(fault).inspect_err(|&e| {
             let why = if e == EOPNOTSUPP {
                 "built without CONFIG_MULTIKERNEL_IKC_FAULT_INJECT"
             } else {
-                "unknown fault (known: head, magic)"
+                "unknown fault (known: head, magic, nmi)"
             };
             crate::control::warn(format_args!("ikc/inject {}: {why}", this.name.as_str()))
         })
@@ -534,6 +697,7 @@ kernel::sysfs_attributes! {
             cpus: read_only(Instance::show_cpus),
             memory: read_only(Instance::show_memory),
             state: read_only(Instance::show_state),
+            last_stop: read_only(Instance::show_last_stop),
             image: read_only(Instance::show_image),
             control: write_only(Instance::store_control),
             console: read_only(Instance::show_console) mode 0o400,

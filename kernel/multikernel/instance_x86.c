@@ -21,10 +21,13 @@
 #include <linux/kernel.h>
 #include <linux/mm.h>
 #include <linux/multikernel.h>
+#include <linux/notifier.h>
+#include <linux/panic_notifier.h>
 #include <linux/sizes.h>
 #include <linux/reboot.h>
 #include <linux/string.h>
 #include <asm/apic.h>
+#include <asm/e820/api.h>
 #include <asm/i8259.h>
 #include <asm/mpspec.h>
 #include <asm/reboot.h>
@@ -41,7 +44,10 @@ static unsigned long mk_ikc;
 static u32 mk_apic_ids[MK_MAX_CPUS];
 static unsigned int mk_nr_cpus;
 static u32 mk_host_bsp_apic = -1U;
+/* The mailbox page, mapped once at boot: written from panic and halt paths. */
 static void *mk_wakeup_page;
+/* This instance's memory (its e820 map), the only range /dev/mem reaches. */
+static u64 mk_mem_start, mk_mem_end;
 
 static unsigned long mk_get_tsc(void)
 {
@@ -73,11 +79,8 @@ static int mk_wakeup_secondary_cpu_64(u32 apicid, unsigned long start_ip,
 	} *w;
 	unsigned long timeout = USEC_PER_SEC;
 
-	if (!mk_wakeup_page) {
-		mk_wakeup_page = memremap(mk_mailbox, PAGE_SIZE, MEMREMAP_WB);
-		if (!mk_wakeup_page)
-			return -ENOMEM;
-	}
+	if (!mk_wakeup_page)
+		return -ENOMEM;
 	w = mk_wakeup_page + MULTIKERNEL_WAKEUP_OFFSET;
 	WRITE_ONCE(w->apic_id, apicid);
 	WRITE_ONCE(w->vector, start_ip);
@@ -123,16 +126,96 @@ static void __init mk_parse_smp_config(void)
 		apic_update_callback(wakeup_secondary_cpu_64, mk_wakeup_secondary_cpu_64);
 }
 
-static void mk_no_restart(void)
+/*
+ * Tells the host why this kernel stops (the first reason wins: a panic that
+ * ends in an emergency restart stays a panic) and stops its other CPUs.
+ * The host reads the word, takes the CPUs back with INIT and shows the
+ * instance stopped or crashed (instances/NAME/last_stop).
+ */
+static void mk_report_stop(u32 reason)
 {
-	pr_emerg("no restart in an instance: halting this CPU\n");
-	for (;;)
-		halt();
+	u32 *word;
+
+	if (!mk_wakeup_page)
+		return;
+	word = mk_wakeup_page + MULTIKERNEL_STOP_OFFSET;
+	cmpxchg(word, 0, reason);
+	smp_mb();
 }
 
-static void mk_no_restart_cmd(char *cmd)
+/*
+ * Every way out of this kernel ends here: no reset (it would reset the
+ * whole machine), no jump into another kernel; the host takes the CPUs.
+ */
+static void __noreturn mk_stop(u32 reason)
 {
-	mk_no_restart();
+	mk_report_stop(reason);
+	local_irq_disable();
+	/* By mask: IPI shorthands are off in instances (multikernel_ipi_shorthand_off()). */
+	smp_send_stop();
+	pr_emerg("stopped (%s); the host takes its CPUs back\n",
+		 reason == MULTIKERNEL_STOP_POWEROFF ? "poweroff" :
+		 reason == MULTIKERNEL_STOP_REBOOT ? "reboot" :
+		 reason == MULTIKERNEL_STOP_HALT ? "halt" :
+		 reason == MULTIKERNEL_STOP_KEXEC ? "kexec" : "panic");
+	for (;;)
+		native_halt();
+}
+
+static void mk_emergency_restart(void)
+{
+	mk_stop(MULTIKERNEL_STOP_REBOOT);
+}
+
+static void mk_restart(char *cmd)
+{
+	mk_stop(MULTIKERNEL_STOP_REBOOT);
+}
+
+static void mk_halt(void)
+{
+	mk_stop(MULTIKERNEL_STOP_HALT);
+}
+
+static void mk_power_off(void)
+{
+	mk_stop(MULTIKERNEL_STOP_POWEROFF);
+}
+
+/* machine_shutdown(): only kernel_kexec() calls it before jumping to a new kernel. */
+static void mk_shutdown(void)
+{
+	mk_stop(MULTIKERNEL_STOP_KEXEC);
+}
+
+/* A crash kernel (kdump) would be entered next: stop instead. */
+static void mk_crash_shutdown(struct pt_regs *regs)
+{
+	mk_stop(MULTIKERNEL_STOP_PANIC);
+}
+
+/* Without a power-off handler, reboot(2) turns a poweroff into a halt. */
+static int mk_sys_off(struct sys_off_data *data)
+{
+	mk_stop(MULTIKERNEL_STOP_POWEROFF);
+	return NOTIFY_DONE;
+}
+
+static int mk_panic_notify(struct notifier_block *nb, unsigned long event, void *buf)
+{
+	mk_report_stop(MULTIKERNEL_STOP_PANIC);
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block mk_panic_nb = {
+	.notifier_call	= mk_panic_notify,
+	.priority	= INT_MAX,
+};
+
+/* Port 0x61 (NMI reason) is the host's: an NMI here is never a platform error. */
+static unsigned char mk_get_nmi_reason(void)
+{
+	return 0;
 }
 
 static int __init mk_instance_setup(char *arg)
@@ -157,10 +240,15 @@ static int __init mk_instance_setup(char *arg)
 	 */
 	x86_init.resources.realmode_limit	= SZ_4G;
 	legacy_pic				= &null_legacy_pic;
-	machine_ops.emergency_restart		= mk_no_restart;
-	machine_ops.restart			= mk_no_restart_cmd;
-	machine_ops.halt			= mk_no_restart;
-	machine_ops.power_off			= mk_no_restart;
+	x86_platform.get_nmi_reason		= mk_get_nmi_reason;
+	machine_ops.emergency_restart		= mk_emergency_restart;
+	machine_ops.restart			= mk_restart;
+	machine_ops.halt			= mk_halt;
+	machine_ops.power_off			= mk_power_off;
+	machine_ops.shutdown			= mk_shutdown;
+#ifdef CONFIG_CRASH_DUMP
+	machine_ops.crash_shutdown		= mk_crash_shutdown;
+#endif
 	pr_info("instance %u: leaving shared hardware to the host\n", mk_id);
 	return 0;
 }
@@ -221,23 +309,186 @@ bool multikernel_instance_info(u32 *id, u64 *channel, u32 *host_apic)
 	return mk_id != 0;
 }
 
+/*
+ * Whether IPI shorthands must stay off (arch/x86/kernel/apic/ipi.c): always
+ * in an instance, and in a host with a pool, where instances run on CPUs it
+ * has offlined: a shorthand reaches every APIC of the machine.
+ */
+bool multikernel_ipi_shorthand_off(void)
+{
+	phys_addr_t base, size;
+
+	return mk_id || multikernel_pool_region(&base, &size);
+}
+
+/*
+ * Whether /dev/mem may reach @pfn (arch/x86/mm/init.c): in an instance only
+ * its own memory; everything else is another kernel's RAM or shared
+ * hardware. Decided before the first open: the range is set at core_initcall.
+ */
+bool multikernel_devmem_allowed(unsigned long pfn)
+{
+	u64 addr = PFN_PHYS(pfn);
+
+	if (!mk_id)
+		return true;
+	return addr >= mk_mem_start && addr < mk_mem_end;
+}
+
+/* The instance's memory is what its e820 map names (RAM and the reserved entry pages). */
+static void __init mk_find_memory(void)
+{
+	u64 start = U64_MAX, end = 0;
+	int i;
+
+	for (i = 0; i < e820_table->nr_entries; i++) {
+		struct e820_entry *e = &e820_table->entries[i];
+
+		start = min(start, e->addr);
+		end = max(end, e->addr + e->size);
+	}
+	if (start < end) {
+		mk_mem_start = start;
+		mk_mem_end = end;
+	}
+}
+
+/*
+ * Early in boot: the mailbox is mapped for good (the stop paths write to it
+ * from panic and halt, where nothing may be mapped), stops are reported on
+ * panic, and /dev/mem learns this instance's memory.
+ */
+static int __init mk_instance_init(void)
+{
+	if (!mk_id)
+		return 0;
+	mk_find_memory();
+	if (mk_mailbox_ok())
+		mk_wakeup_page = memremap(mk_mailbox, PAGE_SIZE, MEMREMAP_WB);
+	if (!mk_wakeup_page)
+		pr_warn("no mailbox: the host will not learn why this kernel stops\n");
+	atomic_notifier_chain_register(&panic_notifier_list, &mk_panic_nb);
+	if (IS_ERR(register_sys_off_handler(SYS_OFF_MODE_POWER_OFF, SYS_OFF_PRIO_PLATFORM,
+					    mk_sys_off, NULL)))
+		pr_warn("no power-off handler: poweroff will report a halt\n");
+	return 0;
+}
+early_initcall(mk_instance_init);
+
 /* Boot is over and init is about to run: tell the host. */
 static int __init mk_report_running(void)
 {
-	u64 *mailbox;
+	u64 *mailbox = mk_wakeup_page;
 
-	if (!mk_id || !mk_mailbox_ok())
+	if (!mk_id || !mailbox)
 		return 0;
-	/* Mapped already if other CPUs were started through it. */
-	mailbox = mk_wakeup_page ?: memremap(mk_mailbox, PAGE_SIZE, MEMREMAP_WB);
-	if (!mailbox)
-		return -ENOMEM;
 	WRITE_ONCE(mailbox[1], mk_id);
 	smp_wmb();
 	WRITE_ONCE(mailbox[0], MULTIKERNEL_MAILBOX_MAGIC);
-	if (mailbox != mk_wakeup_page)
-		memunmap(mailbox);
 	pr_info("instance %u: running, reported to the host\n", mk_id);
 	return 0;
 }
 late_initcall_sync(mk_report_running);
+
+#ifdef CONFIG_MULTIKERNEL_IKC_FAULT_INJECT
+/*
+ * Testing only: what a hostile or careless instance kernel would do, and a
+ * look at what the last user of this memory left (tools/testing/selftests/
+ * multikernel/isolation_test.c):
+ *   multikernel.test_flood=MS     ring the host's doorbell as fast as possible
+ *                                 for MS milliseconds (from a kthread)
+ *   multikernel.test_fill=TEXT    write TEXT at the start of 4096 free pages
+ *                                 and keep them (stale data for the next user)
+ *   multikernel.test_scan=TEXT    count this instance's RAM pages that start
+ *                                 with TEXT (at boot, and after a fill)
+ */
+#include <linux/gfp.h>
+#include <linux/kthread.h>
+#include <linux/sched.h>
+
+static unsigned int mk_test_flood_ms;
+static char *mk_test_fill, *mk_test_scan;
+
+static int __init mk_test_flood_setup(char *arg)
+{
+	return arg ? kstrtouint(arg, 0, &mk_test_flood_ms) : -EINVAL;
+}
+early_param("multikernel.test_flood", mk_test_flood_setup);
+
+static int __init mk_test_fill_setup(char *arg)
+{
+	mk_test_fill = arg;
+	return 0;
+}
+early_param("multikernel.test_fill", mk_test_fill_setup);
+
+static int __init mk_test_scan_setup(char *arg)
+{
+	mk_test_scan = arg;
+	return 0;
+}
+early_param("multikernel.test_scan", mk_test_scan_setup);
+
+static int mk_test_flood(void *unused)
+{
+	unsigned long end = jiffies + msecs_to_jiffies(mk_test_flood_ms);
+	unsigned long n = 0;
+
+	while (time_before(jiffies, end)) {
+		multikernel_ikc_ring(mk_host_bsp_apic);
+		if (!(++n % 1024))
+			cond_resched();
+	}
+	pr_info("test_flood: rang the host %lu times in %u ms\n", n, mk_test_flood_ms);
+	return 0;
+}
+
+/* This instance's RAM pages (e820 RAM) that start with @text. */
+static unsigned long mk_test_count(const char *text)
+{
+	size_t len = strlen(text);
+	unsigned long found = 0;
+	int i;
+
+	for (i = 0; i < e820_table->nr_entries; i++) {
+		struct e820_entry *e = &e820_table->entries[i];
+		u64 pa;
+
+		if (e->type != E820_TYPE_RAM)
+			continue;
+		for (pa = PAGE_ALIGN(e->addr); pa + PAGE_SIZE <= e->addr + e->size; pa += PAGE_SIZE) {
+			if (!memcmp(__va(pa), text, len))
+				found++;
+		}
+		cond_resched();
+	}
+	return found;
+}
+
+static int __init mk_test_hooks(void)
+{
+	unsigned long filled = 0;
+
+	if (!mk_id)
+		return 0;
+	if (mk_test_scan && *mk_test_scan)
+		pr_info("test_scan: %lu pages start with %s\n", mk_test_count(mk_test_scan),
+			mk_test_scan);
+	if (mk_test_fill && *mk_test_fill) {
+		for (; filled < 4096; filled++) {
+			struct page *page = alloc_page(GFP_KERNEL);
+
+			if (!page)
+				break;
+			memset(page_address(page), 0, PAGE_SIZE);
+			strscpy(page_address(page), mk_test_fill, PAGE_SIZE);
+		}
+		pr_info("test_fill: %lu pages, %lu start with %s\n", filled,
+			mk_test_count(mk_test_fill), mk_test_fill);
+	}
+	if (mk_test_flood_ms)
+		kthread_run(mk_test_flood, NULL, "mk_test_flood");
+	return 0;
+}
+late_initcall(mk_test_hooks);
+#endif

@@ -39,6 +39,11 @@ use kernel::{
 /// What the syscall calls for multikernel loads.
 pub(crate) static HANDLER: Handler = Handler { load, unload };
 
+/// Whether `word` appears in `line` as a whole, space-separated word.
+fn has_word(line: &[u8], word: &[u8]) -> bool {
+    line.split(|&b| b == b' ' || b == b'\t' || b == b'\n' || b == 0).any(|w| w == word)
+}
+
 fn load(req: &Load<'_>) -> Result {
     let registry = registry();
     let Some(instance) = registry.by_id(req.id) else {
@@ -65,6 +70,11 @@ fn load(req: &Load<'_>) -> Result {
                 "kexec load {name}: needs {needed} bytes of memory, the instance has {}",
                 memory.len
             )),
+            LoadError::BelowPreferred(pref) => warn(format_args!(
+                "kexec load {name}: instance memory starts at {:#x}, below the kernel's \
+                 {pref:#x}: its decompressor would move it out of the instance",
+                memory.start
+            )),
         }
         e.errno()
     };
@@ -77,6 +87,15 @@ fn load(req: &Load<'_>) -> Result {
     // The host's boot CPU: the instance registers it first as the "real BSP" it must never
     // send INIT to, which also keeps x86 from limiting it to one CPU.
     let host_bsp = spawn::apic_id(CpuId::from_u32(0).ok_or(EINVAL)?);
+    // Entered with the host's paging mode, the kernel must keep it (see below).
+    let la57 = spawn::host_la57();
+    if la57 && has_word(req.cmdline, b"no5lvl") {
+        warn(format_args!(
+            "kexec load {name}: no5lvl on a host with 5-level paging: the instance must keep \
+             the host's paging mode"
+        ));
+        return Err(EINVAL);
+    }
     let instance_params = |mailbox: u64, channel: u64| {
         let mut line = KVec::new();
         line.extend_from_slice(req.cmdline, GFP_KERNEL)?;
@@ -93,6 +112,10 @@ fn load(req: &Load<'_>) -> Result {
              multikernel.ikc={channel:#018x} acpi=off pci=off nokaslr"
         )
         .map_err(|_| ENOMEM)?;
+        // The paging mode it is entered in: switching would need a trampoline below 1 MiB.
+        if !la57 {
+            write!(out, " no5lvl").map_err(|_| ENOMEM)?;
+        }
         Ok::<_, Error>(line)
     };
     let boot_cmdline_len = instance_params(0, 0)?.len();

@@ -13,9 +13,10 @@
 //! ```text
 //! start: kernel (protected-mode part), init_size bytes reserved for its decompression
 //!        boot_params (4 KiB), command line (page-rounded)
-//!        page tables for entering the kernel (64 KiB; the spawn fills them)
+//!        page tables for entering the kernel (128 KiB; the spawn fills them)
 //!        mailbox (4 KiB) the instance kernel reports through
-//!        park page (4 KiB): where its other CPUs wait to be started
+//!        park area (8 KiB): where its other CPUs wait to be started, and the GDT, IDT and
+//!        stacks all its CPUs enter on
 //!        IKC channel (140 KiB): header and rings shared with the host (`ikc.rs`)
 //!        ... free memory of the instance ...
 //! end:   initrd (page-aligned, at the top)
@@ -36,7 +37,9 @@ use kernel::{
 const PAGE: u64 = 4096;
 /// Room for the identity map the kernel is entered with: 1 PGD, PUDs and PMDs (2 MiB pages)
 /// for a few GiB, and the entry stub's alias. Filled by the spawn, not by the loader.
-pub(crate) const PAGETABLE_BYTES: u64 = 16 * PAGE;
+pub(crate) const PAGETABLE_BYTES: u64 = 32 * PAGE;
+/// The park area: the park loop, and the GDT, IDT and stacks the CPUs enter on.
+pub(crate) const PARK_BYTES: u64 = kernel::multikernel::spawn::PARK_BYTES as u64;
 /// The inter-kernel channel.
 pub(crate) const CHANNEL_BYTES: u64 = crate::ikc::CHANNEL_BYTES as u64;
 
@@ -60,7 +63,9 @@ mod off {
     pub(super) const RELOCATABLE_KERNEL: usize = 0x234;
     pub(super) const XLOADFLAGS: usize = 0x236;
     pub(super) const CMDLINE_SIZE: usize = 0x238;
+    pub(super) const PREF_ADDRESS: usize = 0x258;
     pub(super) const INIT_SIZE: usize = 0x260;
+    pub(super) const KERNEL_INFO_OFFSET: usize = 0x268;
     pub(super) const E820_TABLE: usize = 0x2d0;
 }
 
@@ -70,6 +75,14 @@ const XLF_KERNEL_64: u16 = 1 << 0;
 const XLF_CAN_BE_LOADED_ABOVE_4G: u16 = 1 << 1;
 /// Oldest protocol with `xloadflags`, `init_size` and 64-bit entry (2.12).
 const MIN_VERSION: u16 = 0x020c;
+/// Oldest protocol with `kernel_info` (2.15), where an instance kernel declares itself.
+const KERNEL_INFO_VERSION: u16 = 0x020f;
+/// The record in `kernel_info`'s variable-length data that says "this kernel can run as a
+/// multikernel instance" (patch 0008, `arch/x86/boot/compressed/kernel_info.S`), followed by
+/// a 32-bit version.
+const INSTANCE_RECORD: &[u8; 4] = b"MKIN";
+/// The instance protocol this loader speaks.
+const INSTANCE_VERSION: u32 = 1;
 /// `loadflags` bit 0: the protected-mode code is loaded at 0x100000 or above.
 const LOADED_HIGH: u8 = 1 << 0;
 /// `type_of_loader`: "undefined", as the boot protocol allows for loaders without an id.
@@ -105,6 +118,9 @@ pub(crate) enum LoadError {
     CmdlineTooLong(u32),
     /// Everything needs this many bytes, more than the instance has.
     TooBig(u64),
+    /// The instance's memory starts below the kernel's preferred address (`pref_address`,
+    /// 16 MiB): its decompressor would move itself there, outside the instance.
+    BelowPreferred(u64),
 }
 
 impl LoadError {
@@ -113,6 +129,7 @@ impl LoadError {
             Self::NotKernel(_) => ENOEXEC,
             Self::CmdlineTooLong(_) => EINVAL,
             Self::TooBig(_) => ENOMEM,
+            Self::BelowPreferred(_) => EINVAL,
         }
     }
 }
@@ -127,6 +144,8 @@ pub(crate) struct BzImage<'a> {
     pub(crate) init_size: u64,
     /// Longest command line the kernel takes, NUL excluded.
     pub(crate) cmdline_size: u32,
+    /// The lowest address the kernel runs at without moving itself (`pref_address`).
+    pref_address: u64,
     above_4g: bool,
 }
 
@@ -167,11 +186,21 @@ impl<'a> BzImage<'a> {
         if init_size < payload.len() as u64 {
             return Err(LoadError::NotKernel("init_size smaller than the kernel"));
         }
+        if !declares_instance(file, payload) {
+            return Err(LoadError::NotKernel(
+                "no multikernel instance support (no MKIN record in its kernel_info): \
+                 it would take the machine's shared hardware",
+            ));
+        }
+        let pref = &file[off::PREF_ADDRESS..off::PREF_ADDRESS + 8];
+        let mut pref_address = [0u8; 8];
+        pref_address.copy_from_slice(pref);
         Ok(Self {
             file,
             payload,
             init_size,
             cmdline_size: u32_at(file, off::CMDLINE_SIZE),
+            pref_address: u64::from_le_bytes(pref_address),
             above_4g: xloadflags & XLF_CAN_BE_LOADED_ABOVE_4G != 0,
         })
     }
@@ -181,6 +210,30 @@ impl<'a> BzImage<'a> {
         let end = (off::HEADER + usize::from(self.file[off::JUMP + 1])).min(0x280);
         &self.file[off::SETUP_SECTS..end]
     }
+}
+
+/// Whether the kernel declares that it can run as an instance: a `kernel_info` (boot protocol
+/// 2.15) whose variable-length data holds the [`INSTANCE_RECORD`] with our
+/// [`INSTANCE_VERSION`]. `kernel_info_offset` counts from the start of `payload`.
+fn declares_instance(file: &[u8], payload: &[u8]) -> bool {
+    if u16_at(file, off::VERSION) < KERNEL_INFO_VERSION {
+        return false;
+    }
+    let at = u32_at(file, off::KERNEL_INFO_OFFSET) as usize;
+    let Some(info) = payload.get(at..).filter(|info| info.len() >= 12) else {
+        return false;
+    };
+    if &info[..4] != b"LToP" {
+        return false;
+    }
+    let (fixed, total) = (u32_at(info, 4) as usize, u32_at(info, 8) as usize);
+    let Some(data) = info.get(fixed..total).filter(|_| fixed >= 12) else {
+        return false;
+    };
+    // Records are 4-byte aligned: a tag, then its 32-bit value.
+    data.windows(8)
+        .step_by(4)
+        .any(|r| &r[..4] == INSTANCE_RECORD && u32_at(r, 4) == INSTANCE_VERSION)
 }
 
 /// Where the pieces of a load go, as physical ranges inside the instance's memory.
@@ -216,6 +269,11 @@ impl Layout {
         if cmdline_len > u64::from(image.cmdline_size) {
             return Err(LoadError::CmdlineTooLong(image.cmdline_size));
         }
+        // Loaded lower, the decompressor moves the kernel to its preferred address: outside
+        // the instance.
+        if memory.start < image.pref_address {
+            return Err(LoadError::BelowPreferred(image.pref_address));
+        }
         let too_big = |needed: Option<u64>| LoadError::TooBig(needed.unwrap_or(u64::MAX));
         let kernel_len = page_up(image.init_size).ok_or(too_big(None))?;
         let cmdline_pages = page_up(cmdline_len + 1).ok_or(too_big(None))?;
@@ -226,7 +284,7 @@ impl Layout {
         let needed = kernel_len
             .checked_add(PAGE)
             .and_then(|n| n.checked_add(cmdline_pages))
-            .and_then(|n| n.checked_add(PAGETABLE_BYTES + 2 * PAGE + CHANNEL_BYTES))
+            .and_then(|n| n.checked_add(PAGETABLE_BYTES + PAGE + PARK_BYTES + CHANNEL_BYTES))
             .and_then(|n| n.checked_add(initrd_pages));
         match needed {
             Some(needed) if needed <= memory.len => (),
@@ -255,7 +313,7 @@ impl Layout {
         };
         let park = Range {
             start: mailbox.end(),
-            len: PAGE,
+            len: PARK_BYTES,
         };
         let channel = Range {
             start: park.end(),
@@ -349,6 +407,16 @@ mod tests {
             .copy_from_slice(&(XLF_KERNEL_64 | XLF_CAN_BE_LOADED_ABOVE_4G).to_le_bytes());
         file[off::CMDLINE_SIZE..off::CMDLINE_SIZE + 4].copy_from_slice(&2047u32.to_le_bytes());
         file[off::INIT_SIZE..off::INIT_SIZE + 4].copy_from_slice(&(8 * M as u32).to_le_bytes());
+        file[off::PREF_ADDRESS..off::PREF_ADDRESS + 8].copy_from_slice(&(16 * M).to_le_bytes());
+        // kernel_info at payload offset 64: header, then the MKIN record, version 1.
+        let info = 5 * 512 + 64;
+        file[off::KERNEL_INFO_OFFSET..off::KERNEL_INFO_OFFSET + 4]
+            .copy_from_slice(&64u32.to_le_bytes());
+        file[info..info + 4].copy_from_slice(b"LToP");
+        file[info + 4..info + 8].copy_from_slice(&16u32.to_le_bytes());
+        file[info + 8..info + 12].copy_from_slice(&24u32.to_le_bytes());
+        file[info + 16..info + 20].copy_from_slice(b"MKIN");
+        file[info + 20..info + 24].copy_from_slice(&1u32.to_le_bytes());
         Ok(file)
     }
 
@@ -387,6 +455,25 @@ mod tests {
         let mut bad = fake_image(1000)?;
         bad[off::KERNEL_ALIGNMENT..off::KERNEL_ALIGNMENT + 4]
             .copy_from_slice(&(3 * M as u32).to_le_bytes());
+        assert!(not_kernel(&bad));
+        // An image that does not declare instance support (a distro kernel), or another
+        // version of the instance protocol, or a kernel_info running past the file.
+        let info = 5 * 512 + 64;
+        let mut bad = fake_image(1000)?;
+        bad[info + 16] = b'X';
+        assert!(not_kernel(&bad));
+        let mut bad = fake_image(1000)?;
+        bad[info + 20] = 2;
+        assert!(not_kernel(&bad));
+        let mut bad = fake_image(1000)?;
+        bad[info + 8..info + 12].copy_from_slice(&100_000u32.to_le_bytes());
+        assert!(not_kernel(&bad));
+        let mut bad = fake_image(1000)?;
+        bad[off::KERNEL_INFO_OFFSET..off::KERNEL_INFO_OFFSET + 4]
+            .copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(not_kernel(&bad));
+        let mut bad = fake_image(1000)?;
+        bad[off::VERSION..off::VERSION + 2].copy_from_slice(&0x020eu16.to_le_bytes());
         assert!(not_kernel(&bad));
         assert_eq!(LoadError::NotKernel("x").errno(), ENOEXEC);
         Ok(())
@@ -428,19 +515,19 @@ mod tests {
         let small = Range { start: 0x4000_0000, len: 2 * M };
         assert_eq!(
             Layout::plan(small, &image, None, 0),
-            Err(LoadError::TooBig(8 * M + 4 * 4096 + PAGETABLE_BYTES + CHANNEL_BYTES))
+            Err(LoadError::TooBig(8 * M + 3 * 4096 + PARK_BYTES + PAGETABLE_BYTES + CHANNEL_BYTES))
         );
         assert_eq!(Layout::plan(small, &image, None, 0).err().map(|e| e.errno()), Some(ENOMEM));
         // Exactly enough fits.
         let exact = Range {
             start: 0x4000_0000,
-            len: 8 * M + 4 * 4096 + PAGETABLE_BYTES + CHANNEL_BYTES,
+            len: 8 * M + 3 * 4096 + PARK_BYTES + PAGETABLE_BYTES + CHANNEL_BYTES,
         };
         assert!(Layout::plan(exact, &image, None, 0).is_ok());
         let big = Range { start: 0x4000_0000, len: 64 * M };
         assert_eq!(
             Layout::plan(big, &image, Some(60 * M), 0),
-            Err(LoadError::TooBig(68 * M + 4 * 4096 + PAGETABLE_BYTES + CHANNEL_BYTES))
+            Err(LoadError::TooBig(68 * M + 3 * 4096 + PARK_BYTES + PAGETABLE_BYTES + CHANNEL_BYTES))
         );
         assert_eq!(
             Layout::plan(big, &image, Some(u64::MAX), 0),
@@ -448,6 +535,10 @@ mod tests {
         );
         assert_eq!(Layout::plan(big, &image, None, 2048), Err(LoadError::CmdlineTooLong(2047)));
         assert!(Layout::plan(big, &image, None, 2047).is_ok());
+        // Below 16 MiB the decompressor would move the kernel out of the instance.
+        let low = Range { start: 2 * M, len: 64 * M };
+        assert_eq!(Layout::plan(low, &image, None, 0), Err(LoadError::BelowPreferred(16 * M)));
+        assert_eq!(LoadError::BelowPreferred(16 * M).errno(), EINVAL);
         Ok(())
     }
 

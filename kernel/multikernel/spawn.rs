@@ -17,7 +17,8 @@ use crate::{
     ikc::Channel,
     instance::{
         Instance,
-        State, //
+        State,
+        StopReason, //
     },
 };
 use kernel::{
@@ -34,6 +35,12 @@ pub(crate) fn start(instance: &Instance) -> Result {
     if !state.startable() {
         warn(format_args!("start {name}: instance is {}, not loaded", state.as_str()));
         return Err(EBUSY);
+    }
+    // A CPU that may still run the last kernel would write into the new image.
+    if !instance.cpus_out() {
+        verify_out(instance).inspect_err(|_| {
+            warn(format_args!("start {name}: its CPUs did not come back from the last run"))
+        })?;
     }
     let layout = {
         let mut guard = instance.image();
@@ -55,7 +62,7 @@ pub(crate) fn start(instance: &Instance) -> Result {
     let half = layout.pagetables.len / 2;
     let memory = (instance.memory.start, instance.memory.len);
     let build = |start: u64| {
-        spawn::IdentityMap::build(memory, (start, half)).inspect_err(|e| {
+        spawn::IdentityMap::build(memory, (start, half), layout.park.start).inspect_err(|e| {
             warn(format_args!("start {name}: cannot build the entry map ({e:?})"))
         })
     };
@@ -78,18 +85,20 @@ pub(crate) fn start(instance: &Instance) -> Result {
             .inspect_err(|e| warn(format_args!("start {name}: cannot set up the channel ({e:?})")))?;
     instance.endpoint.set(Some(channel));
     let stop = || {
-        stop_cpus(instance);
+        reset_cpus(instance);
         instance.endpoint.close();
     };
-    for &cpu in others {
+    // Each CPU has a stack slot of its own in the park area: the first CPU 0, the others
+    // 1 and up.
+    for (slot, &cpu) in (1u32..).zip(others.iter()) {
         let id = CpuId::from_u32(cpu).ok_or(EINVAL)?;
         let apic_id = spawn::apic_id(id);
         enter(name, cpu, |id| {
-            spawn::arm(id, &park_map, wakeup, layout.park.start, u64::from(apic_id))
+            spawn::arm(id, &park_map, wakeup, layout.park.start, u64::from(apic_id), slot)
         })
         .inspect_err(|_| stop())?;
     }
-    enter(name, *first, |id| spawn::arm(id, &map, layout.boot_params.start, layout.entry, 0))
+    enter(name, *first, |id| spawn::arm(id, &map, layout.boot_params.start, layout.entry, 0, 0))
         .inspect_err(|_| stop())?;
     instance.set_started();
     pr_info!("start {name}: CPU {first} entered the instance kernel at {:#x}\n", layout.entry);
@@ -115,13 +124,40 @@ fn enter(name: &str, cpu: u32, arm: impl FnOnce(CpuId) -> Result) -> Result {
 }
 
 /// INIT to every CPU of the instance: stops whatever they run.
-fn stop_cpus(instance: &Instance) {
+fn reset_cpus(instance: &Instance) {
     for &cpu in instance.cpus.iter() {
         if let Some(id) = CpuId::from_u32(cpu) {
             spawn::disarm(id);
             spawn::reset_cpu(id);
         }
     }
+}
+
+/// Makes sure no CPU of `instance` runs its kernel any more (with its `ops` lock held): INIT,
+/// then each CPU is brought up in the host and taken down again. A CPU the host brought up
+/// runs the host's code, so nothing of the instance's runs there; one that does not come up
+/// (INIT is blocked in SMM or VMX operation) may still write into the instance's memory:
+/// then the instance is `failed` and its memory stays out of every other use.
+pub(crate) fn verify_out(instance: &Instance) -> Result {
+    reset_cpus(instance);
+    for &cpu in instance.cpus.iter() {
+        let id = CpuId::from_u32(cpu).ok_or(EINVAL)?;
+        cpus::set_transit(cpu, true);
+        let through = cpu_hotplug::online(id).and_then(|_| cpu_hotplug::offline(id));
+        cpus::set_transit(cpu, false);
+        if let Err(e) = through {
+            let _ = cpu_hotplug::offline(id);
+            instance.set_state(State::Failed);
+            instance.set_last_stop(StopReason::Failed);
+            warn(format_args!(
+                "{}: CPU {cpu} did not come back to the host ({e:?}): its memory stays out of use",
+                instance.name.as_str()
+            ));
+            return Err(EIO);
+        }
+    }
+    instance.set_cpus_out(true);
+    Ok(())
 }
 
 /// Stops `instance`'s kernel by force (with its `ops` lock held): INIT to its CPUs.
@@ -134,8 +170,9 @@ pub(crate) fn kill(instance: &Instance) -> Result {
     }
     // Senders and readers get an error from now on; no handler runs after this.
     instance.endpoint.close();
-    stop_cpus(instance);
+    verify_out(instance)?;
     instance.set_state(State::Stopped);
+    instance.set_last_stop(StopReason::Kill);
     pr_info!("kill {name}: stopped\n");
     Ok(())
 }

@@ -7,21 +7,41 @@
  * rsi: physical address of the instance kernel's boot_params
  * rdx: physical address of its 64-bit entry point
  * rcx: passed through untouched (the park loop's APIC id)
+ * r8:  address of a GDT descriptor (+0) and an IDT descriptor (+16) in the
+ *      instance's park area, mapped at the same address in both page tables
+ * r9:  top of this CPU's stack in the park area, likewise
  *
- * Called with interrupts off, on a CPU the host has declared dead. Follows
- * the x86 64-bit boot protocol: paging on with the identity map covering the
- * kernel, boot_params and command line; RSI = boot_params; IF = 0.
+ * Called with interrupts off, on a CPU the host has declared dead. From the
+ * first instruction on, an NMI or exception is taken on the instance's own
+ * tables and stack (spawn_x86.c: multikernel_park_prepare()), never on the
+ * host's, which the identity map does not map. Follows the x86 64-bit boot
+ * protocol: paging on with the identity map covering the kernel, boot_params
+ * and command line; RSI = boot_params; IF = 0; __BOOT_DS data segments.
  */
 #include <linux/linkage.h>
 #include <asm/nospec-branch.h>
 #include <asm/page_types.h>
 #include <asm/processor-flags.h>
+#include <asm/unwind_hints.h>
 
 	.text
 	.align PAGE_SIZE
-SYM_FUNC_START(multikernel_enter)
+SYM_CODE_START(multikernel_enter)
+	/* It leaves this kernel's stack for good: nothing to unwind past here. */
+	UNWIND_HINT_END_OF_STACK
 	ANNOTATE_NOENDBR
 	cli
+	lgdt	(%r8)
+	lidt	16(%r8)
+	movq	%r9, %rsp
+	movl	$0x18, %eax
+	movl	%eax, %ds
+	movl	%eax, %es
+	movl	%eax, %ss
+	xorl	%eax, %eax
+	movl	%eax, %fs
+	movl	%eax, %gs
+
 	/* No CET into the new kernel; no global TLB entries past the CR3 switch. */
 	movq	%cr4, %rax
 	andq	$~(X86_CR4_PGE | X86_CR4_CET), %rax
@@ -30,32 +50,44 @@ SYM_FUNC_START(multikernel_enter)
 	/* This page is mapped at the same address in the identity map. */
 	movq	%rdi, %cr3
 
-	/* Null data segments are fine in long mode; the new kernel loads its GDT. */
-	xorl	%eax, %eax
-	movl	%eax, %ds
-	movl	%eax, %es
-	movl	%eax, %ss
-	movl	%eax, %fs
-	movl	%eax, %gs
-
 	xorl	%ebp, %ebp
 	xorl	%edi, %edi
 	ANNOTATE_RETPOLINE_SAFE
 	jmp	*%rdx
-SYM_FUNC_END(multikernel_enter)
+SYM_CODE_END(multikernel_enter)
+
+/*
+ * The park area's IDT points here (this page is mapped in both page tables):
+ * an NMI returns to what the CPU was doing; any exception halts the CPU for
+ * good (the host's kill takes it back with INIT).
+ */
+SYM_CODE_START(multikernel_nmi)
+	UNWIND_HINT_END_OF_STACK
+	ANNOTATE_NOENDBR
+	iretq
+SYM_CODE_END(multikernel_nmi)
+
+SYM_CODE_START(multikernel_fault)
+	UNWIND_HINT_END_OF_STACK
+	ANNOTATE_NOENDBR
+1:	cli
+	hlt
+	jmp	1b
+SYM_CODE_END(multikernel_fault)
 
 /*
  * multikernel_park - where an instance's other CPUs wait for their kernel.
  *
  * Copied into a page of the instance's memory and entered through
  * multikernel_enter() with rsi = the wakeup mailbox (physical, identity
- * mapped) and ecx = this CPU's APIC id. Waits, like an ACPI MP-wakeup
+ * mapped) and ecx = this CPU's APIC id, on the park area's tables and stack. Waits, like an ACPI MP-wakeup
  * firmware loop, for { u32 command, u32 apic_id, u64 vector } naming it,
  * acknowledges by clearing command, and jumps to vector in 64-bit mode on
  * the same identity map. Position independent; no stack.
  */
 	.balign 16
 SYM_CODE_START(multikernel_park)
+	UNWIND_HINT_END_OF_STACK
 	ANNOTATE_NOENDBR
 1:	pause
 	movl	(%rsi), %eax
@@ -67,6 +99,6 @@ SYM_CODE_START(multikernel_park)
 	movl	$0, (%rsi)
 	ANNOTATE_RETPOLINE_SAFE
 	jmp	*%rax
+SYM_INNER_LABEL(multikernel_park_end, SYM_L_GLOBAL)
 SYM_CODE_END(multikernel_park)
-SYM_DATA(multikernel_park_end, .byte 0)
 	.align PAGE_SIZE

@@ -18,6 +18,7 @@
 #include <linux/multikernel.h>
 #include <linux/percpu.h>
 #include <asm/init.h>
+#include <asm/irq_vectors.h>
 #include <asm/pgtable.h>
 #include <asm/sections.h>
 #include <asm/apic.h>
@@ -25,14 +26,49 @@
 #include <asm/tsc.h>
 
 /* Does not return; not marked so, to keep objtool's list of noreturn functions unpatched. */
-void multikernel_enter(u64 pgd_pa, u64 boot_params, u64 entry, u64 arg);
+void multikernel_enter(u64 pgd_pa, u64 boot_params, u64 entry, u64 arg, u64 tables,
+		       u64 stack);
 extern const u8 multikernel_park[], multikernel_park_end[];
+extern const u8 multikernel_nmi[], multikernel_fault[];
+
+/*
+ * The park area (MULTIKERNEL_PARK_BYTES in the instance's memory): the park
+ * loop's code, then a GDT and an IDT and a stack per CPU, which the CPUs use
+ * from multikernel_enter() on, before and after the switch to the identity
+ * map: an NMI or machine check there is taken in the instance's memory, never
+ * on the host's tables (which the identity map does not map). They are
+ * reached through the area's direct-map address, which both maps have.
+ */
+#define MK_PARK_TABLES		0x100	/* gdtr at +0, idtr at +16 (multikernel_enter) */
+#define MK_PARK_GDT		0x140
+#define MK_PARK_IDT		0x200
+#define MK_PARK_IDT_VECTORS	32
+#define MK_PARK_STACKS		0x400
+#define MK_PARK_STACK_SLOT	96	/* an exception frame and an NMI frame, 16-byte aligned */
+#define MK_PARK_SLOTS		((MULTIKERNEL_PARK_BYTES - MK_PARK_STACKS) / MK_PARK_STACK_SLOT)
+
+struct mk_desc_ptr {
+	u16 limit;
+	u64 base;
+} __packed;
+
+struct mk_gate {
+	u16 offset0;
+	u16 segment;
+	u8 ist;
+	u8 type;		/* present, DPL 0, 64-bit interrupt gate */
+	u16 offset1;
+	u32 offset2;
+	u32 reserved;
+} __packed;
 
 struct mk_spawn {
 	u64 pgd;		/* physical, inside the instance's memory */
 	u64 boot_params;
 	u64 entry;
 	u64 arg;
+	u64 tables;		/* direct-map address of the park area's descriptors */
+	u64 stack;		/* direct-map address: top of this CPU's stack slot */
 	bool armed;
 };
 
@@ -76,7 +112,7 @@ static void mk_play_dead(void)
 	WRITE_ONCE(s->armed, false);
 	play_dead_common();
 	wbinvd();
-	multikernel_enter(s->pgd, s->boot_params, s->entry, s->arg);
+	multikernel_enter(s->pgd, s->boot_params, s->entry, s->arg, s->tables, s->stack);
 	for (;;)
 		native_halt();
 }
@@ -89,13 +125,15 @@ void multikernel_spawn_disarm(unsigned int cpu)
 
 /*
  * Builds, in the instance's page-table area, an identity map of its memory
- * plus multikernel_enter()'s page at its kernel-text address; returns the
- * PGD's physical address (0 on failure). Everything the entered kernel sees
+ * plus multikernel_enter()'s page at its kernel-text address and the park
+ * area at its direct-map address; returns the PGD's physical address (0 on
+ * failure). Everything the entered kernel sees
  * is inside the instance's memory, the page tables included: the x86
  * decompressor extends the tables it is entered with, so they must be
  * identity mapped too. Build once per start, before any CPU uses them.
  */
-u64 multikernel_spawn_build_map(u64 mem_start, u64 mem_size, u64 pt_start, u64 pt_size)
+u64 multikernel_spawn_build_map(u64 mem_start, u64 mem_size, u64 pt_start, u64 pt_size,
+				u64 park)
 {
 	struct mk_pt_area area = { .next = pt_start, .end = pt_start + pt_size };
 	struct x86_mapping_info info = {
@@ -117,15 +155,25 @@ u64 multikernel_spawn_build_map(u64 mem_start, u64 mem_size, u64 pt_start, u64 p
 	start = PAGE_ALIGN_DOWN(__pa_symbol(multikernel_enter));
 	if (kernel_ident_mapping_init(&info, pgd, start, start + PAGE_SIZE))
 		return 0;
+	/* Data only, but the large-page flags are what the helper maps with. */
+	info.offset = (unsigned long)__va(0);
+	if (kernel_ident_mapping_init(&info, pgd, park, park + MULTIKERNEL_PARK_BYTES))
+		return 0;
 	return __pa(pgd);
 }
 
-/* Arms offline @cpu to enter @entry on the map @pgd with RSI = @boot_params, RCX = @arg. */
-int multikernel_spawn_arm(unsigned int cpu, u64 pgd, u64 boot_params, u64 entry, u64 arg)
+/*
+ * Arms offline @cpu to enter @entry on the map @pgd with RSI = @boot_params,
+ * RCX = @arg, on the tables of the park area at @park and its stack @slot.
+ */
+int multikernel_spawn_arm(unsigned int cpu, u64 pgd, u64 boot_params, u64 entry, u64 arg,
+			  u64 park, unsigned int slot)
 {
+	unsigned long park_va = (unsigned long)__va(park);
 	struct mk_spawn *s;
 
-	if (!host_play_dead || cpu >= nr_cpu_ids || cpu_online(cpu) || !pgd)
+	if (!host_play_dead || cpu >= nr_cpu_ids || cpu_online(cpu) || !pgd ||
+	    slot >= MK_PARK_SLOTS)
 		return -EINVAL;
 	s = per_cpu_ptr(&mk_spawn, cpu);
 	WRITE_ONCE(s->armed, false);
@@ -133,6 +181,8 @@ int multikernel_spawn_arm(unsigned int cpu, u64 pgd, u64 boot_params, u64 entry,
 	s->boot_params = boot_params;
 	s->entry = entry;
 	s->arg = arg;
+	s->tables = park_va + MK_PARK_TABLES;
+	s->stack = park_va + MULTIKERNEL_PARK_BYTES - slot * MK_PARK_STACK_SLOT;
 	smp_wmb();
 	WRITE_ONCE(s->armed, true);
 	return 0;
@@ -169,11 +219,50 @@ void multikernel_cpu_reset(unsigned int cpu)
 	local_irq_restore(flags);
 }
 
-/* The park loop's code, to copy into an instance (see spawn_entry.S). */
-void multikernel_park_code(const void **code, size_t *len)
+static void mk_set_gate(struct mk_gate *gate, const void *handler)
 {
-	*code = multikernel_park;
-	*len = multikernel_park_end - multikernel_park;
+	unsigned long addr = (unsigned long)handler;
+
+	*gate = (struct mk_gate) {
+		.offset0	= addr & 0xffff,
+		.segment	= 0x10,
+		.type		= 0x8e,
+		.offset1	= (addr >> 16) & 0xffff,
+		.offset2	= addr >> 32,
+	};
+}
+
+/*
+ * Fills @area (MULTIKERNEL_PARK_BYTES, to be copied to @park in the
+ * instance's memory): the park loop's code, a GDT with the boot protocol's
+ * segments (__BOOT_CS 0x10, __BOOT_DS 0x18) and an IDT whose NMI gate returns
+ * at once and whose other exception gates halt; the stacks stay zero. The
+ * handlers are in multikernel_enter()'s page, which both maps have.
+ */
+int multikernel_park_prepare(void *area, size_t len, u64 park)
+{
+	unsigned long park_va = (unsigned long)__va(park);
+	size_t code = multikernel_park_end - multikernel_park;
+	struct mk_desc_ptr *gdtr = area + MK_PARK_TABLES, *idtr = area + MK_PARK_TABLES + 16;
+	u64 *gdt = area + MK_PARK_GDT;
+	struct mk_gate *idt = area + MK_PARK_IDT;
+	int i;
+
+	BUILD_BUG_ON(MK_PARK_SLOTS < 64);
+	if (len != MULTIKERNEL_PARK_BYTES || code > MK_PARK_TABLES)
+		return -EINVAL;
+	memset(area, 0, len);
+	memcpy(area, multikernel_park, code);
+	gdt[2] = 0x00af9a000000ffffULL;		/* 64-bit code */
+	gdt[3] = 0x00cf92000000ffffULL;		/* data */
+	*gdtr = (struct mk_desc_ptr) { .limit = 4 * 8 - 1, .base = park_va + MK_PARK_GDT };
+	*idtr = (struct mk_desc_ptr) {
+		.limit	= MK_PARK_IDT_VECTORS * sizeof(*idt) - 1,
+		.base	= park_va + MK_PARK_IDT,
+	};
+	for (i = 0; i < MK_PARK_IDT_VECTORS; i++)
+		mk_set_gate(&idt[i], i == NMI_VECTOR ? multikernel_nmi : multikernel_fault);
+	return 0;
 }
 
 /* What an instance kernel needs to know of this machine's timers and CPUs. */
@@ -183,4 +272,10 @@ void multikernel_host_facts(unsigned int cpu, u32 *tsc_khz_out, u32 *lapic_perio
 	*tsc_khz_out = tsc_khz;
 	*lapic_period = lapic_timer_period;
 	*apic_id = cpu < nr_cpu_ids ? per_cpu(x86_cpu_to_apicid, cpu) : BAD_APICID;
+}
+
+/* The paging mode instance kernels are entered in. */
+bool multikernel_host_la57(void)
+{
+	return !!(native_read_cr4() & X86_CR4_LA57);
 }

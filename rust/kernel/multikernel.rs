@@ -144,6 +144,24 @@ pub mod spawn {
     pub const MAILBOX_MAGIC: u64 = bindings::MULTIKERNEL_MAILBOX_MAGIC;
     /// Where in the mailbox page the record the waiting CPUs are started through lies.
     pub const WAKEUP_OFFSET: u64 = bindings::MULTIKERNEL_WAKEUP_OFFSET as u64;
+    /// Where in the mailbox page the instance kernel writes why it stops (a `u32`).
+    pub const STOP_OFFSET: usize = bindings::MULTIKERNEL_STOP_OFFSET as usize;
+
+    /// The reasons an instance kernel gives for stopping (`MULTIKERNEL_STOP_*`).
+    pub mod stop {
+        use crate::bindings;
+
+        /// `poweroff`.
+        pub const POWEROFF: u32 = bindings::MULTIKERNEL_STOP_POWEROFF;
+        /// `reboot` (also an emergency restart).
+        pub const REBOOT: u32 = bindings::MULTIKERNEL_STOP_REBOOT;
+        /// `halt`.
+        pub const HALT: u32 = bindings::MULTIKERNEL_STOP_HALT;
+        /// `kexec -e`: it stops instead of entering another kernel.
+        pub const KEXEC: u32 = bindings::MULTIKERNEL_STOP_KEXEC;
+        /// A panic (a crash kernel is not entered).
+        pub const PANIC: u32 = bindings::MULTIKERNEL_STOP_PANIC;
+    }
 
     /// Wraps the architecture's `play_dead`; call once at init.
     pub fn init() -> Result {
@@ -155,54 +173,69 @@ pub mod spawn {
     pub struct IdentityMap {
         pgd: u64,
         memory: (u64, u64),
+        park: u64,
     }
+
+    /// Bytes of the park area (`MULTIKERNEL_PARK_BYTES`): the park loop, and the GDT, IDT and
+    /// stacks every CPU of the instance enters on.
+    pub const PARK_BYTES: usize = bindings::MULTIKERNEL_PARK_BYTES as usize;
 
     impl IdentityMap {
         /// Builds the map of `memory` (`(start, len)`, inside the pool) in the pages `pagetables`
-        /// (`(start, len)`, inside `memory`). Build it before arming any CPU with it, and not
-        /// again while a CPU may run on it.
-        pub fn build(memory: (u64, u64), pagetables: (u64, u64)) -> Result<Self> {
+        /// (`(start, len)`, inside `memory`), with the park area at `park` (inside `memory`,
+        /// [`PARK_BYTES`]) also at its direct-map address. Build it before arming any CPU with
+        /// it, and not again while a CPU may run on it.
+        pub fn build(memory: (u64, u64), pagetables: (u64, u64), park: u64) -> Result<Self> {
             let pool = pool_region().ok_or(ENODEV)?;
             let (start, len) = memory;
             let (pt_start, pt_len) = pagetables;
-            let inside = pt_start >= start
-                && pt_start.checked_add(pt_len).is_some_and(|end| end <= start + len);
-            if !pool.contains(start, len) || !inside {
+            let inside = |at: u64, n: u64| {
+                at >= start && at.checked_add(n).is_some_and(|end| end <= start + len)
+            };
+            if !pool.contains(start, len)
+                || !inside(pt_start, pt_len)
+                || !inside(park, PARK_BYTES as u64)
+            {
                 return Err(EINVAL);
             }
-            // SAFETY: Both ranges are pool memory owned by the caller's instance (checked
+            // SAFETY: The ranges are pool memory owned by the caller's instance (checked
             // above), which no kernel uses while it is being (re)started.
-            let pgd =
-                unsafe { bindings::multikernel_spawn_build_map(start, len, pt_start, pt_len) };
+            let pgd = unsafe {
+                bindings::multikernel_spawn_build_map(start, len, pt_start, pt_len, park)
+            };
             if pgd == 0 {
                 return Err(ENOMEM);
             }
-            Ok(Self { pgd, memory })
+            Ok(Self { pgd, memory, park })
         }
     }
 
-    /// Arms `cpu` (offline) to enter `entry` on `map`, with RSI = `rsi` and RCX = `rcx`. Both
+    /// Arms `cpu` (offline) to enter `entry` on `map`, with RSI = `rsi` and RCX = `rcx`, on
+    /// stack `slot` of the map's park area (one slot per CPU of the instance, below 64). Both
     /// addresses must lie inside the mapped memory.
-    pub fn arm(cpu: CpuId, map: &IdentityMap, rsi: u64, entry: u64, rcx: u64) -> Result {
+    pub fn arm(cpu: CpuId, map: &IdentityMap, rsi: u64, entry: u64, rcx: u64, slot: u32) -> Result {
         let (start, len) = map.memory;
         let inside = |addr: u64| addr >= start && addr - start < len;
         if !inside(rsi) || !inside(entry) {
             return Err(EINVAL);
         }
         // SAFETY: The map and addresses are inside the instance's memory (checked above and
-        // by `IdentityMap::build`); the C side checks the CPU is valid and offline.
-        to_result(unsafe { bindings::multikernel_spawn_arm(cpu.as_u32(), map.pgd, rsi, entry, rcx) })
+        // by `IdentityMap::build`); the C side checks the CPU is valid and offline, and the
+        // slot.
+        to_result(unsafe {
+            bindings::multikernel_spawn_arm(cpu.as_u32(), map.pgd, rsi, entry, rcx, map.park, slot)
+        })
     }
 
-    /// The code an instance's waiting CPUs run, to copy into its memory: position independent,
-    /// entered with RSI = wakeup mailbox and ECX = the CPU's APIC id.
-    pub fn park_code() -> &'static [u8] {
-        let mut code: *const c_void = core::ptr::null();
-        let mut len: usize = 0;
-        // SAFETY: Both pointers are valid for writing.
-        unsafe { bindings::multikernel_park_code(&mut code, &mut len) };
-        // SAFETY: The C side returns a range of this kernel's text, which lives forever.
-        unsafe { core::slice::from_raw_parts(code.cast::<u8>(), len) }
+    /// Fills `area` with what goes into the park area at `park` (physical): the loop an
+    /// instance's waiting CPUs run (position independent, entered with RSI = wakeup mailbox and
+    /// ECX = the CPU's APIC id), and the GDT and IDT every CPU enters on. `EINVAL` unless
+    /// `area` is [`PARK_BYTES`] long.
+    pub fn park_prepare(area: &mut [u8], park: u64) -> Result {
+        // SAFETY: `area` is valid for writing `area.len()` bytes; the C side checks the length.
+        to_result(unsafe {
+            bindings::multikernel_park_prepare(area.as_mut_ptr().cast(), area.len(), park)
+        })
     }
 
     /// `(TSC kHz, LAPIC timer period per tick, APIC id of cpu)`.
@@ -213,6 +246,13 @@ pub mod spawn {
             bindings::multikernel_host_facts(cpu, &mut tsc_khz, &mut lapic_period, &mut apic_id)
         };
         (tsc_khz, lapic_period, apic_id)
+    }
+
+    /// Whether this kernel runs with 5-level paging (`CR4.LA57`), the mode an instance kernel
+    /// is entered in.
+    pub fn host_la57() -> bool {
+        // SAFETY: Reads a control register of this CPU; no preconditions.
+        unsafe { bindings::multikernel_host_la57() }
     }
 
     /// This machine's timer facts an instance kernel takes over instead of calibrating:
@@ -676,6 +716,24 @@ pub mod ikc {
         }
         // SAFETY: Called at init, before the kernel's read-only-after-init data is sealed.
         to_result(unsafe { bindings::multikernel_ikc_init() })
+    }
+
+    /// Drains the doorbell vector does per CPU per window of 2^20 ns; more are only counted.
+    pub const DOORBELL_BUDGET: u32 = bindings::MULTIKERNEL_DOORBELL_BUDGET;
+
+    /// Doorbells taken by this kernel since boot, and how many of them were over the budget
+    /// (acknowledged, not drained): `(received, throttled)`.
+    pub fn doorbell_stats() -> (u64, u64) {
+        let (mut received, mut throttled) = (0, 0);
+        // SAFETY: Both pointers are valid for writing.
+        unsafe { bindings::multikernel_ikc_doorbell_stats(&mut received, &mut throttled) };
+        (received, throttled)
+    }
+
+    /// Sends an NMI to the CPU with APIC id `apic_id` (fault injection: a CPU of an instance).
+    pub fn send_nmi(apic_id: u32) {
+        // SAFETY: Sends one NMI IPI; any id is accepted (a wrong one reaches nobody).
+        unsafe { bindings::multikernel_send_nmi(apic_id) }
     }
 
     /// Rings the doorbell of the CPU with APIC id `apic_id` (a CPU of the other kernel).

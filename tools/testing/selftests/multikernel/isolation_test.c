@@ -1,0 +1,449 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Fault isolation: what an instance does stays inside it.
+ *
+ * Needs a VM with at least 6 CPUs and multikernel.pool=1G (scripts/check.sh,
+ * the "isolation" VM), a kernel built with CONFIG_MULTIKERNEL_IKC_FAULT_INJECT
+ * and CONFIG_DEVMEM, and the sample initramfs ($MK_INITRAMFS) whose init takes
+ * mk_sample= actions. Instance "by" (CPU 3, 1 CPU) runs beside every test and
+ * must answer pings throughout; instance "victim" (CPUs 4-5, 2 CPUs) does
+ * something hostile: panic, reboot -f, poweroff -f, halt -f, kexec -e, read
+ * host RAM through /dev/mem, flood the host's doorbell, take NMIs while
+ * parked. Meanwhile host threads spin on CPUs 0-2; after each action every
+ * host CPU must still schedule, "by" must answer, and the victim's state and
+ * last_stop must say what happened. Also: memory is scrubbed between
+ * instances, and an image that is not an instance kernel is refused.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../kselftest_harness.h"
+#include "mk_instance.h"
+
+#define BY "by"
+#define VICTIM "victim"
+#define BY_SPEC BY " cpus=3 memory=256M"
+#define VICTIM_SPEC VICTIM " cpus=4-5 memory=256M"
+#define BASE "kunit.enable=0 panic=0 loglevel=6 "
+#define HOST_CPUS 3
+
+static const char by_cmdline[] = BASE "mk_sample=echo";
+
+/* Threads spinning on the host's CPUs 0..HOST_CPUS-1 while a test runs. */
+struct workload {
+	pthread_t threads[HOST_CPUS];
+	atomic_ulong count[HOST_CPUS];
+	atomic_int stop;
+	int started;
+};
+
+struct spin_arg {
+	struct workload *w;
+	int cpu;
+};
+
+static struct spin_arg spin_args[HOST_CPUS];
+
+static void *spin(void *arg)
+{
+	struct spin_arg *a = arg;
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(a->cpu, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+	while (!atomic_load(&a->w->stop))
+		atomic_fetch_add(&a->w->count[a->cpu], 1);
+	return NULL;
+}
+
+static void workload_start(struct workload *w)
+{
+	int i;
+
+	memset(w, 0, sizeof(*w));
+	for (i = 0; i < HOST_CPUS; i++) {
+		spin_args[i] = (struct spin_arg){ .w = w, .cpu = i };
+		if (!pthread_create(&w->threads[i], NULL, spin, &spin_args[i]))
+			w->started |= 1 << i;
+	}
+}
+
+/* Every spinning thread moved on within the last 500 ms. */
+static int workload_progressing(struct workload *w)
+{
+	unsigned long before[HOST_CPUS];
+	int i, ok = 1;
+
+	for (i = 0; i < HOST_CPUS; i++)
+		before[i] = atomic_load(&w->count[i]);
+	usleep(500 * 1000);
+	for (i = 0; i < HOST_CPUS; i++)
+		if (!(w->started & (1 << i)) || atomic_load(&w->count[i]) == before[i])
+			ok = 0;
+	return ok;
+}
+
+static void workload_stop(struct workload *w)
+{
+	int i;
+
+	atomic_store(&w->stop, 1);
+	for (i = 0; i < HOST_CPUS; i++)
+		if (w->started & (1 << i))
+			pthread_join(w->threads[i], NULL);
+}
+
+/*
+ * Every CPU online in the host runs a short task within 10 s: none is
+ * stuck, stopped or gone to another kernel. Returns the number that did not.
+ */
+static int host_cpus_schedule(void)
+{
+	int cpu, stuck = 0, n = sysconf(_SC_NPROCESSORS_CONF);
+
+	for (cpu = 0; cpu < n && cpu < 64; cpu++) {
+		char path[96], buf[8];
+		double deadline;
+		int status;
+		pid_t pid;
+
+		snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online", cpu);
+		if (read_file(path, buf, sizeof(buf)) > 0 && buf[0] == '0')
+			continue;
+		pid = fork();
+		if (pid == 0) {
+			cpu_set_t set;
+
+			CPU_ZERO(&set);
+			CPU_SET(cpu, &set);
+			_exit(sched_setaffinity(0, sizeof(set), &set) ? 1 : 0);
+		}
+		deadline = clock_s(CLOCK_MONOTONIC) + 10;
+		while (waitpid(pid, &status, WNOHANG) == 0) {
+			if (clock_s(CLOCK_MONOTONIC) > deadline) {
+				kill(pid, SIGKILL);
+				waitpid(pid, &status, 0);
+				status = -1;
+				break;
+			}
+			usleep(10 * 1000);
+		}
+		if (status != 0)
+			stuck++;
+	}
+	return stuck;
+}
+
+/* One ping of instance NAME; 0 if it answered. */
+static int pings(const char *name)
+{
+	char path[128], buf[64];
+
+	snprintf(path, sizeof(path), MK "/instances/%s/ping", name);
+	return read_file(path, buf, sizeof(buf)) > 0 ? 0 : -1;
+}
+
+/* Waits up to @secs for NAME's state to be @want (with newline); returns the last state. */
+static void wait_state(const char *name, const char *want, int secs, char *state, size_t size)
+{
+	double deadline = clock_s(CLOCK_MONOTONIC) + secs;
+
+	do {
+		state_of(name, state, size);
+		if (!strcmp(state, want))
+			return;
+		usleep(100 * 1000);
+	} while (clock_s(CLOCK_MONOTONIC) < deadline);
+}
+
+/* Waits up to @secs for NAME's console to show @text; 1 if it did. */
+static int wait_console(const char *name, const char *text, int secs, char *buf, size_t size)
+{
+	double deadline = clock_s(CLOCK_MONOTONIC) + secs;
+
+	do {
+		instance_file(name, "console", buf, size);
+		if (strstr(buf, text))
+			return 1;
+		usleep(200 * 1000);
+	} while (clock_s(CLOCK_MONOTONIC) < deadline);
+	return 0;
+}
+
+static int start_with(const char *name, const char *spec, const char *line)
+{
+	return start_instance(name, spec, line, strlen(line) + 1);
+}
+
+FIXTURE(iso) {
+	struct workload w;
+	char state[64];
+	char buf[8192];
+};
+
+FIXTURE_SETUP(iso)
+{
+	if (mode_of(MK "/create") == (mode_t)-1)
+		SKIP(return, "kernel without CONFIG_MULTIKERNEL");
+	ASSERT_LE(6, sysconf(_SC_NPROCESSORS_CONF)) TH_LOG("needs 6 CPUs (the isolation VM)");
+	/* The bystander runs across tests; started again if a test lost it. */
+	state_of(BY, self->state, sizeof(self->state));
+	if (strcmp(self->state, "running\n"))
+		ASSERT_EQ(0, start_with(BY, BY_SPEC, by_cmdline));
+	ASSERT_EQ(0, pings(BY));
+	workload_start(&self->w);
+}
+
+FIXTURE_TEARDOWN(iso)
+{
+	workload_stop(&self->w);
+	control(VICTIM, "kill");
+	write_str(MK "/destroy", VICTIM);
+}
+
+/* After a hostile action: the host and the bystander are fine. */
+static void survived(struct __test_metadata *_metadata, struct workload *w)
+{
+	EXPECT_TRUE(workload_progressing(w));
+	EXPECT_EQ(0, host_cpus_schedule());
+	EXPECT_EQ(0, pings(BY));
+	EXPECT_EQ(0, pings(BY));
+}
+
+/*
+ * The victim runs the sample init with @action; it must end in @state with
+ * last_stop @reason while the host and the bystander carry on.
+ */
+static void stops_alone(struct __test_metadata *_metadata, FIXTURE_DATA(iso) *self,
+			const char *action, const char *state, const char *reason)
+{
+	char line[256], last[64];
+	int i;
+
+	snprintf(line, sizeof(line), BASE "mk_sample=%s", action);
+	ASSERT_EQ(0, start_with(VICTIM, VICTIM_SPEC, line));
+	/* The bystander answers while the victim goes down. */
+	for (i = 0; i < 5; i++)
+		EXPECT_EQ(0, pings(BY));
+	wait_state(VICTIM, state, 60, self->state, sizeof(self->state));
+	EXPECT_STREQ(state, self->state);
+	instance_file(VICTIM, "last_stop", last, sizeof(last));
+	EXPECT_STREQ(reason, last);
+	survived(_metadata, &self->w);
+}
+
+TEST_F_TIMEOUT(iso, smp_panic, 180)
+{
+	stops_alone(_metadata, self, "exit", "crashed\n", "crashed: panic\n");
+}
+
+TEST_F_TIMEOUT(iso, reboot_f, 180)
+{
+	stops_alone(_metadata, self, "reboot", "stopped\n", "reboot\n");
+}
+
+TEST_F_TIMEOUT(iso, poweroff_f, 180)
+{
+	stops_alone(_metadata, self, "poweroff", "stopped\n", "poweroff\n");
+}
+
+TEST_F_TIMEOUT(iso, halt_f, 180)
+{
+	stops_alone(_metadata, self, "halt", "stopped\n", "halt\n");
+}
+
+TEST_F_TIMEOUT(iso, kexec_e, 180)
+{
+	stops_alone(_metadata, self, "kexec", "stopped\n", "kexec\n");
+}
+
+/* A stopped victim starts again: its CPUs came back verified. */
+TEST_F_TIMEOUT(iso, restart_after_stop, 180)
+{
+	stops_alone(_metadata, self, "reboot", "stopped\n", "reboot\n");
+	ASSERT_EQ(0, control(VICTIM, "start"));
+	wait_started(VICTIM, self->state, sizeof(self->state));
+	EXPECT_STREQ("running\n", self->state);
+	EXPECT_EQ(0, pings(VICTIM));
+	EXPECT_EQ(0, control(VICTIM, "kill"));
+	instance_file(VICTIM, "last_stop", self->state, sizeof(self->state));
+	EXPECT_STREQ("kill\n", self->state);
+}
+
+/* Host RAM through /dev/mem in the victim: refused; its own reserved page: readable. */
+TEST_F_TIMEOUT(iso, devmem, 180)
+{
+	ASSERT_EQ(0, start_with(VICTIM, VICTIM_SPEC, BASE "mk_sample=devmem"));
+	ASSERT_TRUE(wait_console(VICTIM, "MULTIKERNEL-SAMPLE-INIT devmem ", 60, self->buf,
+				 sizeof(self->buf)));
+	EXPECT_NE(NULL, strstr(self->buf, "devmem own=read host=refused low=refused"))
+		TH_LOG("console: %s", strstr(self->buf, "MULTIKERNEL-SAMPLE-INIT devmem "));
+	state_of(VICTIM, self->state, sizeof(self->state));
+	EXPECT_STREQ("running\n", self->state);
+	survived(_metadata, &self->w);
+}
+
+static unsigned long long doorbells(const char *what)
+{
+	char buf[256], *at;
+
+	if (read_file(MK "/doorbells", buf, sizeof(buf)) <= 0)
+		return 0;
+	at = strstr(buf, what);
+	return at ? strtoull(at + strlen(what), NULL, 10) : 0;
+}
+
+/* The victim's kernel rings the host's doorbell as fast as it can for 4 s. */
+TEST_F_TIMEOUT(iso, doorbell_flood, 180)
+{
+	unsigned long long throttled = doorbells("throttled "), received = doorbells("received ");
+	double end;
+	int answered = 0, asked = 0;
+
+	ASSERT_EQ(0, start_with(VICTIM, VICTIM_SPEC, BASE "multikernel.test_flood=4000"));
+	end = clock_s(CLOCK_MONOTONIC) + 4;
+	while (clock_s(CLOCK_MONOTONIC) < end) {
+		asked++;
+		answered += pings(BY) == 0;
+		EXPECT_TRUE(workload_progressing(&self->w));
+	}
+	EXPECT_EQ(asked, answered);
+	ASSERT_TRUE(wait_console(VICTIM, "test_flood: rang the host", 30, self->buf,
+				 sizeof(self->buf)));
+	TH_LOG("%s", strstr(self->buf, "test_flood: rang"));
+	TH_LOG("doorbells: received %llu, throttled %llu during the flood",
+	       doorbells("received ") - received, doorbells("throttled ") - throttled);
+	EXPECT_LT(throttled, doorbells("throttled "));
+	state_of(VICTIM, self->state, sizeof(self->state));
+	EXPECT_STREQ("running\n", self->state);
+	EXPECT_EQ(0, pings(VICTIM));
+	survived(_metadata, &self->w);
+}
+
+/*
+ * The victim boots on one CPU (maxcpus=1): its second CPU stays in the park
+ * loop. NMIs at both CPUs must be taken in the instance (the park area's own
+ * IDT); the parked CPU must then still start when the instance onlines it.
+ */
+TEST_F_TIMEOUT(iso, nmi_parked, 180)
+{
+	int i;
+
+	ASSERT_EQ(0, start_with(VICTIM, VICTIM_SPEC, BASE "maxcpus=1 mk_sample=online_later"));
+	for (i = 0; i < 5; i++) {
+		EXPECT_EQ(0, write_str(MK "/instances/" VICTIM "/ikc/inject", "nmi"));
+		usleep(100 * 1000);
+	}
+	EXPECT_TRUE(wait_console(VICTIM, "MULTIKERNEL-SAMPLE-INIT online_later online=0-1", 60,
+				 self->buf, sizeof(self->buf)));
+	state_of(VICTIM, self->state, sizeof(self->state));
+	EXPECT_STREQ("running\n", self->state);
+	EXPECT_EQ(0, pings(VICTIM));
+	survived(_metadata, &self->w);
+}
+
+/* What one instance leaves in its memory, the next one on the same memory does not see. */
+TEST_F_TIMEOUT(iso, scrub, 240)
+{
+	char line[256], text[64], first[64], second[64], *at;
+
+	snprintf(text, sizeof(text), "MKSTALE%d", getpid());
+	snprintf(line, sizeof(line), BASE "multikernel.test_fill=%s", text);
+	ASSERT_EQ(0, start_with(VICTIM, VICTIM_SPEC, line));
+	ASSERT_TRUE(wait_console(VICTIM, "test_fill: ", 60, self->buf, sizeof(self->buf)));
+	at = strstr(self->buf, "test_fill: ");
+	TH_LOG("%.80s", at);
+	/* The scan sees what was written: the check below can fail. */
+	EXPECT_EQ(0, strncmp(at, "test_fill: 4096 pages, ", 23));
+	EXPECT_LE(4096, atoi(at + 23));
+	instance_file(VICTIM, "memory", first, sizeof(first));
+	ASSERT_EQ(0, control(VICTIM, "kill"));
+	ASSERT_EQ(0, write_str(MK "/destroy", VICTIM));
+
+	snprintf(line, sizeof(line), BASE "multikernel.test_scan=%s", text);
+	ASSERT_EQ(0, start_with(VICTIM, VICTIM_SPEC, line));
+	instance_file(VICTIM, "memory", second, sizeof(second));
+	ASSERT_STREQ(first, second);
+	ASSERT_TRUE(wait_console(VICTIM, "test_scan: ", 60, self->buf, sizeof(self->buf)));
+	at = strstr(self->buf, "test_scan: ");
+	TH_LOG("%.80s", at);
+	EXPECT_EQ(0, strncmp(at, "test_scan: 0 pages start with ", 30));
+}
+
+/* An image without the MKIN record (a kernel that cannot run as an instance): ENOEXEC. */
+TEST_F_TIMEOUT(iso, refused_image, 120)
+{
+	const char *kernel = getenv("MK_KERNEL_IMAGE");
+	char path[] = "/tmp/mk-not-instance-XXXXXX", *saved;
+	struct stat st;
+	unsigned char *img;
+	size_t i, found = 0;
+	int fd, in;
+
+	ASSERT_NE(NULL, kernel);
+	in = open(kernel, O_RDONLY);
+	ASSERT_LE(0, in);
+	ASSERT_EQ(0, fstat(in, &st));
+	img = mmap(NULL, st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, in, 0);
+	ASSERT_NE(MAP_FAILED, img);
+	/* Our kernel with its declaration taken out. */
+	for (i = 0; i + 8 <= (size_t)st.st_size; i += 4) {
+		if (!memcmp(img + i, "MKIN\x01\0\0\0", 8)) {
+			memcpy(img + i, "XXXX", 4);
+			found++;
+		}
+	}
+	ASSERT_EQ(1u, found);
+	fd = mkstemp(path);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(st.st_size, write(fd, img, st.st_size));
+	close(fd);
+	close(in);
+	ASSERT_EQ(0, write_str(MK "/create", VICTIM_SPEC));
+	saved = strdup(kernel);
+	setenv("MK_KERNEL_IMAGE", path, 1);
+	EXPECT_EQ(-ENOEXEC, load_into(VICTIM, BASE, sizeof(BASE)));
+	setenv("MK_KERNEL_IMAGE", saved, 1);
+	state_of(VICTIM, self->state, sizeof(self->state));
+	EXPECT_STREQ("reserved\n", self->state);
+	/* The real one loads. */
+	EXPECT_EQ(0, load_into(VICTIM, BASE, sizeof(BASE)));
+	unlink(path);
+	free(saved);
+	munmap(img, st.st_size);
+}
+
+/* Last: the bystander goes; the pool and CPUs come back whole. */
+TEST_F_TIMEOUT(iso, zz_everything_returns, 120)
+{
+	char total[64], avail[256];
+
+	ASSERT_EQ(0, pings(BY));
+	workload_stop(&self->w);
+	self->w.started = 0;
+	EXPECT_EQ(0, control(BY, "kill"));
+	EXPECT_EQ(0, write_str(MK "/destroy", BY));
+	write_str(MK "/destroy", VICTIM);
+	EXPECT_LT(0, read_file(MK "/pool/total_bytes", total, sizeof(total)));
+	EXPECT_LT(0, read_file(MK "/pool/free_bytes", avail, sizeof(avail)));
+	EXPECT_STREQ(total, avail);
+	EXPECT_EQ(0, host_cpus_schedule());
+	EXPECT_LT(0, read_file("/sys/devices/system/cpu/online", avail, sizeof(avail)));
+	EXPECT_STREQ("0-5\n", avail);
+}
+
+TEST_HARNESS_MAIN
