@@ -21,6 +21,7 @@ use core::{
     fmt::Write,
     sync::atomic::{
         AtomicBool,
+        AtomicU64,
         AtomicU8,
         Ordering, //
     },
@@ -69,6 +70,11 @@ pub(crate) enum State {
     Stopped = 5,
     /// The instance kernel stopped beating (`ikc.rs`): it hangs or panicked.
     Crashed = 6,
+}
+
+/// The state in a word of `Instance::state`.
+fn state_in(word: u64) -> State {
+    State::from_u8(word as u8)
 }
 
 /// Why an instance's kernel last stopped, as `instances/NAME/last_stop` shows it.
@@ -257,7 +263,9 @@ pub(crate) struct Instance {
     /// Sorted, without duplicates.
     pub(crate) cpus: KVec<u32>,
     pub(crate) memory: Range,
-    state: AtomicU8,
+    /// The [`State`] in the low byte, above it the run: bumped by every `start`, so a reader
+    /// that saw an earlier run cannot move a later one on (its compare-exchange fails).
+    state: AtomicU64,
     /// Why its kernel last stopped ([`StopReason`]).
     last_stop: AtomicU8,
     /// Its CPUs are known to be out of the instance kernel (never entered, or brought up in
@@ -309,7 +317,7 @@ impl Instance {
             name,
             cpus,
             memory,
-            state: AtomicU8::new(State::Reserved as u8),
+            state: AtomicU64::new(State::Reserved as u64),
             last_stop: AtomicU8::new(StopReason::None as u8),
             cpus_out: AtomicBool::new(true),
             dying: AtomicBool::new(false),
@@ -332,14 +340,15 @@ impl Instance {
 
     /// The state, after looking whether a starting kernel has reported in or run out of time.
     pub(crate) fn state(&self) -> State {
-        let state = State::from_u8(self.state.load(Ordering::Acquire));
+        let seen = self.state.load(Ordering::Acquire);
+        let state = state_in(seen);
         if matches!(state, State::Starting | State::Running) {
-            if let Some(new) = self.check_stop_report(state) {
+            if let Some(new) = self.check_stop_report(seen) {
                 return new;
             }
         }
         if state == State::Running {
-            return self.check_heartbeat();
+            return self.check_heartbeat(seen);
         }
         if state != State::Starting {
             return state;
@@ -364,11 +373,7 @@ impl Instance {
             return state;
         };
         // Only the first reader to see the change makes and reports it.
-        if self
-            .state
-            .compare_exchange(state as u8, new as u8, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
+        if self.advance(seen, new) {
             *self.started.lock() = None;
             let name = self.name.as_str();
             if new == State::Running {
@@ -383,36 +388,42 @@ impl Instance {
                 ));
             }
         }
-        State::from_u8(self.state.load(Ordering::Acquire))
+        state_in(self.state.load(Ordering::Acquire))
+    }
+
+    /// Moves the run seen as `seen` on to `new`; false if anything changed since (another
+    /// reader was first, or an operation or a new run came in between).
+    fn advance(&self, seen: u64, new: State) -> bool {
+        let to = (seen & !0xff) | new as u64;
+        self.state
+            .compare_exchange(seen, to, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Whether the run is still the one seen as `seen` (no `start` began since).
+    fn same_run(&self, seen: u64) -> bool {
+        self.state.load(Ordering::Acquire) >> 8 == seen >> 8
     }
 
     /// Running until the channel says the kernel stopped beating (it logged why).
-    fn check_heartbeat(&self) -> State {
+    fn check_heartbeat(&self, seen: u64) -> State {
         let dead = self
             .endpoint
             .channel()
             .is_some_and(|channel| channel.state() == LinkState::PeerDead);
-        if dead
-            && self
-                .state
-                .compare_exchange(
-                    State::Running as u8,
-                    State::Crashed as u8,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                )
-                .is_ok()
-        {
+        if dead && self.advance(seen, State::Crashed) {
             self.set_last_stop(StopReason::NoHeartbeat);
-            self.endpoint.close();
+            if self.same_run(seen) {
+                self.endpoint.close();
+            }
         }
-        State::from_u8(self.state.load(Ordering::Acquire))
+        state_in(self.state.load(Ordering::Acquire))
     }
 
     /// Whether the kernel said it stops (poweroff, reboot, halt, kexec, panic: it wrote why
     /// into its mailbox, `instance_x86.c`). Then its CPUs get INIT, the channel closes and
     /// the instance is `stopped` (`crashed` after a panic), with the reason in `last_stop`.
-    fn check_stop_report(&self, state: State) -> Option<State> {
+    fn check_stop_report(&self, seen: u64) -> Option<State> {
         let layout = self.layout()?;
         let mut word = [0u8; 4];
         let at = kernel::multikernel::spawn::STOP_OFFSET;
@@ -427,24 +438,27 @@ impl Instance {
         let Some(reason) = StopReason::reported(word) else {
             // Not a reason it may give: treated as a crash, said once.
             crate::control::warn(format_args!("{name}: unknown stop reason {word:#x}"));
-            return self.stopped(state, StopReason::Panic);
+            return self.stopped(seen, StopReason::Panic);
         };
-        self.stopped(state, reason)
+        self.stopped(seen, reason)
     }
 
     /// The kernel stopped by itself for `reason`: only the first to see it moves the state on.
-    fn stopped(&self, state: State, reason: StopReason) -> Option<State> {
+    fn stopped(&self, seen: u64, reason: StopReason) -> Option<State> {
         let new = if reason == StopReason::Panic {
             State::Crashed
         } else {
             State::Stopped
         };
-        self.state
-            .compare_exchange(state as u8, new as u8, Ordering::AcqRel, Ordering::Acquire)
-            .ok()?;
-        *self.started.lock() = None;
+        if !self.advance(seen, new) {
+            return None;
+        }
         self.set_last_stop(reason);
-        self.endpoint.close();
+        // A `start` may follow at once (the state allows it): leave its run alone.
+        if self.same_run(seen) {
+            *self.started.lock() = None;
+            self.endpoint.close();
+        }
         // Its CPUs halt. No INIT from here (a reader, without the `ops` lock: a `kill` may be
         // bringing them up in the host): they are verified out before the memory is used again
         // (`start` and `destroy`).
@@ -474,8 +488,18 @@ impl Instance {
         self.set_state(State::Starting);
     }
 
+    /// A `start` begins a new run (with `ops` held): readers that saw the last one can no
+    /// longer move the state on.
+    pub(crate) fn begin_run(&self) {
+        let _ = self.state.fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+            Some(w.wrapping_add(1 << 8))
+        });
+    }
+
     pub(crate) fn set_state(&self, state: State) {
-        self.state.store(state as u8, Ordering::Release);
+        let _ = self.state.fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+            Some((w & !0xff) | state as u64)
+        });
     }
 
     /// Marks the instance as being destroyed (with `ops` held).
@@ -522,7 +546,7 @@ impl Instance {
             State::Reserved
         };
         let old = core::mem::replace(&mut *self.image.lock(), image);
-        self.state.store(state as u8, Ordering::Release);
+        self.set_state(state);
         drop(old);
     }
 
@@ -633,7 +657,9 @@ impl Instance {
             // An NMI at every CPU of the instance, parked or running: it must be taken there.
             // Only while its kernel runs: otherwise the CPUs may be the host's again.
             let _ops = this.ops.lock();
-            if !matches!(this.state(), State::Starting | State::Running) {
+            // Not while starting: the decompressor's first IDT and the real-mode trampoline's
+            // have no NMI gate (security.rst).
+            if this.state() != State::Running {
                 return Err(ENOTCONN);
             }
             for &cpu in this.cpus.iter() {

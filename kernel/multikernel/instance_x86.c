@@ -405,6 +405,7 @@ late_initcall_sync(mk_report_running);
 #include <linux/gfp.h>
 #include <linux/kthread.h>
 #include <linux/sched.h>
+#include <linux/delay.h>
 
 static unsigned int mk_test_flood_ms;
 static char *mk_test_fill, *mk_test_scan;
@@ -431,15 +432,18 @@ early_param("multikernel.test_scan", mk_test_scan_setup);
 
 static int mk_test_flood(void *unused)
 {
-	unsigned long end = jiffies + msecs_to_jiffies(mk_test_flood_ms);
-	unsigned long n = 0;
+	unsigned long end, n = 0;
 
+	/* From the moment init runs (the host sees the instance running), not during boot. */
+	while (system_state < SYSTEM_RUNNING)
+		msleep(20);
+	end = jiffies + msecs_to_jiffies(mk_test_flood_ms);
 	while (time_before(jiffies, end)) {
 		multikernel_ikc_ring(mk_host_bsp_apic);
 		if (!(++n % 1024))
 			cond_resched();
 	}
-	pr_info("test_flood: rang the host %lu times in %u ms\n", n, mk_test_flood_ms);
+	pr_notice("test_flood: rang the host %lu times in %u ms\n", n, mk_test_flood_ms);
 	return 0;
 }
 
@@ -472,7 +476,7 @@ static int __init mk_test_hooks(void)
 	if (!mk_id)
 		return 0;
 	if (mk_test_scan && *mk_test_scan)
-		pr_info("test_scan: %lu pages start with %s\n", mk_test_count(mk_test_scan),
+		pr_notice("test_scan: %lu pages start with %s\n", mk_test_count(mk_test_scan),
 			mk_test_scan);
 	if (mk_test_fill && *mk_test_fill) {
 		for (; filled < 4096; filled++) {
@@ -483,7 +487,7 @@ static int __init mk_test_hooks(void)
 			memset(page_address(page), 0, PAGE_SIZE);
 			strscpy(page_address(page), mk_test_fill, PAGE_SIZE);
 		}
-		pr_info("test_fill: %lu pages, %lu start with %s\n", filled,
+		pr_notice("test_fill: %lu pages, %lu start with %s\n", filled,
 			mk_test_count(mk_test_fill), mk_test_fill);
 	}
 	if (mk_test_flood_ms)

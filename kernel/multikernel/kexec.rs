@@ -57,6 +57,11 @@ fn load(req: &Load<'_>) -> Result {
         warn(format_args!("kexec load {name}: instance is {}", state.as_str()));
         return Err(EBUSY);
     }
+    // Its kernel stopped by itself: its CPUs halted, but a load writes the memory they ran
+    // in. Take them back first.
+    if !instance.cpus_out() {
+        crate::spawn::verify_out(instance)?;
+    }
     let memory = instance.memory;
     let refused = |e: LoadError| {
         match e {

@@ -36,6 +36,8 @@ pub(crate) fn start(instance: &Instance) -> Result {
         warn(format_args!("start {name}: instance is {}, not loaded", state.as_str()));
         return Err(EBUSY);
     }
+    // Readers that saw the last run cannot move this one on.
+    instance.begin_run();
     // A CPU that may still run the last kernel would write into the new image.
     if !instance.cpus_out() {
         verify_out(instance).inspect_err(|_| {

@@ -31,6 +31,15 @@ SYM_CODE_START(multikernel_enter)
 	UNWIND_HINT_END_OF_STACK
 	ANNOTATE_NOENDBR
 	cli
+	/*
+	 * No CET into the new kernel; no global TLB entries past the CR3
+	 * switch. CET off first: under IBT, the park IDT's handlers (no ENDBR)
+	 * would fault.
+	 */
+	movq	%cr4, %rax
+	andq	$~(X86_CR4_PGE | X86_CR4_CET), %rax
+	movq	%rax, %cr4
+
 	lgdt	(%r8)
 	lidt	16(%r8)
 	movq	%r9, %rsp
@@ -41,11 +50,6 @@ SYM_CODE_START(multikernel_enter)
 	xorl	%eax, %eax
 	movl	%eax, %fs
 	movl	%eax, %gs
-
-	/* No CET into the new kernel; no global TLB entries past the CR3 switch. */
-	movq	%cr4, %rax
-	andq	$~(X86_CR4_PGE | X86_CR4_CET), %rax
-	movq	%rax, %cr4
 
 	/* This page is mapped at the same address in the identity map. */
 	movq	%rdi, %cr3
