@@ -87,6 +87,8 @@ void multikernel_send_nmi(u32 apicid);
 void multikernel_ikc_console_register(void);
 void multikernel_ikc_doorbell_irq(void);
 void multikernel_ikc_console_write(const char *text, unsigned int len);
+/* cond_resched() for Rust (kernel/multikernel/ikc_x86.c). */
+void multikernel_cond_resched(void);
 /* raw_spinlock_t for Rust (kernel/multikernel/ikc_x86.c). */
 void multikernel_raw_spin_lock_init(raw_spinlock_t *lock, const char *name,
 				    struct lock_class_key *key);

@@ -337,10 +337,18 @@ impl Registry {
     }
 }
 
-/// Zeroes `memory` (instance memory going back to the pool).
+/// Zeroes `memory` (instance memory going back to the pool), 2 MiB at a time, letting
+/// other tasks run in between (an instance may have gigabytes).
 fn scrub(memory: pool::Range) -> Result {
-    let len = usize::try_from(memory.len).map_err(|_| EINVAL)?;
-    PoolMapping::new(memory.start, memory.len)?.zero(0, len)
+    const CHUNK: u64 = pool::GRANULE;
+    let mut at = memory.start;
+    while at < memory.end() {
+        let len = CHUNK.min(memory.end() - at);
+        PoolMapping::new(at, len)?.zero(0, len as usize)?;
+        at += len;
+        kernel::multikernel::cond_resched();
+    }
+    Ok(())
 }
 
 /// The data behind `/sys/kernel/multikernel/` itself: none; the state is global.

@@ -164,6 +164,8 @@ pub(crate) enum LinkState {
     Closed = 2,
     /// The peer stopped beating.
     PeerDead = 3,
+    /// The peer said it stops (poweroff, reboot, halt, kexec, panic: its mailbox).
+    PeerStopped = 4,
 }
 
 impl LinkState {
@@ -172,6 +174,7 @@ impl LinkState {
             0 => Self::Open,
             1 => Self::Broken,
             3 => Self::PeerDead,
+            4 => Self::PeerStopped,
             _ => Self::Closed,
         }
     }
@@ -182,6 +185,7 @@ impl LinkState {
             Self::Broken => "broken",
             Self::Closed => "closed",
             Self::PeerDead => "peer-dead",
+            Self::PeerStopped => "peer-stopped",
         }
     }
 
@@ -465,6 +469,8 @@ pub(crate) struct Channel {
     name: CString,
     side: Side,
     mem: SharedMem,
+    /// Host: the instance's mailbox page, where its kernel writes why it stops.
+    mailbox: Option<SharedMem>,
     peer_apic: u32,
     /// The endpoint's services.
     services: Arc<Services>,
@@ -684,11 +690,13 @@ fn on_echo(ch: &Channel, payload: &[u8]) -> Reply {
 
 impl Channel {
     /// Host: sets up the channel memory at `start` (inside the instance `id`'s memory, which no
-    /// kernel runs on yet) and opens the host's end; doorbells go to APIC id `peer_apic`.
+    /// kernel runs on yet) and opens the host's end; doorbells go to APIC id `peer_apic`. The
+    /// heartbeat also watches the stop word of the instance's mailbox page at `mailbox`.
     pub(crate) fn host(
         name: &str,
         id: u32,
         start: u64,
+        mailbox: u64,
         peer_apic: u32,
         console: Arc<ConsoleLog>,
         endpoint: &Endpoint,
@@ -703,7 +711,8 @@ impl Channel {
         mem.store_release(OFF_HEARTBEAT, 0);
         mem.store_release(OFF_MAGIC, MAGIC);
         let name = CString::try_from_fmt(fmt!("{name}"))?;
-        Self::open(name, Side::Host, mem, peer_apic, Some(console), endpoint)
+        let mailbox = SharedMem::map_pool(mailbox, 4096)?;
+        Self::open(name, Side::Host, mem, Some(mailbox), peer_apic, Some(console), endpoint)
     }
 
     /// Instance: opens this kernel's end of the channel the host described.
@@ -716,13 +725,14 @@ impl Channel {
             return Err(EPROTO);
         }
         let name = CString::try_from_fmt(fmt!("host"))?;
-        Self::open(name, Side::Instance, mem, info.host_apic, None, endpoint)
+        Self::open(name, Side::Instance, mem, None, info.host_apic, None, endpoint)
     }
 
     fn open(
         name: CString,
         side: Side,
         mem: SharedMem,
+        mailbox: Option<SharedMem>,
         peer_apic: u32,
         console: Option<Arc<ConsoleLog>>,
         endpoint: &Endpoint,
@@ -737,6 +747,7 @@ impl Channel {
                 name,
                 side,
                 mem,
+                mailbox,
                 peer_apic,
                 services,
                 state: AtomicU8::new(LinkState::Open as u8),
@@ -1311,6 +1322,13 @@ impl Channel {
         Ok(start.elapsed().as_nanos())
     }
 
+    /// Host: whether the instance kernel wrote a stop reason into its mailbox.
+    fn peer_stopping(&self) -> bool {
+        let at = kernel::multikernel::spawn::STOP_OFFSET;
+        // The reason is the low half of the word (little endian); the high half is unused.
+        self.mailbox.as_ref().is_some_and(|m| m.load_acquire(at) & 0xffff_ffff != 0)
+    }
+
     /// The heartbeat, every [`HEARTBEAT_MS`] while open: the instance beats, the host looks.
     /// Both also drain what a lost doorbell left behind (one sent to a CPU that went offline).
     fn tick(self: &Arc<Self>) -> bool {
@@ -1326,6 +1344,12 @@ impl Channel {
                 self.mem.store_release(OFF_HEARTBEAT, beat);
             }
             Side::Host => {
+                // The kernel said it stops: no heartbeat is missed, nothing more will come.
+                // The instance reads why (`Instance::state`).
+                if self.peer_stopping() && self.shut(LinkState::PeerStopped) {
+                    pr_info!("{}: its kernel stops\n", self.label());
+                    return false;
+                }
                 if !self.hint_fresh.swap(false, Ordering::Relaxed) {
                     self.mem.store_release(OFF_HOST_DOORBELL, 0);
                 }

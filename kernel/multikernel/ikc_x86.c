@@ -14,6 +14,7 @@
 #include <linux/console.h>
 #include <linux/init.h>
 #include <linux/percpu.h>
+#include <linux/sched.h>
 #include <linux/sched/clock.h>
 #include <linux/irqflags.h>
 #include <linux/multikernel.h>
@@ -124,6 +125,12 @@ static struct console mk_ikc_console = {
 void multikernel_ikc_console_register(void)
 {
 	register_console(&mk_ikc_console);
+}
+
+/* cond_resched() is a macro: for Rust's long loops (scrubbing instance memory). */
+void multikernel_cond_resched(void)
+{
+	cond_resched();
 }
 
 /*

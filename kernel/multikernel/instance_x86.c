@@ -59,6 +59,12 @@ static void mk_get_wallclock(struct timespec64 *now)
 	memset(now, 0, sizeof(*now));
 }
 
+/* The CMOS clock is the host's: an instance never writes it (NTP sync, hwclock). */
+static int mk_set_wallclock(const struct timespec64 *now)
+{
+	return -ENODEV;
+}
+
 static void __init mk_timer_init(void)
 {
 	lapic_timer_period = mk_lapic_period;
@@ -218,6 +224,60 @@ static unsigned char mk_get_nmi_reason(void)
 	return 0;
 }
 
+#if IS_BUILTIN(CONFIG_SERIAL_8250)
+#include <linux/serial_8250.h>
+
+/*
+ * The legacy UARTs are the host's unless the instance's command line names
+ * one as its console (console=ttySN): the others are not even probed (a
+ * probe writes their registers), as Jailhouse cells do
+ * (arch/x86/kernel/jailhouse.c).
+ */
+static unsigned int mk_uarts;	/* bit N: the command line names ttySN */
+
+static bool __init mk_uart_named(unsigned int index)
+{
+	const char *at = boot_command_line;
+	char want[16];
+
+	snprintf(want, sizeof(want), "console=ttyS%u", index);
+	while ((at = strstr(at, want))) {
+		char next = at[strlen(want)];
+
+		if ((at == boot_command_line || at[-1] == ' ') &&
+		    (next == '\0' || next == ' ' || next == ','))
+			return true;
+		at++;
+	}
+	return false;
+}
+
+static void mk_serial_fixup(int port, struct uart_port *up, u32 *capabilities)
+{
+	static const u16 legacy[] = { 0x3f8, 0x2f8, 0x3e8, 0x2e8 };
+	unsigned int n;
+
+	for (n = 0; n < ARRAY_SIZE(legacy); n++) {
+		if (legacy[n] == up->iobase && !(mk_uarts & BIT(n))) {
+			up->iobase = 0;
+			return;
+		}
+	}
+}
+
+static void __init mk_serial_setup(void)
+{
+	unsigned int n;
+
+	for (n = 0; n < 4; n++)
+		if (mk_uart_named(n))
+			mk_uarts |= BIT(n);
+	serial8250_set_isa_configurator(mk_serial_fixup);
+}
+#else
+static inline void mk_serial_setup(void) { }
+#endif
+
 static int __init mk_instance_setup(char *arg)
 {
 	if (!arg || kstrtouint(arg, 0, &mk_id) || !mk_id)
@@ -231,6 +291,7 @@ static int __init mk_instance_setup(char *arg)
 	x86_platform.calibrate_cpu		= mk_get_tsc;
 	x86_platform.calibrate_tsc		= mk_get_tsc;
 	x86_platform.get_wallclock		= mk_get_wallclock;
+	x86_platform.set_wallclock		= mk_set_wallclock;
 	x86_platform.legacy.rtc			= 0;
 	x86_platform.legacy.warm_reset		= 0;
 	x86_platform.legacy.i8042		= X86_LEGACY_I8042_PLATFORM_ABSENT;
@@ -240,6 +301,7 @@ static int __init mk_instance_setup(char *arg)
 	 */
 	x86_init.resources.realmode_limit	= SZ_4G;
 	legacy_pic				= &null_legacy_pic;
+	mk_serial_setup();
 	x86_platform.get_nmi_reason		= mk_get_nmi_reason;
 	machine_ops.emergency_restart		= mk_emergency_restart;
 	machine_ops.restart			= mk_restart;

@@ -80,6 +80,7 @@ pub(crate) fn start(instance: &Instance) -> Result {
             name,
             instance.id,
             layout.channel.start,
+            layout.mailbox.start,
             first_apic,
             instance.console.clone(),
             &instance.endpoint,

@@ -117,6 +117,13 @@ impl PoolMapping {
     }
 }
 
+/// Gives the CPU to other tasks if one should run (`cond_resched()`): for long loops in
+/// process context, such as scrubbing an instance's memory.
+pub fn cond_resched() {
+    // SAFETY: Called from process context by the subsystem's long loops; may sleep.
+    unsafe { bindings::multikernel_cond_resched() }
+}
+
 impl Drop for PoolMapping {
     fn drop(&mut self) {
         // SAFETY: `virt` came from `memremap` (type invariants) and is unmapped once.

@@ -146,7 +146,7 @@ TEST_F(mk, layout)
 	char names[512];
 
 	ASSERT_EQ(0, list_dir(MK, names, sizeof(names)));
-	EXPECT_STREQ("create destroy ikc_baseline instances pool version", names);
+	EXPECT_STREQ("create destroy doorbells ikc_baseline instances pool version", names);
 	ASSERT_EQ(0, list_dir(MK "/pool", names, sizeof(names)));
 	EXPECT_STREQ("free_bytes largest_free_bytes total_bytes", names);
 	EXPECT_EQ(0200U, mode_of(CREATE));
