@@ -10,6 +10,21 @@ set -euo pipefail
 . "$MK_ROOT/scripts/vm.sh"
 
 need_root
+passed=0 failed=0 skipped=0
+fail() { printf 'FAIL: %s\n' "$*"; failed=$((failed + 1)); }
+# The summary is the last line whatever happens; a run that stops early fails.
+summary() {
+	local rc=$?
+	if [ "$rc" != 0 ] && [ "$failed" = 0 ]; then
+		fail "check.sh stopped early (status $rc)"
+	fi
+	echo "$passed passed, $failed failed, $skipped skipped"
+	if [ "$failed" = 0 ]; then exit 0; else exit 1; fi
+}
+trap summary EXIT
+if [ -n "${MK_RUNS:-}" ]; then
+	step "MK_RUNS=\"$MK_RUNS\": only these VMs (not a full run)"
+fi
 "$MK_ROOT/scripts/install-deps.sh"
 "$MK_ROOT/scripts/build.sh"
 "$MK_ROOT/scripts/modules.sh"
@@ -20,6 +35,22 @@ KST=$MK_BUILD/kselftest
 RES=$MK_BUILD/results
 rm -rf "$RES"
 mkdir -p "$RES"
+
+# Every Rust file of the project is rustfmt clean, with the kernel's settings
+# (.rustfmt.toml of the tree) and Debian's rustfmt (rustfmt-web).
+rustfmt_check() {
+	local files
+	mapfile -t files < <(cd "$MK_ROOT" && git ls-files '*.rs' 2>/dev/null ||
+		find kernel rust samples -name '*.rs')
+	if (cd "$MK_ROOT" && /usr/bin/rustfmt --config-path "$MK_BUILD/linux/.rustfmt.toml" \
+		--check "${files[@]}") >"$RES/rustfmt.log" 2>&1; then
+		passed=$((passed + 1))
+		echo "rustfmt: ${#files[@]} files clean"
+	else
+		fail "rustfmt: $(grep -c '^Diff in' "$RES/rustfmt.log") hunks differ (log: $RES/rustfmt.log; fix: rustfmt --config-path $MK_BUILD/linux/.rustfmt.toml FILE)"
+	fi
+}
+rustfmt_check
 
 # The VM boots: name | kernel command line | kselftest programs | judge KUnit
 # here | capture the second serial port (an instance's console) | vCPUs
@@ -34,21 +65,29 @@ RUNS=(
 	"isolation|multikernel.pool=1G kunit.enable=0 loglevel=7|isolation_test|||6"
 )
 
-passed=0 failed=0 skipped=0
-fail() { printf 'FAIL: %s\n' "$*"; failed=$((failed + 1)); }
 
+# A skip fails the run unless the test says why it is expected where it ran:
+# its reason starts with "expected:". The plan ("1..N") must match the results.
 judge_kselftests() {
-	local dir=$1 tap name p s f status
+	local dir=$1 tap name p s x f plan ran status
 	for tap in "$dir"/kselftest-*.tap; do
 		[ -f "$tap" ] || continue
 		name=$(basename "$tap" .tap)
 		p=$(awk '/^ok [0-9]+ / && !/# SKIP/ {n++} END {print n + 0}' "$tap")
-		s=$(awk '/^ok [0-9]+ .*# SKIP/ {n++} END {print n + 0}' "$tap")
+		s=$(awk '/^ok [0-9]+ .*# SKIP expected:/ {n++} END {print n + 0}' "$tap")
+		x=$(awk '/^ok [0-9]+ .*# SKIP/ && !/# SKIP expected:/ {n++} END {print n + 0}' "$tap")
 		f=$(awk '/^not ok [0-9]+ / {n++} END {print n + 0}' "$tap")
-		passed=$((passed + p)) skipped=$((skipped + s)) failed=$((failed + f))
-		awk -v name="$name" '/^not ok [0-9]+ / {print "FAIL: " name ": " $0} /^ok [0-9]+ .*# SKIP/ {print "SKIP: " name ": " $0}' "$tap"
+		passed=$((passed + p)) skipped=$((skipped + s)) failed=$((failed + f + x))
+		awk -v name="$name" '/^not ok [0-9]+ / {print "FAIL: " name ": " $0}
+			/^ok [0-9]+ .*# SKIP expected:/ {print "SKIP: " name ": " $0; next}
+			/^ok [0-9]+ .*# SKIP/ {print "FAIL: " name ": unexpected skip: " $0}' "$tap"
 		if [ "$f" != 0 ]; then
-			grep -E '^# .*(Expected|failed|Test terminated)' "$tap" | head -10 | sed 's/^/  | /'
+			grep -E '^# .*(Expected|failed|Test terminated)' "$tap" | head -10 | sed 's/^/  | /' || true
+		fi
+		plan=$(sed -nE 's/^1\.\.([0-9]+)$/\1/p' "$tap" | head -1)
+		ran=$((p + s + x + f))
+		if [ -z "$plan" ] || [ "$plan" != "$ran" ]; then
+			fail "$name: plan ${plan:-missing}, $ran results"
 		fi
 		status=$(cat "$dir/$name.status" 2>/dev/null || echo missing)
 		if [ "$status" != 0 ] && [ "$f" = 0 ]; then
@@ -90,6 +129,22 @@ judge_log() {
 			grep -nE -m5 "$BAD" "$log" | sed 's/^/  | /'
 		fi
 	done
+}
+
+# Instance consoles the tests saved (instance-*.log): no BUG, Oops or WARNING.
+# Panics are not counted: some tests make instances panic on purpose.
+INSTANCE_BAD='(BUG:|Oops|WARNING:|general protection fault|UBSAN:|KASAN:|INFO: possible|rcu_.*detected stall|soft lockup|hard LOCKUP)'
+judge_instance_logs() {
+	local log n=0
+	for log in "$1"/instance-*.log; do
+		[ -f "$log" ] || continue
+		n=$((n + 1))
+		if grep -qaE "$INSTANCE_BAD" "$log"; then
+			fail "instance log $log has a report:"
+			grep -naE -m5 "$INSTANCE_BAD" "$log" | sed 's/^/  | /'
+		fi
+	done
+	[ "$n" = 0 ] || echo "$(basename "$1"): $n instance console logs scanned"
 }
 
 # The sample instance initramfs, cold-booted with plain QEMU: its init must
@@ -183,6 +238,7 @@ for run in "${RUNS[@]}"; do
 	judge_kselftests "$dir"
 	[ -z "$kunit" ] || judge_kunit "$dir/console.log"
 	judge_log "$dir/console.log" "$dir"/dmesg*.txt
+	judge_instance_logs "$dir"
 	if [ -n "$serial1" ]; then
 		judge_instance_console "$dir/ttyS1.log" 256
 		judge_instance_boot "$dir/ttyS2.log"
@@ -192,5 +248,4 @@ for run in "${RUNS[@]}"; do
 	fi
 done
 
-echo "$passed passed, $failed failed, $skipped skipped"
-[ "$failed" = 0 ]
+# The summary: trap above.

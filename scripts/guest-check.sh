@@ -7,6 +7,8 @@
 kst=$1 res=$2
 export MK_MODULES_DIR=$3 MK_KERNEL_IMAGE=$4
 export MK_INITRAMFS=$(dirname "$kst")/initramfs.cpio.gz
+# Where tests save instance consoles (instance-*.log), scanned by check.sh.
+export MK_RESULTS=$res
 # The second serial port, where a VM captures one (an instance console).
 [ -f "$res/ttyS1.log" ] && export MK_INSTANCE_CONSOLE=$res/ttyS1.log
 shift 4

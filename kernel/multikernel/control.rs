@@ -185,11 +185,15 @@ impl Registry {
     fn create(&mut self, spec: spec::Spec) -> Result {
         let name = spec.name.as_str();
         if self.find(&spec.name).is_some() {
-            warn(format_args!("create {name}: an instance of that name exists"));
+            warn(format_args!(
+                "create {name}: an instance of that name exists"
+            ));
             return Err(EEXIST);
         }
         let Some(id) = self.free_id() else {
-            warn(format_args!("create {name}: all {MAX_ID} instance ids are in use"));
+            warn(format_args!(
+                "create {name}: all {MAX_ID} instance ids are in use"
+            ));
             return Err(ENOSPC);
         };
         for &cpu in spec.cpus.iter() {
@@ -244,10 +248,16 @@ impl Registry {
         }
         // Capacity for the push was reserved above; were it refused, the directory would be
         // dropped with the error and everything given back like any other failure.
-        let made = Dir::new(parent, spec.name.as_cstr(), Instance::new(id, spec.name, spec.cpus, memory))
-            .and_then(|dir| self.instances.push_within_capacity(dir).map_err(|_| ENOMEM));
+        let made = Dir::new(
+            parent,
+            spec.name.as_cstr(),
+            Instance::new(id, spec.name, spec.cpus, memory),
+        )
+        .and_then(|dir| self.instances.push_within_capacity(dir).map_err(|_| ENOMEM));
         if let Err(e) = made {
-            warn(format_args!("create {name}: cannot create its sysfs directory or devices ({e:?})"));
+            warn(format_args!(
+                "create {name}: cannot create its sysfs directory or devices ({e:?})"
+            ));
             let _ = cpus::give_back(&taken);
             self.undo_memory(memory);
             return Err(e);
@@ -273,7 +283,9 @@ impl Registry {
             )),
             cpus::Refusal::Owned => {
                 let owner = self.owner_of(cpu).map_or("?", |i| i.name.as_str());
-                warn(format_args!("create {name}: CPU {cpu} belongs to instance {owner}"))
+                warn(format_args!(
+                    "create {name}: CPU {cpu} belongs to instance {owner}"
+                ))
             }
             cpus::Refusal::Offline => warn(format_args!(
                 "create {name}: CPU {cpu} is offline in the host; bring it online first"
@@ -323,9 +335,11 @@ impl Registry {
             drop(dir);
             return Ok(());
         }
+        let dirty = dir.data().dirty();
         drop(dir);
-        // The next instance must not read this one's data.
-        if let Err(e) = scrub(memory) {
+        // The next instance must not read this one's data (none if nothing was ever loaded:
+        // reserving alone writes nothing there).
+        if let Err(e) = if dirty { scrub(memory) } else { Ok(()) } {
             warn(format_args!(
                 "destroy {}: memory could not be scrubbed ({e:?}); it stays out of the pool",
                 name.as_str()
@@ -366,7 +380,11 @@ impl Root {
         let (received, throttled) = ikc::doorbell_stats();
         writeln!(buf, "received {received}")?;
         writeln!(buf, "throttled {throttled}")?;
-        writeln!(buf, "budget {} per CPU per 1048576 ns", ikc::DOORBELL_BUDGET)?;
+        writeln!(
+            buf,
+            "budget {} per CPU per 1048576 ns",
+            ikc::DOORBELL_BUDGET
+        )?;
         Ok(())
     }
 

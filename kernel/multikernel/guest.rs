@@ -67,7 +67,10 @@ impl Guest {
         };
         match open() {
             Ok(guest) => {
-                pr_info!("instance {}: IKC channel to the host open (/dev/mk-host)\n", info.id);
+                pr_info!(
+                    "instance {}: IKC channel to the host open (/dev/mk-host)\n",
+                    info.id
+                );
                 Some(guest)
             }
             Err(e) => {

@@ -56,18 +56,15 @@ use kernel::{
         },
         raw_lock::RawSpinLockIrq,
     },
-    new_condvar,
-    new_mutex,
-    new_poll_condvar,
-    new_spinlock,
+    new_condvar, new_mutex, new_poll_condvar, new_spinlock,
     prelude::*,
     str::CString,
     sync::{
+        lock::Lock,
         poll::{
             PollCondVar,
             PollTable, //
         },
-        lock::Lock,
         Arc,
         CondVar,
         CondVarTimeoutResult,
@@ -622,7 +619,11 @@ impl Services {
     }
 
     fn lookup(&self, port: u16) -> Option<Handler> {
-        self.table.lock().iter().find(|(p, _)| *p == port).map(|(_, h)| *h)
+        self.table
+            .lock()
+            .iter()
+            .find(|(p, _)| *p == port)
+            .map(|(_, h)| *h)
     }
 }
 
@@ -712,7 +713,15 @@ impl Channel {
         mem.store_release(OFF_MAGIC, MAGIC);
         let name = CString::try_from_fmt(fmt!("{name}"))?;
         let mailbox = SharedMem::map_pool(mailbox, 4096)?;
-        Self::open(name, Side::Host, mem, Some(mailbox), peer_apic, Some(console), endpoint)
+        Self::open(
+            name,
+            Side::Host,
+            mem,
+            Some(mailbox),
+            peer_apic,
+            Some(console),
+            endpoint,
+        )
     }
 
     /// Instance: opens this kernel's end of the channel the host described.
@@ -725,7 +734,15 @@ impl Channel {
             return Err(EPROTO);
         }
         let name = CString::try_from_fmt(fmt!("host"))?;
-        Self::open(name, Side::Instance, mem, None, info.host_apic, None, endpoint)
+        Self::open(
+            name,
+            Side::Instance,
+            mem,
+            None,
+            info.host_apic,
+            None,
+            endpoint,
+        )
     }
 
     fn open(
@@ -822,7 +839,10 @@ impl Channel {
     }
 
     fn view(&self, off: usize) -> RingView<'_> {
-        RingView { mem: &self.mem, off }
+        RingView {
+            mem: &self.mem,
+            off,
+        }
     }
 
     fn ring_doorbell(&self) {
@@ -846,7 +866,8 @@ impl Channel {
             self.hint_fresh.store(true, Ordering::Relaxed);
             let apic = kernel::multikernel::spawn::apic_id(kernel::cpu::CpuId::current());
             if self.mem.load_acquire(OFF_HOST_DOORBELL) != u64::from(apic) + 1 {
-                self.mem.store_release(OFF_HOST_DOORBELL, u64::from(apic) + 1);
+                self.mem
+                    .store_release(OFF_HOST_DOORBELL, u64::from(apic) + 1);
             }
         }
     }
@@ -1252,6 +1273,22 @@ impl Channel {
         changed
     }
 
+    /// Drains what the peer left in the ring, in process context, within a bound (a peer
+    /// that keeps writing cannot hold the caller): the last words of a kernel that stops.
+    fn take_in_last(&self) {
+        for _ in 0..16 {
+            if !self.work() {
+                break;
+            }
+        }
+    }
+
+    /// The peer kernel stopped: takes in what it sent last, then closes this end.
+    pub(crate) fn finish(&self) {
+        self.take_in_last();
+        self.close();
+    }
+
     /// Closes this end: every waiter wakes with an error, the doorbell no longer reaches it,
     /// and no handler runs after this returns. Process context, not from a handler.
     pub(crate) fn close(&self) {
@@ -1314,7 +1351,9 @@ impl Channel {
             if start.elapsed().as_millis() > i64::from(PING_TIMEOUT_MS) {
                 return Err(ETIMEDOUT);
             }
-            let res = self.pong_cv.wait_interruptible_timeout(&mut gen, msecs_to_jiffies(100));
+            let res = self
+                .pong_cv
+                .wait_interruptible_timeout(&mut gen, msecs_to_jiffies(100));
             if let CondVarTimeoutResult::Signal { .. } = res {
                 return Err(ERESTARTSYS);
             }
@@ -1326,7 +1365,9 @@ impl Channel {
     fn peer_stopping(&self) -> bool {
         let at = kernel::multikernel::spawn::STOP_OFFSET;
         // The reason is the low half of the word (little endian); the high half is unused.
-        self.mailbox.as_ref().is_some_and(|m| m.load_acquire(at) & 0xffff_ffff != 0)
+        self.mailbox
+            .as_ref()
+            .is_some_and(|m| m.load_acquire(at) & 0xffff_ffff != 0)
     }
 
     /// The heartbeat, every [`HEARTBEAT_MS`] while open: the instance beats, the host looks.
@@ -1346,8 +1387,12 @@ impl Channel {
             Side::Host => {
                 // The kernel said it stops: no heartbeat is missed, nothing more will come.
                 // The instance reads why (`Instance::state`).
-                if self.peer_stopping() && self.shut(LinkState::PeerStopped) {
-                    pr_info!("{}: its kernel stops\n", self.label());
+                if self.peer_stopping() {
+                    // What it sent last (its panic message, say) is taken in first.
+                    self.take_in_last();
+                    if self.shut(LinkState::PeerStopped) {
+                        pr_info!("{}: its kernel stops\n", self.label());
+                    }
                     return false;
                 }
                 if !self.hint_fresh.swap(false, Ordering::Relaxed) {
@@ -1454,7 +1499,11 @@ impl Endpoint {
     /// channels, the current one and those of later runs, until the registration is dropped.
     /// `EINVAL` for a port outside 1-63, `EBUSY` if it has a service, `ENOSPC` when
     /// [`MAX_SERVICES`] are registered.
-    pub(crate) fn register(self: &Arc<Self>, port: u16, handler: Handler) -> Result<PortRegistration> {
+    pub(crate) fn register(
+        self: &Arc<Self>,
+        port: u16,
+        handler: Handler,
+    ) -> Result<PortRegistration> {
         if port == 0 || port >= port::FIRST_USER {
             return Err(EINVAL);
         }
@@ -1462,7 +1511,9 @@ impl Endpoint {
         if table.iter().any(|(p, _)| *p == port) {
             return Err(EBUSY);
         }
-        table.push_within_capacity((port, handler)).map_err(|_| ENOSPC)?;
+        table
+            .push_within_capacity((port, handler))
+            .map_err(|_| ENOSPC)?;
         Ok(PortRegistration {
             endpoint: self.clone(),
             port,
@@ -1557,15 +1608,24 @@ impl FileOps for Endpoint {
         let ch = self.channel().ok_or(ENOTCONN)?;
         let size = out.len();
         let small = |e: Error| match e {
-            EMSGSIZE => self.refuse(e, format_args!("read of {size} bytes: the next message is longer")),
+            EMSGSIZE => self.refuse(
+                e,
+                format_args!("read of {size} bytes: the next message is longer"),
+            ),
             e => e,
         };
-        let max = size.checked_sub(DEVICE_HEADER).ok_or(EMSGSIZE).map_err(small)?;
+        let max = size
+            .checked_sub(DEVICE_HEADER)
+            .ok_or(EMSGSIZE)
+            .map_err(small)?;
         let msg = ch.recv_user(max, nonblock).map_err(small)?;
         let mut header = [0u8; DEVICE_HEADER];
         header[0..2].copy_from_slice(&msg.port.to_le_bytes());
         header[4..8].copy_from_slice(&(msg.data.len() as u32).to_le_bytes());
-        if let Err(e) = out.write_slice(&header).and_then(|()| out.write_slice(&msg.data)) {
+        if let Err(e) = out
+            .write_slice(&header)
+            .and_then(|()| out.write_slice(&msg.data))
+        {
             // Not lost: the next read gets it.
             ch.unrecv(msg);
             return Err(e);
@@ -1575,7 +1635,10 @@ impl FileOps for Endpoint {
 
     fn write(&self, mut input: UserSliceReader, len: usize, nonblock: bool) -> Result<usize> {
         let Some(payload_len) = len.checked_sub(DEVICE_HEADER) else {
-            return Err(self.refuse(EINVAL, format_args!("write of {len} bytes: no message header")));
+            return Err(self.refuse(
+                EINVAL,
+                format_args!("write of {len} bytes: no message header"),
+            ));
         };
         if payload_len > ring::MAX_PAYLOAD {
             return Err(self.refuse(
@@ -1591,7 +1654,9 @@ impl FileOps for Endpoint {
         if flags != 0 || declared as usize != payload_len {
             return Err(self.refuse(
                 EINVAL,
-                format_args!("header says flags {flags}, length {declared}; {payload_len} bytes follow"),
+                format_args!(
+                    "header says flags {flags}, length {declared}; {payload_len} bytes follow"
+                ),
             ));
         }
         if !user_port_allowed(port) {
@@ -1626,10 +1691,19 @@ mod tests {
         assert!(endpoint.services.lookup(port::ECHO).is_none());
         let echo = endpoint.register(port::ECHO, ECHO_SERVICE)?;
         assert!(endpoint.services.lookup(port::ECHO).is_some());
-        assert_eq!(endpoint.register(port::ECHO, DISCARD_SERVICE).err(), Some(EBUSY));
-        assert_eq!(endpoint.register(port::PING, DISCARD_SERVICE).err(), Some(EBUSY));
+        assert_eq!(
+            endpoint.register(port::ECHO, DISCARD_SERVICE).err(),
+            Some(EBUSY)
+        );
+        assert_eq!(
+            endpoint.register(port::PING, DISCARD_SERVICE).err(),
+            Some(EBUSY)
+        );
         assert_eq!(endpoint.register(0, DISCARD_SERVICE).err(), Some(EINVAL));
-        assert_eq!(endpoint.register(port::FIRST_USER, DISCARD_SERVICE).err(), Some(EINVAL));
+        assert_eq!(
+            endpoint.register(port::FIRST_USER, DISCARD_SERVICE).err(),
+            Some(EINVAL)
+        );
         let mut more = KVec::new();
         for p in 10..10 + MAX_SERVICES as u16 - 1 {
             more.push(endpoint.register(p, DISCARD_SERVICE)?, GFP_KERNEL)?;

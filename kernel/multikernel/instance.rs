@@ -22,7 +22,6 @@ use core::{
     sync::atomic::{
         AtomicBool,
         AtomicU64,
-        AtomicU8,
         Ordering, //
     },
 };
@@ -36,10 +35,6 @@ use kernel::{
     new_spinlock,
     prelude::*,
     str::CString,
-    time::{
-        Instant,
-        Monotonic, //
-    },
     sync::{
         Arc,
         Mutex,
@@ -47,6 +42,10 @@ use kernel::{
         SpinLock, //
     },
     sysfs::ShowBuffer, //
+    time::{
+        Instant,
+        Monotonic, //
+    },
 };
 
 /// Instance ids are 1..=MAX_ID: the kexec interface carries them in 12 bits.
@@ -72,9 +71,19 @@ pub(crate) enum State {
     Crashed = 6,
 }
 
+/// `Instance::state`: the state's byte, the stop reason's, and the run above them.
+const STATE_MASK: u64 = 0xff;
+const STOP_MASK: u64 = 0xff << 8;
+const RUN_SHIFT: u32 = 16;
+
 /// The state in a word of `Instance::state`.
 fn state_in(word: u64) -> State {
     State::from_u8(word as u8)
+}
+
+/// The run in a word of `Instance::state`.
+fn run_in(word: u64) -> u64 {
+    word >> RUN_SHIFT
 }
 
 /// Why an instance's kernel last stopped, as `instances/NAME/last_stop` shows it.
@@ -148,7 +157,6 @@ impl StopReason {
 /// How long a started kernel has to report in before its instance is `failed`.
 pub(crate) const START_TIMEOUT_MS: i64 = 30_000;
 
-
 impl State {
     fn from_u8(value: u8) -> Self {
         match value {
@@ -193,7 +201,10 @@ impl State {
 
     /// Whether `kill` has a kernel to stop.
     pub(crate) fn killable(self) -> bool {
-        matches!(self, Self::Starting | Self::Running | Self::Failed | Self::Crashed)
+        matches!(
+            self,
+            Self::Starting | Self::Running | Self::Failed | Self::Crashed
+        )
     }
 }
 
@@ -263,14 +274,15 @@ pub(crate) struct Instance {
     /// Sorted, without duplicates.
     pub(crate) cpus: KVec<u32>,
     pub(crate) memory: Range,
-    /// The [`State`] in the low byte, above it the run: bumped by every `start`, so a reader
-    /// that saw an earlier run cannot move a later one on (its compare-exchange fails).
+    /// One word: the [`State`] in the low byte, why the kernel last stopped ([`StopReason`])
+    /// in the next, above them the run, bumped by every `start`: a reader that saw an earlier
+    /// run cannot move a later one on (its compare-exchange fails).
     state: AtomicU64,
-    /// Why its kernel last stopped ([`StopReason`]).
-    last_stop: AtomicU8,
     /// Its CPUs are known to be out of the instance kernel (never entered, or brought up in
     /// the host since it last ran): its memory may be rewritten or given away.
     cpus_out: AtomicBool,
+    /// Something was written into its memory (a load; a kernel ran there): `destroy` scrubs it.
+    dirty: AtomicBool,
     /// Set by `destroy` before it removes the directory: operations started through the
     /// instance's own files then refuse.
     dying: AtomicBool,
@@ -278,9 +290,9 @@ pub(crate) struct Instance {
     /// A mutex, not a spinlock: `start` writes the image (megabytes) into the instance's
     /// memory while holding it.
     image: Mutex<Option<KBox<ImageInfo>>>,
-    /// When the kernel was started, while `starting`.
+    /// Which run was started, and when (read while `starting`).
     #[pin]
-    started: SpinLock<Option<Instant<Monotonic>>>,
+    started: SpinLock<Option<(u64, Instant<Monotonic>)>>,
     /// Serialises what changes the instance's state: load, unload, start, destroy. Taken after
     /// the registry lock when both are needed; the instance's files take only this one.
     #[pin]
@@ -300,7 +312,12 @@ pub(crate) struct Instance {
 impl Instance {
     /// A new instance; its devices `/dev/mk-NAME` and `/dev/mk-NAME.console` are registered
     /// here.
-    pub(crate) fn new(id: u32, name: Name, cpus: KVec<u32>, memory: Range) -> impl PinInit<Self, Error> {
+    pub(crate) fn new(
+        id: u32,
+        name: Name,
+        cpus: KVec<u32>,
+        memory: Range,
+    ) -> impl PinInit<Self, Error> {
         let endpoint = Endpoint::host(format_args!("mk-{}", name.as_str()));
         // What its kernel prints goes to its console log.
         let console_service = endpoint
@@ -318,8 +335,8 @@ impl Instance {
             cpus,
             memory,
             state: AtomicU64::new(State::Reserved as u64),
-            last_stop: AtomicU8::new(StopReason::None as u8),
             cpus_out: AtomicBool::new(true),
+            dirty: AtomicBool::new(false),
             dying: AtomicBool::new(false),
             image <- new_mutex!(None, "multikernel::Instance::image"),
             started <- new_spinlock!(None, "multikernel::Instance::started"),
@@ -353,8 +370,10 @@ impl Instance {
         if state != State::Starting {
             return state;
         }
-        let Some(started) = *self.started.lock() else {
-            return state;
+        // When this run's kernel was entered (a later run has its own entry).
+        let started = match *self.started.lock() {
+            Some((run, at)) if run == run_in(seen) => at,
+            _ => return state,
         };
         let reported = self.layout().is_some_and(|layout| {
             let mut word = [0u8; 16];
@@ -365,23 +384,24 @@ impl Instance {
                 && word[8..] == u64::from(self.id).to_le_bytes()
         });
         let elapsed = started.elapsed().as_millis();
-        let new = if reported {
-            State::Running
+        let (new, reason) = if reported {
+            (State::Running, None)
         } else if elapsed > START_TIMEOUT_MS {
-            State::Failed
+            (State::Failed, Some(StopReason::Failed))
         } else {
             return state;
         };
+        let channel = self.endpoint.channel();
         // Only the first reader to see the change makes and reports it.
-        if self.advance(seen, new) {
-            *self.started.lock() = None;
+        if self.advance(seen, new, reason) {
             let name = self.name.as_str();
             if new == State::Running {
                 pr_info!("{name}: running, reported in after {elapsed} ms\n");
             } else {
-                self.set_last_stop(StopReason::Failed);
                 // Nobody will answer: senders get an error instead of waiting.
-                self.endpoint.close();
+                if let Some(channel) = channel {
+                    channel.close();
+                }
                 crate::control::warn(format_args!(
                     "{name}: failed: its kernel did not report in within {} s",
                     START_TIMEOUT_MS / 1000
@@ -391,38 +411,37 @@ impl Instance {
         state_in(self.state.load(Ordering::Acquire))
     }
 
-    /// Moves the run seen as `seen` on to `new`; false if anything changed since (another
-    /// reader was first, or an operation or a new run came in between).
-    fn advance(&self, seen: u64, new: State) -> bool {
-        let to = (seen & !0xff) | new as u64;
+    /// Moves the run seen as `seen` on to `new` (and records why it stopped, if it did); false
+    /// if anything changed since: another reader was first, or an operation or a new run came
+    /// in between. Whoever wins acts on the channel it saw before, never on a later run's.
+    fn advance(&self, seen: u64, new: State, reason: Option<StopReason>) -> bool {
+        let mut to = (seen & !STATE_MASK) | new as u64;
+        if let Some(reason) = reason {
+            to = (to & !STOP_MASK) | (reason as u64) << 8;
+        }
         self.state
             .compare_exchange(seen, to, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
     }
 
-    /// Whether the run is still the one seen as `seen` (no `start` began since).
-    fn same_run(&self, seen: u64) -> bool {
-        self.state.load(Ordering::Acquire) >> 8 == seen >> 8
-    }
-
     /// Running until the channel says the kernel stopped beating (it logged why).
     fn check_heartbeat(&self, seen: u64) -> State {
-        let dead = self
-            .endpoint
-            .channel()
-            .is_some_and(|channel| channel.state() == LinkState::PeerDead);
-        if dead && self.advance(seen, State::Crashed) {
-            self.set_last_stop(StopReason::NoHeartbeat);
-            if self.same_run(seen) {
-                self.endpoint.close();
+        let channel = self.endpoint.channel();
+        let dead = channel
+            .as_ref()
+            .is_some_and(|c| c.state() == LinkState::PeerDead);
+        if dead && self.advance(seen, State::Crashed, Some(StopReason::NoHeartbeat)) {
+            if let Some(channel) = channel {
+                channel.close();
             }
         }
         state_in(self.state.load(Ordering::Acquire))
     }
 
     /// Whether the kernel said it stops (poweroff, reboot, halt, kexec, panic: it wrote why
-    /// into its mailbox, `instance_x86.c`). Then its CPUs get INIT, the channel closes and
-    /// the instance is `stopped` (`crashed` after a panic), with the reason in `last_stop`.
+    /// into its mailbox, `instance_x86.c`). Then the channel closes (after what the kernel sent
+    /// last, its panic message say, is taken in) and the instance is `stopped` (`crashed`
+    /// after a panic), with the reason in `last_stop`.
     fn check_stop_report(&self, seen: u64) -> Option<State> {
         let layout = self.layout()?;
         let mut word = [0u8; 4];
@@ -450,25 +469,46 @@ impl Instance {
         } else {
             State::Stopped
         };
-        if !self.advance(seen, new) {
+        let channel = self.endpoint.channel();
+        if !self.advance(seen, new, Some(reason)) {
             return None;
         }
-        self.set_last_stop(reason);
-        // A `start` may follow at once (the state allows it): leave its run alone.
-        if self.same_run(seen) {
-            *self.started.lock() = None;
-            self.endpoint.close();
+        if let Some(channel) = channel {
+            channel.finish();
         }
         // Its CPUs halt. No INIT from here (a reader, without the `ops` lock: a `kill` may be
         // bringing them up in the host): they are verified out before the memory is used again
-        // (`start` and `destroy`).
-        pr_info!("{}: stopped by its kernel: {}\n", self.name.as_str(), reason.as_str());
+        // (`start`, a load, `destroy`).
+        pr_info!(
+            "{}: stopped by its kernel: {}\n",
+            self.name.as_str(),
+            reason.as_str()
+        );
         Some(new)
     }
 
-    /// Records why the kernel stopped.
-    pub(crate) fn set_last_stop(&self, reason: StopReason) {
-        self.last_stop.store(reason as u8, Ordering::Release);
+    /// Why the kernel last stopped.
+    pub(crate) fn last_stop(&self) -> StopReason {
+        StopReason::from_u8((self.state.load(Ordering::Acquire) >> 8) as u8)
+    }
+
+    /// Sets the state, and why the kernel stopped if it did (with `ops` held).
+    pub(crate) fn set_stopped(&self, state: State, reason: StopReason) {
+        let _ = self
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                Some((w & !(STATE_MASK | STOP_MASK)) | state as u64 | (reason as u64) << 8)
+            });
+    }
+
+    /// Records that the instance's memory holds something of its own (an image, a run).
+    pub(crate) fn set_dirty(&self) {
+        self.dirty.store(true, Ordering::Release);
+    }
+
+    /// Whether the instance's memory may hold anything of its own: what `destroy` scrubs.
+    pub(crate) fn dirty(&self) -> bool {
+        self.dirty.load(Ordering::Acquire)
     }
 
     /// Whether the CPUs are known to be out of the instance kernel.
@@ -481,25 +521,32 @@ impl Instance {
         self.cpus_out.store(out, Ordering::Release);
     }
 
-    /// Records that the kernel was entered now.
+    /// Records that the kernel was entered now (with `ops` held, after [`Self::begin_run`]).
     pub(crate) fn set_started(&self) {
-        *self.started.lock() = Some(Instant::<Monotonic>::now());
+        let run = run_in(self.state.load(Ordering::Acquire));
+        *self.started.lock() = Some((run, Instant::<Monotonic>::now()));
         self.set_cpus_out(false);
+        self.set_dirty();
         self.set_state(State::Starting);
     }
 
     /// A `start` begins a new run (with `ops` held): readers that saw the last one can no
     /// longer move the state on.
     pub(crate) fn begin_run(&self) {
-        let _ = self.state.fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
-            Some(w.wrapping_add(1 << 8))
-        });
+        let _ = self
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                Some(w.wrapping_add(1 << RUN_SHIFT))
+            });
     }
 
+    /// Sets the state (with `ops` held).
     pub(crate) fn set_state(&self, state: State) {
-        let _ = self.state.fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
-            Some((w & !0xff) | state as u64)
-        });
+        let _ = self
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                Some((w & !STATE_MASK) | state as u64)
+            });
     }
 
     /// Marks the instance as being destroyed (with `ops` held).
@@ -574,7 +621,7 @@ impl Instance {
     fn show_last_stop(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
         // A kernel that just stopped by itself is seen here too.
         this.state();
-        let reason = StopReason::from_u8(this.last_stop.load(Ordering::Acquire));
+        let reason = this.last_stop();
         writeln!(buf, "{}", reason.as_str())?;
         Ok(())
     }
@@ -589,7 +636,11 @@ impl Instance {
         buf.write_str("cmdline ")?;
         for &b in image.cmdline.iter() {
             // The command line is the loader's bytes: keep the file one line per field.
-            let c = if b == b' ' || b.is_ascii_graphic() { b } else { b'?' };
+            let c = if b == b' ' || b.is_ascii_graphic() {
+                b
+            } else {
+                b'?'
+            };
             buf.write_bytes(&[c])?;
         }
         writeln!(buf)?;
@@ -644,7 +695,10 @@ ikc_counter! {
 
 impl Instance {
     fn show_ikc_state(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
-        let state = this.endpoint.channel().map_or("none", |c| c.state().as_str());
+        let state = this
+            .endpoint
+            .channel()
+            .map_or("none", |c| c.state().as_str());
         writeln!(buf, "{state}")?;
         Ok(())
     }

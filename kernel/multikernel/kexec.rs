@@ -35,13 +35,13 @@ use kernel::{
     prelude::*,
 };
 
-
 /// What the syscall calls for multikernel loads.
 pub(crate) static HANDLER: Handler = Handler { load, unload };
 
 /// Whether `word` appears in `line` as a whole, space-separated word.
 fn has_word(line: &[u8], word: &[u8]) -> bool {
-    line.split(|&b| b == b' ' || b == b'\t' || b == b'\n' || b == 0).any(|w| w == word)
+    line.split(|&b| b == b' ' || b == b'\t' || b == b'\n' || b == 0)
+        .any(|w| w == word)
 }
 
 fn load(req: &Load<'_>) -> Result {
@@ -54,7 +54,10 @@ fn load(req: &Load<'_>) -> Result {
     let _ops = instance.ops.lock();
     let state = instance.state();
     if !state.loadable() {
-        warn(format_args!("kexec load {name}: instance is {}", state.as_str()));
+        warn(format_args!(
+            "kexec load {name}: instance is {}",
+            state.as_str()
+        ));
         return Err(EBUSY);
     }
     // Its kernel stopped by itself: its CPUs halted, but a load writes the memory they ran
@@ -65,9 +68,9 @@ fn load(req: &Load<'_>) -> Result {
     let memory = instance.memory;
     let refused = |e: LoadError| {
         match e {
-            LoadError::NotKernel(why) => {
-                warn(format_args!("kexec load {name}: not a kernel this loader can start: {why}"))
-            }
+            LoadError::NotKernel(why) => warn(format_args!(
+                "kexec load {name}: not a kernel this loader can start: {why}"
+            )),
             LoadError::CmdlineTooLong(max) => warn(format_args!(
                 "kexec load {name}: command line longer than the kernel's {max} bytes"
             )),
@@ -105,7 +108,12 @@ fn load(req: &Load<'_>) -> Result {
         let mut line = KVec::new();
         line.extend_from_slice(req.cmdline, GFP_KERNEL)?;
         let mut out = VecWriter(&mut line);
-        write!(out, " multikernel.instance={} multikernel.apic_ids=", req.id).map_err(|_| ENOMEM)?;
+        write!(
+            out,
+            " multikernel.instance={} multikernel.apic_ids=",
+            req.id
+        )
+        .map_err(|_| ENOMEM)?;
         for (i, &c) in instance.cpus.iter().enumerate() {
             let apic = spawn::apic_id(CpuId::from_u32(c).ok_or(EINVAL)?);
             write!(out, "{}{apic}", if i > 0 { "," } else { "" }).map_err(|_| ENOMEM)?;
@@ -159,9 +167,12 @@ fn load(req: &Load<'_>) -> Result {
     // Everything is checked and allocated: write. The offsets come from `layout`, which lies
     // inside `memory`, so this only fails if the mapping cannot be made, before any byte is
     // written; if it failed later, no stale image would be left claiming to be loaded.
+    instance.set_dirty();
     if let Err(e) = info.write(memory) {
         instance.set_image(None);
-        warn(format_args!("kexec load {name}: writing the image failed ({e:?})"));
+        warn(format_args!(
+            "kexec load {name}: writing the image failed ({e:?})"
+        ));
         return Err(e);
     }
     info.fresh = true;

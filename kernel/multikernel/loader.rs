@@ -179,7 +179,9 @@ impl<'a> BzImage<'a> {
         };
         let payload_start = (setup_sects + 1) * 512;
         if payload_start >= file.len() {
-            return Err(LoadError::NotKernel("setup sectors run past the end of the file"));
+            return Err(LoadError::NotKernel(
+                "setup sectors run past the end of the file",
+            ));
         }
         let payload = &file[payload_start..];
         let init_size = u64::from(u32_at(file, off::INIT_SIZE));
@@ -345,7 +347,11 @@ impl Layout {
 
 /// Builds the boot parameters ("zero page") for `image` placed as `layout` says, seeing only
 /// `memory` as RAM.
-pub(crate) fn boot_params(image: &BzImage<'_>, layout: &Layout, memory: Range) -> Result<KBox<[u8; 4096]>> {
+pub(crate) fn boot_params(
+    image: &BzImage<'_>,
+    layout: &Layout,
+    memory: Range,
+) -> Result<KBox<[u8; 4096]>> {
     let mut page = KBox::new([0u8; 4096], GFP_KERNEL)?;
     let header = image.setup_header();
     put(&mut page[..], off::SETUP_SECTS, header);
@@ -483,12 +489,27 @@ mod tests {
     fn layout_inside_memory() -> Result {
         let file = fake_image(3000)?;
         let image = BzImage::parse(&file).map_err(|e| e.errno())?;
-        let memory = Range { start: 0x4000_0000, len: 64 * M };
+        let memory = Range {
+            start: 0x4000_0000,
+            len: 64 * M,
+        };
         let layout = Layout::plan(memory, &image, Some(5000), 10).map_err(|e| e.errno())?;
-        assert_eq!(layout.kernel, Range { start: memory.start, len: 8 * M });
+        assert_eq!(
+            layout.kernel,
+            Range {
+                start: memory.start,
+                len: 8 * M
+            }
+        );
         assert_eq!(layout.entry, memory.start + 0x200);
         assert_eq!(layout.boot_params.start, memory.start + 8 * M);
-        assert_eq!(layout.cmdline, Range { start: memory.start + 8 * M + 4096, len: 11 });
+        assert_eq!(
+            layout.cmdline,
+            Range {
+                start: memory.start + 8 * M + 4096,
+                len: 11
+            }
+        );
         let initrd = layout.initrd.ok_or(EINVAL)?;
         assert_eq!(initrd.len, 5000);
         assert_eq!(initrd.start % 4096, 0);
@@ -497,7 +518,13 @@ mod tests {
         assert_eq!(layout.pagetables.len, PAGETABLE_BYTES);
         assert_eq!(layout.mailbox.start, layout.pagetables.end());
         assert_eq!(layout.park.start, layout.mailbox.end());
-        assert_eq!(layout.channel, Range { start: layout.park.end(), len: CHANNEL_BYTES });
+        assert_eq!(
+            layout.channel,
+            Range {
+                start: layout.park.end(),
+                len: CHANNEL_BYTES
+            }
+        );
         assert!(initrd.start >= layout.channel.end());
 
         // No initrd, empty command line.
@@ -512,32 +539,56 @@ mod tests {
         let file = fake_image(3000)?;
         let image = BzImage::parse(&file).map_err(|e| e.errno())?;
         // 8 MiB init_size + boot params + command line: 2 MiB is not enough, and says how much.
-        let small = Range { start: 0x4000_0000, len: 2 * M };
+        let small = Range {
+            start: 0x4000_0000,
+            len: 2 * M,
+        };
         assert_eq!(
             Layout::plan(small, &image, None, 0),
-            Err(LoadError::TooBig(8 * M + 3 * 4096 + PARK_BYTES + PAGETABLE_BYTES + CHANNEL_BYTES))
+            Err(LoadError::TooBig(
+                8 * M + 3 * 4096 + PARK_BYTES + PAGETABLE_BYTES + CHANNEL_BYTES
+            ))
         );
-        assert_eq!(Layout::plan(small, &image, None, 0).err().map(|e| e.errno()), Some(ENOMEM));
+        assert_eq!(
+            Layout::plan(small, &image, None, 0)
+                .err()
+                .map(|e| e.errno()),
+            Some(ENOMEM)
+        );
         // Exactly enough fits.
         let exact = Range {
             start: 0x4000_0000,
             len: 8 * M + 3 * 4096 + PARK_BYTES + PAGETABLE_BYTES + CHANNEL_BYTES,
         };
         assert!(Layout::plan(exact, &image, None, 0).is_ok());
-        let big = Range { start: 0x4000_0000, len: 64 * M };
+        let big = Range {
+            start: 0x4000_0000,
+            len: 64 * M,
+        };
         assert_eq!(
             Layout::plan(big, &image, Some(60 * M), 0),
-            Err(LoadError::TooBig(68 * M + 3 * 4096 + PARK_BYTES + PAGETABLE_BYTES + CHANNEL_BYTES))
+            Err(LoadError::TooBig(
+                68 * M + 3 * 4096 + PARK_BYTES + PAGETABLE_BYTES + CHANNEL_BYTES
+            ))
         );
         assert_eq!(
             Layout::plan(big, &image, Some(u64::MAX), 0),
             Err(LoadError::TooBig(u64::MAX))
         );
-        assert_eq!(Layout::plan(big, &image, None, 2048), Err(LoadError::CmdlineTooLong(2047)));
+        assert_eq!(
+            Layout::plan(big, &image, None, 2048),
+            Err(LoadError::CmdlineTooLong(2047))
+        );
         assert!(Layout::plan(big, &image, None, 2047).is_ok());
         // Below 16 MiB the decompressor would move the kernel out of the instance.
-        let low = Range { start: 2 * M, len: 64 * M };
-        assert_eq!(Layout::plan(low, &image, None, 0), Err(LoadError::BelowPreferred(16 * M)));
+        let low = Range {
+            start: 2 * M,
+            len: 64 * M,
+        };
+        assert_eq!(
+            Layout::plan(low, &image, None, 0),
+            Err(LoadError::BelowPreferred(16 * M))
+        );
         assert_eq!(LoadError::BelowPreferred(16 * M).errno(), EINVAL);
         Ok(())
     }
@@ -546,7 +597,10 @@ mod tests {
     fn zero_page() -> Result {
         let file = fake_image(3000)?;
         let image = BzImage::parse(&file).map_err(|e| e.errno())?;
-        let memory = Range { start: 0x1_4000_0000, len: 64 * M };
+        let memory = Range {
+            start: 0x1_4000_0000,
+            len: 64 * M,
+        };
         let layout = Layout::plan(memory, &image, Some(5000), 10).map_err(|e| e.errno())?;
         let page = boot_params(&image, &layout, memory)?;
         // The setup header is the file's, with the loader's fields filled in.
@@ -570,12 +624,27 @@ mod tests {
             let mut l = [0u8; 8];
             a.copy_from_slice(&page[at..at + 8]);
             l.copy_from_slice(&page[at + 8..at + 16]);
-            (u64::from_le_bytes(a), u64::from_le_bytes(l), u32_at(&page[..], at + 16))
+            (
+                u64::from_le_bytes(a),
+                u64::from_le_bytes(l),
+                u32_at(&page[..], at + 16),
+            )
         };
-        assert_eq!(entry(0), (memory.start, layout.pagetables.start - memory.start, E820_RAM));
+        assert_eq!(
+            entry(0),
+            (
+                memory.start,
+                layout.pagetables.start - memory.start,
+                E820_RAM
+            )
+        );
         assert_eq!(
             entry(1),
-            (layout.pagetables.start, layout.channel.end() - layout.pagetables.start, E820_RESERVED)
+            (
+                layout.pagetables.start,
+                layout.channel.end() - layout.pagetables.start,
+                E820_RESERVED
+            )
         );
         assert_eq!(entry(2).0, layout.channel.end());
         assert_eq!(entry(2).0 + entry(2).1, memory.end());

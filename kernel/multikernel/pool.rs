@@ -61,12 +61,21 @@ pub(crate) struct Pool {
 impl Pool {
     /// A pool covering `base..base + size`, all free. Both must be multiples of [`GRANULE`].
     pub(crate) fn new(base: u64, size: u64) -> Result<Self> {
-        if size == 0 || base % GRANULE != 0 || size % GRANULE != 0 || base.checked_add(size).is_none()
+        if size == 0
+            || base % GRANULE != 0
+            || size % GRANULE != 0
+            || base.checked_add(size).is_none()
         {
             return Err(EINVAL);
         }
         let mut free = KVec::with_capacity(4, GFP_KERNEL)?;
-        free.push(Range { start: base, len: size }, GFP_KERNEL)?;
+        free.push(
+            Range {
+                start: base,
+                len: size,
+            },
+            GFP_KERNEL,
+        )?;
         // INVARIANT: One free range covering the whole pool; capacity 4 >= 0 + 2.
         Ok(Self {
             base,
@@ -173,7 +182,9 @@ impl Pool {
             }
             _ => {
                 // Capacity for this was reserved by `alloc`, so this does not allocate.
-                self.free.insert_within_capacity(next, range).map_err(|_| ENOMEM)?;
+                self.free
+                    .insert_within_capacity(next, range)
+                    .map_err(|_| ENOMEM)?;
             }
         }
         // INVARIANT: Inserted at its sorted place and merged with touching neighbours.
@@ -196,7 +207,10 @@ mod tests {
         assert_eq!(Pool::new(BASE + M, 512 * M).err(), Some(EINVAL));
         assert_eq!(Pool::new(BASE, 3 * M).err(), Some(EINVAL));
         assert_eq!(Pool::new(BASE, 0).err(), Some(EINVAL));
-        assert_eq!(Pool::new(u64::MAX - GRANULE + 1 - GRANULE, 4 * M).err(), Some(EINVAL));
+        assert_eq!(
+            Pool::new(u64::MAX - GRANULE + 1 - GRANULE, 4 * M).err(),
+            Some(EINVAL)
+        );
     }
 
     #[test]
@@ -212,7 +226,13 @@ mod tests {
         let mut pool = Pool::new(BASE, 64 * M)?;
         assert_eq!(pool.total_bytes(), 64 * M);
         let a = pool.alloc(8 * M)?;
-        assert_eq!(a, Range { start: BASE, len: 8 * M });
+        assert_eq!(
+            a,
+            Range {
+                start: BASE,
+                len: 8 * M
+            }
+        );
         assert_eq!(a.last(), BASE + 8 * M - 1);
         assert_eq!(pool.free_bytes(), 56 * M);
         assert_eq!(pool.largest_free_bytes(), 56 * M);
@@ -286,11 +306,46 @@ mod tests {
         let a = pool.alloc(4 * M)?;
         let free = pool.free_bytes();
         // Outside, misaligned, overlapping free space, double free.
-        assert_eq!(pool.free(Range { start: BASE - 2 * M, len: 2 * M }).err(), Some(EINVAL));
-        assert_eq!(pool.free(Range { start: BASE + 16 * M, len: 2 * M }).err(), Some(EINVAL));
-        assert_eq!(pool.free(Range { start: BASE + M, len: 2 * M }).err(), Some(EINVAL));
-        assert_eq!(pool.free(Range { start: BASE + 4 * M, len: 2 * M }).err(), Some(EINVAL));
-        assert_eq!(pool.free(Range { start: BASE + 2 * M, len: 4 * M }).err(), Some(EINVAL));
+        assert_eq!(
+            pool.free(Range {
+                start: BASE - 2 * M,
+                len: 2 * M
+            })
+            .err(),
+            Some(EINVAL)
+        );
+        assert_eq!(
+            pool.free(Range {
+                start: BASE + 16 * M,
+                len: 2 * M
+            })
+            .err(),
+            Some(EINVAL)
+        );
+        assert_eq!(
+            pool.free(Range {
+                start: BASE + M,
+                len: 2 * M
+            })
+            .err(),
+            Some(EINVAL)
+        );
+        assert_eq!(
+            pool.free(Range {
+                start: BASE + 4 * M,
+                len: 2 * M
+            })
+            .err(),
+            Some(EINVAL)
+        );
+        assert_eq!(
+            pool.free(Range {
+                start: BASE + 2 * M,
+                len: 4 * M
+            })
+            .err(),
+            Some(EINVAL)
+        );
         assert_eq!(pool.free_bytes(), free);
         pool.free(a)?;
         assert_eq!(pool.free(a).err(), Some(EINVAL));

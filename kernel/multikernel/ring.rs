@@ -105,7 +105,10 @@ fn padded(len: usize) -> usize {
 
 /// Initialises a ring in `mem`: the data area is the largest power of two that fits.
 pub(crate) fn init(mem: &mut impl RingMemory) -> Result<usize, RingError> {
-    let room = mem.bytes().checked_sub(HEADER_LEN).ok_or(RingError::TooBig)?;
+    let room = mem
+        .bytes()
+        .checked_sub(HEADER_LEN)
+        .ok_or(RingError::TooBig)?;
     if room < MSG_HEADER + 8 {
         return Err(RingError::TooBig);
     }
@@ -131,7 +134,11 @@ fn geometry(mem: &impl RingMemory) -> Result<usize, RingError> {
     let fits = usize::try_from(size)
         .ok()
         .filter(|&s| s.is_power_of_two() && s >= MSG_HEADER + 8)
-        .filter(|&s| HEADER_LEN.checked_add(s).is_some_and(|end| end <= mem.bytes()));
+        .filter(|&s| {
+            HEADER_LEN
+                .checked_add(s)
+                .is_some_and(|end| end <= mem.bytes())
+        });
     fits.ok_or(RingError::Corrupt("bad size"))
 }
 
@@ -263,7 +270,11 @@ impl Consumer {
 
     /// Copies the next message into `out` and checks it, without consuming it: until
     /// [`Consumer::advance`], the same message comes out again.
-    pub(crate) fn peek(&self, mem: &impl RingMemory, out: &mut [u8]) -> Result<Received, RingError> {
+    pub(crate) fn peek(
+        &self,
+        mem: &impl RingMemory,
+        out: &mut [u8],
+    ) -> Result<Received, RingError> {
         let size = geometry(mem)?;
         let head = mem.load_acquire(OFF_HEAD);
         let avail = head
@@ -296,7 +307,13 @@ impl Consumer {
         if out.len() < len {
             return Err(RingError::TooBig);
         }
-        get(mem, size, self.tail + MSG_HEADER as u64, &mut out[..len], true);
+        get(
+            mem,
+            size,
+            self.tail + MSG_HEADER as u64,
+            &mut out[..len],
+            true,
+        );
         Ok(Received { port, len, seq })
     }
 
@@ -374,9 +391,23 @@ mod tests {
         assert_eq!(rx.recv(&mut mem, &mut out), Err(RingError::Empty));
         assert_eq!(tx.send(&mut mem, 7, b"hello"), Ok(false));
         assert_eq!(tx.send(&mut mem, 8, b""), Ok(false));
-        assert_eq!(rx.recv(&mut mem, &mut out), Ok(Received { port: 7, len: 5, seq: 0 }));
+        assert_eq!(
+            rx.recv(&mut mem, &mut out),
+            Ok(Received {
+                port: 7,
+                len: 5,
+                seq: 0
+            })
+        );
         assert_eq!(&out[..5], b"hello");
-        assert_eq!(rx.recv(&mut mem, &mut out), Ok(Received { port: 8, len: 0, seq: 1 }));
+        assert_eq!(
+            rx.recv(&mut mem, &mut out),
+            Ok(Received {
+                port: 8,
+                len: 0,
+                seq: 1
+            })
+        );
         assert_eq!(rx.recv(&mut mem, &mut out), Err(RingError::Empty));
         Ok(())
     }
@@ -391,9 +422,17 @@ mod tests {
         for i in 0..500u32 {
             let len = (i as usize * 37) % 300;
             pattern(i, len, &mut msg);
-            tx.send(&mut mem, i as u16, &msg[..len]).map_err(|e| e.errno())?;
+            tx.send(&mut mem, i as u16, &msg[..len])
+                .map_err(|e| e.errno())?;
             let got = rx.recv(&mut mem, &mut out).map_err(|e| e.errno())?;
-            assert_eq!(got, Received { port: i as u16, len, seq: u64::from(i) });
+            assert_eq!(
+                got,
+                Received {
+                    port: i as u16,
+                    len,
+                    seq: u64::from(i)
+                }
+            );
             assert_eq!(&out[..len], &msg[..len]);
         }
         Ok(())
@@ -415,7 +454,8 @@ mod tests {
         let mut out = [0u8; 8];
         rx.recv(&mut mem, &mut out).map_err(|e| e.errno())?;
         assert_eq!(&out[..4], &0u32.to_le_bytes());
-        tx.send(&mut mem, 1, &sent.to_le_bytes()).map_err(|e| e.errno())?;
+        tx.send(&mut mem, 1, &sent.to_le_bytes())
+            .map_err(|e| e.errno())?;
         for expect in 1..=sent {
             let got = rx.recv(&mut mem, &mut out).map_err(|e| e.errno())?;
             assert_eq!(got.len, 4);
@@ -432,7 +472,8 @@ mod tests {
         let big = KVec::from_elem(1u8, MAX_PAYLOAD + 1, GFP_KERNEL)?;
         assert_eq!(tx.send(&mut mem, 1, &big), Err(RingError::TooBig));
         assert_eq!(RingError::TooBig.errno(), EMSGSIZE);
-        tx.send(&mut mem, 1, &big[..MAX_PAYLOAD]).map_err(|e| e.errno())?;
+        tx.send(&mut mem, 1, &big[..MAX_PAYLOAD])
+            .map_err(|e| e.errno())?;
         let mut small = [0u8; 16];
         assert_eq!(rx.recv(&mut mem, &mut small), Err(RingError::TooBig));
         let mut out = KVec::from_elem(0u8, MAX_PAYLOAD, GFP_KERNEL)?;
@@ -449,28 +490,49 @@ mod tests {
         let (mut tx, mut rx) = (Producer::new(), Consumer::new());
         tx.send(&mut mem, 1, b"abc").map_err(|e| e.errno())?;
         mem.write(HEADER_LEN + 4, &u32::MAX.to_le_bytes());
-        assert!(matches!(rx.recv(&mut mem, &mut out), Err(RingError::Corrupt(_))));
+        assert!(matches!(
+            rx.recv(&mut mem, &mut out),
+            Err(RingError::Corrupt(_))
+        ));
         // Length beyond what was published.
         mem.write(HEADER_LEN + 4, &100u32.to_le_bytes());
-        assert!(matches!(rx.recv(&mut mem, &mut out), Err(RingError::Corrupt(_))));
+        assert!(matches!(
+            rx.recv(&mut mem, &mut out),
+            Err(RingError::Corrupt(_))
+        ));
         // Sequence number out of order.
         mem.write(HEADER_LEN + 4, &3u32.to_le_bytes());
         mem.write(HEADER_LEN + 8, &5u64.to_le_bytes());
-        assert!(matches!(rx.recv(&mut mem, &mut out), Err(RingError::Corrupt(_))));
+        assert!(matches!(
+            rx.recv(&mut mem, &mut out),
+            Err(RingError::Corrupt(_))
+        ));
         // Head behind the tail, or more than a ring ahead.
         let mut mem = ring(256)?;
         let mut rx = Consumer::new();
         mem.store_release(OFF_HEAD, u64::MAX);
-        assert!(matches!(rx.recv(&mut mem, &mut out), Err(RingError::Corrupt(_))));
+        assert!(matches!(
+            rx.recv(&mut mem, &mut out),
+            Err(RingError::Corrupt(_))
+        ));
         mem.store_release(OFF_HEAD, 257);
-        assert!(matches!(rx.recv(&mut mem, &mut out), Err(RingError::Corrupt(_))));
+        assert!(matches!(
+            rx.recv(&mut mem, &mut out),
+            Err(RingError::Corrupt(_))
+        ));
         mem.store_release(OFF_HEAD, 8);
-        assert!(matches!(rx.recv(&mut mem, &mut out), Err(RingError::Corrupt(_))));
+        assert!(matches!(
+            rx.recv(&mut mem, &mut out),
+            Err(RingError::Corrupt(_))
+        ));
         // Tail ahead of the head, seen by the producer.
         let mut mem = ring(256)?;
         let mut tx = Producer::new();
         mem.store_release(OFF_TAIL, 64);
-        assert!(matches!(tx.send(&mut mem, 1, b"x"), Err(RingError::Corrupt(_))));
+        assert!(matches!(
+            tx.send(&mut mem, 1, b"x"),
+            Err(RingError::Corrupt(_))
+        ));
         // Tail moving backwards (a peer flipping it between "full" and "empty").
         let mut mem = ring(256)?;
         let (mut tx, mut rx) = (Producer::new(), Consumer::new());
@@ -479,15 +541,27 @@ mod tests {
         rx.recv(&mut mem, &mut out).map_err(|e| e.errno())?;
         tx.send(&mut mem, 1, b"abc").map_err(|e| e.errno())?;
         mem.store_release(OFF_TAIL, 0);
-        assert!(matches!(tx.send(&mut mem, 1, b"x"), Err(RingError::Corrupt(_))));
+        assert!(matches!(
+            tx.send(&mut mem, 1, b"x"),
+            Err(RingError::Corrupt(_))
+        ));
         // A size that does not fit the memory, and a bad magic.
         let mut mem = ring(256)?;
         mem.write(OFF_SIZE, &(1u64 << 40).to_le_bytes());
-        assert!(matches!(Consumer::new().recv(&mut mem, &mut out), Err(RingError::Corrupt(_))));
+        assert!(matches!(
+            Consumer::new().recv(&mut mem, &mut out),
+            Err(RingError::Corrupt(_))
+        ));
         mem.write(OFF_SIZE, &100u64.to_le_bytes());
-        assert!(matches!(Consumer::new().recv(&mut mem, &mut out), Err(RingError::Corrupt(_))));
+        assert!(matches!(
+            Consumer::new().recv(&mut mem, &mut out),
+            Err(RingError::Corrupt(_))
+        ));
         mem.write(OFF_MAGIC, &0u64.to_le_bytes());
-        assert!(matches!(Producer::new().send(&mut mem, 1, b"x"), Err(RingError::Corrupt(_))));
+        assert!(matches!(
+            Producer::new().send(&mut mem, 1, b"x"),
+            Err(RingError::Corrupt(_))
+        ));
         assert_eq!(RingError::Corrupt("x").errno(), EPROTO);
         Ok(())
     }

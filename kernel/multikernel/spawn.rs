@@ -21,19 +21,17 @@ use crate::{
         StopReason, //
     },
 };
-use kernel::{
-    cpu::CpuId,
-    cpu_hotplug,
-    multikernel::spawn,
-    prelude::*,
-};
+use kernel::{cpu::CpuId, cpu_hotplug, multikernel::spawn, prelude::*};
 
 /// Starts `instance` (with its `ops` lock held).
 pub(crate) fn start(instance: &Instance) -> Result {
     let name = instance.name.as_str();
     let state = instance.state();
     if !state.startable() {
-        warn(format_args!("start {name}: instance is {}, not loaded", state.as_str()));
+        warn(format_args!(
+            "start {name}: instance is {}, not loaded",
+            state.as_str()
+        ));
         return Err(EBUSY);
     }
     // Readers that saw the last run cannot move this one on.
@@ -41,7 +39,9 @@ pub(crate) fn start(instance: &Instance) -> Result {
     // A CPU that may still run the last kernel would write into the new image.
     if !instance.cpus_out() {
         verify_out(instance).inspect_err(|_| {
-            warn(format_args!("start {name}: its CPUs did not come back from the last run"))
+            warn(format_args!(
+                "start {name}: its CPUs did not come back from the last run"
+            ))
         })?;
     }
     let layout = {
@@ -65,7 +65,9 @@ pub(crate) fn start(instance: &Instance) -> Result {
     let memory = (instance.memory.start, instance.memory.len);
     let build = |start: u64| {
         spawn::IdentityMap::build(memory, (start, half), layout.park.start).inspect_err(|e| {
-            warn(format_args!("start {name}: cannot build the entry map ({e:?})"))
+            warn(format_args!(
+                "start {name}: cannot build the entry map ({e:?})"
+            ))
         })
     };
     let map = build(layout.pagetables.start)?;
@@ -75,17 +77,20 @@ pub(crate) fn start(instance: &Instance) -> Result {
     // A fresh channel for this run; doorbells go to the instance's first CPU.
     instance.endpoint.close();
     let first_apic = spawn::apic_id(CpuId::from_u32(*first).ok_or(EINVAL)?);
-    let channel =
-        Channel::host(
-            name,
-            instance.id,
-            layout.channel.start,
-            layout.mailbox.start,
-            first_apic,
-            instance.console.clone(),
-            &instance.endpoint,
-        )
-            .inspect_err(|e| warn(format_args!("start {name}: cannot set up the channel ({e:?})")))?;
+    let channel = Channel::host(
+        name,
+        instance.id,
+        layout.channel.start,
+        layout.mailbox.start,
+        first_apic,
+        instance.console.clone(),
+        &instance.endpoint,
+    )
+    .inspect_err(|e| {
+        warn(format_args!(
+            "start {name}: cannot set up the channel ({e:?})"
+        ))
+    })?;
     instance.endpoint.set(Some(channel));
     let stop = || {
         reset_cpus(instance);
@@ -97,14 +102,26 @@ pub(crate) fn start(instance: &Instance) -> Result {
         let id = CpuId::from_u32(cpu).ok_or(EINVAL)?;
         let apic_id = spawn::apic_id(id);
         enter(name, cpu, |id| {
-            spawn::arm(id, &park_map, wakeup, layout.park.start, u64::from(apic_id), slot)
+            spawn::arm(
+                id,
+                &park_map,
+                wakeup,
+                layout.park.start,
+                u64::from(apic_id),
+                slot,
+            )
         })
         .inspect_err(|_| stop())?;
     }
-    enter(name, *first, |id| spawn::arm(id, &map, layout.boot_params.start, layout.entry, 0, 0))
-        .inspect_err(|_| stop())?;
+    enter(name, *first, |id| {
+        spawn::arm(id, &map, layout.boot_params.start, layout.entry, 0, 0)
+    })
+    .inspect_err(|_| stop())?;
     instance.set_started();
-    pr_info!("start {name}: CPU {first} entered the instance kernel at {:#x}\n", layout.entry);
+    pr_info!(
+        "start {name}: CPU {first} entered the instance kernel at {:#x}\n",
+        layout.entry
+    );
     Ok(())
 }
 
@@ -120,7 +137,9 @@ fn enter(name: &str, cpu: u32, arm: impl FnOnce(CpuId) -> Result) -> Result {
         spawn::disarm(id);
         // Leave the CPU as it was: offline and owned.
         let _ = cpu_hotplug::offline(id);
-        warn(format_args!("start {name}: CPU {cpu} did not cycle through hotplug ({e:?})"));
+        warn(format_args!(
+            "start {name}: CPU {cpu} did not cycle through hotplug ({e:?})"
+        ));
         return Err(e);
     }
     Ok(())
@@ -150,8 +169,7 @@ pub(crate) fn verify_out(instance: &Instance) -> Result {
         cpus::set_transit(cpu, false);
         if let Err(e) = through {
             let _ = cpu_hotplug::offline(id);
-            instance.set_state(State::Failed);
-            instance.set_last_stop(StopReason::Failed);
+            instance.set_stopped(State::Failed, StopReason::Failed);
             warn(format_args!(
                 "{}: CPU {cpu} did not come back to the host ({e:?}): its memory stays out of use",
                 instance.name.as_str()
@@ -168,14 +186,16 @@ pub(crate) fn kill(instance: &Instance) -> Result {
     let name = instance.name.as_str();
     let state = instance.state();
     if !state.killable() {
-        warn(format_args!("kill {name}: instance is {}, nothing runs", state.as_str()));
+        warn(format_args!(
+            "kill {name}: instance is {}, nothing runs",
+            state.as_str()
+        ));
         return Err(EBUSY);
     }
     // Senders and readers get an error from now on; no handler runs after this.
     instance.endpoint.close();
     verify_out(instance)?;
-    instance.set_state(State::Stopped);
-    instance.set_last_stop(StopReason::Kill);
+    instance.set_stopped(State::Stopped, StopReason::Kill);
     pr_info!("kill {name}: stopped\n");
     Ok(())
 }

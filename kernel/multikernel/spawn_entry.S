@@ -34,10 +34,13 @@ SYM_CODE_START(multikernel_enter)
 	/*
 	 * No CET into the new kernel; no global TLB entries past the CR3
 	 * switch. CET off first: under IBT, the park IDT's handlers (no ENDBR)
-	 * would fault.
+	 * would fault. FRED off: with it, lidt does nothing and events go to
+	 * the host's FRED entry; LASS off: the identity map is in the lower
+	 * half (as relocate_kernel_64.S does).
 	 */
 	movq	%cr4, %rax
-	andq	$~(X86_CR4_PGE | X86_CR4_CET), %rax
+	movabsq	$~(X86_CR4_PGE | X86_CR4_CET | X86_CR4_LASS | X86_CR4_FRED), %r10
+	andq	%r10, %rax
 	movq	%rax, %cr4
 
 	lgdt	(%r8)

@@ -140,14 +140,18 @@ fn text(input: &[u8], max: usize) -> Result<&[u8], SpecError> {
         return Err(SpecError::TooLong);
     }
     let input = input.strip_suffix(b"\n").unwrap_or(input);
-    if input.iter().any(|&b| !(b == b' ' || b == b'\t' || b.is_ascii_graphic())) {
+    if input
+        .iter()
+        .any(|&b| !(b == b' ' || b == b'\t' || b.is_ascii_graphic()))
+    {
         return Err(SpecError::BadByte);
     }
     Ok(input)
 }
 
 fn tokens(text: &[u8]) -> impl Iterator<Item = &[u8]> {
-    text.split(|&b| b == b' ' || b == b'\t').filter(|t| !t.is_empty())
+    text.split(|&b| b == b' ' || b == b'\t')
+        .filter(|t| !t.is_empty())
 }
 
 /// Parses what was written to `destroy`: one name.
@@ -240,7 +244,8 @@ pub(crate) fn parse_cpulist(value: &[u8], nr_cpus: u32) -> Result<KVec<u32>, Spe
         for cpu in first..=last {
             // Allocation failure is reported as a malformed list rather than panicking; the
             // list is bounded by `nr_cpus` entries per item anyway.
-            cpus.push(cpu, GFP_KERNEL).map_err(|_| SpecError::BadCpuList)?;
+            cpus.push(cpu, GFP_KERNEL)
+                .map_err(|_| SpecError::BadCpuList)?;
         }
     }
     cpus.sort_unstable();
@@ -256,7 +261,10 @@ pub(crate) fn parse_cpulist(value: &[u8], nr_cpus: u32) -> Result<KVec<u32>, Spe
 /// Parses a size as `memparse()` does: a decimal (or `0x` hexadecimal) number with an optional
 /// binary suffix `K`, `M`, `G`, `T`, `P` or `E` (either case).
 pub(crate) fn parse_size(value: &[u8]) -> Result<u64, SpecError> {
-    let (digits, radix) = match value.strip_prefix(b"0x").or_else(|| value.strip_prefix(b"0X")) {
+    let (digits, radix) = match value
+        .strip_prefix(b"0x")
+        .or_else(|| value.strip_prefix(b"0X"))
+    {
         Some(hex) => (hex, 16),
         None => (value, 10),
     };
@@ -356,8 +364,8 @@ mod tests {
         assert_eq!(spec.memory, 256 << 20);
 
         // Any order, any amount of blanks, hex sizes, lists with duplicates.
-        let spec =
-            parse_create_inner(b"  a_b-9\tmemory=0x200000   cpus=5,1-2,2 ", NR).map_err(|e| e.errno())?;
+        let spec = parse_create_inner(b"  a_b-9\tmemory=0x200000   cpus=5,1-2,2 ", NR)
+            .map_err(|e| e.errno())?;
         assert_eq!(spec.name.as_bytes(), b"a_b-9");
         assert_eq!(&spec.cpus[..], &[1, 2, 5]);
         assert_eq!(spec.memory, 2 << 20);
@@ -379,7 +387,10 @@ mod tests {
         assert_eq!(err(b"rt0 memory=2M"), SpecError::MissingCpus);
         assert_eq!(err(b"rt0 cpus=1 memory=2M bogus=1"), SpecError::UnknownKey);
         assert_eq!(err(b"rt0 cpus=1 memory=2M cpus=2"), SpecError::DuplicateKey);
-        assert_eq!(err(b"rt0 cpus=1 memory=2M memory=2M"), SpecError::DuplicateKey);
+        assert_eq!(
+            err(b"rt0 cpus=1 memory=2M memory=2M"),
+            SpecError::DuplicateKey
+        );
         assert_eq!(err(b"rt0 cpus=1 memory"), SpecError::NotKeyValue);
         assert_eq!(err(b"rt0 cpus 1 memory=2M"), SpecError::NotKeyValue);
         assert_eq!(err(b"rt0 =1 cpus=1 memory=2M"), SpecError::UnknownKey);
@@ -387,7 +398,10 @@ mod tests {
         assert_eq!(err(b"rt0 cpus=1 memory=2M\n\n"), SpecError::BadByte);
         assert_eq!(err(b"rt0\0 cpus=1 memory=2M"), SpecError::BadByte);
         assert_eq!(err(b"rt0 cpus=1\0memory=2M"), SpecError::BadByte);
-        assert_eq!(err("r\u{e9} cpus=1 memory=2M".as_bytes()), SpecError::BadByte);
+        assert_eq!(
+            err("r\u{e9} cpus=1 memory=2M".as_bytes()),
+            SpecError::BadByte
+        );
         assert_eq!(err(b"rt0 cpus=1 memory=2M\r"), SpecError::BadByte);
     }
 
@@ -399,7 +413,10 @@ mod tests {
         assert_eq!(err(b".. cpus=1 memory=2M"), SpecError::BadName);
         assert_eq!(err(b"cpus=1 memory=2M"), SpecError::BadName);
         assert!(Name::new(&[b'a'; MAX_NAME_LEN]).is_ok());
-        assert_eq!(Name::new(&[b'a'; MAX_NAME_LEN + 1]), Err(SpecError::BadName));
+        assert_eq!(
+            Name::new(&[b'a'; MAX_NAME_LEN + 1]),
+            Err(SpecError::BadName)
+        );
         assert_eq!(Name::new(b""), Err(SpecError::BadName));
     }
 
@@ -426,10 +443,16 @@ mod tests {
         assert_eq!(err(b"a cpus=+1 memory=2M"), SpecError::BadCpuList);
         assert_eq!(err(b"a cpus=0x1 memory=2M"), SpecError::BadCpuList);
         assert_eq!(err(b"a cpus=99999999999 memory=2M"), SpecError::BadCpuList);
-        assert_eq!(err(b"a cpus=4096 memory=2M"), SpecError::CpuOutOfRange(4096));
+        assert_eq!(
+            err(b"a cpus=4096 memory=2M"),
+            SpecError::CpuOutOfRange(4096)
+        );
         assert_eq!(err(b"a cpus=8 memory=2M"), SpecError::CpuOutOfRange(8));
         assert_eq!(err(b"a cpus=6-8 memory=2M"), SpecError::CpuOutOfRange(8));
-        assert_eq!(err(b"a cpus=0-4294967295 memory=2M"), SpecError::CpuOutOfRange(u32::MAX));
+        assert_eq!(
+            err(b"a cpus=0-4294967295 memory=2M"),
+            SpecError::CpuOutOfRange(u32::MAX)
+        );
     }
 
     #[test]
@@ -444,10 +467,16 @@ mod tests {
         assert_eq!(parse_size(b"0x1e"), Ok(30));
         assert_eq!(parse_size(b"0x1M"), Ok(1 << 20));
         assert_eq!(parse_size(b"18446744073709551615"), Ok(u64::MAX));
-        assert_eq!(parse_size(b"18446744073709551616"), Err(SpecError::SizeOverflow));
+        assert_eq!(
+            parse_size(b"18446744073709551616"),
+            Err(SpecError::SizeOverflow)
+        );
         assert_eq!(parse_size(b"99999999999999G"), Err(SpecError::SizeOverflow));
         assert_eq!(parse_size(b"16E"), Err(SpecError::SizeOverflow));
-        assert_eq!(parse_size(b"0xffffffffffffffffff"), Err(SpecError::SizeOverflow));
+        assert_eq!(
+            parse_size(b"0xffffffffffffffffff"),
+            Err(SpecError::SizeOverflow)
+        );
         assert_eq!(parse_size(b"0"), Err(SpecError::ZeroSize));
         assert_eq!(parse_size(b"0M"), Err(SpecError::ZeroSize));
         assert_eq!(parse_size(b""), Err(SpecError::BadSize));
@@ -457,7 +486,10 @@ mod tests {
         assert_eq!(parse_size(b"1.5G"), Err(SpecError::BadSize));
         assert_eq!(parse_size(b"-1"), Err(SpecError::BadSize));
         assert_eq!(parse_size(b"1X"), Err(SpecError::BadSize));
-        assert_eq!(err(b"a cpus=1 memory=99999999999999G"), SpecError::SizeOverflow);
+        assert_eq!(
+            err(b"a cpus=1 memory=99999999999999G"),
+            SpecError::SizeOverflow
+        );
         assert_eq!(err(b"a cpus=1 memory="), SpecError::BadSize);
     }
 
@@ -480,8 +512,14 @@ mod tests {
 
     #[test]
     fn destroy_names() {
-        assert_eq!(parse_destroy(b"rt0\n").map(|n| n.as_bytes() == b"rt0"), Ok(true));
-        assert_eq!(parse_destroy(b"  rt0  ").map(|n| n.as_bytes() == b"rt0"), Ok(true));
+        assert_eq!(
+            parse_destroy(b"rt0\n").map(|n| n.as_bytes() == b"rt0"),
+            Ok(true)
+        );
+        assert_eq!(
+            parse_destroy(b"  rt0  ").map(|n| n.as_bytes() == b"rt0"),
+            Ok(true)
+        );
         assert_eq!(parse_destroy(b"").err(), Some(SpecError::Empty));
         assert_eq!(parse_destroy(b"rt0 rt1").err(), Some(SpecError::BadName));
         assert_eq!(parse_destroy(b"Rt0").err(), Some(SpecError::BadName));

@@ -320,7 +320,8 @@ pub mod kexec {
     const NO_INITRAMFS: u64 = bindings::KEXEC_FILE_NO_INITRAMFS as u64;
     const DEBUG: u64 = bindings::KEXEC_FILE_DEBUG as u64;
     /// Flags a multikernel load may carry besides the id.
-    pub const ALLOWED_FLAGS: u64 = FLAG_MULTIKERNEL | UNLOAD | NO_INITRAMFS | DEBUG | (MAX_ID << ID_SHIFT);
+    pub const ALLOWED_FLAGS: u64 =
+        FLAG_MULTIKERNEL | UNLOAD | NO_INITRAMFS | DEBUG | (MAX_ID << ID_SHIFT);
     /// The instance id sits in bits 16-27.
     pub const ID_SHIFT: u32 = 16;
     /// Largest instance id the flags can carry.
@@ -642,7 +643,11 @@ pub mod ikc {
             // SAFETY: `off..off + out.len()` is inside the mapping (checked); the peer may be
             // writing it, so the bytes are only copied, and `out` is not in the mapping.
             unsafe {
-                core::ptr::copy_nonoverlapping(self.virt.as_ptr().add(off), out.as_mut_ptr(), out.len())
+                core::ptr::copy_nonoverlapping(
+                    self.virt.as_ptr().add(off),
+                    out.as_mut_ptr(),
+                    out.len(),
+                )
             };
         }
 
@@ -654,7 +659,11 @@ pub mod ikc {
             // SAFETY: As in `read`, writing; `bytes` is not in the mapping (no reference to it
             // is ever handed out).
             unsafe {
-                core::ptr::copy_nonoverlapping(bytes.as_ptr(), self.virt.as_ptr().add(off), bytes.len())
+                core::ptr::copy_nonoverlapping(
+                    bytes.as_ptr(),
+                    self.virt.as_ptr().add(off),
+                    bytes.len(),
+                )
             };
         }
 
@@ -708,7 +717,11 @@ pub mod ikc {
         // SAFETY: The pointers are valid for writing; the C side reads values set at boot.
         let is_instance =
             unsafe { bindings::multikernel_instance_info(&mut id, &mut channel, &mut host_apic) };
-        is_instance.then_some(InstanceInfo { id, channel, host_apic })
+        is_instance.then_some(InstanceInfo {
+            id,
+            channel,
+            host_apic,
+        })
     }
 
     static DOORBELL: SetOnce<fn()> = SetOnce::new();
@@ -917,7 +930,10 @@ pub mod ikc {
         /// # Safety
         ///
         /// Called once per file, after `open` succeeded.
-        unsafe extern "C" fn release(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+        unsafe extern "C" fn release(
+            _inode: *mut bindings::inode,
+            file: *mut bindings::file,
+        ) -> c_int {
             // SAFETY: `open` stored an `Arc<T::File>` there; this is the last use.
             drop(unsafe { <Arc<T::File> as ForeignOwnable>::from_foreign((*file).private_data) });
             0

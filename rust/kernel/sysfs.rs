@@ -247,7 +247,10 @@ impl<T> Attribute<T> {
     /// Fails to compile (in a `static`) if `mode` grants what the callbacks cannot do, or has
     /// bits other than permissions.
     pub const fn with_mode(mut self, mode: u16) -> Self {
-        assert!(mode & !0o777 == 0, "sysfs: mode has bits other than permissions");
+        assert!(
+            mode & !0o777 == 0,
+            "sysfs: mode has bits other than permissions"
+        );
         assert!(
             self.show.is_some() || mode & 0o444 == 0,
             "sysfs: readable mode without a show callback"
@@ -596,7 +599,8 @@ impl<T: DirData> Drop for Dir<T> {
 /// invariants), with no references left.
 unsafe extern "C" fn release_dir<T: DirData>(kobj: *mut bindings::kobject) {
     // SAFETY: Guaranteed by the caller: `kobj` is embedded in a `DirInner<T>`.
-    let inner = unsafe { crate::container_of!(Opaque::cast_from(kobj).cast_mut(), DirInner<T>, kobj) };
+    let inner =
+        unsafe { crate::container_of!(Opaque::cast_from(kobj).cast_mut(), DirInner<T>, kobj) };
     // SAFETY: The allocation came from `KBox::into_raw` and nobody references it any more.
     drop(unsafe { KBox::from_raw(inner) });
 }
@@ -614,7 +618,8 @@ unsafe extern "C" fn show_callback<T: DirData>(
 ) -> isize {
     // SAFETY: The kobject is embedded in a `DirInner<T>` (the ktype is only used by `Dir<T>`),
     // alive while sysfs runs this callback.
-    let inner = unsafe { &*crate::container_of!(Opaque::cast_from(kobj).cast_mut(), DirInner<T>, kobj) };
+    let inner =
+        unsafe { &*crate::container_of!(Opaque::cast_from(kobj).cast_mut(), DirInner<T>, kobj) };
     // SAFETY: The ktype's groups hold only `Attribute<T>`s, whose first field is the
     // `struct attribute` (`repr(C)`), and they are `static`.
     let attr = unsafe { &*attr.cast::<Attribute<T>>() };
@@ -645,7 +650,8 @@ unsafe extern "C" fn store_callback<T: DirData>(
     count: usize,
 ) -> isize {
     // SAFETY: As in `show_callback`.
-    let inner = unsafe { &*crate::container_of!(Opaque::cast_from(kobj).cast_mut(), DirInner<T>, kobj) };
+    let inner =
+        unsafe { &*crate::container_of!(Opaque::cast_from(kobj).cast_mut(), DirInner<T>, kobj) };
     // SAFETY: As in `show_callback`.
     let attr = unsafe { &*attr.cast::<Attribute<T>>() };
     let Some(store) = attr.store else {

@@ -156,6 +156,7 @@ FIXTURE_TEARDOWN(ikc)
 {
 	if (self->fd >= 0)
 		close(self->fd);
+	save_console(NAME);
 	control(NAME, "kill");
 	write_str(MK "/destroy", NAME);
 }

@@ -211,6 +211,7 @@ FIXTURE_SETUP(iso)
 FIXTURE_TEARDOWN(iso)
 {
 	workload_stop(&self->w);
+	save_console(VICTIM);
 	control(VICTIM, "kill");
 	write_str(MK "/destroy", VICTIM);
 }
@@ -379,6 +380,7 @@ TEST_F_TIMEOUT(iso, scrub, 240)
 	EXPECT_EQ(0, strncmp(at, "test_fill: 4096 pages, ", 23));
 	EXPECT_LE(4096, atoi(at + 23));
 	instance_file(VICTIM, "memory", first, sizeof(first));
+	save_console(VICTIM);
 	ASSERT_EQ(0, control(VICTIM, "kill"));
 	ASSERT_EQ(0, write_str(MK "/destroy", VICTIM));
 
@@ -443,6 +445,7 @@ TEST_F_TIMEOUT(iso, zz_everything_returns, 120)
 	ASSERT_EQ(0, pings(BY));
 	workload_stop(&self->w);
 	self->w.started = 0;
+	save_console(BY);
 	EXPECT_EQ(0, control(BY, "kill"));
 	EXPECT_EQ(0, write_str(MK "/destroy", BY));
 	write_str(MK "/destroy", VICTIM);

@@ -87,4 +87,34 @@ static inline int start_instance(const char *name, const char *spec, const char 
 	return strcmp(state, "running\n") ? -EIO : 0;
 }
 
+/*
+ * Saves what instance NAME's kernel printed (its live console device, from
+ * the oldest byte kept) to $MK_RESULTS/instance-NAME-PID-N.log, where the
+ * harness scans it for BUG, Oops and WARNING reports. Nothing without
+ * $MK_RESULTS or the device.
+ */
+static inline void save_console(const char *name)
+{
+	static int saved;
+	const char *dir = getenv("MK_RESULTS");
+	char path[512], buf[4096];
+	int in, out;
+	ssize_t n;
+
+	if (!dir)
+		return;
+	snprintf(path, sizeof(path), "/dev/mk-%s.console", name);
+	in = open(path, O_RDONLY | O_NONBLOCK);
+	if (in < 0)
+		return;
+	snprintf(path, sizeof(path), "%s/instance-%s-%d-%d.log", dir, name, getpid(), saved++);
+	out = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	while (out >= 0 && (n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, n) != n)
+			break;
+	if (out >= 0)
+		close(out);
+	close(in);
+}
+
 #endif /* MK_INSTANCE_H */
