@@ -93,25 +93,19 @@ use kernel::{
     },
 };
 
-/// The channel header page.
-pub(crate) const HEADER_BYTES: usize = 4096;
-/// One ring: its 64-byte header (in a page of its own) and 64 KiB of data.
-pub(crate) const RING_BYTES: usize = 4096 + 65536;
-/// The whole channel, as the loader reserves it.
-pub(crate) const CHANNEL_BYTES: usize = HEADER_BYTES + 2 * RING_BYTES;
-const TO_INSTANCE: usize = HEADER_BYTES;
-const TO_HOST: usize = HEADER_BYTES + RING_BYTES;
-
-const OFF_MAGIC: usize = 0;
-const OFF_VERSION: usize = 8;
-const OFF_ID: usize = 16;
-const OFF_HEARTBEAT: usize = 24;
-/// The host CPU (APIC id + 1; 0: none) the instance rings: the one the host last sent from,
-/// whose thread may be spinning for an answer.
-const OFF_HOST_DOORBELL: usize = 32;
-/// "MKIKCCHN".
-const MAGIC: u64 = u64::from_le_bytes(*b"MKIKCCHN");
-const VERSION: u64 = 1;
+use crate::wire::{
+    CHANNEL_BYTES,
+    MAGIC,
+    OFF_HEARTBEAT,
+    OFF_HOST_DOORBELL,
+    OFF_ID,
+    OFF_MAGIC,
+    OFF_VERSION,
+    RING_BYTES,
+    TO_HOST,
+    TO_INSTANCE,
+    VERSION, //
+};
 
 /// How often the instance beats and the host looks.
 pub(crate) const HEARTBEAT_MS: u32 = 100;
@@ -1202,7 +1196,7 @@ impl Channel {
         }
         if pending & PENDING_BROKEN != 0 {
             let why = self.fault.as_ref().copied().unwrap_or("?");
-            crate::control::warn(format_args!("ikc {}: channel broken: {why}", self.label()));
+            crate::report::warn(format_args!("ikc {}: channel broken: {why}", self.label()));
             self.wake_all();
         }
     }
@@ -1215,7 +1209,7 @@ impl Channel {
         let mut data = KVec::new();
         if data.extend_from_slice(payload, GFP_KERNEL).is_err() {
             add(&self.counters.errors, 1);
-            crate::control::warn(format_args!(
+            crate::report::warn(format_args!(
                 "ikc {}: out of memory, message on port {port} dropped",
                 self.label()
             ));
@@ -1405,7 +1399,7 @@ impl Channel {
                 } else if self.beating.load(Ordering::Relaxed) {
                     let misses = self.misses.fetch_add(1, Ordering::Relaxed) + 1;
                     if misses >= HEARTBEAT_MISSES && self.shut(LinkState::PeerDead) {
-                        crate::control::warn(format_args!(
+                        crate::report::warn(format_args!(
                             "{}: crashed: no heartbeat for {} ms (last beat #{beat})",
                             self.label(),
                             misses * HEARTBEAT_MS
@@ -1522,7 +1516,7 @@ impl Endpoint {
 
     /// Refuses a read or write: one rate-limited message, and the errno.
     fn refuse(&self, err: Error, why: fmt::Arguments<'_>) -> Error {
-        crate::control::warn(format_args!(
+        crate::report::warn(format_args!(
             "/dev/{}: {why}",
             self.name.to_str().unwrap_or("?")
         ));

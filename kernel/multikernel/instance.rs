@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! An instance: a name, an id, the CPUs and memory it owns, its state and loaded image; and its
-//! sysfs directory, `/sys/kernel/multikernel/instances/NAME/`.
+//! An instance: a name, an id, the CPUs and memory it owns, its state and loaded image. Its
+//! sysfs files are `files.rs`, a layer above (they start and kill it through `spawn.rs`).
 
 use crate::{
     ikc::{
@@ -12,18 +12,12 @@ use crate::{
     },
     loader::Layout,
     pool::Range,
-    spec::{
-        self,
-        Name, //
-    },
+    spec::Name,
 };
-use core::{
-    fmt::Write,
-    sync::atomic::{
-        AtomicBool,
-        AtomicU64,
-        Ordering, //
-    },
+use core::sync::atomic::{
+    AtomicBool,
+    AtomicU64,
+    Ordering, //
 };
 use kernel::{
     alloc::VVec,
@@ -31,8 +25,7 @@ use kernel::{
         ikc::MessageDevice,
         PoolMapping, //
     },
-    new_mutex,
-    new_spinlock,
+    new_mutex, new_spinlock,
     prelude::*,
     str::CString,
     sync::{
@@ -41,7 +34,6 @@ use kernel::{
         MutexGuard,
         SpinLock, //
     },
-    sysfs::ShowBuffer, //
     time::{
         Instant,
         Monotonic, //
@@ -402,7 +394,7 @@ impl Instance {
                 if let Some(channel) = channel {
                     channel.close();
                 }
-                crate::control::warn(format_args!(
+                crate::report::warn(format_args!(
                     "{name}: failed: its kernel did not report in within {} s",
                     START_TIMEOUT_MS / 1000
                 ));
@@ -456,7 +448,7 @@ impl Instance {
         let name = self.name.as_str();
         let Some(reason) = StopReason::reported(word) else {
             // Not a reason it may give: treated as a crash, said once.
-            crate::control::warn(format_args!("{name}: unknown stop reason {word:#x}"));
+            crate::report::warn(format_args!("{name}: unknown stop reason {word:#x}"));
             return self.stopped(seen, StopReason::Panic);
         };
         self.stopped(seen, reason)
@@ -549,6 +541,11 @@ impl Instance {
             });
     }
 
+    /// Whether `destroy` has begun (operations through its files then refuse).
+    pub(crate) fn is_dying(&self) -> bool {
+        self.dying.load(Ordering::Acquire)
+    }
+
     /// Marks the instance as being destroyed (with `ops` held).
     pub(crate) fn set_dying(&self) {
         self.dying.store(true, Ordering::Release);
@@ -557,26 +554,6 @@ impl Instance {
     /// The loaded image's layout, if one is loaded.
     pub(crate) fn layout(&self) -> Option<Layout> {
         self.image.lock().as_ref().map(|i| i.layout)
-    }
-
-    fn store_control(this: &Self, input: &[u8]) -> Result {
-        crate::control::admin("control")?;
-        let command = input.strip_suffix(b"\n").unwrap_or(input);
-        let _ops = this.ops.lock();
-        if this.dying.load(Ordering::Acquire) {
-            return Err(ENOENT);
-        }
-        match command {
-            b"start" => crate::spawn::start(this),
-            b"kill" => crate::spawn::kill(this),
-            _ => {
-                crate::control::warn(format_args!(
-                    "control {}: unknown command (known: start, kill)",
-                    this.name.as_str()
-                ));
-                Err(EINVAL)
-            }
-        }
     }
 
     /// The image, locked.
@@ -595,203 +572,5 @@ impl Instance {
         let old = core::mem::replace(&mut *self.image.lock(), image);
         self.set_state(state);
         drop(old);
-    }
-
-    fn show_id(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
-        writeln!(buf, "{}", this.id)?;
-        Ok(())
-    }
-
-    fn show_cpus(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
-        spec::write_cpulist(buf, &this.cpus)?;
-        writeln!(buf)?;
-        Ok(())
-    }
-
-    fn show_memory(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
-        writeln!(buf, "{:#x}-{:#x}", this.memory.start, this.memory.last())?;
-        Ok(())
-    }
-
-    fn show_state(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
-        writeln!(buf, "{}", this.state().as_str())?;
-        Ok(())
-    }
-
-    fn show_last_stop(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
-        // A kernel that just stopped by itself is seen here too.
-        this.state();
-        let reason = this.last_stop();
-        writeln!(buf, "{}", reason.as_str())?;
-        Ok(())
-    }
-
-    fn show_image(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
-        let image = this.image.lock();
-        let Some(image) = image.as_ref() else {
-            return Ok(());
-        };
-        writeln!(buf, "kernel_size {}", image.kernel_size)?;
-        writeln!(buf, "initrd_size {}", image.initrd_size)?;
-        buf.write_str("cmdline ")?;
-        for &b in image.cmdline.iter() {
-            // The command line is the loader's bytes: keep the file one line per field.
-            let c = if b == b' ' || b.is_ascii_graphic() {
-                b
-            } else {
-                b'?'
-            };
-            buf.write_bytes(&[c])?;
-        }
-        writeln!(buf)?;
-        let layout = &image.layout;
-        writeln!(buf, "entry {:#x}", layout.entry)?;
-        let mut segment = |name: &str, r: &Range| -> Result {
-            writeln!(buf, "segment {name} {:#x}-{:#x}", r.start, r.last())?;
-            Ok(())
-        };
-        segment("kernel", &layout.kernel)?;
-        segment("boot_params", &layout.boot_params)?;
-        segment("cmdline", &layout.cmdline)?;
-        segment("pagetables", &layout.pagetables)?;
-        segment("mailbox", &layout.mailbox)?;
-        segment("park", &layout.park)?;
-        segment("ikc", &layout.channel)?;
-        if let Some(initrd) = &layout.initrd {
-            if initrd.len > 0 {
-                segment("initrd", initrd)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// `instances/NAME/ikc/` files: the current channel's counters (0 without one).
-macro_rules! ikc_counter {
-    ($($show:ident => $field:ident),* $(,)?) => {
-        impl Instance {
-            $(
-                fn $show(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
-                    let value = this
-                        .endpoint
-                        .channel()
-                        .map_or(0, |c| c.counters.$field.load(Ordering::Relaxed));
-                    writeln!(buf, "{value}")?;
-                    Ok(())
-                }
-            )*
-        }
-    };
-}
-
-ikc_counter! {
-    show_ikc_tx => tx,
-    show_ikc_rx => rx,
-    show_ikc_bytes => bytes,
-    show_ikc_ring_full => ring_full,
-    show_ikc_errors => errors,
-    show_ikc_doorbells => doorbells,
-}
-
-impl Instance {
-    fn show_ikc_state(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
-        let state = this
-            .endpoint
-            .channel()
-            .map_or("none", |c| c.state().as_str());
-        writeln!(buf, "{state}")?;
-        Ok(())
-    }
-
-    /// Fault injection into the channel (`CONFIG_MULTIKERNEL_IKC_FAULT_INJECT`).
-    fn store_ikc_inject(this: &Self, input: &[u8]) -> Result {
-        crate::control::admin("ikc/inject")?;
-        let fault = input.strip_suffix(b"\n").unwrap_or(input);
-        if fault == b"nmi" && cfg!(CONFIG_MULTIKERNEL_IKC_FAULT_INJECT) {
-            // An NMI at every CPU of the instance, parked or running: it must be taken there.
-            // Only while its kernel runs: otherwise the CPUs may be the host's again.
-            let _ops = this.ops.lock();
-            // Not while starting: the decompressor's first IDT and the real-mode trampoline's
-            // have no NMI gate (security.rst).
-            if this.state() != State::Running {
-                return Err(ENOTCONN);
-            }
-            for &cpu in this.cpus.iter() {
-                let id = kernel::cpu::CpuId::from_u32(cpu).ok_or(EINVAL)?;
-                kernel::multikernel::ikc::send_nmi(kernel::multikernel::spawn::apic_id(id));
-            }
-            return Ok(());
-        }
-        let channel = this.endpoint.channel().ok_or(ENOTCONN)?;
-        channel.inject(fault).inspect_err(|&e| {
-            let why = if e == EOPNOTSUPP {
-                "built without CONFIG_MULTIKERNEL_IKC_FAULT_INJECT"
-            } else {
-                "unknown fault (known: head, magic, nmi)"
-            };
-            crate::control::warn(format_args!("ikc/inject {}: {why}", this.name.as_str()))
-        })
-    }
-
-    /// The last bytes of the instance's console output (a page's worth).
-    fn show_console(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
-        let mut recent = KVec::from_elem(0u8, CONSOLE_SHOWN, GFP_KERNEL)?;
-        let n = this.console.recent(&mut recent);
-        buf.write_bytes(&recent[..n])
-    }
-
-    /// One IKC round trip to the instance's kernel, in nanoseconds.
-    fn show_ping(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
-        crate::control::admin("ping")?;
-        let channel = this.endpoint.channel().ok_or(ENOTCONN)?;
-        let size = this.endpoint.ping_size.load(Ordering::Relaxed);
-        let ns = channel.ping(size)?;
-        writeln!(buf, "{ns}")?;
-        Ok(())
-    }
-
-    /// Sets the payload size of the pings (8..=4096 bytes; default 64).
-    fn store_ping(this: &Self, input: &[u8]) -> Result {
-        crate::control::admin("ping")?;
-        let text = core::str::from_utf8(input).map_err(|_| EINVAL)?.trim();
-        let size: usize = text.parse().map_err(|_| EINVAL)?;
-        if !(8..=crate::ring::MAX_PAYLOAD).contains(&size) {
-            crate::control::warn(format_args!(
-                "ping {}: size {size} outside 8..=4096",
-                this.name.as_str()
-            ));
-            return Err(EINVAL);
-        }
-        this.endpoint.ping_size.store(size, Ordering::Relaxed);
-        Ok(())
-    }
-}
-
-/// Console bytes `instances/NAME/console` shows: what fits a sysfs page.
-const CONSOLE_SHOWN: usize = 4000;
-
-kernel::sysfs_attributes! {
-    impl DirData for Instance {
-        group {
-            id: read_only(Instance::show_id),
-            cpus: read_only(Instance::show_cpus),
-            memory: read_only(Instance::show_memory),
-            state: read_only(Instance::show_state),
-            last_stop: read_only(Instance::show_last_stop),
-            image: read_only(Instance::show_image),
-            control: write_only(Instance::store_control),
-            console: read_only(Instance::show_console) mode 0o400,
-            ping: read_write(Instance::show_ping, Instance::store_ping) mode 0o600,
-        },
-        group ikc {
-            tx: read_only(Instance::show_ikc_tx),
-            rx: read_only(Instance::show_ikc_rx),
-            bytes: read_only(Instance::show_ikc_bytes),
-            ring_full: read_only(Instance::show_ikc_ring_full),
-            errors: read_only(Instance::show_ikc_errors),
-            doorbells: read_only(Instance::show_ikc_doorbells),
-            state: read_only(Instance::show_ikc_state),
-            inject: write_only(Instance::store_ikc_inject),
-        },
     }
 }

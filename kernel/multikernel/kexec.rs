@@ -8,10 +8,7 @@
 //! any, as it was.
 
 use crate::{
-    control::{
-        registry,
-        warn, //
-    },
+    control::registry,
     instance::ImageInfo,
     loader::{
         self,
@@ -19,6 +16,7 @@ use crate::{
         Layout,
         LoadError, //
     },
+    report::warn,
     spec::VecWriter,
 };
 use core::fmt::Write;

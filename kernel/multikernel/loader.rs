@@ -41,7 +41,7 @@ pub(crate) const PAGETABLE_BYTES: u64 = 32 * PAGE;
 /// The park area: the park loop, and the GDT, IDT and stacks the CPUs enter on.
 pub(crate) const PARK_BYTES: u64 = kernel::multikernel::spawn::PARK_BYTES as u64;
 /// The inter-kernel channel.
-pub(crate) const CHANNEL_BYTES: u64 = crate::ikc::CHANNEL_BYTES as u64;
+pub(crate) const CHANNEL_BYTES: u64 = crate::wire::CHANNEL_BYTES as u64;
 
 /// Boot protocol offsets (`Documentation/arch/x86/boot.rst`, zero-page.rst).
 mod off {

@@ -14,15 +14,18 @@ use kernel::{
 
 mod control;
 mod cpus;
+mod files;
 mod guest;
 mod ikc;
 mod instance;
 mod kexec;
 mod loader;
 mod pool;
+mod report;
 mod ring;
 mod spawn;
 mod spec;
+mod wire;
 
 module! {
     type: Multikernel,
@@ -43,6 +46,7 @@ struct Multikernel {
 
 impl kernel::Module for Multikernel {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        report::init();
         let gate = BringupGate::register(c"multikernel:owned")?;
         kernel::multikernel::spawn::init()?;
         ikc::init()?;

@@ -12,7 +12,6 @@
 //! See Documentation/multikernel/spawn.rst.
 
 use crate::{
-    control::warn,
     cpus,
     ikc::Channel,
     instance::{
@@ -20,6 +19,7 @@ use crate::{
         State,
         StopReason, //
     },
+    report::warn,
 };
 use kernel::{cpu::CpuId, cpu_hotplug, multikernel::spawn, prelude::*};
 

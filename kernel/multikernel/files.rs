@@ -1,0 +1,246 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The files of an instance's sysfs directory, `/sys/kernel/multikernel/instances/NAME/`:
+//! the user-facing layer above the instance, its spawn and IKC. Reads show what the instance
+//! holds; `control` starts and kills it (`spawn.rs`); `ikc/inject` is for testing.
+
+use crate::{
+    instance::{
+        Instance,
+        State, //
+    },
+    pool::Range,
+    report::{
+        admin,
+        warn, //
+    },
+    spec,
+};
+use core::{
+    fmt::Write,
+    sync::atomic::Ordering, //
+};
+use kernel::{
+    prelude::*,
+    sysfs::ShowBuffer, //
+};
+
+impl Instance {
+    fn store_control(this: &Self, input: &[u8]) -> Result {
+        admin("control")?;
+        let command = input.strip_suffix(b"\n").unwrap_or(input);
+        let _ops = this.ops.lock();
+        if this.is_dying() {
+            return Err(ENOENT);
+        }
+        match command {
+            b"start" => crate::spawn::start(this),
+            b"kill" => crate::spawn::kill(this),
+            _ => {
+                warn(format_args!(
+                    "control {}: unknown command (known: start, kill)",
+                    this.name.as_str()
+                ));
+                Err(EINVAL)
+            }
+        }
+    }
+
+    fn show_id(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
+        writeln!(buf, "{}", this.id)?;
+        Ok(())
+    }
+
+    fn show_cpus(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
+        spec::write_cpulist(buf, &this.cpus)?;
+        writeln!(buf)?;
+        Ok(())
+    }
+
+    fn show_memory(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
+        writeln!(buf, "{:#x}-{:#x}", this.memory.start, this.memory.last())?;
+        Ok(())
+    }
+
+    fn show_state(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
+        writeln!(buf, "{}", this.state().as_str())?;
+        Ok(())
+    }
+
+    fn show_last_stop(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
+        // A kernel that just stopped by itself is seen here too.
+        this.state();
+        let reason = this.last_stop();
+        writeln!(buf, "{}", reason.as_str())?;
+        Ok(())
+    }
+
+    fn show_image(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
+        let image = this.image();
+        let Some(image) = image.as_ref() else {
+            return Ok(());
+        };
+        writeln!(buf, "kernel_size {}", image.kernel_size)?;
+        writeln!(buf, "initrd_size {}", image.initrd_size)?;
+        buf.write_str("cmdline ")?;
+        for &b in image.cmdline.iter() {
+            // The command line is the loader's bytes: keep the file one line per field.
+            let c = if b == b' ' || b.is_ascii_graphic() {
+                b
+            } else {
+                b'?'
+            };
+            buf.write_bytes(&[c])?;
+        }
+        writeln!(buf)?;
+        let layout = &image.layout;
+        writeln!(buf, "entry {:#x}", layout.entry)?;
+        let mut segment = |name: &str, r: &Range| -> Result {
+            writeln!(buf, "segment {name} {:#x}-{:#x}", r.start, r.last())?;
+            Ok(())
+        };
+        segment("kernel", &layout.kernel)?;
+        segment("boot_params", &layout.boot_params)?;
+        segment("cmdline", &layout.cmdline)?;
+        segment("pagetables", &layout.pagetables)?;
+        segment("mailbox", &layout.mailbox)?;
+        segment("park", &layout.park)?;
+        segment("ikc", &layout.channel)?;
+        if let Some(initrd) = &layout.initrd {
+            if initrd.len > 0 {
+                segment("initrd", initrd)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `instances/NAME/ikc/` files: the current channel's counters (0 without one).
+macro_rules! ikc_counter {
+    ($($show:ident => $field:ident),* $(,)?) => {
+        impl Instance {
+            $(
+                fn $show(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
+                    let value = this
+                        .endpoint
+                        .channel()
+                        .map_or(0, |c| c.counters.$field.load(Ordering::Relaxed));
+                    writeln!(buf, "{value}")?;
+                    Ok(())
+                }
+            )*
+        }
+    };
+}
+
+ikc_counter! {
+    show_ikc_tx => tx,
+    show_ikc_rx => rx,
+    show_ikc_bytes => bytes,
+    show_ikc_ring_full => ring_full,
+    show_ikc_errors => errors,
+    show_ikc_doorbells => doorbells,
+}
+
+impl Instance {
+    fn show_ikc_state(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
+        let state = this
+            .endpoint
+            .channel()
+            .map_or("none", |c| c.state().as_str());
+        writeln!(buf, "{state}")?;
+        Ok(())
+    }
+
+    /// Fault injection into the channel (`CONFIG_MULTIKERNEL_IKC_FAULT_INJECT`).
+    fn store_ikc_inject(this: &Self, input: &[u8]) -> Result {
+        admin("ikc/inject")?;
+        let fault = input.strip_suffix(b"\n").unwrap_or(input);
+        if fault == b"nmi" && cfg!(CONFIG_MULTIKERNEL_IKC_FAULT_INJECT) {
+            // An NMI at every CPU of the instance, parked or running: it must be taken there.
+            // Only while its kernel runs: otherwise the CPUs may be the host's again.
+            let _ops = this.ops.lock();
+            // Not while starting: the decompressor's first IDT and the real-mode trampoline's
+            // have no NMI gate (security.rst).
+            if this.state() != State::Running {
+                return Err(ENOTCONN);
+            }
+            for &cpu in this.cpus.iter() {
+                let id = kernel::cpu::CpuId::from_u32(cpu).ok_or(EINVAL)?;
+                kernel::multikernel::ikc::send_nmi(kernel::multikernel::spawn::apic_id(id));
+            }
+            return Ok(());
+        }
+        let channel = this.endpoint.channel().ok_or(ENOTCONN)?;
+        channel.inject(fault).inspect_err(|&e| {
+            let why = if e == EOPNOTSUPP {
+                "built without CONFIG_MULTIKERNEL_IKC_FAULT_INJECT"
+            } else {
+                "unknown fault (known: head, magic, nmi)"
+            };
+            warn(format_args!("ikc/inject {}: {why}", this.name.as_str()))
+        })
+    }
+
+    /// The last bytes of the instance's console output (a page's worth).
+    fn show_console(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
+        let mut recent = KVec::from_elem(0u8, CONSOLE_SHOWN, GFP_KERNEL)?;
+        let n = this.console.recent(&mut recent);
+        buf.write_bytes(&recent[..n])
+    }
+
+    /// One IKC round trip to the instance's kernel, in nanoseconds.
+    fn show_ping(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
+        admin("ping")?;
+        let channel = this.endpoint.channel().ok_or(ENOTCONN)?;
+        let size = this.endpoint.ping_size.load(Ordering::Relaxed);
+        let ns = channel.ping(size)?;
+        writeln!(buf, "{ns}")?;
+        Ok(())
+    }
+
+    /// Sets the payload size of the pings (8..=4096 bytes; default 64).
+    fn store_ping(this: &Self, input: &[u8]) -> Result {
+        admin("ping")?;
+        let text = core::str::from_utf8(input).map_err(|_| EINVAL)?.trim();
+        let size: usize = text.parse().map_err(|_| EINVAL)?;
+        if !(8..=crate::ring::MAX_PAYLOAD).contains(&size) {
+            warn(format_args!(
+                "ping {}: size {size} outside 8..=4096",
+                this.name.as_str()
+            ));
+            return Err(EINVAL);
+        }
+        this.endpoint.ping_size.store(size, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Console bytes `instances/NAME/console` shows: what fits a sysfs page.
+const CONSOLE_SHOWN: usize = 4000;
+
+kernel::sysfs_attributes! {
+    impl DirData for Instance {
+        group {
+            id: read_only(Instance::show_id),
+            cpus: read_only(Instance::show_cpus),
+            memory: read_only(Instance::show_memory),
+            state: read_only(Instance::show_state),
+            last_stop: read_only(Instance::show_last_stop),
+            image: read_only(Instance::show_image),
+            control: write_only(Instance::store_control),
+            console: read_only(Instance::show_console) mode 0o400,
+            ping: read_write(Instance::show_ping, Instance::store_ping) mode 0o600,
+        },
+        group ikc {
+            tx: read_only(Instance::show_ikc_tx),
+            rx: read_only(Instance::show_ikc_rx),
+            bytes: read_only(Instance::show_ikc_bytes),
+            ring_full: read_only(Instance::show_ikc_ring_full),
+            errors: read_only(Instance::show_ikc_errors),
+            doorbells: read_only(Instance::show_ikc_doorbells),
+            state: read_only(Instance::show_ikc_state),
+            inject: write_only(Instance::store_ikc_inject),
+        },
+    }
+}

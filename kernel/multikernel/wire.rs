@@ -1,0 +1,33 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The layout of the inter-kernel channel in an instance's memory, as both kernels see it:
+//! a header page (magic, version, instance id, heartbeat, the host CPU to ring) and two rings
+//! (`ring.rs`), one per direction. Pure data at the bottom of the subsystem: the loader sizes
+//! the channel from it, IKC reads and writes it.
+
+/// The channel header page.
+pub(crate) const HEADER_BYTES: usize = 4096;
+/// One ring: its 64-byte header (in a page of its own) and 64 KiB of data.
+pub(crate) const RING_BYTES: usize = 4096 + 65536;
+/// The whole channel, as the loader reserves it.
+pub(crate) const CHANNEL_BYTES: usize = HEADER_BYTES + 2 * RING_BYTES;
+/// Where the ring the host sends on starts.
+pub(crate) const TO_INSTANCE: usize = HEADER_BYTES;
+/// Where the ring the instance sends on starts.
+pub(crate) const TO_HOST: usize = HEADER_BYTES + RING_BYTES;
+
+/// Header words (64-bit, little endian): the magic number.
+pub(crate) const OFF_MAGIC: usize = 0;
+/// The layout's version ([`VERSION`]).
+pub(crate) const OFF_VERSION: usize = 8;
+/// The instance's id.
+pub(crate) const OFF_ID: usize = 16;
+/// The instance's heartbeat counter.
+pub(crate) const OFF_HEARTBEAT: usize = 24;
+/// The host CPU (APIC id + 1; 0: none) the instance rings: the one the host last sent from,
+/// whose thread may be spinning for an answer.
+pub(crate) const OFF_HOST_DOORBELL: usize = 32;
+/// "MKIKCCHN".
+pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"MKIKCCHN");
+/// The layout version both kernels must agree on.
+pub(crate) const VERSION: u64 = 1;
