@@ -279,6 +279,21 @@ TEST_F_TIMEOUT(iso, kexec_e, 180)
 	stops_alone(_metadata, self, "kexec", "stopped\n", "kexec\n");
 }
 
+/* A crash kernel loaded in the victim (kexec -p): its panic stops it, nothing enters the crash kernel. */
+TEST_F_TIMEOUT(iso, kdump, 180)
+{
+	ASSERT_EQ(0, start_with(VICTIM, VICTIM_SPEC, BASE "crashkernel=16M mk_sample=kdump"));
+	wait_state(VICTIM, "crashed\n", 60, self->state, sizeof(self->state));
+	EXPECT_STREQ("crashed\n", self->state);
+	instance_file(VICTIM, "last_stop", self->buf, sizeof(self->buf));
+	EXPECT_STREQ("crashed: panic\n", self->buf);
+	/* The crash kernel was loaded: the check above could fail. */
+	instance_file(VICTIM, "console", self->buf, sizeof(self->buf));
+	EXPECT_NE(NULL, strstr(self->buf, "kdump: crash kernel loaded at"))
+		TH_LOG("console: %s", self->buf);
+	survived(_metadata, &self->w);
+}
+
 /* A stopped victim starts again: its CPUs came back verified. */
 TEST_F_TIMEOUT(iso, restart_after_stop, 180)
 {
@@ -315,15 +330,15 @@ static unsigned long long doorbells(const char *what)
 	return at ? strtoull(at + strlen(what), NULL, 10) : 0;
 }
 
-/* The victim's kernel rings the host's doorbell as fast as it can for 4 s. */
+/* The victim's kernel rings the host's doorbell as fast as it can for 3 s. */
 TEST_F_TIMEOUT(iso, doorbell_flood, 180)
 {
 	unsigned long long throttled = doorbells("throttled "), received = doorbells("received ");
 	double end;
 	int answered = 0, asked = 0;
 
-	ASSERT_EQ(0, start_with(VICTIM, VICTIM_SPEC, BASE "multikernel.test_flood=4000"));
-	end = clock_s(CLOCK_MONOTONIC) + 4;
+	ASSERT_EQ(0, start_with(VICTIM, VICTIM_SPEC, BASE "multikernel.test_flood=3000"));
+	end = clock_s(CLOCK_MONOTONIC) + 3;
 	while (clock_s(CLOCK_MONOTONIC) < end) {
 		asked++;
 		answered += pings(BY) == 0;
@@ -342,7 +357,8 @@ TEST_F_TIMEOUT(iso, doorbell_flood, 180)
 	 * run however fast the instance rings (under TCG a few thousand a second
 	 * per CPU, below the budget). The budget bounds the drains beyond that.
 	 */
-	EXPECT_LT(received, doorbells("received "));
+	/* Far more than the bystander's pings alone would cause (one doorbell each). */
+	EXPECT_LT(received + 100 + 4 * (unsigned long long)asked, doorbells("received "));
 	EXPECT_LE(throttled, doorbells("throttled "));
 	state_of(VICTIM, self->state, sizeof(self->state));
 	EXPECT_STREQ("running\n", self->state);
