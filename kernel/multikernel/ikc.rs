@@ -550,7 +550,9 @@ pub(crate) fn init() -> Result {
     if !CHANNELS.populate(channels) {
         return Err(EBUSY);
     }
-    machine::take_doorbell(doorbell_irq)
+    // SAFETY: Called from the module's init; the subsystem is built in (`bool` in Kconfig),
+    // so that runs among the initcalls, before read-only-after-init data is sealed.
+    unsafe { machine::take_doorbell(doorbell_irq) }
 }
 
 /// A doorbell rang on this CPU (hard interrupt context). It does not say which channel: look

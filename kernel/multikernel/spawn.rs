@@ -102,19 +102,26 @@ pub(crate) fn start(instance: &Instance) -> Result {
         let id = CpuId::from_u32(cpu).ok_or(EINVAL)?;
         let apic_id = spawn::apic_id(id);
         enter(name, cpu, |id| {
-            spawn::arm(
-                id,
-                &park_map,
-                wakeup,
-                layout.park.start,
-                u64::from(apic_id),
-                slot,
-            )
+            // SAFETY: `park.start` holds the park loop `ImageInfo::write` put there for this
+            // start; the map and park area were built above and stay until the instance is
+            // stopped; each CPU has its own slot.
+            unsafe {
+                spawn::arm(
+                    id,
+                    &park_map,
+                    wakeup,
+                    layout.park.start,
+                    u64::from(apic_id),
+                    slot,
+                )
+            }
         })
         .inspect_err(|_| stop())?;
     }
     enter(name, *first, |id| {
-        spawn::arm(id, &map, layout.boot_params.start, layout.entry, 0, 0)
+        // SAFETY: `entry` is the 64-bit entry of the kernel the load checked and `write` put
+        // in the instance's memory; the map was built above; slot 0 is the first CPU's.
+        unsafe { spawn::arm(id, &map, layout.boot_params.start, layout.entry, 0, 0) }
     })
     .inspect_err(|_| stop())?;
     instance.set_started();

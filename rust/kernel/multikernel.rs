@@ -219,8 +219,23 @@ pub mod spawn {
 
     /// Arms `cpu` (offline) to enter `entry` on `map`, with RSI = `rsi` and RCX = `rcx`, on
     /// stack `slot` of the map's park area (one slot per CPU of the instance, below 64). Both
-    /// addresses must lie inside the mapped memory.
-    pub fn arm(cpu: CpuId, map: &IdentityMap, rsi: u64, entry: u64, rcx: u64, slot: u32) -> Result {
+    /// addresses must lie inside the mapped memory (else `EINVAL`).
+    ///
+    /// # Safety
+    ///
+    /// The CPU will run whatever is at `entry`, in ring 0, with the map's page tables and park
+    /// area, from its next trip through `play_dead` on. The caller guarantees that what is
+    /// there is meant to run on that CPU (a kernel or park loop it wrote), that the page
+    /// tables and park area of `map` stay as built until the CPU leaves them, and that `slot`
+    /// is used by no other CPU at the same time.
+    pub unsafe fn arm(
+        cpu: CpuId,
+        map: &IdentityMap,
+        rsi: u64,
+        entry: u64,
+        rcx: u64,
+        slot: u32,
+    ) -> Result {
         let (start, len) = map.memory;
         let inside = |addr: u64| addr >= start && addr - start < len;
         if !inside(rsi) || !inside(entry) {
@@ -228,7 +243,7 @@ pub mod spawn {
         }
         // SAFETY: The map and addresses are inside the instance's memory (checked above and
         // by `IdentityMap::build`); the C side checks the CPU is valid and offline, and the
-        // slot.
+        // slot; what the CPU will run is the caller's guarantee (# Safety).
         to_result(unsafe {
             bindings::multikernel_spawn_arm(cpu.as_u32(), map.pgd, rsi, entry, rcx, map.park, slot)
         })
@@ -735,13 +750,17 @@ pub mod ikc {
     static CONSOLE: SetOnce<fn(&[u8])> = SetOnce::new();
 
     /// Takes the IKC doorbell vector; `handler` runs in hard interrupt context on every
-    /// doorbell this CPU receives. Once, at init (the vector's hook becomes read-only after
-    /// boot); `EBUSY` if the vector is taken.
-    pub fn take_doorbell(handler: fn()) -> Result {
+    /// doorbell this CPU receives. Once; `EBUSY` if the vector is taken.
+    ///
+    /// # Safety
+    ///
+    /// Call from built-in init code, before the kernel seals its read-only-after-init data
+    /// (`mark_rodata_ro()`): the vector's hook lives there, and writing it later faults.
+    pub unsafe fn take_doorbell(handler: fn()) -> Result {
         if !DOORBELL.populate(handler) {
             return Err(EBUSY);
         }
-        // SAFETY: Called at init, before the kernel's read-only-after-init data is sealed.
+        // SAFETY: The caller runs before read-only-after-init data is sealed (# Safety).
         to_result(unsafe { bindings::multikernel_ikc_init() })
     }
 
