@@ -40,8 +40,12 @@ mkdir -p "$RES"
 # (.rustfmt.toml of the tree) and Debian's rustfmt (rustfmt-web).
 rustfmt_check() {
 	local files
-	mapfile -t files < <(cd "$MK_ROOT" && git ls-files '*.rs' 2>/dev/null ||
-		find kernel rust samples -name '*.rs')
+	mapfile -t files < <(cd "$MK_ROOT" && { git ls-files '*.rs' 2>/dev/null ||
+		find kernel rust samples -name '*.rs'; } | while read -r f; do [ -f "$f" ] && echo "$f"; done)
+	if [ "${#files[@]}" = 0 ]; then
+		fail "rustfmt: no Rust files found under $MK_ROOT"
+		return
+	fi
 	if (cd "$MK_ROOT" && /usr/bin/rustfmt --config-path "$MK_BUILD/linux/.rustfmt.toml" \
 		--check "${files[@]}") >"$RES/rustfmt.log" 2>&1; then
 		passed=$((passed + 1))
@@ -103,10 +107,13 @@ judge_kunit() {
 		grep -v '# Totals:' || true)
 	# A suite of one case has no such line, only its top-level result.
 	ktap+=$'\n'$(sed -E 's/^\[ *[0-9.]+\] //' "$log" |
-		awk '{sub(/\r$/, "")} /^    # Subtest: / {suite=$3; cases=0} /^    ok [0-9]+ / {cases++}
+		awk '{sub(/\r$/, "")} /^    # Subtest: / {suite=$3; cases=0; bad=0}
+			/^    ok [0-9]+ / {cases++}
 			/^    not ok [0-9]+ / {cases++; bad++}
-			/^(not )?ok [0-9]+ [A-Za-z0-9_]+$/ && suite != "" {
-				if (cases == 1) printf "    # %s: pass:%d fail:%d skip:0 total:1\n", suite, bad ? 0 : 1, bad ? 1 : 0
+			/^(not )?ok [0-9]+ [A-Za-z0-9_]+( # SKIP.*)?$/ && suite != "" {
+				skip = ($0 ~ / # SKIP/)
+				if (cases == 1) printf "    # %s: pass:%d fail:%d skip:%d total:1\n", suite,
+					(bad || skip) ? 0 : 1, bad ? 1 : 0, skip ? 1 : 0
 				suite=""; bad=0 }' || true)
 	for suite in ${MK_KUNIT_SUITES:-rust_doctests_kernel multikernel_control multikernel_report multikernel_spec multikernel_pool multikernel_cpus multikernel_loader multikernel_ring multikernel_ikc}; do
 		echo "$ktap" | grep -q "# $suite: " || fail "KUnit suite $suite did not run"
@@ -119,7 +126,7 @@ judge_kunit() {
 		s=$(echo "$line" | sed -E 's/.*skip:([0-9]+).*/\1/')
 		passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
 		echo "kunit $suite: $p passed, $f failed, $s skipped"
-		[ "$f" = 0 ] || grep -E "not ok [0-9]+ |Expected|ASSERTION" "$log" | head -20 | sed 's/^/  | /'
+		[ "$f" = 0 ] || grep -m20 -E "not ok [0-9]+ |Expected|ASSERTION" "$log" | sed 's/^/  | /' || true
 	done <<<"$ktap"
 }
 
@@ -133,6 +140,18 @@ judge_log() {
 		if grep -qE "$BAD" "$log"; then
 			fail "kernel log $log has a report:"
 			grep -nE -m5 "$BAD" "$log" | sed 's/^/  | /'
+		fi
+	done
+}
+
+# The TAP files of a boot whose emulator crashed: only their failures count.
+judge_kselftests_failed_only() {
+	local tap
+	for tap in "$1"/kselftest-*.tap; do
+		[ -f "$tap" ] || continue
+		if grep -q '^not ok [0-9]' "$tap"; then
+			fail "$(basename "$tap" .tap) failed before QEMU crashed:"
+			grep '^not ok [0-9]' "$tap" | head -5 | sed 's/^/  | /' || true
 		fi
 	done
 }
@@ -234,10 +253,18 @@ for run in "${RUNS[@]}"; do
 	# The emulator itself may crash (seen once: an assertion in QEMU's MSI-X
 	# emulation while the guest probed PCI, under TCG). That is not the
 	# kernel's doing: boot that VM once more, and say so.
+	# Only a clean crash is retried: what the first boot showed is judged first
+	# (a report there fails the run), kept in crash/, and the retry is counted.
 	if [ ! -f "$dir/done" ] && grep -qa '^qemu-system-x86_64: .*Assertion' "$dir/console.log"; then
-		step "boot: $name VM: QEMU crashed ($(grep -a -m1 '^qemu-system-x86_64: ' "$dir/console.log" | cut -c1-120)); booting it again"
-		mv "$dir/console.log" "$dir/console-qemu-crash.log"
-		rm -f "$dir"/kselftest-* "$dir"/dmesg*.txt "$dir"/instance-*.log
+		mkdir -p "$dir/crash"
+		mv "$dir/console.log" "$dir/crash/console.log"
+		mv "$dir"/kselftest-* "$dir"/dmesg*.txt "$dir"/instance-*.log "$dir/crash/" 2>/dev/null || true
+		failed_before_crash=$failed
+		judge_log "$dir/crash/console.log"
+		judge_kselftests_failed_only "$dir/crash"
+		skipped=$((skipped + 1))
+		echo "RETRY: $name VM: QEMU crashed ($(grep -a -m1 '^qemu-system-x86_64: ' "$dir/crash/console.log" | cut -c1-120)); booting it again (first boot in $dir/crash/)"
+		[ "$failed" = "$failed_before_crash" ] || continue
 		rc=0
 		MK_VM_QEMU_OPTS=$qemu_opts VM_CPUS=${cpus:-$VM_CPUS} vm_run "${MK_CHECK_TIMEOUT:-900}" "$dir/console.log" "$append" \
 			"${cmd[@]}" || rc=$?

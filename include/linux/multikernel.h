@@ -71,8 +71,6 @@ void multikernel_cpu_reset(unsigned int cpu);
 /* TSC kHz, LAPIC timer period (per tick) and APIC id of @cpu, for an instance. */
 void multikernel_host_facts(unsigned int cpu, u32 *tsc_khz, u32 *lapic_period,
 			    u32 *apic_id);
-/* This kernel's loops_per_jiffy (instances skip calibrating their delay loop). */
-unsigned long multikernel_host_lpj(void);
 /* Whether this kernel runs with 5-level paging (instances are entered in it). */
 bool multikernel_host_la57(void);
 /*

@@ -1272,9 +1272,15 @@ impl Channel {
     /// Drains what the peer left in the ring, in process context, within a bound (a peer
     /// that keeps writing cannot hold the caller): the last words of a kernel that stops.
     fn take_in_last(&self) {
-        for _ in 0..16 {
-            if !self.work() {
-                break;
+        // Twice, 20 ms apart: it may still be writing its last lines as it stops.
+        for round in 0..2 {
+            if round > 0 {
+                kernel::time::delay::fsleep(kernel::time::Delta::from_millis(20));
+            }
+            for _ in 0..16 {
+                if !self.work() {
+                    break;
+                }
             }
         }
     }

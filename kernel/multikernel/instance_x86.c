@@ -17,6 +17,7 @@
 
 #include <linux/init.h>
 #include <linux/io.h>
+#include <linux/jiffies.h>
 #include <linux/delay.h>
 #include <linux/kernel.h>
 #include <linux/mm.h>
@@ -155,15 +156,16 @@ static void mk_report_stop(u32 reason)
  */
 static void __noreturn mk_stop(u32 reason)
 {
-	mk_report_stop(reason);
-	local_irq_disable();
-	/* By mask: IPI shorthands are off in instances (multikernel_ipi_shorthand_off()). */
-	smp_send_stop();
+	/* Said first: the host closes the channel soon after it sees the reason. */
 	pr_emerg("stopped (%s); the host takes its CPUs back\n",
 		 reason == MULTIKERNEL_STOP_POWEROFF ? "poweroff" :
 		 reason == MULTIKERNEL_STOP_REBOOT ? "reboot" :
 		 reason == MULTIKERNEL_STOP_HALT ? "halt" :
 		 reason == MULTIKERNEL_STOP_KEXEC ? "kexec" : "panic");
+	mk_report_stop(reason);
+	local_irq_disable();
+	/* By mask: IPI shorthands are off in instances (multikernel_ipi_shorthand_off()). */
+	smp_send_stop();
 	for (;;)
 		native_halt();
 }
@@ -318,7 +320,16 @@ early_param("multikernel.instance", mk_instance_setup);
 
 static int __init mk_tsc_setup(char *arg)
 {
-	return arg ? kstrtoul(arg, 0, &mk_tsc_khz) : -EINVAL;
+	if (!arg || kstrtoul(arg, 0, &mk_tsc_khz))
+		return -EINVAL;
+	/*
+	 * The delay loop runs on the TSC: its loops per jiffy follow from the
+	 * host's TSC frequency and this kernel's HZ, no calibration needed
+	 * (seconds under emulation). An lpj= on the command line, parsed
+	 * after early parameters, still wins.
+	 */
+	preset_lpj = mk_tsc_khz * 1000 / HZ;
+	return 0;
 }
 early_param("multikernel.tsc_khz", mk_tsc_setup);
 

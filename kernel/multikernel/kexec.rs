@@ -95,7 +95,6 @@ fn load(req: &Load<'_>) -> Result {
     let host_bsp = spawn::apic_id(CpuId::from_u32(0).ok_or(EINVAL)?);
     // Entered with the host's paging mode, the kernel must keep it (see below).
     let la57 = spawn::host_la57();
-    let lpj = spawn::host_lpj();
     if la57 && has_word(req.cmdline, b"no5lvl") {
         warn(format_args!(
             "kexec load {name}: no5lvl on a host with 5-level paging: the instance must keep \
@@ -124,10 +123,6 @@ fn load(req: &Load<'_>) -> Result {
              multikernel.ikc={channel:#018x} acpi=off pci=off nokaslr"
         )
         .map_err(|_| ENOMEM)?;
-        // The host's delay-loop calibration: the instance need not measure it again.
-        if lpj > 0 {
-            write!(out, " lpj={lpj}").map_err(|_| ENOMEM)?;
-        }
         // The paging mode it is entered in: switching would need a trampoline below 1 MiB.
         if !la57 {
             write!(out, " no5lvl").map_err(|_| ENOMEM)?;

@@ -279,9 +279,3 @@ bool multikernel_host_la57(void)
 {
 	return !!(native_read_cr4() & X86_CR4_LA57);
 }
-
-/* This kernel's delay-loop calibration, which an instance on the same CPUs takes over. */
-unsigned long multikernel_host_lpj(void)
-{
-	return loops_per_jiffy;
-}

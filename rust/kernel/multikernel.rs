@@ -270,13 +270,6 @@ pub mod spawn {
         (tsc_khz, lapic_period, apic_id)
     }
 
-    /// This kernel's calibrated delay loop (`loops_per_jiffy`), which an instance on the same
-    /// kind of CPU takes over instead of calibrating its own (seconds under emulation).
-    pub fn host_lpj() -> usize {
-        // SAFETY: Reads a variable set at boot; no preconditions.
-        unsafe { bindings::multikernel_host_lpj() }
-    }
-
     /// Whether this kernel runs with 5-level paging (`CR4.LA57`), the mode an instance kernel
     /// is entered in.
     pub fn host_la57() -> bool {
