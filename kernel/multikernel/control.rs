@@ -260,12 +260,14 @@ impl Registry {
         drop(dir);
         // The next instance must not read this one's data (none if nothing was ever loaded:
         // reserving alone writes nothing there).
-        if let Err(e) = if dirty { scrub(memory) } else { Ok(()) } {
-            warn(format_args!(
-                "destroy {}: memory could not be scrubbed ({e:?}); it stays out of the pool",
-                name.as_str()
-            ));
-            return Ok(());
+        if dirty {
+            if let Err(e) = scrub(memory) {
+                warn(format_args!(
+                    "destroy {}: memory could not be scrubbed ({e:?}); it stays out of the pool",
+                    name.as_str()
+                ));
+                return Ok(());
+            }
         }
         self.undo_memory(memory);
         Ok(())

@@ -160,14 +160,20 @@ pub(crate) enum LinkState {
 }
 
 impl LinkState {
+    /// Every state, in the order of their values.
+    const ALL: [Self; 5] = [
+        Self::Open,
+        Self::Broken,
+        Self::Closed,
+        Self::PeerDead,
+        Self::PeerStopped,
+    ];
+
     fn from_u8(v: u8) -> Self {
-        match v {
-            0 => Self::Open,
-            1 => Self::Broken,
-            3 => Self::PeerDead,
-            4 => Self::PeerStopped,
-            _ => Self::Closed,
-        }
+        Self::ALL
+            .get(usize::from(v))
+            .copied()
+            .unwrap_or(Self::Closed)
     }
 
     pub(crate) fn as_str(self) -> &'static str {

@@ -103,18 +103,24 @@ pub(crate) enum StopReason {
 }
 
 impl StopReason {
+    /// Every reason, in the order of their values.
+    const ALL: [Self; 9] = [
+        Self::None,
+        Self::Poweroff,
+        Self::Reboot,
+        Self::Halt,
+        Self::Kexec,
+        Self::Panic,
+        Self::Kill,
+        Self::Failed,
+        Self::NoHeartbeat,
+    ];
+
     fn from_u8(value: u8) -> Self {
-        match value {
-            1 => Self::Poweroff,
-            2 => Self::Reboot,
-            3 => Self::Halt,
-            4 => Self::Kexec,
-            5 => Self::Panic,
-            6 => Self::Kill,
-            7 => Self::Failed,
-            8 => Self::NoHeartbeat,
-            _ => Self::None,
-        }
+        Self::ALL
+            .get(usize::from(value))
+            .copied()
+            .unwrap_or(Self::None)
     }
 
     /// What an instance kernel wrote into its mailbox (`MULTIKERNEL_STOP_*`), if it is one of
@@ -150,16 +156,22 @@ impl StopReason {
 pub(crate) const START_TIMEOUT_MS: i64 = 30_000;
 
 impl State {
+    /// Every state, in the order of their values.
+    const ALL: [Self; 7] = [
+        Self::Reserved,
+        Self::Loaded,
+        Self::Starting,
+        Self::Running,
+        Self::Failed,
+        Self::Stopped,
+        Self::Crashed,
+    ];
+
     fn from_u8(value: u8) -> Self {
-        match value {
-            1 => Self::Loaded,
-            2 => Self::Starting,
-            3 => Self::Running,
-            4 => Self::Failed,
-            5 => Self::Stopped,
-            6 => Self::Crashed,
-            _ => Self::Reserved,
-        }
+        Self::ALL
+            .get(usize::from(value))
+            .copied()
+            .unwrap_or(Self::Reserved)
     }
 
     /// The word `instances/NAME/state` shows.

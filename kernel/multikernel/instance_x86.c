@@ -135,9 +135,10 @@ static void __init mk_parse_smp_config(void)
 
 /*
  * Tells the host why this kernel stops (the first reason wins: a panic that
- * ends in an emergency restart stays a panic) and stops its other CPUs.
- * The host reads the word, takes the CPUs back with INIT and shows the
- * instance stopped or crashed (instances/NAME/last_stop).
+ * ends in an emergency restart stays a panic). The host's heartbeat sees the
+ * word and closes the channel; the instance shows stopped or crashed
+ * (instances/NAME/last_stop) and its CPUs are taken back, verified, by the
+ * next start, load or destroy.
  */
 static void mk_report_stop(u32 reason)
 {

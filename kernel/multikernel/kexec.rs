@@ -36,12 +36,6 @@ use kernel::{
 /// What the syscall calls for multikernel loads.
 pub(crate) static HANDLER: Handler = Handler { load, unload };
 
-/// Whether `word` appears in `line` as a whole, space-separated word.
-fn has_word(line: &[u8], word: &[u8]) -> bool {
-    line.split(|&b| b == b' ' || b == b'\t' || b == b'\n' || b == 0)
-        .any(|w| w == word)
-}
-
 fn load(req: &Load<'_>) -> Result {
     let registry = registry();
     let Some(instance) = registry.by_id(req.id) else {
@@ -95,7 +89,7 @@ fn load(req: &Load<'_>) -> Result {
     let host_bsp = spawn::apic_id(CpuId::from_u32(0).ok_or(EINVAL)?);
     // Entered with the host's paging mode, the kernel must keep it (see below).
     let la57 = spawn::host_la57();
-    if la57 && has_word(req.cmdline, b"no5lvl") {
+    if la57 && crate::spec::tokens(req.cmdline).any(|w| w == b"no5lvl") {
         warn(format_args!(
             "kexec load {name}: no5lvl on a host with 5-level paging: the instance must keep \
              the host's paging mode"

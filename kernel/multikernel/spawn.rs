@@ -21,7 +21,12 @@ use crate::{
     },
     report::warn,
 };
-use kernel::{cpu::CpuId, cpu_hotplug, multikernel::spawn, prelude::*};
+use kernel::{
+    cpu::CpuId,
+    cpu_hotplug,
+    multikernel::spawn,
+    prelude::*, //
+};
 
 /// Starts `instance` (with its `ops` lock held).
 pub(crate) fn start(instance: &Instance) -> Result {

@@ -149,8 +149,9 @@ fn text(input: &[u8], max: usize) -> Result<&[u8], SpecError> {
     Ok(input)
 }
 
-fn tokens(text: &[u8]) -> impl Iterator<Item = &[u8]> {
-    text.split(|&b| b == b' ' || b == b'\t')
+/// The words of `text`, separated by blanks (spaces, tabs, newlines, NULs).
+pub(crate) fn tokens(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    text.split(|&b| matches!(b, b' ' | b'\t' | b'\n' | 0))
         .filter(|t| !t.is_empty())
 }
 
