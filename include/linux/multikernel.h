@@ -37,7 +37,7 @@ void __init multikernel_reserve_pool(void);
 bool multikernel_pool_region(phys_addr_t *base, phys_addr_t *size);
 /*
  * kexec_file_load(2) with KEXEC_FILE_MULTIKERNEL, after the usual permission
- * checks (rust/kernel/multikernel.rs). Returns 0 or -errno.
+ * checks (kernel/multikernel/kexec.rs). Returns 0 or -errno.
  */
 long multikernel_kexec_file_load(int kernel_fd, int initrd_fd,
 				 unsigned long cmdline_len,
@@ -89,13 +89,6 @@ void multikernel_ikc_doorbell_irq(void);
 void multikernel_ikc_console_write(const char *text, unsigned int len);
 /* cond_resched() for Rust (kernel/multikernel/ikc_x86.c). */
 void multikernel_cond_resched(void);
-/* raw_spinlock_t for Rust (kernel/multikernel/ikc_x86.c). */
-void multikernel_raw_spin_lock_init(raw_spinlock_t *lock, const char *name,
-				    struct lock_class_key *key);
-unsigned long multikernel_raw_spin_lock_irqsave(raw_spinlock_t *lock);
-bool multikernel_raw_spin_trylock_irqsave(raw_spinlock_t *lock, unsigned long *flags);
-void multikernel_raw_spin_unlock_irqrestore(raw_spinlock_t *lock, unsigned long flags);
-void multikernel_raw_spin_assert_held(raw_spinlock_t *lock);
 /* In an instance kernel: its id, channel address and the host CPU to ring. */
 bool multikernel_instance_info(u32 *id, u64 *channel, u32 *host_apic);
 /*

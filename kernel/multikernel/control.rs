@@ -19,6 +19,10 @@
 //! callbacks of that directory. The CPU hotplug gate reads only atomics (`cpus.rs`).
 
 use crate::{
+    sys::pool_map::{
+        pool_region,
+        PoolMapping, //
+    },
     cpus,
     instance::{
         Instance,
@@ -37,10 +41,6 @@ use crate::{
 use core::fmt::Write;
 use kernel::{
     cpu::nr_cpu_ids,
-    multikernel::{
-        pool_region,
-        PoolMapping, //
-    },
     prelude::*,
     sysfs::{
         self,
@@ -283,7 +283,7 @@ fn scrub(memory: pool::Range) -> Result {
         let len = CHUNK.min(memory.end() - at);
         PoolMapping::new(at, len)?.zero(0, len as usize)?;
         at += len;
-        kernel::multikernel::cond_resched();
+        crate::sys::pool_map::cond_resched();
     }
     Ok(())
 }
@@ -299,7 +299,7 @@ impl Root {
 
     /// Doorbells this kernel took, and how many were over the budget (only acknowledged).
     fn show_doorbells(_this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
-        use kernel::multikernel::ikc;
+        use crate::sys::doorbell as ikc;
         let (received, throttled) = ikc::doorbell_stats();
         writeln!(buf, "received {received}")?;
         writeln!(buf, "throttled {throttled}")?;
@@ -333,7 +333,7 @@ impl Root {
     /// What the same exchanges cost inside this kernel, to read IKC numbers against.
     fn show_ikc_baseline(_this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
         admin("ikc_baseline")?;
-        let b = crate::ikc::baseline()?;
+        let b = crate::sys::baseline::measure()?;
         writeln!(buf, "cpu_call_round_trip_ns {}", b.call_ns)?;
         writeln!(buf, "memcpy_64_ns {}", b.memcpy_64_ns)?;
         writeln!(buf, "memcpy_4096_ns {}", b.memcpy_4096_ns)?;

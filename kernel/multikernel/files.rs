@@ -167,7 +167,7 @@ impl Instance {
             }
             for &cpu in this.cpus.iter() {
                 let id = kernel::cpu::CpuId::from_u32(cpu).ok_or(EINVAL)?;
-                kernel::multikernel::ikc::send_nmi(kernel::multikernel::spawn::apic_id(id));
+                crate::sys::doorbell::send_nmi(crate::sys::spawn::apic_id(id));
             }
             return Ok(());
         }

@@ -11,11 +11,12 @@ use crate::ikc::{
     Endpoint,
     PortRegistration, //
 };
+use crate::sys::{
+    device::MessageDevice,
+    doorbell as machine,
+    shared as machine_info,
+};
 use kernel::{
-    multikernel::ikc::{
-        self as machine,
-        MessageDevice, //
-    },
     prelude::*,
     str::CString,
     sync::{
@@ -44,7 +45,7 @@ impl Guest {
     /// `None` when this kernel is not an instance, or its channel cannot be opened (said in the
     /// log: the instance then runs without IKC, and its host sees no heartbeat).
     pub(crate) fn open() -> Option<Self> {
-        let info = machine::instance_info()?;
+        let info = machine_info::instance_info()?;
         let open = || -> Result<Self> {
             let endpoint = Endpoint::instance(format_args!("mk-host"))?;
             // The services this kernel offers the host, before the channel opens.

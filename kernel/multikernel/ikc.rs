@@ -14,7 +14,7 @@
 //!
 //! The host sets the memory up at each start; each kernel opens its end ([`Channel::host`],
 //! [`Channel::instance`]). A send that finds the receiver idle rings its doorbell, an IPI to
-//! one of its CPUs (`kernel::multikernel::ikc::ring`); the doorbell queues the receiver's
+//! one of its CPUs (`crate::sys::doorbell::ring`); the doorbell queues the receiver's
 //! drain work, which hands each message to the handler of its port (kernel services: ping,
 //! console, echo) or to the channel's inbox, which user space reads through the message
 //! device. Nothing from the other kernel is trusted: a ring that breaks the protocol marks the
@@ -25,6 +25,18 @@
 //! checks it as often and, after [`HEARTBEAT_MISSES`] checks without change (once the first
 //! beat was seen), declares the instance crashed.
 
+use crate::sys::{
+    device::{
+        poll,
+        DeviceOps,
+        FileOps, //
+    },
+    doorbell as machine,
+    shared::{
+        InstanceInfo,
+        SharedMem, //
+    },
+};
 use crate::ring::{
     self,
     Consumer,
@@ -45,17 +57,6 @@ use core::{
 };
 use kernel::{
     fs::File,
-    multikernel::{
-        ikc::{
-            self as machine,
-            poll,
-            DeviceOps,
-            FileOps,
-            InstanceInfo,
-            SharedMem, //
-        },
-        raw_lock::RawSpinLockIrq,
-    },
     new_condvar, new_mutex, new_poll_condvar, new_spinlock,
     prelude::*,
     str::CString,
@@ -69,6 +70,7 @@ use kernel::{
         CondVar,
         CondVarTimeoutResult,
         Mutex,
+        RawSpinLockIrq,
         SetOnce,
         SpinLock, //
     },
@@ -222,17 +224,14 @@ impl RingMemory for RingView<'_> {
     fn read(&self, off: usize, out: &mut [u8]) {
         self.mem.read(self.off + off, out)
     }
-    fn read_payload(&self, off: usize, out: &mut [u8]) {
-        self.mem.read_bulk(self.off + off, out)
-    }
     fn write(&mut self, off: usize, bytes: &[u8]) {
         self.mem.write(self.off + off, bytes)
     }
-    fn load_acquire(&self, off: usize) -> u64 {
-        self.mem.load_acquire(self.off + off)
+    fn load_seqcst(&self, off: usize) -> u64 {
+        self.mem.load_seqcst(self.off + off)
     }
-    fn store_release(&mut self, off: usize, value: u64) {
-        self.mem.store_release(self.off + off, value)
+    fn store_seqcst(&mut self, off: usize, value: u64) {
+        self.mem.store_seqcst(self.off + off, value)
     }
 }
 
@@ -709,10 +708,10 @@ impl Channel {
         for off in [TO_INSTANCE, TO_HOST] {
             ring::init(&mut RingView { mem: &mem, off }).map_err(|e| e.errno())?;
         }
-        mem.store_release(OFF_VERSION, VERSION);
-        mem.store_release(OFF_ID, u64::from(id));
-        mem.store_release(OFF_HEARTBEAT, 0);
-        mem.store_release(OFF_MAGIC, MAGIC);
+        mem.store_seqcst(OFF_VERSION, VERSION);
+        mem.store_seqcst(OFF_ID, u64::from(id));
+        mem.store_seqcst(OFF_HEARTBEAT, 0);
+        mem.store_seqcst(OFF_MAGIC, MAGIC);
         let name = CString::try_from_fmt(fmt!("{name}"))?;
         let mailbox = SharedMem::map_pool(mailbox, 4096)?;
         Self::open(
@@ -729,9 +728,9 @@ impl Channel {
     /// Instance: opens this kernel's end of the channel the host described.
     pub(crate) fn instance(info: &InstanceInfo, endpoint: &Endpoint) -> Result<Arc<Self>> {
         let mem = SharedMem::map_host_channel(CHANNEL_BYTES as u64)?;
-        if mem.load_acquire(OFF_MAGIC) != MAGIC
-            || mem.load_acquire(OFF_VERSION) != VERSION
-            || mem.load_acquire(OFF_ID) != u64::from(info.id)
+        if mem.load_seqcst(OFF_MAGIC) != MAGIC
+            || mem.load_seqcst(OFF_VERSION) != VERSION
+            || mem.load_seqcst(OFF_ID) != u64::from(info.id)
         {
             return Err(EPROTO);
         }
@@ -851,7 +850,7 @@ impl Channel {
         add(&self.counters.doorbells, 1);
         let apic = match self.side {
             // The host's hint, if it gave one; any host CPU drains every channel.
-            Side::Instance => match self.mem.load_acquire(OFF_HOST_DOORBELL) {
+            Side::Instance => match self.mem.load_seqcst(OFF_HOST_DOORBELL) {
                 0 => self.peer_apic,
                 hint => (hint - 1) as u32,
             },
@@ -866,10 +865,10 @@ impl Channel {
     fn doorbell_here(&self) {
         if self.side == Side::Host {
             self.hint_fresh.store(true, Ordering::Relaxed);
-            let apic = kernel::multikernel::spawn::apic_id(kernel::cpu::CpuId::current());
-            if self.mem.load_acquire(OFF_HOST_DOORBELL) != u64::from(apic) + 1 {
+            let apic = crate::sys::spawn::apic_id(kernel::cpu::CpuId::current());
+            if self.mem.load_seqcst(OFF_HOST_DOORBELL) != u64::from(apic) + 1 {
                 self.mem
-                    .store_release(OFF_HOST_DOORBELL, u64::from(apic) + 1);
+                    .store_seqcst(OFF_HOST_DOORBELL, u64::from(apic) + 1);
             }
         }
     }
@@ -1325,8 +1324,8 @@ impl Channel {
         }
         let off = self.rx_off();
         match fault {
-            b"head" => self.mem.store_release(off + ring::OFF_HEAD, u64::MAX / 3),
-            b"magic" => self.mem.store_release(off + ring::OFF_MAGIC, 0x0bad),
+            b"head" => self.mem.store_seqcst(off + ring::OFF_HEAD, u64::MAX / 3),
+            b"magic" => self.mem.store_seqcst(off + ring::OFF_MAGIC, 0x0bad),
             _ => return Err(EINVAL),
         }
         self.kick();
@@ -1371,11 +1370,11 @@ impl Channel {
 
     /// Host: whether the instance kernel wrote a stop reason into its mailbox.
     fn peer_stopping(&self) -> bool {
-        let at = kernel::multikernel::spawn::STOP_OFFSET;
+        let at = crate::sys::spawn::STOP_OFFSET;
         // The reason is the low half of the word (little endian); the high half is unused.
         self.mailbox
             .as_ref()
-            .is_some_and(|m| m.load_acquire(at) & 0xffff_ffff != 0)
+            .is_some_and(|m| m.load_seqcst(at) & 0xffff_ffff != 0)
     }
 
     /// The heartbeat, every [`HEARTBEAT_MS`] while open: the instance beats, the host looks.
@@ -1390,7 +1389,7 @@ impl Channel {
         match self.side {
             Side::Instance => {
                 let beat = self.beat.fetch_add(1, Ordering::Relaxed) + 1;
-                self.mem.store_release(OFF_HEARTBEAT, beat);
+                self.mem.store_seqcst(OFF_HEARTBEAT, beat);
             }
             Side::Host => {
                 // The kernel said it stops: no heartbeat is missed, nothing more will come.
@@ -1404,9 +1403,9 @@ impl Channel {
                     return false;
                 }
                 if !self.hint_fresh.swap(false, Ordering::Relaxed) {
-                    self.mem.store_release(OFF_HOST_DOORBELL, 0);
+                    self.mem.store_seqcst(OFF_HOST_DOORBELL, 0);
                 }
-                let beat = self.mem.load_acquire(OFF_HEARTBEAT);
+                let beat = self.mem.load_seqcst(OFF_HEARTBEAT);
                 if beat != self.beat.swap(beat, Ordering::Relaxed) {
                     self.misses.store(0, Ordering::Relaxed);
                     self.beating.store(true, Ordering::Relaxed);
@@ -1547,59 +1546,6 @@ impl Endpoint {
 
 fn user_port_allowed(port: u16) -> bool {
     port == port::ECHO || port == port::DISCARD || port >= port::FIRST_USER
-}
-
-/// In-kernel costs of the same exchanges, medians, in nanoseconds.
-pub(crate) struct Baseline {
-    pub(crate) call_ns: i64,
-    pub(crate) memcpy_64_ns: i64,
-    pub(crate) memcpy_4096_ns: i64,
-}
-
-const BASELINE_ROUNDS: usize = 101;
-
-fn median(samples: &mut [i64]) -> i64 {
-    samples.sort_unstable();
-    samples[samples.len() / 2]
-}
-
-/// Measures [`Baseline`]: a cross-CPU function call round trip to another online CPU, and
-/// copies of 64 bytes and 4 KiB (each the median of [`BASELINE_ROUNDS`] samples; copies timed
-/// in batches of 1000 to rise above the clock's resolution).
-pub(crate) fn baseline() -> Result<Baseline> {
-    use core::hint::black_box;
-    use kernel::{cpu::CpuId, multikernel::baseline::call_round_trip};
-
-    let mut samples = KVec::from_elem(0i64, BASELINE_ROUNDS, GFP_KERNEL)?;
-    let here = CpuId::current().as_u32();
-    let target = (0..kernel::cpu::nr_cpu_ids())
-        .filter(|&c| c != here)
-        .filter_map(CpuId::from_u32)
-        .find(|&c| call_round_trip(c).is_ok())
-        .ok_or(ENXIO)?;
-    for s in samples.iter_mut() {
-        *s = call_round_trip(target)?.as_nanos();
-    }
-    let call_ns = median(&mut samples);
-    let src = KVec::from_elem(0x5au8, 4096, GFP_KERNEL)?;
-    let mut dst = KVec::from_elem(0u8, 4096, GFP_KERNEL)?;
-    let mut copies = |len: usize, samples: &mut [i64]| {
-        for s in samples.iter_mut() {
-            let start = Instant::<Monotonic>::now();
-            for _ in 0..1000 {
-                black_box(&mut dst[..len]).copy_from_slice(black_box(&src[..len]));
-            }
-            *s = start.elapsed().as_nanos() / 1000;
-        }
-        median(samples)
-    };
-    let memcpy_64_ns = copies(64, &mut samples);
-    let memcpy_4096_ns = copies(4096, &mut samples);
-    Ok(Baseline {
-        call_ns,
-        memcpy_64_ns,
-        memcpy_4096_ns,
-    })
 }
 
 impl DeviceOps for Endpoint {

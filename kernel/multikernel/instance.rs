@@ -4,6 +4,10 @@
 //! sysfs files are `files.rs`, a layer above (they start and kill it through `spawn.rs`).
 
 use crate::{
+    sys::{
+        device::MessageDevice,
+        pool_map::PoolMapping, //
+    },
     ikc::{
         ConsoleLog,
         Endpoint,
@@ -21,10 +25,6 @@ use core::sync::atomic::{
 };
 use kernel::{
     alloc::VVec,
-    multikernel::{
-        ikc::MessageDevice,
-        PoolMapping, //
-    },
     new_mutex, new_spinlock,
     prelude::*,
     str::CString,
@@ -126,7 +126,7 @@ impl StopReason {
     /// What an instance kernel wrote into its mailbox (`MULTIKERNEL_STOP_*`), if it is one of
     /// the reasons it may give.
     fn reported(word: u32) -> Option<Self> {
-        use kernel::multikernel::spawn::stop;
+        use crate::sys::spawn::stop;
         match word {
             stop::POWEROFF => Some(Self::Poweroff),
             stop::REBOOT => Some(Self::Reboot),
@@ -242,7 +242,7 @@ impl ImageInfo {
         map.zero(offset(layout.cmdline.start) + self.boot_cmdline.len(), 1)?;
         map.zero(offset(layout.mailbox.start), layout.mailbox.len as usize)?;
         let mut park = KVec::from_elem(0u8, layout.park.len as usize, GFP_KERNEL)?;
-        kernel::multikernel::spawn::park_prepare(&mut park, layout.park.start)?;
+        crate::sys::spawn::park_prepare(&mut park, layout.park.start)?;
         map.write(offset(layout.park.start), &park)?;
         if let Some(range) = layout.initrd {
             map.write(offset(range.start), &self.initrd)?;
@@ -384,7 +384,7 @@ impl Instance {
             PoolMapping::new(layout.mailbox.start, 16)
                 .and_then(|map| map.read(0, &mut word))
                 .is_ok()
-                && word[..8] == kernel::multikernel::spawn::MAILBOX_MAGIC.to_le_bytes()
+                && word[..8] == crate::sys::spawn::MAILBOX_MAGIC.to_le_bytes()
                 && word[8..] == u64::from(self.id).to_le_bytes()
         });
         let elapsed = started.elapsed().as_millis();
@@ -449,7 +449,7 @@ impl Instance {
     fn check_stop_report(&self, seen: u64) -> Option<State> {
         let layout = self.layout()?;
         let mut word = [0u8; 4];
-        let at = kernel::multikernel::spawn::STOP_OFFSET;
+        let at = crate::sys::spawn::STOP_OFFSET;
         PoolMapping::new(layout.mailbox.start, layout.mailbox.len)
             .and_then(|map| map.read(at, &mut word))
             .ok()?;

@@ -2,8 +2,8 @@
 
 //! `kexec_file_load(2)` with `KEXEC_FILE_MULTIKERNEL`: loading a kernel into an instance.
 //!
-//! The syscall side (permissions, reading the files, the signature policy, the command line) is
-//! `kernel::multikernel::kexec`; this is the instance side. A load is planned completely
+//! The syscall reaches `multikernel_kexec_file_load` here; reading the request (the files, the
+//! signature policy, the command line) is `sys::kexec`; this is the instance side. A load is planned completely
 //! (`loader.rs`) before anything is written, so a refused load leaves the previous image, if
 //! any, as it was.
 
@@ -18,23 +18,64 @@ use crate::{
     },
     report::warn,
     spec::VecWriter,
+    sys::{
+        self,
+        kexec::Load,
+        spawn,
+    },
 };
-use core::fmt::Write;
+use core::{
+    fmt::Write,
+    sync::atomic::{
+        AtomicBool,
+        Ordering, //
+    },
+};
 use kernel::{
     alloc::VVec,
     cpu::CpuId,
-    multikernel::{
-        kexec::{
-            Handler,
-            Load, //
-        },
-        spawn,
-    },
     prelude::*,
 };
 
-/// What the syscall calls for multikernel loads.
-pub(crate) static HANDLER: Handler = Handler { load, unload };
+/// Set once the subsystem is up: loads before that (or after a failed init) get `ENODEV`.
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Lets `kexec_file_load(2)` reach the instances; call once the registry is set up.
+pub(crate) fn enable() {
+    ENABLED.store(true, Ordering::Release);
+}
+
+/// Called by `kexec_file_load(2)` for `KEXEC_FILE_MULTIKERNEL` loads, after the permission
+/// checks every kexec load gets.
+///
+/// # Safety
+///
+/// Called only from the syscall, with its arguments: `cmdline_ptr` is a user pointer.
+#[no_mangle]
+unsafe extern "C" fn multikernel_kexec_file_load(
+    kernel_fd: c_int,
+    initrd_fd: c_int,
+    cmdline_len: c_ulong,
+    cmdline_ptr: *const c_char,
+    flags: c_ulong,
+) -> c_long {
+    if !ENABLED.load(Ordering::Acquire) {
+        return ENODEV.to_errno() as c_long;
+    }
+    let ret = sys::kexec::serve(
+        kernel_fd,
+        initrd_fd,
+        cmdline_len,
+        cmdline_ptr as usize,
+        flags as u64,
+        load,
+        unload,
+    );
+    match ret {
+        Ok(()) => 0,
+        Err(e) => e.to_errno() as c_long,
+    }
+}
 
 fn load(req: &Load<'_>) -> Result {
     let registry = registry();

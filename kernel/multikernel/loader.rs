@@ -39,7 +39,7 @@ const PAGE: u64 = 4096;
 /// for a few GiB, and the entry stub's alias. Filled by the spawn, not by the loader.
 pub(crate) const PAGETABLE_BYTES: u64 = 32 * PAGE;
 /// The park area: the park loop, and the GDT, IDT and stacks the CPUs enter on.
-pub(crate) const PARK_BYTES: u64 = kernel::multikernel::spawn::PARK_BYTES as u64;
+pub(crate) const PARK_BYTES: u64 = crate::sys::spawn::PARK_BYTES as u64;
 /// The inter-kernel channel.
 pub(crate) const CHANNEL_BYTES: u64 = crate::wire::CHANNEL_BYTES as u64;
 

@@ -25,6 +25,7 @@ mod report;
 mod ring;
 mod spawn;
 mod spec;
+mod sys;
 mod wire;
 
 module! {
@@ -48,10 +49,10 @@ impl kernel::Module for Multikernel {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         report::init();
         let gate = BringupGate::register(c"multikernel:owned")?;
-        kernel::multikernel::spawn::init()?;
+        sys::spawn::init()?;
         ikc::init()?;
         let control = control::Control::new()?;
-        kernel::multikernel::kexec::register(&kexec::HANDLER);
+        kexec::enable();
         pr_info!(
             "multikernel {} ready, pool {} MiB\n",
             control::VERSION,

@@ -60,11 +60,11 @@ pub(crate) trait RingMemory {
     /// Copies bytes in; `off + bytes.len() <= bytes()` is the caller's promise.
     fn write(&mut self, off: usize, bytes: &[u8]);
     /// Reads an index the peer publishes (acquire).
-    fn load_acquire(&self, off: usize) -> u64;
+    fn load_seqcst(&self, off: usize) -> u64;
     /// Publishes an index to the peer: ordered after every earlier access and before every
     /// later load (a full barrier: the doorbell flags are a store followed by a load on each
     /// side, which release/acquire alone does not order).
-    fn store_release(&mut self, off: usize, value: u64);
+    fn store_seqcst(&mut self, off: usize, value: u64);
 }
 
 /// Why a ring operation did not happen.
@@ -115,10 +115,10 @@ pub(crate) fn init(mem: &mut impl RingMemory) -> Result<usize, RingError> {
     let size = 1usize << (usize::BITS - 1 - room.leading_zeros());
     mem.write(OFF_MAGIC, &MAGIC.to_le_bytes());
     mem.write(OFF_SIZE, &(size as u64).to_le_bytes());
-    mem.store_release(OFF_HEAD, 0);
-    mem.store_release(OFF_TAIL, 0);
-    mem.store_release(OFF_WAITING, 0);
-    mem.store_release(OFF_SPACE, 0);
+    mem.store_seqcst(OFF_HEAD, 0);
+    mem.store_seqcst(OFF_TAIL, 0);
+    mem.store_seqcst(OFF_WAITING, 0);
+    mem.store_seqcst(OFF_SPACE, 0);
     Ok(size)
 }
 
@@ -205,10 +205,10 @@ impl Producer {
         put(mem, size, self.head + MSG_HEADER as u64, payload);
         self.head += need as u64;
         self.seq += 1;
-        mem.store_release(OFF_HEAD, self.head);
-        let waiting = mem.load_acquire(OFF_WAITING) != 0;
+        mem.store_seqcst(OFF_HEAD, self.head);
+        let waiting = mem.load_seqcst(OFF_WAITING) != 0;
         if waiting {
-            mem.store_release(OFF_WAITING, 0);
+            mem.store_seqcst(OFF_WAITING, 0);
         }
         Ok(waiting)
     }
@@ -216,7 +216,7 @@ impl Producer {
     /// Free bytes in the ring as the producer sees it now.
     pub(crate) fn room(&mut self, mem: &impl RingMemory) -> Result<usize, RingError> {
         let size = geometry(mem)?;
-        let tail = mem.load_acquire(OFF_TAIL);
+        let tail = mem.load_seqcst(OFF_TAIL);
         if tail < self.tail_seen {
             return Err(RingError::Corrupt("tail moved backwards"));
         }
@@ -241,7 +241,7 @@ impl Producer {
         mem: &mut impl RingMemory,
         len: usize,
     ) -> Result<bool, RingError> {
-        mem.store_release(OFF_SPACE, 1);
+        mem.store_seqcst(OFF_SPACE, 1);
         self.fits(mem, len)
     }
 }
@@ -276,7 +276,7 @@ impl Consumer {
         out: &mut [u8],
     ) -> Result<Received, RingError> {
         let size = geometry(mem)?;
-        let head = mem.load_acquire(OFF_HEAD);
+        let head = mem.load_seqcst(OFF_HEAD);
         let avail = head
             .checked_sub(self.tail)
             .filter(|&a| a <= size as u64)
@@ -322,22 +322,22 @@ impl Consumer {
     pub(crate) fn advance(&mut self, mem: &mut impl RingMemory, msg: &Received) {
         self.tail += padded(msg.len) as u64;
         self.seq += 1;
-        mem.store_release(OFF_TAIL, self.tail);
+        mem.store_seqcst(OFF_TAIL, self.tail);
     }
 
     /// Asks the producer for a doorbell on its next send (before sleeping). Returns whether a
     /// message arrived meanwhile, in which case the caller should not sleep.
     pub(crate) fn want_doorbell(&self, mem: &mut impl RingMemory) -> bool {
-        mem.store_release(OFF_WAITING, 1);
-        mem.load_acquire(OFF_HEAD) != self.tail
+        mem.store_seqcst(OFF_WAITING, 1);
+        mem.load_seqcst(OFF_HEAD) != self.tail
     }
 
     /// Whether the producer asked for a doorbell when room is freed (it found the ring full);
     /// the request is cleared, so the caller rings once.
     pub(crate) fn space_wanted(&self, mem: &mut impl RingMemory) -> bool {
-        let wanted = mem.load_acquire(OFF_SPACE) != 0;
+        let wanted = mem.load_seqcst(OFF_SPACE) != 0;
         if wanted {
-            mem.store_release(OFF_SPACE, 0);
+            mem.store_seqcst(OFF_SPACE, 0);
         }
         wanted
     }
@@ -361,12 +361,12 @@ mod tests {
         fn write(&mut self, off: usize, bytes: &[u8]) {
             self.0[off..off + bytes.len()].copy_from_slice(bytes);
         }
-        fn load_acquire(&self, off: usize) -> u64 {
+        fn load_seqcst(&self, off: usize) -> u64 {
             let mut w = [0u8; 8];
             w.copy_from_slice(&self.0[off..off + 8]);
             u64::from_le_bytes(w)
         }
-        fn store_release(&mut self, off: usize, value: u64) {
+        fn store_seqcst(&mut self, off: usize, value: u64) {
             self.0[off..off + 8].copy_from_slice(&value.to_le_bytes());
         }
     }
@@ -510,17 +510,17 @@ mod tests {
         // Head behind the tail, or more than a ring ahead.
         let mut mem = ring(256)?;
         let mut rx = Consumer::new();
-        mem.store_release(OFF_HEAD, u64::MAX);
+        mem.store_seqcst(OFF_HEAD, u64::MAX);
         assert!(matches!(
             rx.recv(&mut mem, &mut out),
             Err(RingError::Corrupt(_))
         ));
-        mem.store_release(OFF_HEAD, 257);
+        mem.store_seqcst(OFF_HEAD, 257);
         assert!(matches!(
             rx.recv(&mut mem, &mut out),
             Err(RingError::Corrupt(_))
         ));
-        mem.store_release(OFF_HEAD, 8);
+        mem.store_seqcst(OFF_HEAD, 8);
         assert!(matches!(
             rx.recv(&mut mem, &mut out),
             Err(RingError::Corrupt(_))
@@ -528,7 +528,7 @@ mod tests {
         // Tail ahead of the head, seen by the producer.
         let mut mem = ring(256)?;
         let mut tx = Producer::new();
-        mem.store_release(OFF_TAIL, 64);
+        mem.store_seqcst(OFF_TAIL, 64);
         assert!(matches!(
             tx.send(&mut mem, 1, b"x"),
             Err(RingError::Corrupt(_))
@@ -540,7 +540,7 @@ mod tests {
         tx.send(&mut mem, 1, b"abc").map_err(|e| e.errno())?;
         rx.recv(&mut mem, &mut out).map_err(|e| e.errno())?;
         tx.send(&mut mem, 1, b"abc").map_err(|e| e.errno())?;
-        mem.store_release(OFF_TAIL, 0);
+        mem.store_seqcst(OFF_TAIL, 0);
         assert!(matches!(
             tx.send(&mut mem, 1, b"x"),
             Err(RingError::Corrupt(_))

@@ -3,7 +3,7 @@
 //! Starting and stopping an instance's kernel on its first CPU (x86, EXPERIMENTAL).
 //!
 //! Start: the image is written afresh into the instance's memory (a previous run decompressed
-//! over it), the CPU (offline, owned) is armed (`kernel::multikernel::spawn`), brought online in
+//! over it), the CPU (offline, owned) is armed (`crate::sys::spawn`), brought online in
 //! the host for a moment and taken offline again: on its way out of this kernel, in
 //! `play_dead`, it switches to an identity map of the instance's memory and jumps to the
 //! kernel's 64-bit entry. Kill: an INIT IPI puts the CPU back in wait-for-SIPI, where the host's
@@ -20,11 +20,11 @@ use crate::{
         StopReason, //
     },
     report::warn,
+    sys::spawn,
 };
 use kernel::{
     cpu::CpuId,
     cpu_hotplug,
-    multikernel::spawn,
     prelude::*, //
 };
 
@@ -69,11 +69,14 @@ pub(crate) fn start(instance: &Instance) -> Result {
     let half = layout.pagetables.len / 2;
     let memory = (instance.memory.start, instance.memory.len);
     let build = |start: u64| {
-        spawn::IdentityMap::build(memory, (start, half), layout.park.start).inspect_err(|e| {
-            warn(format_args!(
-                "start {name}: cannot build the entry map ({e:?})"
-            ))
-        })
+        // SAFETY: The memory is this instance's (the pool allocator gave it to no one else),
+        // and no CPU runs on a map of it: they are all back (`cpus_out`, checked above).
+        unsafe { spawn::IdentityMap::build(memory, (start, half), layout.park.start) }
+            .inspect_err(|e| {
+                warn(format_args!(
+                    "start {name}: cannot build the entry map ({e:?})"
+                ))
+            })
     };
     let map = build(layout.pagetables.start)?;
     let park_map = build(layout.pagetables.start + half)?;
