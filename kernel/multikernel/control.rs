@@ -19,10 +19,6 @@
 //! callbacks of that directory. The CPU hotplug gate reads only atomics (`cpus.rs`).
 
 use crate::{
-    sys::pool_map::{
-        pool_region,
-        PoolMapping, //
-    },
     cpus,
     instance::{
         Instance,
@@ -37,11 +33,16 @@ use crate::{
         warn, //
     },
     spec,
+    sys::pool_map::{
+        pool_region,
+        PoolMapping, //
+    },
 };
 use core::fmt::Write;
 use kernel::{
     cpu::nr_cpu_ids,
     prelude::*,
+    sync::Arc,
     sysfs::{
         self,
         Dir,
@@ -70,7 +71,9 @@ pub(crate) struct Registry {
     pool: Option<Pool>,
     /// `instances/`, the parent of every instance directory.
     instances_dir: Option<Dir<sysfs::Empty>>,
-    instances: KVec<Dir<Instance>>,
+    /// Shared with an operation that outlives its registry lock (a kexec load), which holds the
+    /// instance's `ops` lock meanwhile: `destroy` takes that lock before removing anything.
+    instances: KVec<Arc<Dir<Instance>>>,
 }
 
 impl Registry {
@@ -83,8 +86,8 @@ impl Registry {
     }
 
     /// The instance with id `id`.
-    pub(crate) fn by_id(&self, id: u32) -> Option<&Instance> {
-        self.instances.iter().map(|i| i.data()).find(|i| i.id == id)
+    pub(crate) fn by_id(&self, id: u32) -> Option<&Arc<Dir<Instance>>> {
+        self.instances.iter().find(|i| i.data().id == id)
     }
 
     fn find(&self, name: &spec::Name) -> Option<usize> {
@@ -174,6 +177,7 @@ impl Registry {
             spec.name.as_cstr(),
             Instance::new(id, spec.name, spec.cpus, memory),
         )
+        .and_then(|dir| Ok(Arc::new(dir, GFP_KERNEL)?))
         .and_then(|dir| self.instances.push_within_capacity(dir).map_err(|_| ENOMEM));
         if let Err(e) = made {
             warn(format_args!(

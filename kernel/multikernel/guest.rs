@@ -14,7 +14,7 @@ use crate::ikc::{
 use crate::sys::{
     device::MessageDevice,
     doorbell as machine,
-    shared as machine_info,
+    shared as machine_info, //
 };
 use kernel::{
     prelude::*,

@@ -4,10 +4,6 @@
 //! sysfs files are `files.rs`, a layer above (they start and kill it through `spawn.rs`).
 
 use crate::{
-    sys::{
-        device::MessageDevice,
-        pool_map::PoolMapping, //
-    },
     ikc::{
         ConsoleLog,
         Endpoint,
@@ -17,6 +13,10 @@ use crate::{
     loader::Layout,
     pool::Range,
     spec::Name,
+    sys::{
+        device::MessageDevice,
+        pool_map::PoolMapping, //
+    },
 };
 use core::sync::atomic::{
     AtomicBool,

@@ -8,8 +8,14 @@
 //! any, as it was.
 
 use crate::{
-    control::registry,
-    instance::ImageInfo,
+    control::{
+        registry,
+        Registry, //
+    },
+    instance::{
+        ImageInfo,
+        Instance, //
+    },
     loader::{
         self,
         BzImage,
@@ -21,7 +27,7 @@ use crate::{
     sys::{
         self,
         kexec::Load,
-        spawn,
+        spawn, //
     },
 };
 use core::{
@@ -35,6 +41,8 @@ use kernel::{
     alloc::VVec,
     cpu::CpuId,
     prelude::*,
+    sync::Arc,
+    sysfs::Dir, //
 };
 
 /// Set once the subsystem is up: loads before that (or after a failed init) get `ENODEV`.
@@ -77,14 +85,24 @@ unsafe extern "C" fn multikernel_kexec_file_load(
     }
 }
 
+/// The instance with id `id`, found under the registry lock; the caller takes its `ops` lock
+/// before letting the registry go, so a `destroy` (which takes `ops` under the registry lock)
+/// cannot come in between, and other registry users are not held up by a load that copies
+/// megabytes or takes CPUs back.
+fn find_in(registry: &Registry, id: u32, what: &str) -> Result<Arc<Dir<Instance>>> {
+    registry.by_id(id).cloned().ok_or_else(|| {
+        warn(format_args!("kexec {what}: no instance with id {id}"));
+        ENOENT
+    })
+}
+
 fn load(req: &Load<'_>) -> Result {
     let registry = registry();
-    let Some(instance) = registry.by_id(req.id) else {
-        warn(format_args!("kexec load: no instance with id {}", req.id));
-        return Err(ENOENT);
-    };
+    let dir = find_in(&registry, req.id, "load")?;
+    let instance = dir.data();
     let name = instance.name.as_str();
     let _ops = instance.ops.lock();
+    drop(registry);
     let state = instance.state();
     if !state.loadable() {
         warn(format_args!(
@@ -224,11 +242,10 @@ fn load(req: &Load<'_>) -> Result {
 
 fn unload(id: u32) -> Result {
     let registry = registry();
-    let Some(instance) = registry.by_id(id) else {
-        warn(format_args!("kexec unload: no instance with id {id}"));
-        return Err(ENOENT);
-    };
+    let dir = find_in(&registry, id, "unload")?;
+    let instance = dir.data();
     let _ops = instance.ops.lock();
+    drop(registry);
     let state = instance.state();
     if !state.loadable() {
         warn(format_args!(

@@ -48,7 +48,9 @@ struct Multikernel {
 impl kernel::Module for Multikernel {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         report::init();
-        let gate = BringupGate::register(c"multikernel:owned")?;
+        // SAFETY: This driver is built in (`CONFIG_MULTIKERNEL` is a bool): `OwnershipGate`'s
+        // code never goes away.
+        let gate = unsafe { BringupGate::register(c"multikernel:owned") }?;
         sys::spawn::init()?;
         ikc::init()?;
         let control = control::Control::new()?;

@@ -71,12 +71,13 @@ pub(crate) fn start(instance: &Instance) -> Result {
     let build = |start: u64| {
         // SAFETY: The memory is this instance's (the pool allocator gave it to no one else),
         // and no CPU runs on a map of it: they are all back (`cpus_out`, checked above).
-        unsafe { spawn::IdentityMap::build(memory, (start, half), layout.park.start) }
-            .inspect_err(|e| {
+        unsafe { spawn::IdentityMap::build(memory, (start, half), layout.park.start) }.inspect_err(
+            |e| {
                 warn(format_args!(
                     "start {name}: cannot build the entry map ({e:?})"
                 ))
-            })
+            },
+        )
     };
     let map = build(layout.pagetables.start)?;
     let park_map = build(layout.pagetables.start + half)?;

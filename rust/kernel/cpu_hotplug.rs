@@ -103,10 +103,17 @@ pub struct BringupGate<G: Gate> {
 impl<G: Gate> BringupGate<G> {
     /// Registers the gate under `name` (shown in `/sys/devices/system/cpu/hotplug/states`). It
     /// applies to bring-ups that start after this returns; CPUs already online are not touched.
-    pub fn register(name: &'static CStr) -> Result<Self> {
+    ///
+    /// # Safety
+    ///
+    /// The gate must be dropped before the code of `G` goes away: either `G` is built into the
+    /// kernel, or the returned value is dropped (never leaked with `mem::forget` or a leaked
+    /// allocation) before the module that defines `G` is unloaded. The hotplug core keeps
+    /// calling `G::allow_bringup` until the drop.
+    pub unsafe fn register(name: &'static CStr) -> Result<Self> {
         // SAFETY: `name` is `'static`; the callback is a valid `extern "C"` function for the whole
-        // life of the registration (it is a function of this crate, never unloaded while `Self`
-        // lives since `Self` unregisters in `drop`).
+        // life of the registration: it is `G`'s code, which stays until the drop unregisters it
+        // (# Safety).
         let ret = unsafe {
             bindings::__cpuhp_setup_state(
                 bindings::cpuhp_state_CPUHP_BP_PREPARE_DYN,

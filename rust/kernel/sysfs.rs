@@ -14,6 +14,10 @@
 //! freed under it. A consequence is that a callback must not drop the [`Dir`] it was called for
 //! (that would wait for itself); removing *another* directory, such as a child, is fine.
 //!
+//! Dropping also waits until the kobject core has let go of the directory's kobject (a
+//! subdirectory holds its parent's: drop children first), so a loadable module can own
+//! directories: none of its code or data is reached after the drop returns.
+//!
 //! C headers: [`include/linux/kobject.h`](srctree/include/linux/kobject.h),
 //! [`include/linux/sysfs.h`](srctree/include/linux/sysfs.h).
 //!
@@ -82,6 +86,7 @@ use crate::{
     page::PAGE_SIZE,
     prelude::*,
     str::CStr,
+    sync::Completion,
     types::Opaque, //
 };
 use core::{
@@ -456,12 +461,24 @@ impl KObject {
     }
 }
 
+/// The part of a [`Dir`]'s allocation that the kobject core touches: the kobject, and the
+/// completion its release signals. The same for every `T`, so that the release function is not
+/// generic: it is code of the kernel crate (built in), never of a loadable module.
+#[repr(C)]
+#[pin_data]
+struct DirHead {
+    #[pin]
+    kobj: Opaque<bindings::kobject>,
+    #[pin]
+    released: Completion,
+}
+
 /// The allocation behind a [`Dir`]: the kobject and the data it shows.
 #[repr(C)]
 #[pin_data]
 struct DirInner<T> {
     #[pin]
-    kobj: Opaque<bindings::kobject>,
+    head: DirHead,
     #[pin]
     data: T,
 }
@@ -473,9 +490,12 @@ struct DirInner<T> {
 ///
 /// # Invariants
 ///
-/// `inner` points to a `DirInner<T>` allocated by `KBox`, whose `kobj` was initialised with
-/// `Self::KTYPE` and added to sysfs, and on which this `Dir` owns one reference. The allocation is
-/// freed by `release_dir::<T>` when the kobject's last reference goes.
+/// `inner` points to a `DirInner<T>` allocated by `KBox` and owned by this `Dir`, whose `kobj`
+/// was initialised with `Self::KTYPE` and added to sysfs, and on which this `Dir` owns one
+/// reference. The kobject's release ([`release_dir`]) only completes `released`; the drop waits
+/// for that, then frees the allocation. So neither the data nor the allocation outlives the
+/// `Dir`, and nothing of `T`'s (its callbacks, `KTYPE`) is used after the drop returns: a
+/// loadable module may own directories.
 pub struct Dir<T: DirData> {
     inner: NonNull<DirInner<T>>,
 }
@@ -493,7 +513,7 @@ impl<T: DirData> Dir<T> {
 
     const KTYPE: bindings::kobj_type = {
         let mut ktype: bindings::kobj_type = pin_init::zeroed();
-        ktype.release = Some(release_dir::<T>);
+        ktype.release = Some(release_dir);
         ktype.sysfs_ops = &Self::SYSFS_OPS;
         ktype.default_groups = T::GROUPS.cast_mut();
         ktype
@@ -521,16 +541,19 @@ impl<T: DirData> Dir<T> {
         };
         let inner = KBox::pin_init::<Error>(
             try_pin_init!(DirInner {
-                kobj: Opaque::zeroed(),
+                head <- pin_init!(DirHead {
+                    kobj: Opaque::zeroed(),
+                    released <- Completion::new(),
+                }),
                 data <- data,
             }),
             flags::GFP_KERNEL,
         )?;
         // SAFETY: The allocation is never moved out of: from here on it is only reached through
-        // the raw pointer, and freed by `release_dir`, which rebuilds the box.
+        // the raw pointer, and freed by `Self::free`, which rebuilds the box.
         let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(inner) });
         // SAFETY: `raw` is valid; `kobj` is zeroed, as `kobject_init` requires.
-        let kobj = unsafe { Opaque::cast_into(&raw const (*raw).kobj) };
+        let kobj = unsafe { Opaque::cast_into(&raw const (*raw).head.kobj) };
 
         // SAFETY: `kobj` is a zeroed kobject, `KTYPE` is a static ktype whose callbacks expect a
         // kobject embedded in a `DirInner<T>`, which it is. `parent` is a live, added kobject.
@@ -546,8 +569,11 @@ impl<T: DirData> Dir<T> {
         };
         if let Err(e) = to_result(ret) {
             // SAFETY: After `kobject_init_and_add` fails, the kobject is initialised and holds
-            // one reference, which must be dropped; that frees `raw` through `release_dir`.
-            unsafe { bindings::kobject_put(kobj) };
+            // one reference, which must be dropped; `raw` is ours (`into_raw` above).
+            unsafe {
+                bindings::kobject_put(kobj);
+                Self::free(raw);
+            }
             return Err(e);
         }
         // SAFETY: `raw` came from `KBox::into_raw`, so it is not NULL.
@@ -565,7 +591,11 @@ impl<T: DirData> Dir<T> {
     /// The directory's kobject, to create subdirectories under it.
     pub fn kobject(&self) -> &KObject {
         // SAFETY: By the type invariants the kobject is added and alive while `self` is.
-        unsafe { KObject::from_raw(Opaque::cast_into(&raw const (*self.inner.as_ptr()).kobj)) }
+        unsafe {
+            KObject::from_raw(Opaque::cast_into(
+                &raw const (*self.inner.as_ptr()).head.kobj,
+            ))
+        }
     }
 
     /// Wakes up `poll(2)`/`select(2)` waiters on the file `attr` of this directory (or of its
@@ -577,32 +607,56 @@ impl<T: DirData> Dir<T> {
     }
 }
 
+impl<T: DirData> Dir<T> {
+    /// Waits until the kobject core released the kobject of `raw`, then frees the allocation.
+    ///
+    /// # Safety
+    ///
+    /// `raw` came from `KBox::into_raw` in [`Dir::new`], its kobject was initialised, the caller
+    /// dropped its last own reference to it, and nothing else uses the allocation afterwards.
+    unsafe fn free(raw: *mut DirInner<T>) {
+        // SAFETY: `raw` is valid until freed below (the release no longer frees it).
+        unsafe { (*raw).head.released.wait_for_completion() };
+        // SAFETY: The kobject core is done with the kobject (its release ran and touches
+        // nothing after completing); the allocation came from `KBox::into_raw`.
+        drop(unsafe { KBox::from_raw(raw) });
+    }
+}
+
 impl<T: DirData> Drop for Dir<T> {
+    /// Removes the directory, then waits until nobody holds its kobject any more: a
+    /// subdirectory holds a reference to its parent, so drop subdirectories first (dropping a
+    /// parent first waits for them).
     fn drop(&mut self) {
         let kobj = self.kobject().as_raw();
         // SAFETY: By the type invariants the kobject is added and we own a reference.
         // `kobject_del` removes the directory and waits for running `show`/`store` calls on its
-        // files to return; then dropping our reference frees the data once nobody else holds the
-        // kobject (children hold a reference to their parent).
+        // files to return; then we drop our reference.
         unsafe {
             bindings::kobject_del(kobj);
             bindings::kobject_put(kobj);
         }
+        // SAFETY: By the type invariants `inner` is ours and initialised; our reference is gone.
+        unsafe { Self::free(self.inner.as_ptr()) };
     }
 }
 
-/// Called by the kobject core when the last reference to a [`Dir<T>`]'s kobject goes.
+/// Called by the kobject core when the last reference to a [`Dir`]'s kobject goes: signals the
+/// `Dir`'s drop, which frees the allocation. Not generic and never inlined, so that it is code
+/// of the kernel crate, which is built in, even when the `Dir` belongs to a loadable module.
 ///
 /// # Safety
 ///
-/// `kobj` must be the `kobj` field of a `DirInner<T>` allocated by `KBox` (see [`Dir`]'s
-/// invariants), with no references left.
-unsafe extern "C" fn release_dir<T: DirData>(kobj: *mut bindings::kobject) {
-    // SAFETY: Guaranteed by the caller: `kobj` is embedded in a `DirInner<T>`.
-    let inner =
-        unsafe { crate::container_of!(Opaque::cast_from(kobj).cast_mut(), DirInner<T>, kobj) };
-    // SAFETY: The allocation came from `KBox::into_raw` and nobody references it any more.
-    drop(unsafe { KBox::from_raw(inner) });
+/// `kobj` must be the `kobj` field of a `DirHead` (see [`Dir`]'s invariants), with no
+/// references left.
+#[inline(never)]
+unsafe extern "C" fn release_dir(kobj: *mut bindings::kobject) {
+    // SAFETY: Guaranteed by the caller: `kobj` is embedded in a `DirHead`, which is alive until
+    // the `Dir`'s drop sees the completion. Nothing of it is touched after `complete_all`.
+    unsafe {
+        let head = crate::container_of!(Opaque::cast_from(kobj).cast_mut(), DirHead, kobj);
+        (*head).released.complete_all();
+    }
 }
 
 /// `struct sysfs_ops::show` for [`Dir<T>`].
@@ -618,8 +672,9 @@ unsafe extern "C" fn show_callback<T: DirData>(
 ) -> isize {
     // SAFETY: The kobject is embedded in a `DirInner<T>` (the ktype is only used by `Dir<T>`),
     // alive while sysfs runs this callback.
-    let inner =
-        unsafe { &*crate::container_of!(Opaque::cast_from(kobj).cast_mut(), DirInner<T>, kobj) };
+    let inner = unsafe {
+        &*crate::container_of!(Opaque::cast_from(kobj).cast_mut(), DirInner<T>, head.kobj)
+    };
     // SAFETY: The ktype's groups hold only `Attribute<T>`s, whose first field is the
     // `struct attribute` (`repr(C)`), and they are `static`.
     let attr = unsafe { &*attr.cast::<Attribute<T>>() };
@@ -650,8 +705,9 @@ unsafe extern "C" fn store_callback<T: DirData>(
     count: usize,
 ) -> isize {
     // SAFETY: As in `show_callback`.
-    let inner =
-        unsafe { &*crate::container_of!(Opaque::cast_from(kobj).cast_mut(), DirInner<T>, kobj) };
+    let inner = unsafe {
+        &*crate::container_of!(Opaque::cast_from(kobj).cast_mut(), DirInner<T>, head.kobj)
+    };
     // SAFETY: As in `show_callback`.
     let attr = unsafe { &*attr.cast::<Attribute<T>>() };
     let Some(store) = attr.store else {

@@ -3,6 +3,7 @@
 //! What a same-kernel cross-CPU exchange costs on this machine, to compare the inter-kernel
 //! channel with (`/sys/kernel/multikernel/ikc_baseline`).
 
+use core::hint::black_box;
 use kernel::{
     bindings,
     cpu::CpuId,
@@ -14,8 +15,6 @@ use kernel::{
         Monotonic, //
     },
 };
-use core::hint::black_box;
-
 
 extern "C" fn nothing(_info: *mut c_void) {}
 

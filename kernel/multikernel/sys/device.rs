@@ -167,10 +167,7 @@ impl<T: DeviceOps> MessageDevice<T> {
     /// # Safety
     ///
     /// Called once per file, after `open` succeeded.
-    unsafe extern "C" fn release(
-        _inode: *mut bindings::inode,
-        file: *mut bindings::file,
-    ) -> c_int {
+    unsafe extern "C" fn release(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
         // SAFETY: `open` stored an `Arc<T::File>` there; this is the last use.
         drop(unsafe { <Arc<T::File> as ForeignOwnable>::from_foreign((*file).private_data) });
         0

@@ -84,4 +84,3 @@ unsafe extern "C" fn multikernel_ikc_console_write(text: *const c_char, len: c_u
         write(unsafe { core::slice::from_raw_parts(text.cast::<u8>(), len as usize) });
     }
 }
-

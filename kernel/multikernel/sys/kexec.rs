@@ -8,6 +8,7 @@
 //! applies kexec's signature policy, copies the command line, and hands the request to the
 //! caller's load or unload.
 
+use core::ptr::NonNull;
 use kernel::{
     bindings,
     error::to_result,
@@ -17,7 +18,6 @@ use kernel::{
         UserSlice, //
     },
 };
-use core::ptr::NonNull;
 
 /// `KEXEC_FILE_MULTIKERNEL`: the load targets an instance.
 pub(crate) const FLAG_MULTIKERNEL: u64 = bindings::KEXEC_FILE_MULTIKERNEL as u64;

@@ -124,4 +124,3 @@ impl Drop for PoolMapping {
         unsafe { bindings::memunmap(self.virt.as_ptr().cast()) };
     }
 }
-

@@ -66,7 +66,11 @@ impl IdentityMap {
     /// This writes page tables into `pagetables`, which a CPU may be translating through: no
     /// CPU may run on a map of `memory` (no CPU armed with one may have left this kernel) while
     /// this runs, and `memory` must belong to the caller's instance only.
-    pub(crate) unsafe fn build(memory: (u64, u64), pagetables: (u64, u64), park: u64) -> Result<Self> {
+    pub(crate) unsafe fn build(
+        memory: (u64, u64),
+        pagetables: (u64, u64),
+        park: u64,
+    ) -> Result<Self> {
         let pool = pool_region().ok_or(ENODEV)?;
         let (start, len) = memory;
         let (pt_start, pt_len) = pagetables;
@@ -81,9 +85,8 @@ impl IdentityMap {
         }
         // SAFETY: The ranges are pool memory (checked above) of the caller's instance, which no
         // CPU runs on while this writes (# Safety).
-        let pgd = unsafe {
-            bindings::multikernel_spawn_build_map(start, len, pt_start, pt_len, park)
-        };
+        let pgd =
+            unsafe { bindings::multikernel_spawn_build_map(start, len, pt_start, pt_len, park) };
         if pgd == 0 {
             return Err(ENOMEM);
         }
@@ -138,9 +141,7 @@ pub(crate) fn park_prepare(area: &mut [u8], park: u64) -> Result {
 fn facts(cpu: u32) -> (u32, u32, u32) {
     let (mut tsc_khz, mut lapic_period, mut apic_id) = (0, 0, 0);
     // SAFETY: The pointers are valid for writing; any CPU id is accepted.
-    unsafe {
-        bindings::multikernel_host_facts(cpu, &mut tsc_khz, &mut lapic_period, &mut apic_id)
-    };
+    unsafe { bindings::multikernel_host_facts(cpu, &mut tsc_khz, &mut lapic_period, &mut apic_id) };
     (tsc_khz, lapic_period, apic_id)
 }
 

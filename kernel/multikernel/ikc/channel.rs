@@ -1,0 +1,772 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One end of a channel: sending, draining the receive ring (atomic handlers in the doorbell's
+//! interrupt, the rest in the channel's work), user-space messages, closing.
+//!
+//! `heartbeat.rs`: ping, the heartbeat, the peer's stop word and fault injection.
+
+use super::*;
+
+mod heartbeat;
+
+/// The outcome of one non-blocking attempt to send.
+pub(super) enum Attempt {
+    Sent,
+    /// Room appeared while asking the peer for it: try again.
+    Retry,
+    Full,
+    NotOpen(LinkState),
+    Fault(RingError),
+}
+
+/// Messages one drain handles before it lets others run (a peer that refills the ring as
+/// fast as it is drained must not keep a CPU in the interrupt, or a worker busy).
+pub(super) const DRAIN_BUDGET: usize = 64;
+
+/// What the drain of the receive ring stopped at.
+pub(super) enum Drained {
+    /// Empty ring (a doorbell was asked for), a message that must wait, or a closed channel.
+    Idle,
+    /// The budget is spent and messages remain: the work continues.
+    More,
+    /// A message that needs process context is next; with a buffer it was taken into it.
+    Process(ring::Received),
+}
+
+/// Work the doorbell left for process context.
+pub(super) const PENDING_PONG: u32 = 1 << 0;
+pub(super) const PENDING_BROKEN: u32 = 1 << 1;
+
+/// One end of a channel.
+#[pin_data]
+pub(crate) struct Channel {
+    pub(super) name: CString,
+    pub(super) side: Side,
+    pub(super) mem: SharedMem,
+    /// Host: the instance's mailbox page, where its kernel writes why it stops.
+    pub(super) mailbox: Option<SharedMem>,
+    pub(super) peer_apic: u32,
+    /// The endpoint's services.
+    pub(super) services: Arc<Services>,
+    pub(super) state: AtomicU8,
+    pub(crate) counters: Counters,
+    pub(super) console: Option<Arc<ConsoleLog>>,
+    /// The producer of this end. Raw: atomic handlers answer from the doorbell interrupt, and
+    /// the console sends from any context.
+    #[pin]
+    pub(super) tx: RawSpinLockIrq<Producer>,
+    /// The consumer; atomic handlers run under it.
+    #[pin]
+    pub(super) rx: RawSpinLockIrq<Rx>,
+    /// The work's buffer for messages handled in process context; held while they are.
+    #[pin]
+    pub(super) work_buf: Mutex<KVec<u8>>,
+    /// A sender or poller found the ring full: the next doorbell must wake it.
+    pub(super) space_wanted: AtomicBool,
+    /// Bumped by the work when room may have appeared; senders sleep on `space` unless it moved.
+    #[pin]
+    pub(super) space_gen: SpinLock<u64>,
+    #[pin]
+    pub(super) inbox: SpinLock<KVec<Message>>,
+    /// Where senders, readers and pollers wait (the endpoint's).
+    pub(super) waiters: Arc<Waiters>,
+    /// The inbox was full: draining stopped until user space reads.
+    pub(super) paused: AtomicBool,
+    /// `PENDING_*` bits for the work.
+    pub(super) pending: AtomicU32,
+    /// Why the channel broke (logged by the work).
+    pub(super) fault: SetOnce<&'static str>,
+    #[pin]
+    pub(super) ping_lock: Mutex<()>,
+    pub(super) ping_token: AtomicU64,
+    /// The token of the last answer to a ping, written by the atomic pong handler.
+    pub(super) pong: AtomicU64,
+    #[pin]
+    pub(super) pong_gen: SpinLock<u64>,
+    #[pin]
+    pub(super) pong_cv: CondVar,
+    /// Host: the last heartbeat value seen, checks since it changed, whether one was seen.
+    /// Instance: the beats sent.
+    pub(super) beat: AtomicU64,
+    pub(super) misses: AtomicU32,
+    pub(super) beating: AtomicBool,
+    /// Host: a send renewed the doorbell hint since the last tick.
+    pub(super) hint_fresh: AtomicBool,
+    #[pin]
+    pub(super) drain_work: Work<Channel, 0>,
+    #[pin]
+    pub(super) tick_work: DelayedWork<Channel, 1>,
+}
+
+impl_has_work! {
+    impl HasWork<Self, 0> for Channel { self.drain_work }
+}
+impl_has_delayed_work! {
+    impl HasDelayedWork<Self, 1> for Channel { self.tick_work }
+}
+
+impl Channel {
+    /// Host: sets up the channel memory at `start` (inside the instance `id`'s memory, which no
+    /// kernel runs on yet) and opens the host's end; doorbells go to APIC id `peer_apic`. The
+    /// heartbeat also watches the stop word of the instance's mailbox page at `mailbox`.
+    pub(crate) fn host(
+        name: &str,
+        id: u32,
+        start: u64,
+        mailbox: u64,
+        peer_apic: u32,
+        console: Arc<ConsoleLog>,
+        endpoint: &Endpoint,
+    ) -> Result<Arc<Self>> {
+        let mem = SharedMem::map_pool(start, CHANNEL_BYTES as u64)?;
+        mem.write(0, &[0u8; 64]);
+        for off in [TO_INSTANCE, TO_HOST] {
+            ring::init(&mut RingView { mem: &mem, off }).map_err(|e| e.errno())?;
+        }
+        mem.store_seqcst(OFF_VERSION, VERSION);
+        mem.store_seqcst(OFF_ID, u64::from(id));
+        mem.store_seqcst(OFF_HEARTBEAT, 0);
+        mem.store_seqcst(OFF_MAGIC, MAGIC);
+        let name = CString::try_from_fmt(fmt!("{name}"))?;
+        let mailbox = SharedMem::map_pool(mailbox, 4096)?;
+        Self::open(
+            name,
+            Side::Host,
+            mem,
+            Some(mailbox),
+            peer_apic,
+            Some(console),
+            endpoint,
+        )
+    }
+
+    /// Instance: opens this kernel's end of the channel the host described.
+    pub(crate) fn instance(info: &InstanceInfo, endpoint: &Endpoint) -> Result<Arc<Self>> {
+        let mem = SharedMem::map_host_channel(CHANNEL_BYTES as u64)?;
+        if mem.load_seqcst(OFF_MAGIC) != MAGIC
+            || mem.load_seqcst(OFF_VERSION) != VERSION
+            || mem.load_seqcst(OFF_ID) != u64::from(info.id)
+        {
+            return Err(EPROTO);
+        }
+        let name = CString::try_from_fmt(fmt!("host"))?;
+        Self::open(
+            name,
+            Side::Instance,
+            mem,
+            None,
+            info.host_apic,
+            None,
+            endpoint,
+        )
+    }
+
+    pub(super) fn open(
+        name: CString,
+        side: Side,
+        mem: SharedMem,
+        mailbox: Option<SharedMem>,
+        peer_apic: u32,
+        console: Option<Arc<ConsoleLog>>,
+        endpoint: &Endpoint,
+    ) -> Result<Arc<Self>> {
+        let services = endpoint.services.clone();
+        let waiters = endpoint.waiters.clone();
+        let buf = KVec::from_elem(0u8, ring::MAX_PAYLOAD, GFP_KERNEL)?;
+        let work_buf = KVec::from_elem(0u8, ring::MAX_PAYLOAD, GFP_KERNEL)?;
+        let inbox = KVec::with_capacity(INBOX_MAX, GFP_KERNEL)?;
+        let ch = Arc::pin_init(
+            pin_init!(Self {
+                name,
+                side,
+                mem,
+                mailbox,
+                peer_apic,
+                services,
+                state: AtomicU8::new(LinkState::Open as u8),
+                counters: Counters::default(),
+                console,
+                tx <- Lock::new(Producer::new(), c"multikernel::Channel::tx",
+                                kernel::static_lock_class!()),
+                rx <- Lock::new(Rx { consumer: Consumer::new(), buf }, c"multikernel::Channel::rx",
+                                kernel::static_lock_class!()),
+                work_buf <- new_mutex!(work_buf, "multikernel::Channel::work_buf"),
+                space_wanted: AtomicBool::new(false),
+                space_gen <- new_spinlock!(0, "multikernel::Channel::space_gen"),
+                inbox <- new_spinlock!(inbox, "multikernel::Channel::inbox"),
+                waiters,
+                paused: AtomicBool::new(false),
+                pending: AtomicU32::new(0),
+                fault: SetOnce::new(),
+                ping_lock <- new_mutex!((), "multikernel::Channel::ping_lock"),
+                ping_token: AtomicU64::new(0),
+                pong: AtomicU64::new(0),
+                pong_gen <- new_spinlock!(0, "multikernel::Channel::pong_gen"),
+                pong_cv <- new_condvar!("multikernel::Channel::pong_cv"),
+                beat: AtomicU64::new(0),
+                misses: AtomicU32::new(0),
+                beating: AtomicBool::new(false),
+                hint_fresh: AtomicBool::new(false),
+                drain_work <- new_work!("multikernel::Channel::drain_work"),
+                tick_work <- new_delayed_work!("multikernel::Channel::tick_work"),
+            }),
+            GFP_KERNEL,
+        )?;
+        {
+            let mut slots = channels()?.slots.lock();
+            let free = slots.iter_mut().find(|s| s.is_none()).ok_or(ENOSPC)?;
+            *free = Some(ch.clone());
+        }
+        // Drain what is there already, which also asks for doorbells from now on.
+        let _ = workqueue::system_highpri().enqueue::<Arc<Channel>, 0>(ch.clone());
+        let _ = workqueue::system_power_efficient()
+            .enqueue_delayed::<Arc<Channel>, 1>(ch.clone(), msecs_to_jiffies(HEARTBEAT_MS));
+        Ok(ch)
+    }
+
+    /// The instance's name (host side) or "host".
+    pub(super) fn label(&self) -> &str {
+        self.name.to_str().unwrap_or("?")
+    }
+
+    pub(crate) fn state(&self) -> LinkState {
+        LinkState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    pub(super) fn usable(&self) -> Result {
+        match self.state() {
+            LinkState::Open => Ok(()),
+            other => Err(other.errno()),
+        }
+    }
+
+    pub(super) fn tx_off(&self) -> usize {
+        match self.side {
+            Side::Host => TO_INSTANCE,
+            Side::Instance => TO_HOST,
+        }
+    }
+
+    pub(super) fn rx_off(&self) -> usize {
+        match self.side {
+            Side::Host => TO_HOST,
+            Side::Instance => TO_INSTANCE,
+        }
+    }
+
+    pub(super) fn view(&self, off: usize) -> RingView<'_> {
+        RingView {
+            mem: &self.mem,
+            off,
+        }
+    }
+
+    pub(super) fn ring_doorbell(&self) {
+        add(&self.counters.doorbells, 1);
+        let apic = match self.side {
+            // The host's hint, if it gave one; any host CPU drains every channel.
+            Side::Instance => match self.mem.load_seqcst(OFF_HOST_DOORBELL) {
+                0 => self.peer_apic,
+                hint => (hint - 1) as u32,
+            },
+            Side::Host => self.peer_apic,
+        };
+        machine::ring(apic);
+    }
+
+    /// Host: asks the instance to ring this CPU from now on (a sender here may be waiting for
+    /// an answer: it is not woken from idle first). The heartbeat work drops a hint no send
+    /// renewed for a tick: the CPU may have left the host since.
+    pub(super) fn doorbell_here(&self) {
+        if self.side == Side::Host {
+            self.hint_fresh.store(true, Ordering::Relaxed);
+            let apic = crate::sys::spawn::apic_id(kernel::cpu::CpuId::current());
+            if self.mem.load_seqcst(OFF_HOST_DOORBELL) != u64::from(apic) + 1 {
+                self.mem
+                    .store_seqcst(OFF_HOST_DOORBELL, u64::from(apic) + 1);
+            }
+        }
+    }
+
+    pub(super) fn handler(&self, port: u16) -> Option<Handler> {
+        self.services.lookup(port)
+    }
+
+    /// Returns once no handler of this channel runs (one in an interrupt on another CPU, or in
+    /// the work). Not from a handler.
+    pub(super) fn quiesce(&self) {
+        drop(self.rx.lock());
+        drop(self.work_buf.lock());
+    }
+
+    /// One non-blocking attempt to send, from any context. A full ring asks the peer for a
+    /// doorbell when it frees room. The state is checked under the producer lock, which
+    /// `close` takes after marking the channel: nothing is written into a closed channel's
+    /// memory (a new start sets it up afresh; a destroy gives it away). A `sender` (process
+    /// context) is also woken by the work when room appears.
+    pub(super) fn try_send(&self, port: u16, payload: &[u8], sender: bool) -> Attempt {
+        let mut tx = self.tx.lock();
+        let state = self.state();
+        if state != LinkState::Open {
+            return Attempt::NotOpen(state);
+        }
+        if sender {
+            self.doorbell_here();
+        }
+        let mut view = self.view(self.tx_off());
+        match tx.send(&mut view, port, payload) {
+            Ok(ring_it) => {
+                drop(tx);
+                self.sent(payload.len(), ring_it);
+                Attempt::Sent
+            }
+            Err(RingError::Full) => {
+                if sender {
+                    // Before the ring's flag: a doorbell right after it must find this set.
+                    self.space_wanted.store(true, Ordering::Release);
+                }
+                match tx.want_space(&mut view, payload.len()) {
+                    Ok(true) => Attempt::Retry,
+                    Ok(false) => Attempt::Full,
+                    Err(e) => Attempt::Fault(e),
+                }
+            }
+            Err(e) => Attempt::Fault(e),
+        }
+    }
+
+    /// An atomic handler's answer: sent, or [`Reply::Later`] when it does not fit now.
+    pub(super) fn reply(&self, port: u16, payload: &[u8]) -> Reply {
+        // Room that appears and vanishes again is a misbehaving peer: stop asking soon.
+        for _ in 0..4 {
+            match self.try_send(port, payload, false) {
+                Attempt::Sent | Attempt::NotOpen(_) => return Reply::Done,
+                Attempt::Retry => continue,
+                Attempt::Full => return Reply::Later,
+                Attempt::Fault(e) => {
+                    self.fail(e);
+                    return Reply::Done;
+                }
+            }
+        }
+        Reply::Later
+    }
+
+    /// Sends one message on `port`. A full ring is `EAGAIN` unless `wait`, in which case this
+    /// sleeps until there is room (interruptibly). `EMSGSIZE` above 4 KiB, `ENOTCONN` once the
+    /// channel is closed or the peer dead, `EPROTO` once it is broken. Process context.
+    pub(crate) fn send(&self, port: u16, payload: &[u8], wait: bool) -> Result {
+        if payload.len() > ring::MAX_PAYLOAD {
+            return Err(EMSGSIZE);
+        }
+        let mut counted_full = false;
+        loop {
+            let generation = *self.space_gen.lock();
+            match self.try_send(port, payload, true) {
+                Attempt::Sent => return Ok(()),
+                Attempt::Retry => continue,
+                Attempt::Full => (),
+                Attempt::NotOpen(state) => return Err(state.errno()),
+                Attempt::Fault(e) => {
+                    self.fail(e);
+                    self.settle();
+                    return Err(EPROTO);
+                }
+            }
+            if !counted_full {
+                counted_full = true;
+                add(&self.counters.ring_full, 1);
+            }
+            if !wait {
+                return Err(EAGAIN);
+            }
+            let mut gen = self.space_gen.lock();
+            if *gen == generation && self.state() == LinkState::Open {
+                // Woken by the work after the peer's doorbell, or by a close; the timeout
+                // only bounds a lost doorbell.
+                let res = self
+                    .waiters
+                    .space
+                    .wait_interruptible_timeout(&mut gen, msecs_to_jiffies(100));
+                if let CondVarTimeoutResult::Signal { .. } = res {
+                    return Err(ERESTARTSYS);
+                }
+            }
+        }
+    }
+
+    /// Counts a message of `len` bytes just published, and rings the peer if it asked.
+    pub(super) fn sent(&self, len: usize, ring_it: bool) {
+        add(&self.counters.tx, 1);
+        add(&self.counters.bytes, len as u64);
+        if ring_it {
+            self.ring_doorbell();
+        }
+    }
+
+    /// The instance's console: sends `text` without waiting, from any context; what does not
+    /// fit (or meets the lock taken on this CPU, a print from inside a send) is dropped. Never
+    /// prints.
+    pub(crate) fn send_console(&self, text: &[u8]) {
+        for chunk in text.chunks(ring::MAX_PAYLOAD) {
+            let Some(mut tx) = self.tx.try_lock() else {
+                continue;
+            };
+            // Under the producer lock, as in `try_send`.
+            if self.state() != LinkState::Open {
+                return;
+            }
+            let sent = tx.send(&mut self.view(self.tx_off()), port::CONSOLE, chunk);
+            drop(tx);
+            if let Ok(ring_it) = sent {
+                self.sent(chunk.len(), ring_it);
+            }
+        }
+    }
+
+    /// Receives the drained messages nobody in the kernel handles, for user space. `EMSGSIZE`
+    /// (the message stays) if the next one is longer than `max` bytes.
+    pub(crate) fn recv_user(self: &Arc<Self>, max: usize, nonblock: bool) -> Result<Message> {
+        let mut inbox = self.inbox.lock();
+        loop {
+            if let Some(first) = inbox.first() {
+                if first.data.len() > max {
+                    return Err(EMSGSIZE);
+                }
+                let msg = inbox.remove(0).map_err(|_| EINVAL)?;
+                drop(inbox);
+                // Room again: resume a drain that stopped on a full inbox.
+                if self.paused.swap(false, Ordering::AcqRel) {
+                    self.kick();
+                }
+                return Ok(msg);
+            }
+            self.usable()?;
+            if nonblock {
+                return Err(EAGAIN);
+            }
+            if self.waiters.readable.wait_interruptible(&mut inbox) {
+                return Err(ERESTARTSYS);
+            }
+        }
+    }
+
+    /// Puts a message user space could not take (a faulting buffer) back at the head.
+    pub(crate) fn unrecv(&self, msg: Message) {
+        if self.inbox.lock().insert_within_capacity(0, msg).is_err() {
+            add(&self.counters.errors, 1);
+        }
+    }
+
+    /// Queues this channel's work.
+    pub(super) fn kick(self: &Arc<Self>) {
+        let _ = workqueue::system_highpri().enqueue::<Arc<Channel>, 0>(self.clone());
+    }
+
+    /// The ready bits for `poll(2)`, after registering `file` on the channel's wait queues.
+    pub(crate) fn poll(&self, file: &File, table: &PollTable<'_>) -> u32 {
+        table.register_wait(file, &self.waiters.readable);
+        table.register_wait(file, &self.waiters.space);
+        let mut mask = 0;
+        if !self.inbox.lock().is_empty() {
+            mask |= poll::IN | poll::RDNORM;
+        }
+        match self.state() {
+            LinkState::Open => (),
+            LinkState::Broken => return mask | poll::ERR | poll::HUP,
+            _ => return mask | poll::HUP,
+        }
+        let mut tx = self.tx.lock();
+        // Under the producer lock, as in `try_send`.
+        if self.state() != LinkState::Open {
+            return mask | poll::HUP;
+        }
+        // Writable when a message of any size fits; if not, ask for a doorbell when it does.
+        let writable = match tx.fits(&self.view(self.tx_off()), ring::MAX_PAYLOAD) {
+            Ok(true) => true,
+            Ok(false) => {
+                self.space_wanted.store(true, Ordering::Release);
+                tx.want_space(&mut self.view(self.tx_off()), ring::MAX_PAYLOAD)
+                    .unwrap_or(false)
+            }
+            Err(_) => false,
+        };
+        if writable {
+            mask |= poll::OUT | poll::WRNORM;
+        }
+        mask
+    }
+
+    /// The doorbell's part (hard interrupt): runs the atomic handlers; returns whether the
+    /// work has something to do (messages for process context, wakeups).
+    pub(super) fn on_doorbell(&self) -> bool {
+        let process = !matches!(self.drain(None), Drained::Idle);
+        process
+            || self.space_wanted.load(Ordering::Acquire)
+            || self.pending.load(Ordering::Acquire) != 0
+    }
+
+    /// Drains the receive ring: atomic handlers run on the spot, under the receive lock.
+    /// Stops at an empty ring (asking for a doorbell), at a message whose answer must wait,
+    /// or at a message for process context, which, given `out`, is taken (copied into it).
+    pub(super) fn drain(&self, out: Option<&mut [u8]>) -> Drained {
+        let mut rx = self.rx.lock();
+        let Rx { consumer, buf } = &mut *rx;
+        // In process context messages go straight into the caller's buffer.
+        let taking = out.is_some();
+        let buf: &mut [u8] = match out {
+            Some(out) => out,
+            None => buf,
+        };
+        let mut view = self.view(self.rx_off());
+        for _ in 0..DRAIN_BUDGET {
+            if self.state() != LinkState::Open {
+                return Drained::Idle;
+            }
+            let msg = match consumer.peek(&view, buf) {
+                Ok(msg) => msg,
+                Err(RingError::Empty) => {
+                    if consumer.space_wanted(&mut view) {
+                        self.ring_doorbell();
+                    }
+                    if consumer.want_doorbell(&mut view) {
+                        continue;
+                    }
+                    return Drained::Idle;
+                }
+                Err(e) => {
+                    self.fail(e);
+                    return Drained::Idle;
+                }
+            };
+            match self.handler(msg.port) {
+                Some(Handler::Atomic(handler)) => {
+                    if handler(self, &buf[..msg.len]) == Reply::Later {
+                        return Drained::Idle;
+                    }
+                }
+                _ => {
+                    if taking {
+                        self.consumed(consumer, &mut view, &msg);
+                    }
+                    return Drained::Process(msg);
+                }
+            }
+            self.consumed(consumer, &mut view, &msg);
+        }
+        Drained::More
+    }
+
+    /// Whether the receive ring holds a message (or garbage) this side has not taken.
+    pub(super) fn rx_pending(&self) -> bool {
+        let rx = self.rx.lock();
+        let view = self.view(self.rx_off());
+        !matches!(rx.consumer.peek(&view, &mut []), Err(RingError::Empty))
+    }
+
+    pub(super) fn consumed(
+        &self,
+        consumer: &mut Consumer,
+        view: &mut RingView<'_>,
+        msg: &ring::Received,
+    ) {
+        consumer.advance(view, msg);
+        add(&self.counters.rx, 1);
+        add(&self.counters.bytes, msg.len as u64);
+        if consumer.space_wanted(view) {
+            self.ring_doorbell();
+        }
+    }
+
+    /// The channel's work: the wakeups and log lines the doorbell could not do, and the
+    /// messages for process context (handlers, the inbox). Returns whether it must run again
+    /// (its budget is spent).
+    pub(super) fn work(&self) -> bool {
+        self.settle();
+        // Unless a break says otherwise, the budget ran out with messages left.
+        let mut again = true;
+        let mut buf = self.work_buf.lock();
+        for _ in 0..DRAIN_BUDGET {
+            if self.inbox.lock().len() >= INBOX_MAX {
+                self.paused.store(true, Ordering::Release);
+                // A read may have made room between the check and the flag: look again.
+                if self.inbox.lock().len() >= INBOX_MAX {
+                    again = false;
+                    break;
+                }
+                self.paused.store(false, Ordering::Release);
+            }
+            match self.drain(Some(&mut buf)) {
+                Drained::Idle => {
+                    again = false;
+                    break;
+                }
+                Drained::More => break,
+                Drained::Process(msg) => self.dispatch(msg.port, &buf[..msg.len]),
+            }
+        }
+        drop(buf);
+        self.settle();
+        again
+    }
+
+    /// Wakes whoever the doorbell's atomic part left waiting, and reports a broken channel.
+    pub(super) fn settle(&self) {
+        if self.space_wanted.swap(false, Ordering::AcqRel) {
+            *self.space_gen.lock() += 1;
+            self.waiters.space.notify_all();
+        }
+        let pending = self.pending.swap(0, Ordering::AcqRel);
+        if pending & PENDING_PONG != 0 {
+            *self.pong_gen.lock() += 1;
+            self.pong_cv.notify_all();
+        }
+        if pending & PENDING_BROKEN != 0 {
+            let why = self.fault.as_ref().copied().unwrap_or("?");
+            crate::report::warn(format_args!("ikc {}: channel broken: {why}", self.label()));
+            self.wake_all();
+        }
+    }
+
+    pub(super) fn dispatch(&self, port: u16, payload: &[u8]) {
+        if let Some(Handler::Process(handler)) = self.handler(port) {
+            handler(self, payload);
+            return;
+        }
+        let mut data = KVec::new();
+        if data.extend_from_slice(payload, GFP_KERNEL).is_err() {
+            add(&self.counters.errors, 1);
+            crate::report::warn(format_args!(
+                "ikc {}: out of memory, message on port {port} dropped",
+                self.label()
+            ));
+            return;
+        }
+        let mut inbox = self.inbox.lock();
+        // `work` keeps the inbox below its reserved capacity.
+        if inbox.push_within_capacity(Message { port, data }).is_err() {
+            add(&self.counters.errors, 1);
+        }
+        drop(inbox);
+        self.waiters.readable.notify_all();
+    }
+
+    /// The peer broke the ring protocol (any context): the state says so at once; the work
+    /// logs it and wakes every waiter.
+    pub(super) fn fail(&self, e: RingError) {
+        let why = match e {
+            RingError::Corrupt(why) => why,
+            _ => "message larger than the maximum",
+        };
+        add(&self.counters.errors, 1);
+        if self.leave_open(LinkState::Broken) {
+            self.fault.populate(why);
+            self.pending.fetch_or(PENDING_BROKEN, Ordering::AcqRel);
+        }
+    }
+
+    /// Moves the state from open to `state`; whether this call did (any context).
+    pub(super) fn leave_open(&self, state: LinkState) -> bool {
+        self.state
+            .compare_exchange(
+                LinkState::Open as u8,
+                state as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
+    /// Wakes every waiter (process context): they look at the state.
+    pub(super) fn wake_all(&self) {
+        *self.space_gen.lock() += 1;
+        self.waiters.space.notify_all();
+        drop(self.inbox.lock());
+        self.waiters.readable.notify_all();
+        *self.pong_gen.lock() += 1;
+        self.pong_cv.notify_all();
+    }
+
+    /// Sets the state (from open) and wakes every waiter (process context).
+    pub(super) fn shut(&self, state: LinkState) -> bool {
+        let changed = self.leave_open(state);
+        self.wake_all();
+        changed
+    }
+
+    /// Drains what the peer left in the ring, in process context, within a bound (a peer
+    /// that keeps writing cannot hold the caller): the last words of a kernel that stops.
+    pub(super) fn take_in_last(&self) {
+        // Twice, 20 ms apart: it may still be writing its last lines as it stops.
+        for round in 0..2 {
+            if round > 0 {
+                kernel::time::delay::fsleep(kernel::time::Delta::from_millis(20));
+            }
+            for _ in 0..16 {
+                if !self.work() {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The peer kernel stopped: takes in what it sent last, then closes this end.
+    pub(crate) fn finish(&self) {
+        self.take_in_last();
+        self.close();
+    }
+
+    /// Closes this end: every waiter wakes with an error, the doorbell no longer reaches it,
+    /// and no handler runs after this returns. Process context, not from a handler.
+    pub(crate) fn close(&self) {
+        self.shut(LinkState::Closed);
+        // A sender past its state check finishes its write first; later ones see the state.
+        drop(self.tx.lock());
+        if let Ok(channels) = channels() {
+            let mine = {
+                let mut slots = channels.slots.lock();
+                slots.iter_mut().enumerate().find_map(|(i, s)| {
+                    let here = s.as_ref().is_some_and(|c| core::ptr::eq(&**c, self));
+                    if here {
+                        s.take().map(|ch| (i, ch))
+                    } else {
+                        None
+                    }
+                })
+            };
+            if let Some((at, ch)) = mine {
+                // A doorbell that took the channel before it left the slot finishes with it
+                // first (a bounded drain; a later channel in the slot may add one more).
+                while channels.busy[at].load(Ordering::Acquire) != 0 {
+                    core::hint::spin_loop();
+                }
+                // Dropped outside the raw lock (dropping the last reference sleeps).
+                drop(ch);
+            }
+        }
+        // An atomic handler running on another CPU, then a running work, finish first;
+        // later ones see the state.
+        self.quiesce();
+    }
+}
+
+impl WorkItem<0> for Channel {
+    type Pointer = Arc<Channel>;
+
+    fn run(this: Arc<Channel>) {
+        if this.work() {
+            let _ = workqueue::system_highpri().enqueue::<Arc<Channel>, 0>(this);
+        }
+    }
+}
+
+impl WorkItem<1> for Channel {
+    type Pointer = Arc<Channel>;
+
+    fn run(this: Arc<Channel>) {
+        if this.tick() {
+            let _ = workqueue::system_power_efficient()
+                .enqueue_delayed::<Arc<Channel>, 1>(this, msecs_to_jiffies(HEARTBEAT_MS));
+        }
+    }
+}

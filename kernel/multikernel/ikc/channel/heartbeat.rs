@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Ping, the heartbeat, the peer's stop word, and fault injection (testing only).
+
+use super::*;
+
+impl Channel {
+    /// Writes into the ring the instance sends on what a broken instance kernel would, then
+    /// drains it as a doorbell would (`CONFIG_MULTIKERNEL_IKC_FAULT_INJECT`, testing only):
+    /// `head` publishes a head index far outside the ring, `magic` overwrites the ring's
+    /// magic number.
+    pub(crate) fn inject(self: &Arc<Self>, fault: &[u8]) -> Result {
+        if !cfg!(CONFIG_MULTIKERNEL_IKC_FAULT_INJECT) || self.side != Side::Host {
+            return Err(EOPNOTSUPP);
+        }
+        let off = self.rx_off();
+        match fault {
+            b"head" => self.mem.store_seqcst(off + ring::OFF_HEAD, u64::MAX / 3),
+            b"magic" => self.mem.store_seqcst(off + ring::OFF_MAGIC, 0x0bad),
+            _ => return Err(EINVAL),
+        }
+        self.kick();
+        Ok(())
+    }
+
+    /// One round trip: a ping of `size` bytes (at least 8) and its answer; nanoseconds.
+    /// The answer is awaited spinning for up to [`PING_SPIN_US`] (it comes back from
+    /// the other kernel's interrupt handler, like a cross-CPU function call's), then sleeping.
+    pub(crate) fn ping(&self, size: usize) -> Result<i64> {
+        let _one = self.ping_lock.lock();
+        let token = self.ping_token.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut payload = KVec::from_elem(0u8, size.clamp(8, ring::MAX_PAYLOAD), GFP_KERNEL)?;
+        payload[..8].copy_from_slice(&token.to_le_bytes());
+        let start = Instant::<Monotonic>::now();
+        self.send(port::PING, &payload, true)?;
+        while self.pong.load(Ordering::Acquire) != token {
+            if start.elapsed().as_micros_ceil() > PING_SPIN_US {
+                return self.ping_sleep(token, start);
+            }
+            core::hint::spin_loop();
+        }
+        Ok(start.elapsed().as_nanos())
+    }
+
+    pub(super) fn ping_sleep(&self, token: u64, start: Instant<Monotonic>) -> Result<i64> {
+        let mut gen = self.pong_gen.lock();
+        while self.pong.load(Ordering::Acquire) != token {
+            self.usable()?;
+            if start.elapsed().as_millis() > i64::from(PING_TIMEOUT_MS) {
+                return Err(ETIMEDOUT);
+            }
+            let res = self
+                .pong_cv
+                .wait_interruptible_timeout(&mut gen, msecs_to_jiffies(100));
+            if let CondVarTimeoutResult::Signal { .. } = res {
+                return Err(ERESTARTSYS);
+            }
+        }
+        Ok(start.elapsed().as_nanos())
+    }
+
+    /// Host: whether the instance kernel wrote a stop reason into its mailbox.
+    pub(super) fn peer_stopping(&self) -> bool {
+        let at = crate::sys::spawn::STOP_OFFSET;
+        // The reason is the low half of the word (little endian); the high half is unused.
+        self.mailbox
+            .as_ref()
+            .is_some_and(|m| m.load_seqcst(at) & 0xffff_ffff != 0)
+    }
+
+    /// The heartbeat, every [`HEARTBEAT_MS`] while open: the instance beats, the host looks.
+    /// Both also drain what a lost doorbell left behind (one sent to a CPU that went offline).
+    pub(super) fn tick(self: &Arc<Self>) -> bool {
+        if self.state() != LinkState::Open {
+            return false;
+        }
+        if self.rx_pending() {
+            self.kick();
+        }
+        match self.side {
+            Side::Instance => {
+                let beat = self.beat.fetch_add(1, Ordering::Relaxed) + 1;
+                self.mem.store_seqcst(OFF_HEARTBEAT, beat);
+            }
+            Side::Host => {
+                // The kernel said it stops: no heartbeat is missed, nothing more will come.
+                // The instance reads why (`Instance::state`).
+                if self.peer_stopping() {
+                    // What it sent last (its panic message, say) is taken in first.
+                    self.take_in_last();
+                    if self.shut(LinkState::PeerStopped) {
+                        pr_info!("{}: its kernel stops\n", self.label());
+                    }
+                    return false;
+                }
+                if !self.hint_fresh.swap(false, Ordering::Relaxed) {
+                    self.mem.store_seqcst(OFF_HOST_DOORBELL, 0);
+                }
+                let beat = self.mem.load_seqcst(OFF_HEARTBEAT);
+                if beat != self.beat.swap(beat, Ordering::Relaxed) {
+                    self.misses.store(0, Ordering::Relaxed);
+                    self.beating.store(true, Ordering::Relaxed);
+                } else if self.beating.load(Ordering::Relaxed) {
+                    let misses = self.misses.fetch_add(1, Ordering::Relaxed) + 1;
+                    if misses >= HEARTBEAT_MISSES && self.shut(LinkState::PeerDead) {
+                        crate::report::warn(format_args!(
+                            "{}: crashed: no heartbeat for {} ms (last beat #{beat})",
+                            self.label(),
+                            misses * HEARTBEAT_MS
+                        ));
+                        return false;
+                    }
+                }
+            }
+        }
+        true
+    }
+}
