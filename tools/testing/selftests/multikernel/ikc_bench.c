@@ -11,8 +11,8 @@
  *   discard service (a final ping proves they were all drained), beside an
  *   in-kernel memcpy of 4 KiB.
  *
- *   ikc_bench [ROUNDS]   (needs multikernel.pool=, CPU 3, $MK_KERNEL_IMAGE,
- *                         $MK_INITRAMFS)
+ *   ikc_bench [ROUNDS]   (needs multikernel.pool=, a CPU besides CPU 0 (the
+ *                         highest is taken), $MK_KERNEL_IMAGE, $MK_INITRAMFS)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -62,14 +62,21 @@ int main(int argc, char **argv)
 	int rounds = argc > 1 ? atoi(argv[1]) : 201, i, fd;
 	static struct { struct mk_ikc_msg h; unsigned char data[4096]; } m;
 	double rtt64, rtt4k, call[5], copy[5], call_ns, copy_ns, t0, secs, mbs, copy_mbs;
-	char buf[64], base[512];
-	int ret;
+	char buf[64], base[512], spec[64];
+	int ret, cpu;
 
 	if (rounds < 1 || rounds > 1001)
 		rounds = 201;
-	ret = start_instance(NAME, NAME " cpus=3 memory=256M", cmdline, sizeof(cmdline));
+	if (mk_pick_cpus(0, 1, &cpu)) {
+		fprintf(stderr, "ikc_bench: no CPU besides CPU 0 for the instance\n");
+		return 1;
+	}
+	snprintf(spec, sizeof(spec), NAME " cpus=%d memory=256M", cpu);
+	ret = start_instance(NAME, spec, cmdline, sizeof(cmdline));
 	if (ret) {
-		fprintf(stderr, "ikc_bench: cannot start an instance on CPU 3: %s\n", strerror(-ret));
+		fprintf(stderr, "ikc_bench: cannot start an instance on CPU %d: %s\n", cpu,
+			strerror(-ret));
+		mk_remove(NAME);
 		return 1;
 	}
 	rtt64 = ping_median("64", rounds);

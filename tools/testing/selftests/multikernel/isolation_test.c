@@ -2,17 +2,22 @@
 /*
  * Fault isolation: what an instance does stays inside it.
  *
- * Needs a VM with at least 6 CPUs and multikernel.pool=1G (scripts/check.sh,
- * the "ikc" VM), a kernel built with CONFIG_MULTIKERNEL_IKC_FAULT_INJECT
- * and CONFIG_DEVMEM, and the sample initramfs ($MK_INITRAMFS) whose init takes
- * mk_sample= actions. Instance "by" (CPU 3, 1 CPU) runs beside every test and
- * must answer pings throughout; instance "victim" (CPUs 4-5, 2 CPUs) does
- * something hostile: panic, reboot -f, poweroff -f, halt -f, kexec -e, read
- * host RAM through /dev/mem, flood the host's doorbell, take NMIs while
- * parked. Meanwhile host threads run on CPUs 0-2; after each action every
- * host CPU must still schedule, "by" must answer, and the victim's state and
- * last_stop must say what happened. Also: memory is scrubbed between
- * instances, and an image that is not an instance kernel is refused.
+ * Needs three online CPUs besides CPU 0 and a pool of 512 MiB (make check
+ * runs it in the "ikc" VM: 6 CPUs, multikernel.pool=1G), a kernel built with
+ * CONFIG_MULTIKERNEL_IKC_FAULT_INJECT and CONFIG_DEVMEM, $MK_KERNEL_IMAGE and
+ * the sample initramfs ($MK_INITRAMFS) whose init takes mk_sample= actions;
+ * without the CPUs, the pool or the files the tests skip, saying which.
+ * Instance "victim" (the two highest CPUs: 4-5 of 6) does something
+ * hostile: panic, reboot -f, poweroff -f, halt -f, kexec -e, read host RAM
+ * through /dev/mem, flood the host's doorbell, take NMIs while parked.
+ * Instance "by" (the next CPU down: 3 of 6) runs beside every test and must
+ * answer pings throughout. Meanwhile host threads run on the host's other
+ * CPUs (0-2 of 6); after each action every host CPU must still schedule,
+ * "by" must answer, and the victim's state and last_stop must say what
+ * happened. Also: memory is scrubbed between instances, and an image that
+ * is not an instance kernel is refused. The fixture removes the victim
+ * after each test, also a failed one; "by" goes in the last test, or when
+ * the program ends if that test did not get there.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -35,27 +40,54 @@
 
 #define BY "by"
 #define VICTIM "victim"
-#define BY_SPEC BY " cpus=3 memory=256M"
-#define VICTIM_SPEC VICTIM " cpus=4-5 memory=256M"
 #define BASE "kunit.enable=0 panic=0 loglevel=6 "
-#define HOST_CPUS 3
+/* At most this many host CPUs get a workload thread. */
+#define MAX_HOST_THREADS 64
 
 static const char by_cmdline[] = BASE "mk_sample=echo";
 
-/* Threads on the host's CPUs 0..HOST_CPUS-1, waking every 100 us while a test runs. */
+/* The instances' create lines and the host's CPUs, from the machine (pick_cpus()). */
+static char by_spec[64], victim_spec[64];
+#define BY_SPEC by_spec
+#define VICTIM_SPEC victim_spec
+static int host_cpus[MAX_HOST_THREADS], nr_host_cpus;
+
+/*
+ * The victim takes the two highest CPUs, "by" the next one down; the host
+ * keeps the others. The same in every test: from the machine as the
+ * program found it.
+ */
+static void pick_cpus(void)
+{
+	int victim[2], by, cpu;
+	char list[32];
+
+	mk_pick_cpus(0, 2, victim);
+	mk_pick_cpus(2, 1, &by);
+	snprintf(by_spec, sizeof(by_spec), BY " cpus=%d memory=256M", by);
+	snprintf(victim_spec, sizeof(victim_spec), VICTIM " cpus=%s memory=256M",
+		 mk_cpulist(victim, 2, list, sizeof(list)));
+	nr_host_cpus = 0;
+	for (cpu = 0; cpu < MK_MAX_CPUS && nr_host_cpus < MAX_HOST_THREADS; cpu++)
+		if (mk_cpus_has(&mk_machine.host, cpu) && cpu != by && cpu != victim[0] &&
+		    cpu != victim[1])
+			host_cpus[nr_host_cpus++] = cpu;
+}
+
+/* Threads on the host's CPUs (host_cpus), waking every 100 us while a test runs. */
 struct workload {
-	pthread_t threads[HOST_CPUS];
-	atomic_ulong count[HOST_CPUS];
+	pthread_t threads[MAX_HOST_THREADS];
+	atomic_ulong count[MAX_HOST_THREADS];
 	atomic_int stop;
-	int started;
+	bool started[MAX_HOST_THREADS];
 };
 
 struct spin_arg {
 	struct workload *w;
-	int cpu;
+	int i;		/* index in host_cpus */
 };
 
-static struct spin_arg spin_args[HOST_CPUS];
+static struct spin_arg spin_args[MAX_HOST_THREADS];
 
 static void *spin(void *arg)
 {
@@ -63,7 +95,7 @@ static void *spin(void *arg)
 	cpu_set_t set;
 
 	CPU_ZERO(&set);
-	CPU_SET(a->cpu, &set);
+	CPU_SET(host_cpus[a->i], &set);
 	sched_setaffinity(0, sizeof(set), &set);
 	/*
 	 * Wakes every 100 us: the CPU must keep taking timer interrupts and
@@ -71,7 +103,7 @@ static void *spin(void *arg)
 	 * physical cores than vCPUs that would slow everything else down.
 	 */
 	while (!atomic_load(&a->w->stop)) {
-		atomic_fetch_add(&a->w->count[a->cpu], 1);
+		atomic_fetch_add(&a->w->count[a->i], 1);
 		usleep(100);
 	}
 	return NULL;
@@ -82,24 +114,23 @@ static void workload_start(struct workload *w)
 	int i;
 
 	memset(w, 0, sizeof(*w));
-	for (i = 0; i < HOST_CPUS; i++) {
-		spin_args[i] = (struct spin_arg){ .w = w, .cpu = i };
-		if (!pthread_create(&w->threads[i], NULL, spin, &spin_args[i]))
-			w->started |= 1 << i;
+	for (i = 0; i < nr_host_cpus; i++) {
+		spin_args[i] = (struct spin_arg){ .w = w, .i = i };
+		w->started[i] = !pthread_create(&w->threads[i], NULL, spin, &spin_args[i]);
 	}
 }
 
 /* Every spinning thread moved on within the last 500 ms. */
 static int workload_progressing(struct workload *w)
 {
-	unsigned long before[HOST_CPUS];
+	unsigned long before[MAX_HOST_THREADS];
 	int i, ok = 1;
 
-	for (i = 0; i < HOST_CPUS; i++)
+	for (i = 0; i < nr_host_cpus; i++)
 		before[i] = atomic_load(&w->count[i]);
 	usleep(500 * 1000);
-	for (i = 0; i < HOST_CPUS; i++)
-		if (!(w->started & (1 << i)) || atomic_load(&w->count[i]) == before[i])
+	for (i = 0; i < nr_host_cpus; i++)
+		if (!w->started[i] || atomic_load(&w->count[i]) == before[i])
 			ok = 0;
 	return ok;
 }
@@ -109,8 +140,8 @@ static void workload_stop(struct workload *w)
 	int i;
 
 	atomic_store(&w->stop, 1);
-	for (i = 0; i < HOST_CPUS; i++)
-		if (w->started & (1 << i))
+	for (i = 0; i < nr_host_cpus; i++)
+		if (w->started[i])
 			pthread_join(w->threads[i], NULL);
 }
 
@@ -120,16 +151,17 @@ static void workload_stop(struct workload *w)
  */
 static int host_cpus_schedule(void)
 {
-	int cpu, stuck = 0, n = sysconf(_SC_NPROCESSORS_CONF);
+	int cpu, stuck = 0;
 
-	for (cpu = 0; cpu < n && cpu < 64; cpu++) {
-		char path[96], buf[8];
+	for (cpu = 0; cpu <= mk_machine.last_possible; cpu++) {
+		char path[96];
 		double deadline;
 		int status;
 		pid_t pid;
 
-		snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online", cpu);
-		if (read_file(path, buf, sizeof(buf)) > 0 && buf[0] == '0')
+		/* Not present, or offline (without an online file, CPU 0: always online). */
+		snprintf(path, sizeof(path), MK_CPU "/cpu%d", cpu);
+		if (mode_of(path) == (mode_t)-1 || cpu_online(cpu) == 0)
 			continue;
 		pid = fork();
 		if (pid == 0) {
@@ -204,23 +236,48 @@ FIXTURE(iso) {
 
 FIXTURE_SETUP(iso)
 {
-	if (mode_of(MK "/create") == (mode_t)-1)
-		SKIP(return, "kernel without CONFIG_MULTIKERNEL");
-	ASSERT_LE(6, sysconf(_SC_NPROCESSORS_CONF)) TH_LOG("needs 6 CPUs (the isolation VM)");
+	int ret = 0;
+
+	MK_REQUIRE(512, 3);
+	MK_REQUIRE_IMAGES();
+	pick_cpus();
+	/* A victim an earlier test left when it timed out (no teardown then). */
+	save_console(VICTIM);
+	mk_remove(VICTIM);
 	/* The bystander runs across tests; started again if a test lost it. */
 	state_of(BY, self->state, sizeof(self->state));
 	if (strcmp(self->state, "running\n"))
-		ASSERT_EQ(0, start_with(BY, BY_SPEC, by_cmdline));
+		ret = start_with(BY, BY_SPEC, by_cmdline);
+	if (ret) {
+		/* No teardown after a failed setup: clean up here. */
+		save_console(BY);
+		mk_remove(BY);
+	}
+	ASSERT_EQ(0, ret);
 	ASSERT_EQ(0, pings(BY));
 	workload_start(&self->w);
 }
 
+/* Also after a failed ASSERT: the victim goes; the bystander stays for the next test. */
 FIXTURE_TEARDOWN(iso)
 {
 	workload_stop(&self->w);
 	save_console(VICTIM);
-	control(VICTIM, "kill");
-	write_str(MK "/destroy", VICTIM);
+	mk_remove(VICTIM);
+}
+
+/*
+ * zz_everything_returns removes the bystander; if it did not get there (it
+ * failed or was not selected), the program does on its way out.
+ */
+static void __attribute__((destructor)) remove_leftovers(void)
+{
+	if (!mk_machine.present)
+		return;
+	save_console(VICTIM);
+	mk_remove(VICTIM);
+	save_console(BY);
+	mk_remove(BY);
 }
 
 /* After a hostile action: the host and the bystander are fine. */
@@ -466,11 +523,11 @@ TEST_F_TIMEOUT(iso, refused_image, 120)
 /* Last: the bystander goes; the pool and CPUs come back whole. */
 TEST_F_TIMEOUT(iso, zz_everything_returns, 120)
 {
-	char total[64], avail[256];
+	char total[64], avail[1024], want[1024];
 
 	ASSERT_EQ(0, pings(BY));
 	workload_stop(&self->w);
-	self->w.started = 0;
+	memset(self->w.started, 0, sizeof(self->w.started));
 	save_console(BY);
 	EXPECT_EQ(0, control(BY, "kill"));
 	EXPECT_EQ(0, write_str(MK "/destroy", BY));
@@ -479,8 +536,8 @@ TEST_F_TIMEOUT(iso, zz_everything_returns, 120)
 	EXPECT_LT(0, read_file(MK "/pool/free_bytes", avail, sizeof(avail)));
 	EXPECT_STREQ(total, avail);
 	EXPECT_EQ(0, host_cpus_schedule());
-	EXPECT_LT(0, read_file("/sys/devices/system/cpu/online", avail, sizeof(avail)));
-	EXPECT_STREQ("0-5\n", avail);
+	EXPECT_LT(0, read_file(MK_CPU "/online", avail, sizeof(avail)));
+	EXPECT_STREQ(mk_online_without(NULL, NULL, 0, want, sizeof(want)), avail);
 }
 
 TEST_HARNESS_MAIN

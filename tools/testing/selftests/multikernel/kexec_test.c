@@ -5,8 +5,11 @@
  * with the previous image left intact, two instances at once; and ordinary
  * kexec_file_load (and Debian's kexec-tools) unchanged beside it.
  *
- * Needs multikernel.pool=512M, 4 CPUs and $MK_KERNEL_IMAGE (a bzImage: the
- * kernel under test, which make check passes). kexec -p needs crashkernel=.
+ * Needs a pool of 256 MiB, two online CPUs besides CPU 0 (instances take
+ * the two highest-numbered) and $MK_KERNEL_IMAGE (a bzImage: the kernel
+ * under test, which make check passes); skips, saying what is missing,
+ * without them. kexec -p needs crashkernel=. The fixture destroys the
+ * instances (kx*) before and after each test, also a failed one.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -138,37 +141,44 @@ FIXTURE(kx) {
 	int kernel_fd;
 	off_t kernel_size;
 	int id0;
+	int cpu[2];	/* kx0's CPU, then the one of kx1 and kx_small */
 };
+
+static void remove_instances(void)
+{
+	mk_remove("kx0");
+	mk_remove("kx1");
+	mk_remove("kx_small");
+}
 
 FIXTURE_SETUP(kx)
 {
 	const char *path = getenv("MK_KERNEL_IMAGE");
+	char spec[64];
 	struct stat st;
 
 	self->kernel_fd = -1;
-	if (mode_of(MK "/create") == (mode_t)-1)
-		SKIP(return, "kernel without CONFIG_MULTIKERNEL");
+	MK_REQUIRE(256, 2);
 	if (!path || stat(path, &st))
-		SKIP(return, "set MK_KERNEL_IMAGE to a bzImage");
+		SKIP(return, "needs $MK_KERNEL_IMAGE, a bzImage of the kernel under test");
+	mk_pick_cpus(0, 2, self->cpu);
 	self->kernel_fd = open(path, O_RDONLY | O_CLOEXEC);
 	ASSERT_GE(self->kernel_fd, 0);
 	self->kernel_size = st.st_size;
-	write_str(MK "/destroy", "kx0");
-	write_str(MK "/destroy", "kx1");
-	write_str(MK "/destroy", "kx_small");
-	ASSERT_EQ(0, write_str(MK "/create", "kx0 cpus=1 memory=128M"))
-		TH_LOG("needs multikernel.pool=512M and CPU 1");
+	/* What an earlier test left when it failed part-way or timed out. */
+	remove_instances();
+	snprintf(spec, sizeof(spec), "kx0 cpus=%d memory=128M", self->cpu[0]);
+	ASSERT_EQ(0, write_str(MK "/create", spec));
 	self->id0 = instance_id("kx0");
 	ASSERT_GT(self->id0, 0);
 }
 
+/* Also after a failed ASSERT: nothing is left for the next test. */
 FIXTURE_TEARDOWN(kx)
 {
 	if (self->kernel_fd >= 0)
 		close(self->kernel_fd);
-	write_str(MK "/destroy", "kx0");
-	write_str(MK "/destroy", "kx1");
-	write_str(MK "/destroy", "kx_small");
+	remove_instances();
 }
 
 /* Load, look, reload, unload. */
@@ -298,7 +308,8 @@ TEST_F(kx, too_small)
 {
 	char buf[256];
 
-	ASSERT_EQ(0, write_str(MK "/create", "kx_small cpus=2 memory=2M"));
+	snprintf(buf, sizeof(buf), "kx_small cpus=%d memory=2M", self->cpu[1]);
+	ASSERT_EQ(0, write_str(MK "/create", buf));
 	EXPECT_EQ(-ENOMEM, mk_load(instance_id("kx_small"), self->kernel_fd, -1, "x"));
 	instance_file("kx_small", "state", buf, sizeof(buf));
 	EXPECT_STREQ("reserved\n", buf);
@@ -313,7 +324,8 @@ TEST_F(kx, two_instances)
 	char image[4096];
 	int na, nb, i, id1;
 
-	ASSERT_EQ(0, write_str(MK "/create", "kx1 cpus=2 memory=128M"));
+	snprintf(image, sizeof(image), "kx1 cpus=%d memory=128M", self->cpu[1]);
+	ASSERT_EQ(0, write_str(MK "/create", image));
 	id1 = instance_id("kx1");
 	mb = memory_of("kx1");
 	ASSERT_EQ(0, mk_load(self->id0, self->kernel_fd, -1, "instance zero"));

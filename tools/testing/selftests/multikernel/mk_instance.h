@@ -11,6 +11,30 @@
 #include <linux/kexec.h>
 #include "mk_util.h"
 
+/*
+ * Why the files an instance boots are missing, as a skip reason; NULL if
+ * they are there: the kernel ($MK_KERNEL_IMAGE, a bzImage of the kernel
+ * under test) and, if initramfs, the sample initramfs ($MK_INITRAMFS).
+ */
+static inline const char *mk_lacks_images(bool initramfs)
+{
+	const char *kernel = getenv("MK_KERNEL_IMAGE"), *initrd = getenv("MK_INITRAMFS");
+
+	if (!kernel || access(kernel, R_OK))
+		return "needs $MK_KERNEL_IMAGE, a bzImage of the kernel under test";
+	if (initramfs && (!initrd || access(initrd, R_OK)))
+		return "needs $MK_INITRAMFS, the sample initramfs (samples/multikernel/initramfs)";
+	return NULL;
+}
+
+/* Skips, like MK_REQUIRE(), unless the kernel and the sample initramfs are there. */
+#define MK_REQUIRE_IMAGES() do {					\
+	const char *__why = mk_lacks_images(true);			\
+									\
+	if (__why)							\
+		SKIP(return, "%s", __why);				\
+} while (0)
+
 static inline int load_into(const char *name, const char *line, size_t len)
 {
 	const char *kernel = getenv("MK_KERNEL_IMAGE"), *initrd = getenv("MK_INITRAMFS");

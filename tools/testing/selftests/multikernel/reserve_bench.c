@@ -4,7 +4,8 @@
  * beside a plain offline+online cycle of the same CPU measured in the same
  * run, since an instance's cost is mostly that hotplug cycle.
  *
- *   reserve_bench [ROUNDS]     (needs multikernel.pool= and CPU 1)
+ *   reserve_bench [ROUNDS]     (needs multikernel.pool= and a CPU besides CPU 0:
+ *                               the highest is used)
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -14,8 +15,6 @@
 
 #include "mk_util.h"
 
-#define CPU1 "/sys/devices/system/cpu/cpu1/online"
-
 static double now_us(void)
 {
 	return clock_s(CLOCK_MONOTONIC) * 1e6;
@@ -23,8 +22,9 @@ static double now_us(void)
 
 int main(int argc, char **argv)
 {
-	int rounds = argc > 1 ? atoi(argv[1]) : 50, i;
+	int rounds = argc > 1 ? atoi(argv[1]) : 50, i, cpu;
 	double *inst, *plug, t;
+	char spec[64];
 
 	if (rounds < 1)
 		rounds = 1;
@@ -32,16 +32,21 @@ int main(int argc, char **argv)
 	plug = calloc(rounds, sizeof(*plug));
 	if (!inst || !plug)
 		return 1;
+	if (mk_pick_cpus(0, 1, &cpu)) {
+		fprintf(stderr, "no CPU besides CPU 0 to take\n");
+		return 1;
+	}
+	snprintf(spec, sizeof(spec), "bench0 cpus=%d memory=2M", cpu);
 	/* Interleave the two so drift on a noisy host hits both alike. */
 	for (i = 0; i < rounds; i++) {
 		t = now_us();
-		if (write_str(CPU1, "0") || write_str(CPU1, "1")) {
-			fprintf(stderr, "cpu1 offline/online failed\n");
+		if (set_cpu_online(cpu, 0) || set_cpu_online(cpu, 1)) {
+			fprintf(stderr, "cpu%d offline/online failed\n", cpu);
 			return 1;
 		}
 		plug[i] = now_us() - t;
 		t = now_us();
-		if (write_str(MK "/create", "bench0 cpus=1 memory=2M") ||
+		if (write_str(MK "/create", spec) ||
 		    write_str(MK "/destroy", "bench0")) {
 			fprintf(stderr, "create/destroy failed (booted with multikernel.pool=?)\n");
 			return 1;

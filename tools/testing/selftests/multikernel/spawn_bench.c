@@ -5,8 +5,8 @@
  * (kill between them). scripts/bench.sh prints it beside a cold QEMU boot of
  * the same kernel and initramfs to its init, measured in the same run.
  *
- *   spawn_bench [ROUNDS]   (needs multikernel.pool=, CPU 3, $MK_KERNEL_IMAGE,
- *                           $MK_INITRAMFS)
+ *   spawn_bench [ROUNDS]   (needs multikernel.pool=, a CPU besides CPU 0 (the
+ *                           highest is taken), $MK_KERNEL_IMAGE, $MK_INITRAMFS)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,15 +31,20 @@ static double now_ms(void)
 
 int main(int argc, char **argv)
 {
-	int rounds = argc > 1 ? atoi(argv[1]) : 3, i, ret;
+	int rounds = argc > 1 ? atoi(argv[1]) : 3, i, ret, cpu;
 	double t[16], start, deadline;
-	char buf[64];
+	char buf[64], spec[64];
 
 	if (rounds < 1 || rounds > 16)
 		rounds = 3;
-	write_str(MK "/destroy", "bench1");
-	if (write_str(MK "/create", "bench1 cpus=3 memory=256M")) {
-		fprintf(stderr, "spawn_bench: cannot create an instance on CPU 3\n");
+	if (mk_pick_cpus(0, 1, &cpu)) {
+		fprintf(stderr, "spawn_bench: no CPU besides CPU 0 for the instance\n");
+		return 1;
+	}
+	mk_remove("bench1");
+	snprintf(spec, sizeof(spec), "bench1 cpus=%d memory=256M", cpu);
+	if (write_str(MK "/create", spec)) {
+		fprintf(stderr, "spawn_bench: cannot create an instance on CPU %d\n", cpu);
 		return 1;
 	}
 	ret = load_into("bench1", cmdline, sizeof(cmdline));

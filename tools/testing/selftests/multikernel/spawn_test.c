@@ -7,7 +7,11 @@
  * VM's second and third serial ports; make check reads them (the sample
  * init's marker, the CPUs and memory it saw) after the VM is gone.
  *
- * Needs multikernel.pool=512M, 4 CPUs, $MK_KERNEL_IMAGE and $MK_INITRAMFS.
+ * Needs a pool (256 MiB; 400 MiB for two instances), one or two online
+ * CPUs besides CPU 0 (the instances take the highest-numbered: CPU 3, or
+ * 2 and 3, on a 4-CPU machine), $MK_KERNEL_IMAGE and $MK_INITRAMFS; each
+ * test skips, saying what is missing, on a machine without them. The
+ * fixture kills and destroys the instances (sp*) a failed test left.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -30,6 +34,8 @@
 
 #define INST MK "/instances/sp0"
 
+static const char *const names[] = { "sp0", "sp1", "sp2", "sp3", "sp4", "sp5" };
+
 static const char cmdline[] =
 	"console=ttyS1 earlyprintk=serial,ttyS1,115200 kunit.enable=0 panic=0 loglevel=6";
 /* earlyprintk knows ttyS0/1 by name only; "keep" keeps it as the console. */
@@ -47,28 +53,48 @@ static int load(void)
 	return load_into("sp0", cmdline, sizeof(cmdline));
 }
 
+/* Removes every instance of this program, whatever its state. */
+static void remove_instances(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		mk_remove(names[i]);
+}
+
 /* Instances boot in seconds under TCG; give each test room (the default is 30 s). */
 FIXTURE(spawn) {
-	int unused;
+	pid_t worker;	/* start_runs' host workload while it runs */
 };
 
 FIXTURE_SETUP(spawn)
 {
+	self->worker = 0;
+	MK_REQUIRE(0, 0);
+	/* What an earlier test left when it failed part-way or timed out. */
+	remove_instances();
 }
 
+/* Also after a failed ASSERT: nothing is left for the next test. */
 FIXTURE_TEARDOWN(spawn)
 {
+	if (self->worker > 0) {
+		kill(self->worker, SIGKILL);
+		waitpid(self->worker, NULL, 0);
+	}
+	remove_instances();
 }
 
 /* The control file refuses what it cannot do, without side effects. */
 TEST_F_TIMEOUT(spawn, control_errors, 180)
 {
-	char state[64];
+	char state[64], spec[64];
+	int cpu;
 
-	if (mode_of(MK "/create") == (mode_t)-1)
-		SKIP(return, "kernel without CONFIG_MULTIKERNEL");
-	write_str(MK "/destroy", "sp1");
-	ASSERT_EQ(0, write_str(MK "/create", "sp1 cpus=2 memory=64M"));
+	MK_REQUIRE(64, 1);
+	mk_pick_cpus(0, 1, &cpu);
+	snprintf(spec, sizeof(spec), "sp1 cpus=%d memory=64M", cpu);
+	ASSERT_EQ(0, write_str(MK "/create", spec));
 	EXPECT_EQ(0200U, mode_of(MK "/instances/sp1/control"));
 	EXPECT_EQ(-EINVAL, write_str(MK "/instances/sp1/control", "bogus"));
 	/* Nothing loaded: nothing to start. */
@@ -79,24 +105,29 @@ TEST_F_TIMEOUT(spawn, control_errors, 180)
 }
 
 /*
- * Start a kernel on CPU 3 and wait until it reports in, while a host process
- * counts; afterwards the host's clocks agree and CPU 3 is still the instance's.
+ * Start a kernel on the highest CPU (3 on a 4-CPU machine) and wait until it
+ * reports in, while a host process counts; afterwards the host's clocks
+ * agree and the CPU is still the instance's. The next CPU down (2) stays
+ * the host's, to check that host hotplug still works.
  */
 TEST_F_TIMEOUT(spawn, start_runs, 180)
 {
 	volatile unsigned long *progress;
 	double mono0, real0, mono1, real1, deadline;
-	char state[64], online[64];
+	char state[64], online[1024], without[1024], all[1024], spec[64];
 	unsigned long before;
+	int cpu, host_cpu;
 	pid_t worker;
 
-	if (mode_of(MK "/create") == (mode_t)-1)
-		SKIP(return, "kernel without CONFIG_MULTIKERNEL");
-	if (sysconf(_SC_NPROCESSORS_CONF) < 4)
-		SKIP(return, "needs 4 CPUs");
-	write_str(MK "/destroy", "sp0");
-	ASSERT_EQ(0, write_str(MK "/create", "sp0 cpus=3 memory=256M"));
-	ASSERT_EQ(0, load()) TH_LOG("set MK_KERNEL_IMAGE and MK_INITRAMFS");
+	MK_REQUIRE(256, 2);
+	MK_REQUIRE_IMAGES();
+	mk_pick_cpus(0, 1, &cpu);
+	mk_pick_cpus(1, 1, &host_cpu);
+	mk_online_without(NULL, &cpu, 1, without, sizeof(without));
+	mk_online_without(NULL, NULL, 0, all, sizeof(all));
+	snprintf(spec, sizeof(spec), "sp0 cpus=%d memory=256M", cpu);
+	ASSERT_EQ(0, write_str(MK "/create", spec));
+	ASSERT_EQ(0, load());
 	read_state(state, sizeof(state));
 	ASSERT_STREQ("loaded\n", state);
 
@@ -107,6 +138,7 @@ TEST_F_TIMEOUT(spawn, start_runs, 180)
 	if (worker == 0)
 		for (;;)
 			(*progress)++;
+	self->worker = worker;
 
 	mono0 = clock_s(CLOCK_MONOTONIC);
 	real0 = clock_s(CLOCK_REALTIME);
@@ -129,22 +161,23 @@ TEST_F_TIMEOUT(spawn, start_runs, 180)
 	real1 = clock_s(CLOCK_REALTIME);
 	kill(worker, SIGKILL);
 	waitpid(worker, NULL, 0);
+	self->worker = 0;
 	/* CLOCK_MONOTONIC kept pace with CLOCK_REALTIME (within 1%). */
 	EXPECT_LT((mono1 - mono0) - (real1 - real0), 0.01 * (real1 - real0) + 0.01);
 	EXPECT_GT((mono1 - mono0) - (real1 - real0), -0.01 * (real1 - real0) - 0.01);
 
-	/* CPU 3 is the instance's: offline in the host, and the host cannot take it back. */
-	read_file("/sys/devices/system/cpu/online", online, sizeof(online));
-	EXPECT_STREQ("0-2\n", online);
-	EXPECT_EQ(-EBUSY, write_str("/sys/devices/system/cpu/cpu3/online", "1"));
+	/* The CPU is the instance's: offline in the host, and the host cannot take it back. */
+	read_file(MK_CPU "/online", online, sizeof(online));
+	EXPECT_STREQ(without, online);
+	EXPECT_EQ(-EBUSY, set_cpu_online(cpu, 1));
 	/* A running instance is neither destroyed nor reloaded nor started again. */
 	EXPECT_EQ(-EINVAL, control("sp0", "bogus"));
 	EXPECT_EQ(-EBUSY, write_str(MK "/destroy", "sp0"));
 	EXPECT_EQ(-EBUSY, load());
 	EXPECT_EQ(-EBUSY, write_str(INST "/control", "start"));
 	/* Host CPU hotplug of its own CPUs still works. */
-	EXPECT_EQ(0, write_str("/sys/devices/system/cpu/cpu2/online", "0"));
-	EXPECT_EQ(0, write_str("/sys/devices/system/cpu/cpu2/online", "1"));
+	EXPECT_EQ(0, set_cpu_online(host_cpu, 0));
+	EXPECT_EQ(0, set_cpu_online(host_cpu, 1));
 	TH_LOG("instance sp0 running after %.1f s", mono1 - mono0);
 
 	/* Kill and start again, three times: the image stays loaded. */
@@ -153,8 +186,8 @@ TEST_F_TIMEOUT(spawn, start_runs, 180)
 		state_of("sp0", state, sizeof(state));
 		EXPECT_STREQ("stopped\n", state);
 		EXPECT_EQ(-EBUSY, control("sp0", "kill"));
-		read_file("/sys/devices/system/cpu/online", online, sizeof(online));
-		EXPECT_STREQ("0-2\n", online);
+		read_file(MK_CPU "/online", online, sizeof(online));
+		EXPECT_STREQ(without, online);
 		ASSERT_EQ(0, control("sp0", "start")) TH_LOG("round %d", round);
 		wait_started("sp0", state, sizeof(state));
 		EXPECT_STREQ("running\n", state) TH_LOG("round %d", round);
@@ -163,22 +196,28 @@ TEST_F_TIMEOUT(spawn, start_runs, 180)
 	/* Kill, destroy: the CPU comes back online and the memory goes back to the pool. */
 	ASSERT_EQ(0, control("sp0", "kill"));
 	ASSERT_EQ(0, write_str(MK "/destroy", "sp0"));
-	read_file("/sys/devices/system/cpu/online", online, sizeof(online));
-	EXPECT_STREQ("0-3\n", online);
+	read_file(MK_CPU "/online", online, sizeof(online));
+	EXPECT_STREQ(all, online);
 	read_file(MK "/pool/free_bytes", state, sizeof(state));
 	read_file(MK "/pool/total_bytes", online, sizeof(online));
 	EXPECT_STREQ(online, state);
 }
 
-/* Two instances at once, one CPU each, each with its own console. */
+/* Two instances at once, one CPU each (2 and 3 of 4), each with its own console. */
 TEST_F_TIMEOUT(spawn, two_instances, 180)
 {
-	char state[64], online[64];
+	char state[64], online[1024], without[1024], all[1024], spec[64];
+	int cpus[2];
 
-	if (mode_of(MK "/create") == (mode_t)-1)
-		SKIP(return, "kernel without CONFIG_MULTIKERNEL");
-	ASSERT_EQ(0, write_str(MK "/create", "sp2 cpus=2 memory=200M"));
-	ASSERT_EQ(0, write_str(MK "/create", "sp3 cpus=3 memory=200M"));
+	MK_REQUIRE(400, 2);
+	MK_REQUIRE_IMAGES();
+	mk_pick_cpus(0, 2, cpus);
+	mk_online_without(NULL, cpus, 2, without, sizeof(without));
+	mk_online_without(NULL, NULL, 0, all, sizeof(all));
+	snprintf(spec, sizeof(spec), "sp2 cpus=%d memory=200M", cpus[0]);
+	ASSERT_EQ(0, write_str(MK "/create", spec));
+	snprintf(spec, sizeof(spec), "sp3 cpus=%d memory=200M", cpus[1]);
+	ASSERT_EQ(0, write_str(MK "/create", spec));
 	ASSERT_EQ(0, load_into("sp2", cmdline2, sizeof(cmdline2)));
 	ASSERT_EQ(0, load_into("sp3", cmdline, sizeof(cmdline)));
 	ASSERT_EQ(0, control("sp2", "start"));
@@ -187,14 +226,14 @@ TEST_F_TIMEOUT(spawn, two_instances, 180)
 	EXPECT_STREQ("running\n", state);
 	wait_started("sp3", state, sizeof(state));
 	EXPECT_STREQ("running\n", state);
-	read_file("/sys/devices/system/cpu/online", online, sizeof(online));
-	EXPECT_STREQ("0-1\n", online);
+	read_file(MK_CPU "/online", online, sizeof(online));
+	EXPECT_STREQ(without, online);
 	EXPECT_EQ(0, control("sp2", "kill"));
 	EXPECT_EQ(0, control("sp3", "kill"));
 	EXPECT_EQ(0, write_str(MK "/destroy", "sp2"));
 	EXPECT_EQ(0, write_str(MK "/destroy", "sp3"));
-	read_file("/sys/devices/system/cpu/online", online, sizeof(online));
-	EXPECT_STREQ("0-3\n", online);
+	read_file(MK_CPU "/online", online, sizeof(online));
+	EXPECT_STREQ(all, online);
 }
 
 /* Waits up to 60 s for a line containing needle in the instance console log. */
@@ -223,30 +262,37 @@ static bool console_shows(const char *needle)
 }
 
 /*
- * An SMP instance: cpus=2-3 boots one kernel on both CPUs (the second waits
- * in the park loop until the kernel starts it); its init sees two CPUs.
+ * An SMP instance: two CPUs (2-3 on a 4-CPU machine) boot one kernel (the
+ * second waits in the park loop until the kernel starts it); its init sees
+ * two CPUs.
  */
 TEST_F_TIMEOUT(spawn, smp_instance, 180)
 {
-	char state[64], online[64];
+	char state[64], online[1024], without[1024], all[1024], spec[64], list[32];
+	int cpus[2];
 
-	if (mode_of(MK "/create") == (mode_t)-1)
-		SKIP(return, "kernel without CONFIG_MULTIKERNEL");
+	MK_REQUIRE(256, 2);
+	MK_REQUIRE_IMAGES();
 	if (!getenv("MK_INSTANCE_CONSOLE"))
-		SKIP(return, "set MK_INSTANCE_CONSOLE to the file capturing ttyS1");
-	ASSERT_EQ(0, write_str(MK "/create", "sp4 cpus=2-3 memory=256M"));
+		SKIP(return, "needs $MK_INSTANCE_CONSOLE, the file capturing the instance's ttyS1");
+	mk_pick_cpus(0, 2, cpus);
+	mk_online_without(NULL, cpus, 2, without, sizeof(without));
+	mk_online_without(NULL, NULL, 0, all, sizeof(all));
+	snprintf(spec, sizeof(spec), "sp4 cpus=%s memory=256M",
+		 mk_cpulist(cpus, 2, list, sizeof(list)));
+	ASSERT_EQ(0, write_str(MK "/create", spec));
 	ASSERT_EQ(0, load_into("sp4", cmdline, sizeof(cmdline)));
 	ASSERT_EQ(0, control("sp4", "start"));
 	wait_started("sp4", state, sizeof(state));
 	EXPECT_STREQ("running\n", state);
 	EXPECT_TRUE(console_shows("MULTIKERNEL-SAMPLE-INIT cpus=2 online=0-1 "));
-	read_file("/sys/devices/system/cpu/online", online, sizeof(online));
-	EXPECT_STREQ("0-1\n", online);
+	read_file(MK_CPU "/online", online, sizeof(online));
+	EXPECT_STREQ(without, online);
 	/* Kill stops both CPUs; destroy brings both back to the host. */
 	EXPECT_EQ(0, control("sp4", "kill"));
 	EXPECT_EQ(0, write_str(MK "/destroy", "sp4"));
-	read_file("/sys/devices/system/cpu/online", online, sizeof(online));
-	EXPECT_STREQ("0-3\n", online);
+	read_file(MK_CPU "/online", online, sizeof(online));
+	EXPECT_STREQ(all, online);
 }
 
 /*
@@ -258,12 +304,16 @@ TEST_F_TIMEOUT(spawn, no_report_fails, 180)
 {
 	static const char silent[] = "console=ttyS1 kunit.enable=0 panic=0 loglevel=6 "
 				     "initcall_blacklist=mk_report_running";
-	char state[64], online[64];
+	char state[64], online[1024], all[1024], spec[64];
 	double deadline;
+	int cpu;
 
-	if (mode_of(MK "/create") == (mode_t)-1)
-		SKIP(return, "kernel without CONFIG_MULTIKERNEL");
-	ASSERT_EQ(0, write_str(MK "/create", "sp5 cpus=3 memory=256M"));
+	MK_REQUIRE(256, 1);
+	MK_REQUIRE_IMAGES();
+	mk_pick_cpus(0, 1, &cpu);
+	mk_online_without(NULL, NULL, 0, all, sizeof(all));
+	snprintf(spec, sizeof(spec), "sp5 cpus=%d memory=256M", cpu);
+	ASSERT_EQ(0, write_str(MK "/create", spec));
 	ASSERT_EQ(0, load_into("sp5", silent, sizeof(silent)));
 	ASSERT_EQ(0, control("sp5", "start"));
 	deadline = clock_s(CLOCK_MONOTONIC) + 60;
@@ -277,8 +327,8 @@ TEST_F_TIMEOUT(spawn, no_report_fails, 180)
 	EXPECT_EQ(-EBUSY, write_str(MK "/destroy", "sp5"));
 	EXPECT_EQ(0, control("sp5", "kill"));
 	EXPECT_EQ(0, write_str(MK "/destroy", "sp5"));
-	read_file("/sys/devices/system/cpu/online", online, sizeof(online));
-	EXPECT_STREQ("0-3\n", online);
+	read_file(MK_CPU "/online", online, sizeof(online));
+	EXPECT_STREQ(all, online);
 }
 
 TEST_HARNESS_MAIN

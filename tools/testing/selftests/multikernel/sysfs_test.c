@@ -25,11 +25,8 @@ FIXTURE(tree) {
 
 FIXTURE_SETUP(tree)
 {
-	struct stat st;
-
-	self->present = stat(MK_ROOT, &st) == 0;
-	if (!self->present)
-		SKIP(return, MK_ROOT " is missing: kernel built without CONFIG_MULTIKERNEL?");
+	self->present = mk_machine.present;
+	MK_REQUIRE(0, 0);
 }
 
 FIXTURE_TEARDOWN(tree)
