@@ -19,20 +19,22 @@
 //! callbacks of that directory. The CPU hotplug gate reads only atomics (`cpus.rs`).
 
 use crate::{
-    cpus,
+    base::{
+        cpus,
+        pool::{
+            self,
+            Pool, //
+        },
+        report::{
+            admin,
+            warn, //
+        },
+        spec, //
+    },
     instance::{
         Instance,
         MAX_ID, //
     },
-    pool::{
-        self,
-        Pool, //
-    },
-    report::{
-        admin,
-        warn, //
-    },
-    spec,
     sys::pool_map::{
         pool_region,
         PoolMapping, //

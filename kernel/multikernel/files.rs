@@ -5,16 +5,18 @@
 //! holds; `control` starts and kills it (`spawn.rs`); `ikc/inject` is for testing.
 
 use crate::{
+    base::{
+        pool::Range,
+        report::{
+            admin,
+            warn, //
+        },
+        spec, //
+    },
     instance::{
         Instance,
         State, //
     },
-    pool::Range,
-    report::{
-        admin,
-        warn, //
-    },
-    spec,
 };
 use core::{
     fmt::Write,
@@ -204,7 +206,7 @@ impl Instance {
         admin("ping")?;
         let text = core::str::from_utf8(input).map_err(|_| EINVAL)?.trim();
         let size: usize = text.parse().map_err(|_| EINVAL)?;
-        if !(8..=crate::ring::MAX_PAYLOAD).contains(&size) {
+        if !(8..=crate::base::ring::MAX_PAYLOAD).contains(&size) {
             warn(format_args!(
                 "ping {}: size {size} outside 8..=4096",
                 this.name.as_str()

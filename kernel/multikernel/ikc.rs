@@ -25,7 +25,7 @@
 //! checks it as often and, after [`HEARTBEAT_MISSES`] checks without change (once the first
 //! beat was seen), declares the instance crashed.
 
-use crate::ring::{
+use crate::base::ring::{
     self,
     Consumer,
     Producer,
@@ -95,7 +95,7 @@ use kernel::{
     },
 };
 
-use crate::wire::{
+use crate::base::wire::{
     CHANNEL_BYTES,
     MAGIC,
     OFF_HEARTBEAT,
@@ -276,6 +276,7 @@ mod channel;
 mod console;
 mod doorbell;
 mod endpoint;
+pub(crate) mod guest;
 mod services;
 
 pub(crate) use channel::Channel;

@@ -4,15 +4,17 @@
 //! sysfs files are `files.rs`, a layer above (they start and kill it through `spawn.rs`).
 
 use crate::{
+    base::{
+        loader::Layout,
+        pool::Range,
+        spec::Name, //
+    },
     ikc::{
         ConsoleLog,
         Endpoint,
         LinkState,
         PortRegistration, //
     },
-    loader::Layout,
-    pool::Range,
-    spec::Name,
     sys::{
         device::MessageDevice,
         pool_map::PoolMapping, //
@@ -406,7 +408,7 @@ impl Instance {
                 if let Some(channel) = channel {
                     channel.close();
                 }
-                crate::report::warn(format_args!(
+                crate::base::report::warn(format_args!(
                     "{name}: failed: its kernel did not report in within {} s",
                     START_TIMEOUT_MS / 1000
                 ));
@@ -460,7 +462,7 @@ impl Instance {
         let name = self.name.as_str();
         let Some(reason) = StopReason::reported(word) else {
             // Not a reason it may give: treated as a crash, said once.
-            crate::report::warn(format_args!("{name}: unknown stop reason {word:#x}"));
+            crate::base::report::warn(format_args!("{name}: unknown stop reason {word:#x}"));
             return self.stopped(seen, StopReason::Panic);
         };
         self.stopped(seen, reason)

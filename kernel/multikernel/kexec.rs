@@ -8,6 +8,16 @@
 //! any, as it was.
 
 use crate::{
+    base::{
+        loader::{
+            self,
+            BzImage,
+            Layout,
+            LoadError, //
+        },
+        report::warn,
+        spec::VecWriter, //
+    },
     control::{
         registry,
         Registry, //
@@ -16,14 +26,6 @@ use crate::{
         ImageInfo,
         Instance, //
     },
-    loader::{
-        self,
-        BzImage,
-        Layout,
-        LoadError, //
-    },
-    report::warn,
-    spec::VecWriter,
     sys::{
         self,
         kexec::Load,
@@ -148,7 +150,7 @@ fn load(req: &Load<'_>) -> Result {
     let host_bsp = spawn::apic_id(CpuId::from_u32(0).ok_or(EINVAL)?);
     // Entered with the host's paging mode, the kernel must keep it (see below).
     let la57 = spawn::host_la57();
-    if la57 && crate::spec::tokens(req.cmdline).any(|w| w == b"no5lvl") {
+    if la57 && crate::base::spec::tokens(req.cmdline).any(|w| w == b"no5lvl") {
         warn(format_args!(
             "kexec load {name}: no5lvl on a host with 5-level paging: the instance must keep \
              the host's paging mode"

@@ -12,21 +12,16 @@ use kernel::{
     prelude::*, //
 };
 
+// Layers, from the bottom; a module imports only modules of its layer or below
+// (Documentation/multikernel/code-map.rst).
+mod base;
 mod control;
-mod cpus;
 mod files;
-mod guest;
 mod ikc;
 mod instance;
 mod kexec;
-mod loader;
-mod pool;
-mod report;
-mod ring;
 mod spawn;
-mod spec;
 mod sys;
-mod wire;
 
 module! {
     type: Multikernel,
@@ -40,14 +35,14 @@ module! {
 /// keeps owned CPUs offline.
 struct Multikernel {
     /// In an instance kernel: its channel to the host.
-    _guest: Option<guest::Guest>,
+    _guest: Option<ikc::guest::Guest>,
     _control: control::Control,
-    _gate: BringupGate<cpus::OwnershipGate>,
+    _gate: BringupGate<base::cpus::OwnershipGate>,
 }
 
 impl kernel::Module for Multikernel {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        report::init();
+        base::report::init();
         // SAFETY: This driver is built in (`CONFIG_MULTIKERNEL` is a bool): `OwnershipGate`'s
         // code never goes away.
         let gate = unsafe { BringupGate::register(c"multikernel:owned") }?;
@@ -61,7 +56,7 @@ impl kernel::Module for Multikernel {
             control.pool_bytes() >> 20
         );
         Ok(Self {
-            _guest: guest::Guest::open(),
+            _guest: ikc::guest::Guest::open(),
             _control: control,
             _gate: gate,
         })

@@ -12,15 +12,17 @@
 //! See Documentation/multikernel/spawn.rst.
 
 use crate::{
-    cpus,
+    base::{
+        cpus,
+        report::warn, //
+    },
     ikc::Channel,
     instance::{
         Instance,
         State,
         StopReason, //
     },
-    report::warn,
-    sys::spawn,
+    sys::spawn, //
 };
 use kernel::{
     cpu::CpuId,

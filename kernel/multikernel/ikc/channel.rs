@@ -623,7 +623,7 @@ impl Channel {
         }
         if pending & PENDING_BROKEN != 0 {
             let why = self.fault.as_ref().copied().unwrap_or("?");
-            crate::report::warn(format_args!("ikc {}: channel broken: {why}", self.label()));
+            crate::base::report::warn(format_args!("ikc {}: channel broken: {why}", self.label()));
             self.wake_all();
         }
     }
@@ -636,7 +636,7 @@ impl Channel {
         let mut data = KVec::new();
         if data.extend_from_slice(payload, GFP_KERNEL).is_err() {
             add(&self.counters.errors, 1);
-            crate::report::warn(format_args!(
+            crate::base::report::warn(format_args!(
                 "ikc {}: out of memory, message on port {port} dropped",
                 self.label()
             ));

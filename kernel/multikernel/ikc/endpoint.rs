@@ -87,7 +87,7 @@ impl Endpoint {
 
     /// Refuses a read or write: one rate-limited message, and the errno.
     pub(super) fn refuse(&self, err: Error, why: fmt::Arguments<'_>) -> Error {
-        crate::report::warn(format_args!(
+        crate::base::report::warn(format_args!(
             "/dev/{}: {why}",
             self.name.to_str().unwrap_or("?")
         ));

@@ -103,7 +103,7 @@ impl Channel {
                 } else if self.beating.load(Ordering::Relaxed) {
                     let misses = self.misses.fetch_add(1, Ordering::Relaxed) + 1;
                     if misses >= HEARTBEAT_MISSES && self.shut(LinkState::PeerDead) {
-                        crate::report::warn(format_args!(
+                        crate::base::report::warn(format_args!(
                             "{}: crashed: no heartbeat for {} ms (last beat #{beat})",
                             self.label(),
                             misses * HEARTBEAT_MS

@@ -25,7 +25,7 @@
 //! The 64-bit entry point is the load address + 0x200; the load address is the start of the
 //! instance's memory, which is 2 MiB aligned, which every x86-64 kernel accepts.
 
-use crate::pool::Range;
+use crate::base::pool::Range;
 use kernel::{
     prelude::*,
     ptr::{
@@ -41,7 +41,7 @@ pub(crate) const PAGETABLE_BYTES: u64 = 32 * PAGE;
 /// The park area: the park loop, and the GDT, IDT and stacks the CPUs enter on.
 pub(crate) const PARK_BYTES: u64 = crate::sys::spawn::PARK_BYTES as u64;
 /// The inter-kernel channel.
-pub(crate) const CHANNEL_BYTES: u64 = crate::wire::CHANNEL_BYTES as u64;
+pub(crate) const CHANNEL_BYTES: u64 = crate::base::wire::CHANNEL_BYTES as u64;
 
 /// Boot protocol offsets (`Documentation/arch/x86/boot.rst`, zero-page.rst).
 mod off {
@@ -170,7 +170,7 @@ impl<'a> BzImage<'a> {
             return Err(LoadError::NotKernel("kernel is not relocatable"));
         }
         let alignment = u32_at(file, off::KERNEL_ALIGNMENT);
-        if !alignment.is_power_of_two() || u64::from(alignment) > crate::pool::GRANULE {
+        if !alignment.is_power_of_two() || u64::from(alignment) > crate::base::pool::GRANULE {
             return Err(LoadError::NotKernel("kernel alignment above 2 MiB"));
         }
         let setup_sects = match file[off::SETUP_SECTS] {

@@ -1,0 +1,13 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Logic that imports nothing else of the driver but a constant of `sys`, most of it pure and
+//! covered by KUnit. Parsing and formats (`spec`, `wire`, `ring`, `loader`), the pool
+//! allocator (`pool`), CPU ownership (`cpus`), and refusal messages (`report`).
+
+pub(crate) mod cpus;
+pub(crate) mod loader;
+pub(crate) mod pool;
+pub(crate) mod report;
+pub(crate) mod ring;
+pub(crate) mod spec;
+pub(crate) mod wire;
