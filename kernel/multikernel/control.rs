@@ -33,6 +33,7 @@ use crate::{
     },
     instance::{
         Instance,
+        InstanceDir,
         MAX_ID, //
     },
     sys::pool_map::{
@@ -73,9 +74,10 @@ pub(crate) struct Registry {
     pool: Option<Pool>,
     /// `instances/`, the parent of every instance directory.
     instances_dir: Option<Dir<sysfs::Empty>>,
-    /// Shared with an operation that outlives its registry lock (a kexec load), which holds the
-    /// instance's `ops` lock meanwhile: `destroy` takes that lock before removing anything.
-    instances: KVec<Arc<Dir<Instance>>>,
+    /// Each directory is the registry's alone (destroy removes it from sysfs at once); the
+    /// instance in it may be shared with a kexec load that works without the registry lock,
+    /// under the instance's `ops` lock, and sees it `dying` once destroy took that lock.
+    instances: KVec<Dir<InstanceDir>>,
 }
 
 impl Registry {
@@ -88,8 +90,11 @@ impl Registry {
     }
 
     /// The instance with id `id`.
-    pub(crate) fn by_id(&self, id: u32) -> Option<&Arc<Dir<Instance>>> {
-        self.instances.iter().find(|i| i.data().id == id)
+    pub(crate) fn by_id(&self, id: u32) -> Option<&Arc<Instance>> {
+        self.instances
+            .iter()
+            .map(|i| &i.data().0)
+            .find(|i| i.id == id)
     }
 
     fn find(&self, name: &spec::Name) -> Option<usize> {
@@ -99,7 +104,7 @@ impl Registry {
     fn owner_of(&self, cpu: u32) -> Option<&Instance> {
         self.instances
             .iter()
-            .map(|i| i.data())
+            .map(|i| &*i.data().0)
             .find(|i| i.cpus.contains(&cpu))
     }
 
@@ -174,13 +179,9 @@ impl Registry {
         }
         // Capacity for the push was reserved above; were it refused, the directory would be
         // dropped with the error and everything given back like any other failure.
-        let made = Dir::new(
-            parent,
-            spec.name.as_cstr(),
-            Instance::new(id, spec.name, spec.cpus, memory),
-        )
-        .and_then(|dir| Ok(Arc::new(dir, GFP_KERNEL)?))
-        .and_then(|dir| self.instances.push_within_capacity(dir).map_err(|_| ENOMEM));
+        let made = Arc::pin_init(Instance::new(id, spec.name, spec.cpus, memory), GFP_KERNEL)
+            .and_then(|instance| Dir::new(parent, spec.name.as_cstr(), InstanceDir(instance)))
+            .and_then(|dir| self.instances.push_within_capacity(dir).map_err(|_| ENOMEM));
         if let Err(e) = made {
             warn(format_args!(
                 "create {name}: cannot create its sysfs directory or devices ({e:?})"
@@ -389,8 +390,12 @@ pub(crate) struct Control {
 
 impl Control {
     /// Creates the global state and `/sys/kernel/multikernel/` with what is in it.
-    pub(crate) fn new() -> Result<Self> {
-        // SAFETY: Called once, from module init, before anything can reach the lock.
+    ///
+    /// # Safety
+    ///
+    /// Called once, before anything else uses the registry (from module init).
+    pub(crate) unsafe fn new() -> Result<Self> {
+        // SAFETY: Called once, before anything can reach the lock (# Safety).
         unsafe { REGISTRY.init() };
         let pool = match pool_region() {
             Some(region) => Some(Pool::new(region.base, region.size)?),

@@ -14,7 +14,7 @@ use crate::{
         spec, //
     },
     instance::{
-        Instance,
+        InstanceDir,
         State, //
     },
 };
@@ -27,7 +27,7 @@ use kernel::{
     sysfs::ShowBuffer, //
 };
 
-impl Instance {
+impl InstanceDir {
     fn store_control(this: &Self, input: &[u8]) -> Result {
         admin("control")?;
         let command = input.strip_suffix(b"\n").unwrap_or(input);
@@ -120,7 +120,7 @@ impl Instance {
 /// `instances/NAME/ikc/` files: the current channel's counters (0 without one).
 macro_rules! ikc_counter {
     ($($show:ident => $field:ident),* $(,)?) => {
-        impl Instance {
+        impl InstanceDir {
             $(
                 fn $show(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
                     let value = this
@@ -144,7 +144,7 @@ ikc_counter! {
     show_ikc_doorbells => doorbells,
 }
 
-impl Instance {
+impl InstanceDir {
     fn show_ikc_state(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
         let state = this
             .endpoint
@@ -222,27 +222,27 @@ impl Instance {
 const CONSOLE_SHOWN: usize = 4000;
 
 kernel::sysfs_attributes! {
-    impl DirData for Instance {
+    impl DirData for InstanceDir {
         group {
-            id: read_only(Instance::show_id),
-            cpus: read_only(Instance::show_cpus),
-            memory: read_only(Instance::show_memory),
-            state: read_only(Instance::show_state),
-            last_stop: read_only(Instance::show_last_stop),
-            image: read_only(Instance::show_image),
-            control: write_only(Instance::store_control),
-            console: read_only(Instance::show_console) mode 0o400,
-            ping: read_write(Instance::show_ping, Instance::store_ping) mode 0o600,
+            id: read_only(InstanceDir::show_id),
+            cpus: read_only(InstanceDir::show_cpus),
+            memory: read_only(InstanceDir::show_memory),
+            state: read_only(InstanceDir::show_state),
+            last_stop: read_only(InstanceDir::show_last_stop),
+            image: read_only(InstanceDir::show_image),
+            control: write_only(InstanceDir::store_control),
+            console: read_only(InstanceDir::show_console) mode 0o400,
+            ping: read_write(InstanceDir::show_ping, InstanceDir::store_ping) mode 0o600,
         },
         group ikc {
-            tx: read_only(Instance::show_ikc_tx),
-            rx: read_only(Instance::show_ikc_rx),
-            bytes: read_only(Instance::show_ikc_bytes),
-            ring_full: read_only(Instance::show_ikc_ring_full),
-            errors: read_only(Instance::show_ikc_errors),
-            doorbells: read_only(Instance::show_ikc_doorbells),
-            state: read_only(Instance::show_ikc_state),
-            inject: write_only(Instance::store_ikc_inject),
+            tx: read_only(InstanceDir::show_ikc_tx),
+            rx: read_only(InstanceDir::show_ikc_rx),
+            bytes: read_only(InstanceDir::show_ikc_bytes),
+            ring_full: read_only(InstanceDir::show_ikc_ring_full),
+            errors: read_only(InstanceDir::show_ikc_errors),
+            doorbells: read_only(InstanceDir::show_ikc_doorbells),
+            state: read_only(InstanceDir::show_ikc_state),
+            inject: write_only(InstanceDir::store_ikc_inject),
         },
     }
 }

@@ -57,11 +57,14 @@ use core::{
 };
 use kernel::{
     fs::File,
-    new_condvar, new_mutex, new_poll_condvar, new_spinlock,
+    new_poll_condvar,
     prelude::*,
     str::CString,
     sync::{
-        lock::Lock,
+        new_condvar,
+        new_mutex,
+        new_raw_spinlock_irq,
+        new_spinlock,
         poll::{
             PollCondVar,
             PollTable, //
@@ -283,8 +286,11 @@ pub(crate) use channel::Channel;
 use channel::PENDING_PONG;
 pub(crate) use console::ConsoleLog;
 use console::CONSOLE_BYTES;
-use doorbell::channels;
 pub(crate) use doorbell::init;
+use doorbell::{
+    channels,
+    Slot, //
+};
 pub(crate) use endpoint::Endpoint;
 pub(crate) use services::{
     Handler,

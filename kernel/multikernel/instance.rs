@@ -27,10 +27,11 @@ use core::sync::atomic::{
 };
 use kernel::{
     alloc::VVec,
-    new_mutex, new_spinlock,
     prelude::*,
     str::CString,
     sync::{
+        new_mutex,
+        new_spinlock,
         Arc,
         Mutex,
         MutexGuard,
@@ -313,6 +314,20 @@ pub(crate) struct Instance {
     devices: Mutex<Option<Devices>>,
     /// The console service on its channels, for as long as the instance exists.
     _console_service: PortRegistration,
+}
+
+/// What an instance's sysfs directory owns (`files.rs` describes its files): a reference to
+/// the instance, which a kexec load shares while it works on it. The registry owns each
+/// directory alone, so `destroy` removes it from sysfs at once; the instance itself goes with
+/// its last reference.
+pub(crate) struct InstanceDir(pub(crate) Arc<Instance>);
+
+impl core::ops::Deref for InstanceDir {
+    type Target = Instance;
+
+    fn deref(&self) -> &Instance {
+        &self.0
+    }
 }
 
 impl Instance {

@@ -3,8 +3,8 @@
 //! `kexec_file_load(2)` with `KEXEC_FILE_MULTIKERNEL`: loading a kernel into an instance.
 //!
 //! The syscall reaches `multikernel_kexec_file_load` here; reading the request (the files, the
-//! signature policy, the command line) is `sys::kexec`; this is the instance side. A load is planned completely
-//! (`loader.rs`) before anything is written, so a refused load leaves the previous image, if
+//! signature policy, the command line) is `sys::kexec`; this is the instance side. A load is
+//! planned completely (`base/loader.rs`) before anything is written, so a refused load leaves the previous image, if
 //! any, as it was.
 
 use crate::{
@@ -18,10 +18,7 @@ use crate::{
         report::warn,
         spec::VecWriter, //
     },
-    control::{
-        registry,
-        Registry, //
-    },
+    control::registry,
     instance::{
         ImageInfo,
         Instance, //
@@ -43,8 +40,7 @@ use kernel::{
     alloc::VVec,
     cpu::CpuId,
     prelude::*,
-    sync::Arc,
-    sysfs::Dir, //
+    sync::Arc, //
 };
 
 /// Set once the subsystem is up: loads before that (or after a failed init) get `ENODEV`.
@@ -87,24 +83,23 @@ unsafe extern "C" fn multikernel_kexec_file_load(
     }
 }
 
-/// The instance with id `id`, found under the registry lock; the caller takes its `ops` lock
-/// before letting the registry go, so a `destroy` (which takes `ops` under the registry lock)
-/// cannot come in between, and other registry users are not held up by a load that copies
-/// megabytes or takes CPUs back.
-fn find_in(registry: &Registry, id: u32, what: &str) -> Result<Arc<Dir<Instance>>> {
-    registry.by_id(id).cloned().ok_or_else(|| {
+/// The instance with id `id`. Only the lookup holds the registry lock: a load that copies
+/// megabytes or takes CPUs back holds up nobody but its instance (its `ops` lock). The caller
+/// checks `is_dying()` once it holds `ops`: a destroy may have come in between.
+fn find(id: u32, what: &str) -> Result<Arc<Instance>> {
+    registry().by_id(id).cloned().ok_or_else(|| {
         warn(format_args!("kexec {what}: no instance with id {id}"));
         ENOENT
     })
 }
 
 fn load(req: &Load<'_>) -> Result {
-    let registry = registry();
-    let dir = find_in(&registry, req.id, "load")?;
-    let instance = dir.data();
+    let instance = find(req.id, "load")?;
     let name = instance.name.as_str();
     let _ops = instance.ops.lock();
-    drop(registry);
+    if instance.is_dying() {
+        return Err(ENOENT);
+    }
     let state = instance.state();
     if !state.loadable() {
         warn(format_args!(
@@ -116,7 +111,7 @@ fn load(req: &Load<'_>) -> Result {
     // Its kernel stopped by itself: its CPUs halted, but a load writes the memory they ran
     // in. Take them back first.
     if !instance.cpus_out() {
-        crate::spawn::verify_out(instance)?;
+        crate::spawn::verify_out(&instance)?;
     }
     let memory = instance.memory;
     let refused = |e: LoadError| {
@@ -243,11 +238,11 @@ fn load(req: &Load<'_>) -> Result {
 }
 
 fn unload(id: u32) -> Result {
-    let registry = registry();
-    let dir = find_in(&registry, id, "unload")?;
-    let instance = dir.data();
+    let instance = find(id, "unload")?;
     let _ops = instance.ops.lock();
-    drop(registry);
+    if instance.is_dying() {
+        return Err(ENOENT);
+    }
     let state = instance.state();
     if !state.loadable() {
         warn(format_args!(

@@ -3,8 +3,10 @@
 //! Multikernel: several Linux kernels side by side, each on its own CPUs and memory.
 //!
 //! This crate is the host-side core: the pool allocator, CPU ownership, instance bookkeeping,
-//! the inter-kernel channel (IKC) and the control tree in sysfs, `/sys/kernel/multikernel/`, described in
-//! `Documentation/multikernel/` and `Documentation/ABI/testing/sysfs-kernel-multikernel`.
+//! the inter-kernel channel (IKC) and the control tree in sysfs, `/sys/kernel/multikernel/`,
+//! described in `Documentation/multikernel/` and
+//! `Documentation/ABI/testing/sysfs-kernel-multikernel` (the code's layers:
+//! `Documentation/multikernel/code-map.rst`).
 //! The boot-time pool reservation is C (`pool_reserve.c`): it runs before Rust can.
 
 use kernel::{
@@ -42,13 +44,18 @@ struct Multikernel {
 
 impl kernel::Module for Multikernel {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        base::report::init();
+        // SAFETY: Module init runs once, before anything reports.
+        unsafe { base::report::init() };
         // SAFETY: This driver is built in (`CONFIG_MULTIKERNEL` is a bool): `OwnershipGate`'s
         // code never goes away.
         let gate = unsafe { BringupGate::register(c"multikernel:owned") }?;
         sys::spawn::init()?;
-        ikc::init()?;
-        let control = control::Control::new()?;
+        // SAFETY: Built-in init code (`CONFIG_MULTIKERNEL` is a bool): it runs among the
+        // initcalls, before read-only-after-init data is sealed.
+        unsafe { ikc::init() }?;
+        // SAFETY: Once, from module init, before anything else reaches the registry (the
+        // kexec entry is enabled below, sysfs appears with it).
+        let control = unsafe { control::Control::new() }?;
         kexec::enable();
         pr_info!(
             "multikernel {} ready, pool {} MiB\n",

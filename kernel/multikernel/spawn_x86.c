@@ -192,6 +192,8 @@ int multikernel_spawn_init(void)
 {
 	if (!smp_ops.play_dead)
 		return -ENODEV;
+	if (smp_ops.play_dead == mk_play_dead)
+		return -EBUSY;
 	host_play_dead = smp_ops.play_dead;
 	smp_ops.play_dead = mk_play_dead;
 	return 0;

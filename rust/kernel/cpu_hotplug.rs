@@ -106,10 +106,10 @@ impl<G: Gate> BringupGate<G> {
     ///
     /// # Safety
     ///
-    /// The gate must be dropped before the code of `G` goes away: either `G` is built into the
-    /// kernel, or the returned value is dropped (never leaked with `mem::forget` or a leaked
-    /// allocation) before the module that defines `G` is unloaded. The hotplug core keeps
-    /// calling `G::allow_bringup` until the drop.
+    /// The gate must be dropped before the code of `G` and the memory of `name` go away: either
+    /// both are built into the kernel, or the returned value is dropped (never leaked with
+    /// `mem::forget` or a leaked allocation) before the module that defines them is unloaded.
+    /// The hotplug core keeps calling `G::allow_bringup` and showing `name` until the drop.
     pub unsafe fn register(name: &'static CStr) -> Result<Self> {
         // SAFETY: `name` is `'static`; the callback is a valid `extern "C"` function for the whole
         // life of the registration: it is `G`'s code, which stays until the drop unregisters it

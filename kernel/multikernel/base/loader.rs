@@ -616,7 +616,8 @@ mod tests {
             | u64::from(u32_at(&page[..], off::EXT_RAMDISK_IMAGE)) << 32;
         assert_eq!(rd, initrd.start);
         assert_eq!(u32_at(&page[..], off::RAMDISK_SIZE), 5000);
-        // Three e820 entries: RAM, the reserved entry pages and channel, RAM; together the instance's memory.
+        // Three e820 entries: RAM, the reserved entry pages and channel, RAM; together the
+        // instance's memory.
         assert_eq!(page[off::E820_ENTRIES], 3);
         let entry = |i: usize| {
             let at = off::E820_TABLE + 20 * i;

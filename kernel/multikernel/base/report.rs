@@ -67,9 +67,13 @@ kernel::sync::global_lock! {
     unsafe(uninit) static LOG: SpinLock<LogState> = LogState::new();
 }
 
-/// Sets up the rate limit; call once at module init, before anything reports.
-pub(crate) fn init() {
-    // SAFETY: Called once, from module init, before anything can reach the lock.
+/// Sets up the rate limit, before anything reports.
+///
+/// # Safety
+///
+/// Called once, before any other function of this module (from module init).
+pub(crate) unsafe fn init() {
+    // SAFETY: Called once, before anything can reach the lock (# Safety).
     unsafe { LOG.init() };
 }
 

@@ -59,7 +59,7 @@ pub(crate) trait RingMemory {
     }
     /// Copies bytes in; `off + bytes.len() <= bytes()` is the caller's promise.
     fn write(&mut self, off: usize, bytes: &[u8]);
-    /// Reads an index the peer publishes (acquire).
+    /// Reads an index the peer publishes (sequentially consistent).
     fn load_seqcst(&self, off: usize) -> u64;
     /// Publishes an index to the peer: ordered after every earlier access and before every
     /// later load (a full barrier: the doorbell flags are a store followed by a load on each

@@ -186,10 +186,11 @@ impl Channel {
                 state: AtomicU8::new(LinkState::Open as u8),
                 counters: Counters::default(),
                 console,
-                tx <- Lock::new(Producer::new(), c"multikernel::Channel::tx",
-                                kernel::static_lock_class!()),
-                rx <- Lock::new(Rx { consumer: Consumer::new(), buf }, c"multikernel::Channel::rx",
-                                kernel::static_lock_class!()),
+                tx <- new_raw_spinlock_irq!(Producer::new(), "multikernel::Channel::tx"),
+                rx <- new_raw_spinlock_irq!(
+                    Rx { consumer: Consumer::new(), buf },
+                    "multikernel::Channel::rx"
+                ),
                 work_buf <- new_mutex!(work_buf, "multikernel::Channel::work_buf"),
                 space_wanted: AtomicBool::new(false),
                 space_gen <- new_spinlock!(0, "multikernel::Channel::space_gen"),
@@ -214,8 +215,11 @@ impl Channel {
         )?;
         {
             let mut slots = channels()?.slots.lock();
-            let free = slots.iter_mut().find(|s| s.is_none()).ok_or(ENOSPC)?;
-            *free = Some(ch.clone());
+            let free = slots
+                .iter_mut()
+                .find(|s| matches!(s, Slot::Free))
+                .ok_or(ENOSPC)?;
+            *free = Slot::Open(ch.clone());
         }
         // Drain what is there already, which also asks for doorbells from now on.
         let _ = workqueue::system_highpri().enqueue::<Arc<Channel>, 0>(ch.clone());
@@ -725,21 +729,18 @@ impl Channel {
         if let Ok(channels) = channels() {
             let mine = {
                 let mut slots = channels.slots.lock();
-                slots.iter_mut().enumerate().find_map(|(i, s)| {
-                    let here = s.as_ref().is_some_and(|c| core::ptr::eq(&**c, self));
-                    if here {
-                        s.take().map(|ch| (i, ch))
-                    } else {
-                        None
-                    }
-                })
+                let at = slots
+                    .iter()
+                    .position(|s| matches!(s, Slot::Open(c) if core::ptr::eq(&**c, self)));
+                at.map(|at| (at, core::mem::replace(&mut slots[at], Slot::Closing)))
             };
             if let Some((at, ch)) = mine {
                 // A doorbell that took the channel before it left the slot finishes with it
-                // first (a bounded drain; a later channel in the slot may add one more).
+                // first: a bounded drain, and no new one starts on a closing slot.
                 while channels.busy[at].load(Ordering::Acquire) != 0 {
                     core::hint::spin_loop();
                 }
+                channels.slots.lock()[at] = Slot::Free;
                 // Dropped outside the raw lock (dropping the last reference sleeps).
                 drop(ch);
             }

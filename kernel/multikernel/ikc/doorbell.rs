@@ -4,16 +4,26 @@
 
 use super::*;
 
+/// A slot of the open-channel table.
+pub(super) enum Slot {
+    Free,
+    Open(Arc<Channel>),
+    /// Its channel was taken out by `close`, which waits for the drains that picked it: the
+    /// doorbell and `open` leave it alone until `close` frees it.
+    Closing,
+}
+
 /// The open channels, for the doorbell: one slot per CPU and one more (an instance owns at
 /// least one CPU), allocated at init, so nothing is allocated under the lock, a raw lock taken
-/// in the doorbell's hard interrupt only long enough to pick the next channel. A channel keeps
-/// its slot while it is open; `busy[i]` counts doorbells draining the channel they took from
-/// slot `i`, which `close` waits out before it lets go of its reference: the interrupt never
-/// drops the last one, and never holds the list while it drains.
+/// in the doorbell's hard interrupt only long enough to pick the next channel. `busy[i]` counts
+/// doorbells draining the channel they took from slot `i`; `close` marks the slot `Closing`,
+/// waits for `busy[i]` to reach zero (no drain can start on that slot meanwhile), and only then
+/// lets go of its reference: the interrupt never drops the last one, never holds the table while
+/// it drains, and `close` waits for at most the drains already running.
 #[pin_data]
 pub(super) struct ChannelList {
     #[pin]
-    pub(super) slots: RawSpinLockIrq<KVec<Option<Arc<Channel>>>>,
+    pub(super) slots: RawSpinLockIrq<KVec<Slot>>,
     pub(super) busy: KVec<AtomicU32>,
 }
 
@@ -23,18 +33,23 @@ pub(super) fn channels() -> Result<&'static ChannelList> {
     CHANNELS.as_ref().map(|c| &**c).ok_or(ENODEV)
 }
 
-/// Takes the doorbell vector; call once at module init.
-pub(crate) fn init() -> Result {
+/// Sets up the channel table and takes the doorbell vector.
+///
+/// # Safety
+///
+/// As for [`machine::take_doorbell`]: called from built-in init code, before read-only-after-init
+/// data is sealed.
+pub(crate) unsafe fn init() -> Result {
     let room = kernel::cpu::nr_cpu_ids() as usize + 1;
     let mut slots = KVec::with_capacity(room, GFP_KERNEL)?;
     let mut busy = KVec::with_capacity(room, GFP_KERNEL)?;
     for _ in 0..room {
-        slots.push(None, GFP_KERNEL)?;
+        slots.push(Slot::Free, GFP_KERNEL)?;
         busy.push(AtomicU32::new(0), GFP_KERNEL)?;
     }
     let channels = KBox::pin_init(
         pin_init!(ChannelList {
-            slots <- Lock::new(slots, c"multikernel::CHANNELS", kernel::static_lock_class!()),
+            slots <- new_raw_spinlock_irq!(slots, "multikernel::CHANNELS"),
             busy,
         }),
         GFP_KERNEL,
@@ -42,8 +57,8 @@ pub(crate) fn init() -> Result {
     if !CHANNELS.populate(channels) {
         return Err(EBUSY);
     }
-    // SAFETY: Called from the module's init; the subsystem is built in (`bool` in Kconfig),
-    // so that runs among the initcalls, before read-only-after-init data is sealed.
+    // SAFETY: Called from built-in init code before read-only-after-init data is sealed
+    // (# Safety).
     unsafe { machine::take_doorbell(doorbell_irq) }
 }
 
@@ -63,7 +78,10 @@ pub(super) fn doorbell_irq() {
                 .iter()
                 .enumerate()
                 .skip(next)
-                .find_map(|(i, s)| s.as_ref().map(|ch| (i, ch.clone())));
+                .find_map(|(i, s)| match s {
+                    Slot::Open(ch) => Some((i, ch.clone())),
+                    _ => None,
+                });
             let Some((at, ch)) = found else {
                 return;
             };

@@ -61,8 +61,7 @@ impl Services {
         table.extend_from_slice(builtin, GFP_KERNEL)?;
         Arc::pin_init(
             pin_init!(Self {
-                table <- Lock::new(table, c"multikernel::Services::table",
-                                   kernel::static_lock_class!()),
+                table <- new_raw_spinlock_irq!(table, "multikernel::Services::table"),
             }),
             GFP_KERNEL,
         )

@@ -173,8 +173,11 @@ impl<T: DeviceOps> MessageDevice<T> {
         0
     }
 
-    fn nonblock(file: *mut bindings::file) -> bool {
-        // SAFETY: `file` is a live open file of this device (the callers' contract).
+    /// # Safety
+    ///
+    /// `file` is a live open file (during one of its file operations).
+    unsafe fn nonblock(file: *mut bindings::file) -> bool {
+        // SAFETY: `file` is a live open file (# Safety).
         unsafe { (*file).f_flags & bindings::O_NONBLOCK != 0 }
     }
 
@@ -190,7 +193,9 @@ impl<T: DeviceOps> MessageDevice<T> {
         // SAFETY: Between `open` and `release`.
         let data = unsafe { Self::data(file) };
         let mut out = UserSlice::new(UserPtr::from_addr(buf as usize), len).writer();
-        match data.read(&mut out, Self::nonblock(file)) {
+        // SAFETY: Called during the file's `read`.
+        let nonblock = unsafe { Self::nonblock(file) };
+        match data.read(&mut out, nonblock) {
             Ok(n) => n as isize,
             Err(e) => e.to_errno() as isize,
         }
@@ -208,7 +213,9 @@ impl<T: DeviceOps> MessageDevice<T> {
         // SAFETY: Between `open` and `release`.
         let data = unsafe { Self::data(file) };
         let input = UserSlice::new(UserPtr::from_addr(buf as usize), len).reader();
-        match data.write(input, len, Self::nonblock(file)) {
+        // SAFETY: Called during the file's `write`.
+        let nonblock = unsafe { Self::nonblock(file) };
+        match data.write(input, len, nonblock) {
             Ok(n) => n as isize,
             Err(e) => e.to_errno() as isize,
         }

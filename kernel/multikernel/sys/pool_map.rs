@@ -44,8 +44,11 @@ pub(crate) fn pool_region() -> Option<PoolRegion> {
 /// A write-back kernel mapping of a piece of the pool, unmapped on drop.
 ///
 /// Only pool memory can be mapped: the pool is reserved at boot and never used by the host
-/// kernel, so writing to it cannot corrupt the host. Which instance a piece belongs to is the
-/// caller's bookkeeping.
+/// kernel, so writing to it cannot corrupt the host (which is why writes are safe; what they do
+/// to an instance kernel running there is the caller's business: it holds the instance's `ops`
+/// lock with its CPUs back). Page tables a CPU of this kernel may be entering through are built
+/// by the `unsafe` [`super::spawn::IdentityMap::build`], not through this. Which instance a
+/// piece belongs to is the caller's bookkeeping.
 ///
 /// # Invariants
 ///
@@ -102,11 +105,15 @@ impl PoolMapping {
         Ok(())
     }
 
-    /// Copies `len` bytes from `offset` into `out`; `EINVAL` if that does not fit.
+    /// Copies `len` bytes from `offset` into `out`, volatile (a running instance kernel may be
+    /// writing them: its mailbox words); `EINVAL` if that does not fit.
     pub(crate) fn read(&self, offset: usize, out: &mut [u8]) -> Result {
         let src = self.at(offset, out.len())?;
-        // SAFETY: As in `write`, reading.
-        unsafe { core::ptr::copy_nonoverlapping(src, out.as_mut_ptr(), out.len()) };
+        for (i, byte) in out.iter_mut().enumerate() {
+            // SAFETY: Inside the mapping (`at`); a volatile read of plain memory, which the other
+            // kernel may write concurrently (as `READ_ONCE` may race in C).
+            *byte = unsafe { core::ptr::read_volatile(src.add(i)) };
+        }
         Ok(())
     }
 }

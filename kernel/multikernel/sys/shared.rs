@@ -16,6 +16,7 @@ use kernel::{
     prelude::*, //
 };
 
+/// Memory shared with another kernel, mapped write-back, unmapped on drop.
 ///
 /// The other kernel reads and writes it at any time, so every access is volatile (bytes, words)
 /// or atomic (the words both kernels synchronise on), the kernel's `READ_ONCE`/`WRITE_ONCE`
