@@ -58,14 +58,16 @@ rustfmt_check
 
 # The VM boots: name | kernel command line | kselftest programs | judge KUnit
 # here | capture the second serial port (an instance's console) | vCPUs
-# (default $VM_CPUS).
+# (default $VM_CPUS) | memory (default $VM_MEMORY) | where the pool must
+# lie ("high": above 4 GiB, which a pool in a 6 GiB VM does, as on any
+# server; "low": below).
 # KUnit runs at every boot; it is judged once, in the main run.
 RUNS=(
 	"main|multikernel.pool=512M crashkernel=64M loglevel=7|sysfs_test sysfs_sample_test reserve_test kexec_test|kunit"
 	"nopool|loglevel=7 kunit.enable=0|nopool_test|"
 	"kexec-reboot|loglevel=7 kunit.enable=0|@guest-kexec-reboot.sh|"
-	"spawn|multikernel.pool=512M kunit.enable=0 loglevel=7|spawn_test||ttyS1"
-	"ikc|multikernel.pool=1G kunit.enable=0 loglevel=7|ikc_test isolation_test|||6"
+	"spawn|multikernel.pool=512M kunit.enable=0 loglevel=7|spawn_test||ttyS1||6G|high"
+	"ikc|multikernel.pool=1G kunit.enable=0 loglevel=7|ikc_test isolation_test|||6||low"
 )
 
 
@@ -229,7 +231,7 @@ judge_instance_boot() {
 }
 
 for run in "${RUNS[@]}"; do
-	IFS='|' read -r name append progs kunit serial1 cpus <<<"$run"
+	IFS='|' read -r name append progs kunit serial1 cpus memory pool_at <<<"$run"
 	# MK_RUNS="spawn ikc": only these VMs (a developer's shortcut; CI runs all).
 	if [ -n "${MK_RUNS:-}" ] && ! [[ " $MK_RUNS " == *" $name "* ]]; then
 		continue
@@ -248,7 +250,7 @@ for run in "${RUNS[@]}"; do
 	fi
 	qemu_opts=
 	[ -z "$serial1" ] || qemu_opts="-serial file:$dir/ttyS1.log -serial file:$dir/ttyS2.log"
-	MK_VM_QEMU_OPTS=$qemu_opts VM_CPUS=${cpus:-$VM_CPUS} vm_run "${MK_CHECK_TIMEOUT:-900}" "$dir/console.log" "$append" \
+	MK_VM_QEMU_OPTS=$qemu_opts VM_CPUS=${cpus:-$VM_CPUS} VM_MEMORY=${memory:-$VM_MEMORY} vm_run "${MK_CHECK_TIMEOUT:-900}" "$dir/console.log" "$append" \
 		"${cmd[@]}" || rc=$?
 	# The emulator itself may crash (seen once: an assertion in QEMU's MSI-X
 	# emulation while the guest probed PCI, under TCG). That is not the
@@ -266,7 +268,7 @@ for run in "${RUNS[@]}"; do
 		echo "RETRY: $name VM: QEMU crashed ($(grep -a -m1 '^qemu-system-x86_64: ' "$dir/crash/console.log" | cut -c1-120)); booting it again (first boot in $dir/crash/)"
 		[ "$failed" = "$failed_before_crash" ] || continue
 		rc=0
-		MK_VM_QEMU_OPTS=$qemu_opts VM_CPUS=${cpus:-$VM_CPUS} vm_run "${MK_CHECK_TIMEOUT:-900}" "$dir/console.log" "$append" \
+		MK_VM_QEMU_OPTS=$qemu_opts VM_CPUS=${cpus:-$VM_CPUS} VM_MEMORY=${memory:-$VM_MEMORY} vm_run "${MK_CHECK_TIMEOUT:-900}" "$dir/console.log" "$append" \
 			"${cmd[@]}" || rc=$?
 	fi
 	step "boot: $name VM finished in $(($(date +%s) - start)) s (status $rc, console: $dir/console.log)"
@@ -286,6 +288,19 @@ for run in "${RUNS[@]}"; do
 	if [ -n "$serial1" ]; then
 		judge_instance_console "$dir/ttyS1.log" 256
 		judge_instance_boot "$dir/ttyS2.log"
+	fi
+	if [ -n "$pool_at" ]; then
+		pool=$(grep -a -m1 -o 'multikernel: pool reserved at 0x[0-9a-f]*' "$dir/console.log" | awk '{print $NF}')
+		if [ -z "$pool" ]; then
+			fail "$name: no pool reservation in the boot log"
+		elif [ "$pool_at" = high ] && ((pool < 0x100000000)); then
+			fail "$name: the pool is at $pool, not above 4 GiB as this VM is for"
+		elif [ "$pool_at" = low ] && ((pool >= 0x100000000)); then
+			fail "$name: the pool is at $pool, not below 4 GiB as this VM is for"
+		else
+			passed=$((passed + 1))
+			echo "$name: pool at $pool ($pool_at, as intended)"
+		fi
 	fi
 	if [ -f "$dir/done" ] && [ "$rc" != 0 ] && [ "$failed" = "$failed_before" ]; then
 		fail "$name: the VM exited with status $rc although every test passed"

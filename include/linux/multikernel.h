@@ -19,6 +19,20 @@
  */
 #define MULTIKERNEL_MAILBOX_MAGIC	0x4e4e55524b4d554dULL	/* "MUMKRUNN" */
 #define MULTIKERNEL_WAKEUP_OFFSET	64
+
+/*
+ * The wakeup record, as the park loop (spawn_entry.S) reads it: the instance
+ * kernel fills vector and cr3, then sets command; the CPU whose APIC id is
+ * apic_id clears command, loads cr3 (unless 0) and jumps to vector. vector
+ * is mapped at the same address in cr3's page tables, as is the park area,
+ * which cr3's tables map at its physical address.
+ */
+struct multikernel_wakeup {
+	u32 command;
+	u32 apic_id;
+	u64 vector;
+	u64 cr3;
+};
 /*
  * At MULTIKERNEL_STOP_OFFSET the instance kernel writes (u32) why it stops,
  * once, before its CPUs halt; the host then takes them back.

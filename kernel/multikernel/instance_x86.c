@@ -30,7 +30,9 @@
 #include <asm/apic.h>
 #include <asm/e820/api.h>
 #include <asm/i8259.h>
+#include <asm/init.h>
 #include <asm/mpspec.h>
+#include <asm/realmode.h>
 #include <asm/reboot.h>
 #include <asm/topology.h>
 #include <asm/x86_init.h>
@@ -72,6 +74,78 @@ static void __init mk_timer_init(void)
 }
 
 /*
+ * The page tables the other CPUs enter this kernel on: this kernel's upper
+ * half (as the real-mode trampoline's page table has it) and an identity map
+ * of the instance's memory, where the park loop they wait in lies. No
+ * real-mode trampoline: it must sit below 4 GiB (its 64-bit entry uses
+ * 32-bit addresses), and an instance's memory may lie entirely above.
+ */
+static void __init mk_find_memory(void);
+static unsigned long mk_ap_cr3;
+static void (*mk_native_play_dead)(void);
+void multikernel_park_self(void *record, u32 apic_id);
+extern u32 multikernel_ap_lock;
+void multikernel_ap_entry(void);
+static struct real_mode_header mk_real_mode_header;
+
+static void *mk_alloc_pgt_page(void *context)
+{
+	return (void *)get_zeroed_page(GFP_KERNEL);
+}
+
+static void __init mk_realmode_init(void)
+{
+	struct x86_mapping_info info = {
+		.alloc_pgt_page	= mk_alloc_pgt_page,
+		.page_flag	= __PAGE_KERNEL_LARGE_EXEC,
+		.kernpg_flag	= _KERNPG_TABLE_NOENC,
+	};
+	u64 start, end;
+	pgd_t *pgd;
+	int i;
+
+	mk_find_memory();
+	start = round_down(mk_mem_start, PMD_SIZE);
+	end = round_up(mk_mem_end, PMD_SIZE);
+
+	/*
+	 * multikernel_ap_entry takes this lock for its stack; secondary_startup_64
+	 * releases it (as the real-mode trampoline's) once on its own.
+	 */
+	trampoline_lock = &multikernel_ap_lock;
+	if (mk_nr_cpus < 2)
+		return;
+	if (start >= end) {
+		pr_err("no memory range: running on the first CPU only\n");
+		return;
+	}
+	pgd = (pgd_t *)get_zeroed_page(GFP_KERNEL);
+	if (!pgd || kernel_ident_mapping_init(&info, pgd, start, end)) {
+		pr_err("cannot map the park loop: running on the first CPU only\n");
+		return;
+	}
+	for (i = pgd_index(__PAGE_OFFSET); i < PTRS_PER_PGD; i++)
+		pgd[i] = init_top_pgt[i];
+	mk_ap_cr3 = __pa(pgd);
+}
+
+/*
+ * A CPU this kernel takes offline goes back to the park loop (not to hlt,
+ * where the next bring-up, a wakeup through the mailbox, would not reach
+ * it): onlining it again works like its first start.
+ */
+static void mk_instance_play_dead(void)
+{
+	if (!mk_wakeup_page || !mk_ap_cr3) {
+		mk_native_play_dead();
+		return;
+	}
+	play_dead_common();
+	multikernel_park_self(mk_wakeup_page + MULTIKERNEL_WAKEUP_OFFSET,
+			      cpu_physical_id(smp_processor_id()));
+}
+
+/*
  * Starts another CPU of the instance: it waits in the host-provided park loop
  * (spawn_entry.S) polling the wakeup area of the mailbox page, as firmware
  * does for the ACPI MP-wakeup mailbox; it acknowledges by clearing command.
@@ -79,18 +153,20 @@ static void __init mk_timer_init(void)
 static int mk_wakeup_secondary_cpu_64(u32 apicid, unsigned long start_ip,
 				      unsigned int cpu)
 {
-	struct mk_wakeup {
-		u32 command;
-		u32 apic_id;
-		u64 vector;
-	} *w;
+	struct multikernel_wakeup *w;
 	unsigned long timeout = USEC_PER_SEC;
 
-	if (!mk_wakeup_page)
+	if (!mk_wakeup_page || !mk_ap_cr3)
 		return -ENOMEM;
 	w = mk_wakeup_page + MULTIKERNEL_WAKEUP_OFFSET;
 	WRITE_ONCE(w->apic_id, apicid);
-	WRITE_ONCE(w->vector, start_ip);
+	/*
+	 * Not the real-mode trampoline (start_ip): the CPU switches to the page
+	 * tables at mk_ap_cr3 in the park loop and enters secondary_startup_64
+	 * through multikernel_ap_entry (spawn_entry.S).
+	 */
+	WRITE_ONCE(w->vector, (u64)multikernel_ap_entry);
+	WRITE_ONCE(w->cr3, mk_ap_cr3);
 	smp_store_release(&w->command, 1);
 	while (READ_ONCE(w->command) && --timeout)
 		udelay(1);
@@ -129,8 +205,11 @@ static void __init mk_parse_smp_config(void)
 	for (i = 0; i < mk_nr_cpus; i++)
 		topology_register_apic(mk_apic_ids[i], CPU_ACPIID_INVALID, true);
 	smp_found_config = 1;
-	if (mk_nr_cpus > 1)
+	if (mk_nr_cpus > 1) {
 		apic_update_callback(wakeup_secondary_cpu_64, mk_wakeup_secondary_cpu_64);
+		mk_native_play_dead = smp_ops.play_dead;
+		smp_ops.play_dead = mk_instance_play_dead;
+	}
 }
 
 /*
@@ -299,10 +378,13 @@ static int __init mk_instance_setup(char *arg)
 	x86_platform.legacy.warm_reset		= 0;
 	x86_platform.legacy.i8042		= X86_LEGACY_I8042_PLATFORM_ABSENT;
 	/*
-	 * No memory below 1 MiB: the AP trampoline (whose 64-bit entry the park
-	 * loop jumps to) goes below 4 GiB in the instance's memory.
+	 * No real-mode trampoline (no memory below 1 MiB, maybe none below
+	 * 4 GiB): the other CPUs leave the park loop on mk_ap_pgd straight into
+	 * secondary_startup_64. real_mode_header only needs to be there.
 	 */
-	x86_init.resources.realmode_limit	= SZ_4G;
+	x86_platform.realmode_reserve		= x86_init_noop;
+	x86_platform.realmode_init		= mk_realmode_init;
+	real_mode_header			= &mk_real_mode_header;
 	legacy_pic				= &null_legacy_pic;
 	mk_serial_setup();
 	x86_platform.get_nmi_reason		= mk_get_nmi_reason;

@@ -170,7 +170,7 @@ fn load(req: &Load<'_>) -> Result {
             out,
             " multikernel.host_bsp_apic={host_bsp} multikernel.tsc_khz={tsc_khz} \
              multikernel.lapic_period={lapic_period} multikernel.mailbox={mailbox:#018x} \
-             multikernel.ikc={channel:#018x} acpi=off pci=off nokaslr"
+             multikernel.ikc={channel:#018x} acpi=off pci=off nokaslr swiotlb=noforce"
         )
         .map_err(|_| ENOMEM)?;
         // The paging mode it is entered in: switching would need a trampoline below 1 MiB.

@@ -87,10 +87,13 @@ SYM_CODE_END(multikernel_fault)
  *
  * Copied into a page of the instance's memory and entered through
  * multikernel_enter() with rsi = the wakeup mailbox (physical, identity
- * mapped) and ecx = this CPU's APIC id, on the park area's tables and stack. Waits, like an ACPI MP-wakeup
- * firmware loop, for { u32 command, u32 apic_id, u64 vector } naming it,
- * acknowledges by clearing command, and jumps to vector in 64-bit mode on
- * the same identity map. Position independent; no stack.
+ * mapped) and ecx = this CPU's APIC id, on the park area's tables and
+ * stack. Waits, like an ACPI MP-wakeup firmware loop, for
+ * { u32 command, u32 apic_id, u64 vector, u64 cr3 } naming it (struct
+ * multikernel_wakeup), acknowledges by clearing command, loads cr3 unless it
+ * is 0 (page tables of the instance kernel that map this page at the same
+ * address), and jumps to vector in 64-bit mode. Position independent; no
+ * stack.
  */
 	.balign 16
 SYM_CODE_START(multikernel_park)
@@ -103,9 +106,62 @@ SYM_CODE_START(multikernel_park)
 	cmpl	4(%rsi), %ecx
 	jne	1b
 	movq	8(%rsi), %rax
+	movq	16(%rsi), %rdx
 	movl	$0, (%rsi)
-	ANNOTATE_RETPOLINE_SAFE
+	testq	%rdx, %rdx
+	jz	2f
+	movq	%rdx, %cr3
+2:	ANNOTATE_RETPOLINE_SAFE
 	jmp	*%rax
 SYM_INNER_LABEL(multikernel_park_end, SYM_L_GLOBAL)
 SYM_CODE_END(multikernel_park)
+
+/*
+ * multikernel_park_self(record, apic_id) - in an instance kernel, a CPU it
+ * takes offline waits in the park loop again (this kernel's copy of it, on
+ * this kernel's page tables, polling the wakeup record through its mapping),
+ * so that bringing it online again works as the first time did. Called with
+ * interrupts off from play_dead; does not return. CET off: the loop jumps to
+ * secondary_startup_64, which has no ENDBR.
+ */
+SYM_CODE_START(multikernel_park_self)
+	UNWIND_HINT_END_OF_STACK
+	ANNOTATE_NOENDBR
+	cli
+	movq	%cr4, %rax
+	andq	$~X86_CR4_CET, %rax
+	movq	%rax, %cr4
+	movl	%esi, %ecx
+	movq	%rdi, %rsi
+	jmp	multikernel_park
+SYM_CODE_END(multikernel_park_self)
+
+/*
+ * multikernel_ap_entry - where the park loop sends a CPU an instance kernel
+ * starts (the wakeup record's vector), on that kernel's page tables (the
+ * record's cr3). The park loop's stack is at the host's address for the park
+ * area, which those tables do not map: take the stack lock
+ * secondary_startup_64 releases once on its own stack (trampoline_lock, as
+ * the real-mode trampoline does), and enter it on this kernel's AP stack.
+ */
+SYM_CODE_START(multikernel_ap_entry)
+	UNWIND_HINT_END_OF_STACK
+	ANNOTATE_NOENDBR
+1:	lock btsl	$0, multikernel_ap_lock(%rip)
+	jnc	2f
+	pause
+	jmp	1b
+2:	leaq	multikernel_ap_stack_end(%rip), %rsp
+	jmp	secondary_startup_64
+SYM_CODE_END(multikernel_ap_entry)
+
+	.data
+	.balign 4
+SYM_DATA(multikernel_ap_lock, .long 0)
+
+	.bss
+	.balign PAGE_SIZE
+SYM_DATA_START_LOCAL(multikernel_ap_stack)
+	.skip PAGE_SIZE
+SYM_DATA_END_LABEL(multikernel_ap_stack, SYM_L_LOCAL, multikernel_ap_stack_end)
 	.align PAGE_SIZE

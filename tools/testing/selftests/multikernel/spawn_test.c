@@ -38,6 +38,10 @@ static const char *const names[] = { "sp0", "sp1", "sp2", "sp3", "sp4", "sp5" };
 
 static const char cmdline[] =
 	"console=ttyS1 earlyprintk=serial,ttyS1,115200 kunit.enable=0 panic=0 loglevel=6";
+/* The same, and the sample init takes CPU 1 offline and online 20 times. */
+static const char cmdline_hotplug[] =
+	"console=ttyS1 earlyprintk=serial,ttyS1,115200 kunit.enable=0 panic=0 loglevel=6 "
+	"mk_sample=hotplug";
 /* earlyprintk knows ttyS0/1 by name only; "keep" keeps it as the console. */
 static const char cmdline2[] =
 	"earlyprintk=serial,0x3e8,115200,keep kunit.enable=0 panic=0 loglevel=6";
@@ -281,11 +285,16 @@ TEST_F_TIMEOUT(spawn, smp_instance, 180)
 	snprintf(spec, sizeof(spec), "sp4 cpus=%s memory=256M",
 		 mk_cpulist(cpus, 2, list, sizeof(list)));
 	ASSERT_EQ(0, write_str(MK "/create", spec));
-	ASSERT_EQ(0, load_into("sp4", cmdline, sizeof(cmdline)));
+	ASSERT_EQ(0, load_into("sp4", cmdline_hotplug, sizeof(cmdline_hotplug)));
 	ASSERT_EQ(0, control("sp4", "start"));
 	wait_started("sp4", state, sizeof(state));
 	EXPECT_STREQ("running\n", state);
 	EXPECT_TRUE(console_shows("MULTIKERNEL-SAMPLE-INIT cpus=2 online=0-1 "));
+	/*
+	 * CPU hotplug inside the instance: a CPU it takes offline waits in the
+	 * park loop again, so it comes back every time (console_shows waits).
+	 */
+	EXPECT_TRUE(console_shows("MULTIKERNEL-SAMPLE-INIT hotplug ok=20 fail=0 online=0-1"));
 	read_file(MK_CPU "/online", online, sizeof(online));
 	EXPECT_STREQ(without, online);
 	/* Kill stops both CPUs; destroy brings both back to the host. */
