@@ -67,7 +67,7 @@ RUNS=(
 	"nopool|loglevel=7 kunit.enable=0|nopool_test|"
 	"kexec-reboot|loglevel=7 kunit.enable=0|@guest-kexec-reboot.sh|"
 	"spawn|multikernel.pool=512M kunit.enable=0 loglevel=7|spawn_test||ttyS1||6G|high"
-	"ikc|multikernel.pool=1G kunit.enable=0 loglevel=7|ikc_test isolation_test|||6||low"
+	"ikc|multikernel.pool=1G kunit.enable=0 loglevel=7|ikc_test isolation_test lifecycle_test|||6||low"
 )
 
 

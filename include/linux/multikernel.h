@@ -103,6 +103,8 @@ void multikernel_ikc_doorbell_irq(void);
 void multikernel_ikc_console_write(const char *text, unsigned int len);
 /* cond_resched() for Rust (kernel/multikernel/ikc_x86.c). */
 void multikernel_cond_resched(void);
+/* In an instance kernel: power off in order, as the host asked (instance_x86.c). */
+void multikernel_orderly_poweroff(void);
 /* In an instance kernel: its id, channel address and the host CPU to ring. */
 bool multikernel_instance_info(u32 *id, u64 *channel, u32 *host_apic);
 /*

@@ -15,7 +15,8 @@ use crate::{
     },
     instance::{
         InstanceDir,
-        State, //
+        State,
+        STOP_TIMEOUT_MAX_MS, //
     },
 };
 use core::{
@@ -37,10 +38,12 @@ impl InstanceDir {
         }
         match command {
             b"start" => crate::spawn::start(this),
+            b"stop" => crate::spawn::stop(&this.0, false),
+            b"restart" => crate::spawn::restart(&this.0),
             b"kill" => crate::spawn::kill(this),
             _ => {
                 warn(format_args!(
-                    "control {}: unknown command (known: start, kill)",
+                    "control {}: unknown command (known: start, stop, restart, kill)",
                     this.name.as_str()
                 ));
                 Err(EINVAL)
@@ -201,6 +204,27 @@ impl InstanceDir {
         Ok(())
     }
 
+    fn show_stop_timeout(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
+        writeln!(buf, "{}", this.stop_timeout_ms.load(Ordering::Relaxed))?;
+        Ok(())
+    }
+
+    /// Sets how long `control stop` waits before it kills (100..=600000 ms; default 10000).
+    fn store_stop_timeout(this: &Self, input: &[u8]) -> Result {
+        admin("stop_timeout_ms")?;
+        let text = core::str::from_utf8(input).map_err(|_| EINVAL)?.trim();
+        let ms: u32 = text.parse().map_err(|_| EINVAL)?;
+        if !(100..=STOP_TIMEOUT_MAX_MS).contains(&ms) {
+            warn(format_args!(
+                "stop_timeout_ms {}: {text} outside 100..={STOP_TIMEOUT_MAX_MS}",
+                this.name.as_str()
+            ));
+            return Err(EINVAL);
+        }
+        this.stop_timeout_ms.store(ms, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Sets the payload size of the pings (8..=4096 bytes; default 64).
     fn store_ping(this: &Self, input: &[u8]) -> Result {
         admin("ping")?;
@@ -233,6 +257,8 @@ kernel::sysfs_attributes! {
             control: write_only(InstanceDir::store_control),
             console: read_only(InstanceDir::show_console) mode 0o400,
             ping: read_write(InstanceDir::show_ping, InstanceDir::store_ping) mode 0o600,
+            stop_timeout_ms: read_write(InstanceDir::show_stop_timeout,
+                                        InstanceDir::store_stop_timeout) mode 0o644,
         },
         group ikc {
             tx: read_only(InstanceDir::show_ikc_tx),

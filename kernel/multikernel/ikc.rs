@@ -134,6 +134,8 @@ pub(crate) mod port {
     pub(crate) const PONG: u16 = 2;
     /// Console output of the instance, to the host.
     pub(crate) const CONSOLE: u16 = 3;
+    /// The host asks the instance kernel to shut down in order (`control stop`).
+    pub(crate) const STOP: u16 = 4;
     /// The instance's echo service: it sends every message back on this port.
     pub(crate) const ECHO: u16 = 7;
     /// The instance's discard service: it drops every message (stream benchmarks).
@@ -298,7 +300,8 @@ pub(crate) use services::{
     Reply,
     CONSOLE_SERVICE,
     DISCARD_SERVICE,
-    ECHO_SERVICE, //
+    ECHO_SERVICE,
+    STOP_SERVICE, //
 };
 use services::{
     Services,

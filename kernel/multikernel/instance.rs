@@ -22,6 +22,7 @@ use crate::{
 };
 use core::sync::atomic::{
     AtomicBool,
+    AtomicU32,
     AtomicU64,
     Ordering, //
 };
@@ -41,6 +42,7 @@ use kernel::{
         Instant,
         Monotonic, //
     },
+    workqueue::DelayedWork,
 };
 
 /// Instance ids are 1..=MAX_ID: the kexec interface carries them in 12 bits.
@@ -64,6 +66,8 @@ pub(crate) enum State {
     Stopped = 5,
     /// The instance kernel stopped beating (`ikc.rs`): it hangs or panicked.
     Crashed = 6,
+    /// `control stop` asked the instance kernel to shut down; it has not reported yet.
+    Stopping = 7,
 }
 
 /// `Instance::state`: the state's byte, the stop reason's, and the run above them.
@@ -103,11 +107,15 @@ pub(crate) enum StopReason {
     Failed = 7,
     /// It stopped beating.
     NoHeartbeat = 8,
+    /// `control stop`: it shut down in order when asked.
+    Stop = 9,
+    /// `control stop`: it did not stop within its `stop_timeout_ms`, and was killed.
+    StopTimeout = 10,
 }
 
 impl StopReason {
     /// Every reason, in the order of their values.
-    const ALL: [Self; 9] = [
+    const ALL: [Self; 11] = [
         Self::None,
         Self::Poweroff,
         Self::Reboot,
@@ -117,6 +125,8 @@ impl StopReason {
         Self::Kill,
         Self::Failed,
         Self::NoHeartbeat,
+        Self::Stop,
+        Self::StopTimeout,
     ];
 
     fn from_u8(value: u8) -> Self {
@@ -151,6 +161,8 @@ impl StopReason {
             Self::Kill => "kill",
             Self::Failed => "failed",
             Self::NoHeartbeat => "crashed: no heartbeat",
+            Self::Stop => "stop",
+            Self::StopTimeout => "stop: timed out, killed",
         }
     }
 }
@@ -160,7 +172,7 @@ pub(crate) const START_TIMEOUT_MS: i64 = 30_000;
 
 impl State {
     /// Every state, in the order of their values.
-    const ALL: [Self; 7] = [
+    const ALL: [Self; 8] = [
         Self::Reserved,
         Self::Loaded,
         Self::Starting,
@@ -168,6 +180,7 @@ impl State {
         Self::Failed,
         Self::Stopped,
         Self::Crashed,
+        Self::Stopping,
     ];
 
     fn from_u8(value: u8) -> Self {
@@ -187,6 +200,7 @@ impl State {
             Self::Failed => "failed",
             Self::Stopped => "stopped",
             Self::Crashed => "crashed",
+            Self::Stopping => "stopping",
         }
     }
 
@@ -210,7 +224,7 @@ impl State {
     pub(crate) fn killable(self) -> bool {
         matches!(
             self,
-            Self::Starting | Self::Running | Self::Failed | Self::Crashed
+            Self::Starting | Self::Running | Self::Stopping | Self::Failed | Self::Crashed
         )
     }
 }
@@ -314,6 +328,37 @@ pub(crate) struct Instance {
     devices: Mutex<Option<Devices>>,
     /// The console service on its channels, for as long as the instance exists.
     _console_service: PortRegistration,
+    /// How long `control stop` waits for the kernel to stop before it kills it.
+    pub(crate) stop_timeout_ms: AtomicU32,
+    /// A `stop` in progress: the run it stops, when it gives up, and whether a start follows
+    /// (`restart`). Driven by `stop_work` (`spawn.rs`).
+    #[pin]
+    pub(crate) stopping: SpinLock<Option<StopRequest>>,
+    /// Watches a `stop` every [`STOP_POLL_MS`] until the kernel reports or the time is up.
+    #[pin]
+    pub(crate) stop_work: DelayedWork<Instance>,
+}
+
+/// A `control stop` or `restart` in progress.
+#[derive(Clone, Copy)]
+pub(crate) struct StopRequest {
+    /// The run being stopped (a later run is not this request's business).
+    pub(crate) run: u64,
+    /// When the kernel is killed if it has not stopped.
+    pub(crate) deadline: Instant<Monotonic>,
+    /// Start the image again once stopped (`restart`).
+    pub(crate) restart: bool,
+}
+
+/// `stop_timeout_ms` of a new instance.
+pub(crate) const STOP_TIMEOUT_DEFAULT_MS: u32 = 10_000;
+/// The longest `stop_timeout_ms` accepted (10 minutes); the shortest is 100.
+pub(crate) const STOP_TIMEOUT_MAX_MS: u32 = 600_000;
+/// How often a `stop` in progress is looked at.
+pub(crate) const STOP_POLL_MS: u32 = 100;
+
+kernel::impl_has_delayed_work! {
+    impl HasDelayedWork<Self> for Instance { self.stop_work }
 }
 
 /// What an instance's sysfs directory owns (`files.rs` describes its files): a reference to
@@ -366,6 +411,9 @@ impl Instance {
             console: console?,
             devices <- new_mutex!(Some(devices?), "multikernel::Instance::devices"),
             _console_service: console_service?,
+            stop_timeout_ms: AtomicU32::new(STOP_TIMEOUT_DEFAULT_MS),
+            stopping <- new_spinlock!(None, "multikernel::Instance::stopping"),
+            stop_work <- kernel::workqueue::new_delayed_work!("multikernel::Instance::stop_work"),
         }? Error)
     }
 
@@ -380,12 +428,12 @@ impl Instance {
     pub(crate) fn state(&self) -> State {
         let seen = self.state.load(Ordering::Acquire);
         let state = state_in(seen);
-        if matches!(state, State::Starting | State::Running) {
+        if matches!(state, State::Starting | State::Running | State::Stopping) {
             if let Some(new) = self.check_stop_report(seen) {
                 return new;
             }
         }
-        if state == State::Running {
+        if matches!(state, State::Running | State::Stopping) {
             return self.check_heartbeat(seen);
         }
         if state != State::Starting {
@@ -483,12 +531,18 @@ impl Instance {
         self.stopped(seen, reason)
     }
 
-    /// The kernel stopped by itself for `reason`: only the first to see it moves the state on.
+    /// The kernel stopped by itself for `reason` (asked to, if it was `stopping` and did not
+    /// panic): only the first to see it moves the state on.
     fn stopped(&self, seen: u64, reason: StopReason) -> Option<State> {
         let new = if reason == StopReason::Panic {
             State::Crashed
         } else {
             State::Stopped
+        };
+        let reason = if new == State::Stopped && state_in(seen) == State::Stopping {
+            StopReason::Stop
+        } else {
+            reason
         };
         let channel = self.endpoint.channel();
         if !self.advance(seen, new, Some(reason)) {
@@ -553,6 +607,11 @@ impl Instance {
 
     /// A `start` begins a new run (with `ops` held): readers that saw the last one can no
     /// longer move the state on.
+    /// The current run (bumped by every `start`).
+    pub(crate) fn run(&self) -> u64 {
+        run_in(self.state.load(Ordering::Acquire))
+    }
+
     pub(crate) fn begin_run(&self) {
         let _ = self
             .state

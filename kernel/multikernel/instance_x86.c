@@ -178,6 +178,15 @@ static int mk_wakeup_secondary_cpu_64(u32 apicid, unsigned long start_ip,
 	return 0;
 }
 
+/*
+ * The host asked this kernel to stop (control stop): user space shuts down as
+ * for a power button; the power-off then reports "poweroff" in the mailbox.
+ */
+void multikernel_orderly_poweroff(void)
+{
+	orderly_poweroff(true);
+}
+
 /* The mailbox page the host named, if there is a usable one. */
 static bool mk_mailbox_ok(void)
 {

@@ -20,14 +20,28 @@ use crate::{
     instance::{
         Instance,
         State,
-        StopReason, //
+        StopReason,
+        StopRequest,
+        STOP_POLL_MS, //
     },
     sys::spawn, //
 };
+use core::sync::atomic::Ordering;
 use kernel::{
     cpu::CpuId,
     cpu_hotplug,
-    prelude::*, //
+    prelude::*,
+    sync::Arc,
+    time::{
+        msecs_to_jiffies,
+        Delta,
+        Instant,
+        Monotonic, //
+    },
+    workqueue::{
+        self,
+        WorkItem, //
+    },
 };
 
 /// Starts `instance` (with its `ops` lock held).
@@ -201,6 +215,10 @@ pub(crate) fn verify_out(instance: &Instance) -> Result {
 
 /// Stops `instance`'s kernel by force (with its `ops` lock held): INIT to its CPUs.
 pub(crate) fn kill(instance: &Instance) -> Result {
+    kill_for(instance, StopReason::Kill)
+}
+
+fn kill_for(instance: &Instance, reason: StopReason) -> Result {
     let name = instance.name.as_str();
     let state = instance.state();
     if !state.killable() {
@@ -210,10 +228,115 @@ pub(crate) fn kill(instance: &Instance) -> Result {
         ));
         return Err(EBUSY);
     }
+    // A stop in progress is over: the kill decides.
+    *instance.stopping.lock() = None;
     // Senders and readers get an error from now on; no handler runs after this.
     instance.endpoint.close();
     verify_out(instance)?;
-    instance.set_stopped(State::Stopped, StopReason::Kill);
-    pr_info!("kill {name}: stopped\n");
+    instance.set_stopped(State::Stopped, reason);
+    pr_info!("kill {name}: stopped ({})\n", reason.as_str());
     Ok(())
+}
+
+/// Asks `instance`'s kernel to shut down in order (with its `ops` lock held): a message on its
+/// stop port, state `stopping`; `stop_work` then sees it report (`stopped`, `last_stop` =
+/// `stop`) or kills it after `stop_timeout_ms`. With `restart`, the image is started again
+/// once it stopped. `EBUSY` unless it is `running`; the channel's error if the request cannot
+/// be sent (a full ring: the kernel does not take its messages; `kill` still works).
+pub(crate) fn stop(instance: &Arc<Instance>, restart: bool) -> Result {
+    let name = instance.name.as_str();
+    let what = if restart { "restart" } else { "stop" };
+    let state = instance.state();
+    if state != State::Running {
+        warn(format_args!(
+            "{what} {name}: instance is {}, not running",
+            state.as_str()
+        ));
+        return Err(EBUSY);
+    }
+    let channel = instance.endpoint.channel().ok_or(ENOTCONN)?;
+    channel
+        .send(crate::ikc::port::STOP, &[], false)
+        .inspect_err(|e| {
+            warn(format_args!(
+                "{what} {name}: cannot ask its kernel to stop ({e:?}); kill stops it by force"
+            ))
+        })?;
+    let timeout = instance.stop_timeout_ms.load(Ordering::Relaxed);
+    *instance.stopping.lock() = Some(StopRequest {
+        run: instance.run(),
+        deadline: Instant::<Monotonic>::now() + Delta::from_millis(i64::from(timeout)),
+        restart,
+    });
+    instance.set_state(State::Stopping);
+    pr_info!("{what} {name}: asked its kernel to stop (timeout {timeout} ms)\n");
+    let _ = workqueue::system()
+        .enqueue_delayed::<Arc<Instance>, 0>(instance.clone(), msecs_to_jiffies(STOP_POLL_MS));
+    Ok(())
+}
+
+/// Starts the loaded image again (with its `ops` lock held): a graceful stop first if it runs,
+/// a kill first if it is starting, failed or crashed; just a start if it is loaded or stopped.
+pub(crate) fn restart(instance: &Arc<Instance>) -> Result {
+    let state = instance.state();
+    match state {
+        State::Running => stop(instance, true),
+        State::Starting | State::Failed | State::Crashed => {
+            kill(instance)?;
+            start(instance)
+        }
+        _ => start(instance),
+    }
+}
+
+/// One look at a `stop` in progress (the instance's `stop_work`).
+fn watch_stop(instance: &Arc<Instance>) {
+    let _ops = instance.ops.lock();
+    let Some(request) = *instance.stopping.lock() else {
+        return;
+    };
+    let name = instance.name.as_str();
+    if instance.is_dying() || request.run != instance.run() {
+        *instance.stopping.lock() = None;
+        return;
+    }
+    // Reading the state moves it on when the kernel reported.
+    match instance.state() {
+        State::Stopping if request.deadline.elapsed().as_nanos() < 0 => {
+            let _ = workqueue::system().enqueue_delayed::<Arc<Instance>, 0>(
+                instance.clone(),
+                msecs_to_jiffies(STOP_POLL_MS),
+            );
+            return;
+        }
+        State::Stopping => {
+            warn(format_args!(
+                "stop {name}: its kernel did not stop within {} ms: killing it",
+                instance.stop_timeout_ms.load(Ordering::Relaxed)
+            ));
+            if kill_for(instance, StopReason::StopTimeout).is_err() {
+                return;
+            }
+        }
+        State::Stopped => pr_info!("stop {name}: its kernel stopped\n"),
+        // Crashed while stopping, or something else decided: no restart.
+        _ => {
+            *instance.stopping.lock() = None;
+            return;
+        }
+    }
+    *instance.stopping.lock() = None;
+    if request.restart {
+        if let Err(e) = start(instance) {
+            warn(format_args!("restart {name}: start failed ({e:?})"));
+        }
+    }
+}
+
+impl WorkItem<0> for Instance {
+    type Pointer = Arc<Instance>;
+
+    fn run(this: Arc<Instance>) {
+        watch_stop(&this);
+    }
 }

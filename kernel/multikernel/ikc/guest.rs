@@ -37,7 +37,7 @@ fn console_write(text: &[u8]) {
 /// This kernel's link to its host.
 pub(crate) struct Guest {
     _device: Pin<KBox<MessageDevice<Endpoint>>>,
-    _services: [PortRegistration; 2],
+    _services: [PortRegistration; 3],
     _endpoint: Arc<Endpoint>,
 }
 
@@ -52,6 +52,7 @@ impl Guest {
             let services = [
                 endpoint.register(ikc::port::ECHO, ikc::ECHO_SERVICE)?,
                 endpoint.register(ikc::port::DISCARD, ikc::DISCARD_SERVICE)?,
+                endpoint.register(ikc::port::STOP, ikc::STOP_SERVICE)?,
             ];
             let channel = Channel::instance(&info, &endpoint)?;
             endpoint.set(Some(channel.clone()));

@@ -43,6 +43,8 @@ pub(crate) const CONSOLE_SERVICE: Handler = Handler::Process(on_console);
 pub(crate) const ECHO_SERVICE: Handler = Handler::Atomic(on_echo);
 /// The instance's discard service.
 pub(crate) const DISCARD_SERVICE: Handler = Handler::Atomic(on_discard);
+/// The instance's stop service: the host asks it to shut down in order.
+pub(crate) const STOP_SERVICE: Handler = Handler::Process(on_stop);
 
 /// Services an endpoint can hold: the built-in ones and up to this many registered.
 pub(super) const MAX_SERVICES: usize = 16;
@@ -132,6 +134,13 @@ pub(super) fn on_console(ch: &Channel, payload: &[u8]) {
 
 pub(super) fn on_discard(_ch: &Channel, _payload: &[u8]) -> Reply {
     Reply::Done
+}
+
+/// What `control stop` on the host sends: this kernel shuts down as for a power button (user
+/// space runs its shutdown, `/sbin/poweroff`), then reports `poweroff` through its mailbox.
+pub(super) fn on_stop(_ch: &Channel, _payload: &[u8]) {
+    pr_notice!("the host asks this kernel to stop: powering off in order\n");
+    crate::sys::shared::orderly_poweroff();
 }
 
 pub(super) fn on_echo(ch: &Channel, payload: &[u8]) -> Reply {

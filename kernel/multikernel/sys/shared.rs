@@ -200,3 +200,10 @@ pub(crate) fn instance_info() -> Option<InstanceInfo> {
         host_apic,
     })
 }
+
+/// Asks this kernel's user space to power off, in order (`orderly_poweroff()`: it runs
+/// `/sbin/poweroff`, and powers off by force if that cannot run). Returns at once.
+pub(crate) fn orderly_poweroff() {
+    // SAFETY: Only queues the kernel's power-off work; any context that may sleep.
+    unsafe { bindings::multikernel_orderly_poweroff() }
+}

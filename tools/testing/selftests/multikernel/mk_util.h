@@ -411,6 +411,7 @@ static inline bool mk_remove(const char *name)
 	snprintf(path, sizeof(path), MK "/instances/%s/state", name);
 	if (read_file(path, state, sizeof(state)) > 0 &&
 	    (!strcmp(state, "starting\n") || !strcmp(state, "running\n") ||
+	     !strcmp(state, "stopping\n") ||
 	     !strcmp(state, "failed\n") || !strcmp(state, "crashed\n"))) {
 		snprintf(path, sizeof(path), MK "/instances/%s/control", name);
 		write_str(path, "kill");

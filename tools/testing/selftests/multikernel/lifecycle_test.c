@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Instance lifecycle: a graceful stop (the instance kernel is asked over IKC
+ * to shut down in order and its user space sees it), a stop that times out
+ * and kills, restart, and what control and stop_timeout_ms refuse.
+ *
+ * Needs one online CPU besides CPU 0, a pool of 256 MiB, $MK_KERNEL_IMAGE and
+ * the sample initramfs ($MK_INITRAMFS), whose init shuts down in order on
+ * mk_sample=graceful and ignores the request on mk_sample=ignore_stop; make
+ * check runs it in the "ikc" VM. Without them the tests skip, saying which.
+ * The instance "lc" takes the highest CPU; the fixture removes it after each
+ * test, also a failed one.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../kselftest_harness.h"
+#include "mk_instance.h"
+
+#define LC "lc"
+#define BASE "kunit.enable=0 panic=0 loglevel=6 "
+
+static char lc_spec[64];
+
+static bool wait_console(const char *text, int n, int secs);
+
+/*
+ * Starts LC with the sample init's @sample mode and waits until its init has
+ * set up how it answers a stop ("running" only means the kernel reported in:
+ * a stop before user space is up powers off by force, with no user space to
+ * ask).
+ */
+static int start_lc(const char *sample)
+{
+	char line[256];
+	int ret;
+
+	snprintf(line, sizeof(line), BASE "mk_sample=%s", sample);
+	ret = start_instance(LC, lc_spec, line, strlen(line) + 1);
+	if (!ret && !wait_console("MULTIKERNEL-SAMPLE-INIT stop handling ready", 1, 60))
+		ret = -ETIMEDOUT;
+	return ret;
+}
+
+/* Waits up to @secs for LC's state to be @want (with its newline). */
+static void wait_state(const char *want, int secs, char *state, size_t size)
+{
+	double deadline = clock_s(CLOCK_MONOTONIC) + secs;
+
+	do {
+		state_of(LC, state, size);
+		if (!strcmp(state, want))
+			return;
+		usleep(100 * 1000);
+	} while (clock_s(CLOCK_MONOTONIC) < deadline);
+}
+
+/* How many times LC's console (the last 4000 bytes kept) shows @text. */
+static int console_count(const char *text)
+{
+	char buf[8192], *at;
+	int n = 0;
+
+	instance_file(LC, "console", buf, sizeof(buf));
+	for (at = strstr(buf, text); at; at = strstr(at + 1, text))
+		n++;
+	return n;
+}
+
+/* Waits up to @secs for LC's console to show @text at least @n times. */
+static bool wait_console(const char *text, int n, int secs)
+{
+	double deadline = clock_s(CLOCK_MONOTONIC) + secs;
+
+	do {
+		if (console_count(text) >= n)
+			return true;
+		usleep(200 * 1000);
+	} while (clock_s(CLOCK_MONOTONIC) < deadline);
+	return false;
+}
+
+FIXTURE(lc) {
+	char state[64];
+	char last[64];
+};
+
+FIXTURE_SETUP(lc)
+{
+	int cpu;
+
+	MK_REQUIRE(256, 1);
+	MK_REQUIRE_IMAGES();
+	mk_pick_cpus(0, 1, &cpu);
+	snprintf(lc_spec, sizeof(lc_spec), LC " cpus=%d memory=256M", cpu);
+	/* A leftover of a test that timed out (no teardown then). */
+	mk_remove(LC);
+}
+
+FIXTURE_TEARDOWN(lc)
+{
+	save_console(LC);
+	mk_remove(LC);
+}
+
+/*
+ * control stop: "stopping" until the kernel reports, then "stopped" with
+ * last_stop "stop"; its init saw the request (SIGUSR2 from the poweroff the
+ * kernel ran) and said so before powering off.
+ */
+TEST_F_TIMEOUT(lc, graceful_stop, 180)
+{
+	ASSERT_EQ(0, start_lc("graceful"));
+	ASSERT_EQ(0, control(LC, "stop"));
+	state_of(LC, self->state, sizeof(self->state));
+	EXPECT_TRUE(!strcmp(self->state, "stopping\n") || !strcmp(self->state, "stopped\n"))
+		TH_LOG("state right after stop: %s", self->state);
+	wait_state("stopped\n", 60, self->state, sizeof(self->state));
+	EXPECT_STREQ("stopped\n", self->state);
+	instance_file(LC, "last_stop", self->last, sizeof(self->last));
+	EXPECT_STREQ("stop\n", self->last);
+	EXPECT_TRUE(wait_console("the host asks this kernel to stop", 1, 10));
+	EXPECT_TRUE(wait_console("MULTIKERNEL-SAMPLE-INIT shutdown requested", 1, 10));
+	/* Stopped: the CPU is out, the image stays: it starts again. */
+	EXPECT_EQ(0, control(LC, "start"));
+	wait_started(LC, self->state, sizeof(self->state));
+	EXPECT_STREQ("running\n", self->state);
+}
+
+/* A kernel that ignores the request is killed after stop_timeout_ms. */
+TEST_F_TIMEOUT(lc, stop_timeout_kills, 180)
+{
+	ASSERT_EQ(0, start_lc("ignore_stop"));
+	ASSERT_EQ(0, write_str(MK "/instances/" LC "/stop_timeout_ms", "1500"));
+	ASSERT_EQ(0, control(LC, "stop"));
+	state_of(LC, self->state, sizeof(self->state));
+	EXPECT_STREQ("stopping\n", self->state);
+	wait_state("stopped\n", 60, self->state, sizeof(self->state));
+	EXPECT_STREQ("stopped\n", self->state);
+	instance_file(LC, "last_stop", self->last, sizeof(self->last));
+	EXPECT_STREQ("stop: timed out, killed\n", self->last);
+	EXPECT_TRUE(wait_console("the host asks this kernel to stop", 1, 10));
+}
+
+/* kill while stopping decides: stopped, last_stop "kill", and no kill later. */
+TEST_F_TIMEOUT(lc, kill_while_stopping, 180)
+{
+	ASSERT_EQ(0, start_lc("ignore_stop"));
+	ASSERT_EQ(0, write_str(MK "/instances/" LC "/stop_timeout_ms", "1500"));
+	ASSERT_EQ(0, control(LC, "stop"));
+	EXPECT_EQ(0, control(LC, "kill"));
+	state_of(LC, self->state, sizeof(self->state));
+	EXPECT_STREQ("stopped\n", self->state);
+	instance_file(LC, "last_stop", self->last, sizeof(self->last));
+	EXPECT_STREQ("kill\n", self->last);
+	/* Started again: the old stop's timeout (1.5 s) must not touch the new run. */
+	EXPECT_EQ(0, control(LC, "start"));
+	wait_started(LC, self->state, sizeof(self->state));
+	EXPECT_STREQ("running\n", self->state);
+	sleep(3);
+	state_of(LC, self->state, sizeof(self->state));
+	EXPECT_STREQ("running\n", self->state);
+}
+
+/* restart: a graceful stop, then the loaded image starts again. */
+TEST_F_TIMEOUT(lc, restart, 180)
+{
+	double deadline;
+
+	ASSERT_EQ(0, start_lc("graceful"));
+	instance_file(LC, "last_stop", self->last, sizeof(self->last));
+	ASSERT_STREQ("none\n", self->last);
+	ASSERT_EQ(0, control(LC, "restart"));
+	/* Running again after a stop: last_stop says the stop happened. */
+	deadline = clock_s(CLOCK_MONOTONIC) + 90;
+	do {
+		usleep(200 * 1000);
+		state_of(LC, self->state, sizeof(self->state));
+		instance_file(LC, "last_stop", self->last, sizeof(self->last));
+	} while ((strcmp(self->state, "running\n") || strcmp(self->last, "stop\n")) &&
+		 clock_s(CLOCK_MONOTONIC) < deadline);
+	EXPECT_STREQ("running\n", self->state);
+	EXPECT_STREQ("stop\n", self->last);
+	/* restart of a stopped instance is a start. */
+	EXPECT_EQ(0, control(LC, "kill"));
+	EXPECT_EQ(0, control(LC, "restart"));
+	wait_started(LC, self->state, sizeof(self->state));
+	EXPECT_STREQ("running\n", self->state);
+}
+
+/* What is refused, with which errno; a refusal changes nothing. */
+TEST_F_TIMEOUT(lc, bad_input, 120)
+{
+	char buf[64];
+
+	ASSERT_EQ(0, write_str(MK "/create", lc_spec));
+	/* Nothing runs: nothing to stop. */
+	EXPECT_EQ(-EBUSY, control(LC, "stop"));
+	state_of(LC, self->state, sizeof(self->state));
+	EXPECT_STREQ("reserved\n", self->state);
+	EXPECT_EQ(-EINVAL, control(LC, "pause"));
+	instance_file(LC, "stop_timeout_ms", buf, sizeof(buf));
+	EXPECT_STREQ("10000\n", buf);
+	EXPECT_EQ(-EINVAL, write_str(MK "/instances/" LC "/stop_timeout_ms", "99"));
+	EXPECT_EQ(-EINVAL, write_str(MK "/instances/" LC "/stop_timeout_ms", "600001"));
+	EXPECT_EQ(-EINVAL, write_str(MK "/instances/" LC "/stop_timeout_ms", "ten"));
+	EXPECT_EQ(-EINVAL, write_str(MK "/instances/" LC "/stop_timeout_ms", "-1"));
+	instance_file(LC, "stop_timeout_ms", buf, sizeof(buf));
+	EXPECT_STREQ("10000\n", buf);
+	EXPECT_EQ(0, write_str(MK "/instances/" LC "/stop_timeout_ms", "2500\n"));
+	instance_file(LC, "stop_timeout_ms", buf, sizeof(buf));
+	EXPECT_STREQ("2500\n", buf);
+	/* Stopping is not destroyable: kill first. */
+	ASSERT_EQ(0, load_into(LC, BASE "mk_sample=ignore_stop",
+			       sizeof(BASE "mk_sample=ignore_stop")));
+	ASSERT_EQ(0, control(LC, "start"));
+	wait_started(LC, self->state, sizeof(self->state));
+	ASSERT_STREQ("running\n", self->state);
+	ASSERT_TRUE(wait_console("MULTIKERNEL-SAMPLE-INIT stop handling ready", 1, 60));
+	ASSERT_EQ(0, control(LC, "stop"));
+	EXPECT_EQ(-EBUSY, write_str(MK "/destroy", LC));
+	EXPECT_EQ(-EBUSY, control(LC, "stop"));
+	EXPECT_EQ(-EBUSY, control(LC, "start"));
+}
+
+TEST_HARNESS_MAIN
