@@ -65,7 +65,7 @@ rustfmt_check
 RUNS=(
 	"main|multikernel.pool=512M crashkernel=64M loglevel=7|sysfs_test sysfs_sample_test reserve_test kexec_test|kunit"
 	"nopool|loglevel=7 kunit.enable=0|nopool_test|"
-	"kexec-reboot|loglevel=7 kunit.enable=0|@guest-kexec-reboot.sh|"
+	"kexec-reboot|multikernel.pool=512M loglevel=7 kunit.enable=0|@guest-kexec-reboot.sh|"
 	"spawn|multikernel.pool=512M kunit.enable=0 loglevel=7|spawn_test||ttyS1||6G|high"
 	"ikc|multikernel.pool=1G kunit.enable=0 loglevel=7|ikc_test isolation_test lifecycle_test|||6||low"
 )
@@ -243,7 +243,7 @@ for run in "${RUNS[@]}"; do
 	rc=0
 	if [ "${progs#@}" != "$progs" ]; then
 		# A scenario script of its own instead of kselftest programs.
-		cmd=("$MK_ROOT/scripts/${progs#@}" "$dir" "$KERNEL_IMAGE")
+		cmd=("$MK_ROOT/scripts/${progs#@}" "$dir" "$KERNEL_IMAGE" "$KST")
 	else
 		# shellcheck disable=SC2206
 		cmd=("$MK_ROOT/scripts/guest-check.sh" "$KST" "$dir" "$MK_BUILD/modules" "$KERNEL_IMAGE" $progs)
@@ -288,6 +288,16 @@ for run in "${RUNS[@]}"; do
 	if [ -n "$serial1" ]; then
 		judge_instance_console "$dir/ttyS1.log" 256
 		judge_instance_boot "$dir/ttyS2.log"
+	fi
+	# The kexec-reboot VM's second kernel leaves instance hd running: the VM's
+	# power-off must have stopped it in order (reboot notifier, control.rs).
+	if [ "$name" = kexec-reboot ] && [ -f "$dir/done" ]; then
+		if grep -qa 'multikernel: host going down: hd is stopped (stop)' "$dir/console.log"; then
+			passed=$((passed + 1))
+			echo "$name: the host's power-off stopped instance hd in order"
+		else
+			fail "$name: the host's power-off did not stop instance hd in order (no 'host going down: hd is stopped (stop)' in $dir/console.log)"
+		fi
 	fi
 	if [ -n "$pool_at" ]; then
 		pool=$(grep -a -m1 -o 'multikernel: pool reserved at 0x[0-9a-f]*' "$dir/console.log" | awk '{print $NF}')

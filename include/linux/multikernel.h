@@ -114,10 +114,20 @@ bool multikernel_instance_info(u32 *id, u64 *channel, u32 *host_apic);
  */
 bool multikernel_ipi_shorthand_off(void);
 bool multikernel_devmem_allowed(unsigned long pfn);
+/*
+ * The host is going down (reboot, poweroff, halt): its reboot notifier calls
+ * multikernel_host_going_down() (kernel/multikernel/control.rs), which stops
+ * the instances, in order and bounded in time, then by force.
+ */
+int multikernel_reboot_notifier_register(void);
+void multikernel_host_going_down(void);
+/* kernel_kexec() refuses (EBUSY) while instances run (kernel/multikernel/kexec.rs). */
+bool multikernel_kexec_refused(void);
 #else
 static inline void multikernel_reserve_pool(void) { }
 static inline bool multikernel_ipi_shorthand_off(void) { return false; }
 static inline bool multikernel_devmem_allowed(unsigned long pfn) { return true; }
+static inline bool multikernel_kexec_refused(void) { return false; }
 #endif
 
 #endif /* _LINUX_MULTIKERNEL_H */

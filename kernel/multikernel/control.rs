@@ -34,6 +34,7 @@ use crate::{
     instance::{
         Instance,
         InstanceDir,
+        State,
         MAX_ID, //
     },
     sys::pool_map::{
@@ -51,6 +52,12 @@ use kernel::{
         Dir,
         KObject,
         ShowBuffer, //
+    },
+    time::{
+        delay::fsleep,
+        Delta,
+        Instant,
+        Monotonic, //
     },
 };
 
@@ -95,6 +102,11 @@ impl Registry {
             .iter()
             .map(|i| &i.data().0)
             .find(|i| i.id == id)
+    }
+
+    /// Every instance.
+    pub(crate) fn instances(&self) -> impl Iterator<Item = &Instance> {
+        self.instances.iter().map(|i| &*i.data().0)
     }
 
     fn find(&self, name: &spec::Name) -> Option<usize> {
@@ -414,6 +426,54 @@ impl Control {
     /// Bytes in the pool (0 without one), for the boot message.
     pub(crate) fn pool_bytes(&self) -> u64 {
         registry().pool.as_ref().map_or(0, Pool::total_bytes)
+    }
+}
+
+/// How long a host reboot, power-off or halt waits for its instances to stop in order.
+pub(crate) const HOST_DOWN_STOP_MS: i64 = 10_000;
+
+/// Called by the host's reboot notifier (`sys::spawn::watch_shutdown`) before it reboots,
+/// powers off or halts: every running instance is asked to stop (`control stop`), the host
+/// waits until none is `stopping` or [`HOST_DOWN_STOP_MS`] passed, then kills what may still
+/// run. Its kernel log says what happened to each.
+#[no_mangle]
+extern "C" fn multikernel_host_going_down() {
+    let mut instances = KVec::new();
+    for instance in registry().instances.iter() {
+        if instances
+            .push(instance.data().0.clone(), GFP_KERNEL)
+            .is_err()
+        {
+            break;
+        }
+    }
+    let mut asked = 0;
+    for instance in instances.iter() {
+        let _ops = instance.ops.lock();
+        if instance.state() == State::Running && crate::spawn::stop(instance, false).is_ok() {
+            asked += 1;
+        }
+    }
+    if asked > 0 {
+        pr_info!("host going down: {asked} instance(s) asked to stop\n");
+    }
+    let deadline = Instant::<Monotonic>::now() + Delta::from_millis(HOST_DOWN_STOP_MS);
+    while instances.iter().any(|i| i.state() == State::Stopping)
+        && deadline.elapsed().as_nanos() < 0
+    {
+        fsleep(Delta::from_millis(100));
+    }
+    for instance in instances.iter() {
+        let _ops = instance.ops.lock();
+        if instance.state().may_run() {
+            let _ = crate::spawn::kill(instance);
+        }
+        pr_info!(
+            "host going down: {} is {} ({})\n",
+            instance.name.as_str(),
+            instance.state().as_str(),
+            instance.last_stop().as_str()
+        );
     }
 }
 

@@ -220,6 +220,11 @@ impl State {
         matches!(self, Self::Loaded | Self::Stopped)
     }
 
+    /// Whether the instance's kernel may run on its CPUs (they are not known to be back).
+    pub(crate) fn may_run(self) -> bool {
+        self.killable()
+    }
+
     /// Whether `kill` has a kernel to stop.
     pub(crate) fn killable(self) -> bool {
         matches!(

@@ -83,6 +83,37 @@ unsafe extern "C" fn multikernel_kexec_file_load(
     }
 }
 
+/// Called by `kernel_kexec()` (patch 0010): a kexec reboot would hand the CPUs and memory
+/// instances run on to the next kernel, so it is refused while any instance's kernel may run
+/// (`starting`, `running`, `stopping`, `failed`, `crashed`), with one message naming them.
+/// Instances do not survive a host kexec yet. A crash kexec (kdump) does not come here.
+#[no_mangle]
+extern "C" fn multikernel_kexec_refused() -> bool {
+    if !ENABLED.load(Ordering::Acquire) {
+        return false;
+    }
+    let registry = registry();
+    let mut names = KVec::new();
+    let mut out = VecWriter(&mut names);
+    let mut busy = 0;
+    for instance in registry.instances() {
+        if !instance.state().may_run() {
+            continue;
+        }
+        busy += 1;
+        let _ = write!(out, " {}", instance.name.as_str());
+    }
+    if busy == 0 {
+        return false;
+    }
+    let names = core::str::from_utf8(&names).unwrap_or("");
+    warn(format_args!(
+        "kexec -e refused: {busy} instance(s) run:{names} (stop or kill them first: instances \
+         do not survive a host kexec yet)"
+    ));
+    true
+}
+
 /// The instance with id `id`. Only the lookup holds the registry lock: a load that copies
 /// megabytes or takes CPUs back holds up nobody but its instance (its `ops` lock). The caller
 /// checks `is_dying()` once it holds `ops`: a destroy may have come in between.

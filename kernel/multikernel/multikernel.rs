@@ -57,6 +57,7 @@ impl kernel::Module for Multikernel {
         // kexec entry is enabled below, sysfs appears with it).
         let control = unsafe { control::Control::new() }?;
         kexec::enable();
+        sys::spawn::watch_shutdown()?;
         pr_info!(
             "multikernel {} ready, pool {} MiB\n",
             control::VERSION,

@@ -17,6 +17,7 @@
 #include <linux/mm.h>
 #include <linux/multikernel.h>
 #include <linux/percpu.h>
+#include <linux/reboot.h>
 #include <asm/init.h>
 #include <asm/irq_vectors.h>
 #include <asm/pgtable.h>
@@ -265,6 +266,27 @@ int multikernel_park_prepare(void *area, size_t len, u64 park)
 	for (i = 0; i < MK_PARK_IDT_VECTORS; i++)
 		mk_set_gate(&idt[i], i == NMI_VECTOR ? multikernel_nmi : multikernel_fault);
 	return 0;
+}
+
+/*
+ * Before the host reboots, powers off or halts, its instances get to stop in
+ * order (a kexec -e never gets here while they run: kernel_kexec() refuses).
+ */
+static int mk_reboot_notify(struct notifier_block *nb, unsigned long action, void *data)
+{
+	multikernel_host_going_down();
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block mk_reboot_nb = {
+	.notifier_call	= mk_reboot_notify,
+	/* Early: instances stop while the host still has all it needs. */
+	.priority	= INT_MAX,
+};
+
+int multikernel_reboot_notifier_register(void)
+{
+	return register_reboot_notifier(&mk_reboot_nb);
 }
 
 /* What an instance kernel needs to know of this machine's timers and CPUs. */

@@ -56,11 +56,20 @@ impl Guest {
             ];
             let channel = Channel::instance(&info, &endpoint)?;
             endpoint.set(Some(channel.clone()));
-            let name = CString::try_from_fmt(fmt!("mk-host"))?;
-            let device = MessageDevice::register(name, 0o600, endpoint.clone())?;
-            if CONSOLE_CHANNEL.populate(channel) {
-                machine::register_console(console_write)?;
-            }
+            let rest = || -> Result<Pin<KBox<MessageDevice<Endpoint>>>> {
+                let name = CString::try_from_fmt(fmt!("mk-host"))?;
+                let device = MessageDevice::register(name, 0o600, endpoint.clone())?;
+                if CONSOLE_CHANNEL.populate(channel.clone()) {
+                    machine::register_console(console_write)?;
+                }
+                Ok(device)
+            };
+            // All or nothing: without the device or the console the channel (and its
+            // heartbeat) does not stay open.
+            let device = rest().inspect_err(|_| {
+                endpoint.set(None);
+                channel.close();
+            })?;
             Ok(Self {
                 _device: device,
                 _services: services,

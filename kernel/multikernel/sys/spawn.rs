@@ -177,3 +177,10 @@ pub(crate) fn disarm(cpu: CpuId) {
     // SAFETY: Any CPU id is accepted; an unarmed CPU is left alone.
     unsafe { bindings::multikernel_spawn_disarm(cpu.as_u32()) }
 }
+
+/// Has the host's reboot notifier call `multikernel_host_going_down()` before a reboot,
+/// power-off or halt (`spawn_x86.c`). Once, after that function can run.
+pub(crate) fn watch_shutdown() -> Result {
+    // SAFETY: Registers a static notifier block once; its callback only calls into the driver.
+    to_result(unsafe { bindings::multikernel_reboot_notifier_register() })
+}

@@ -196,19 +196,6 @@ static int pings(const char *name)
 	return read_file(path, buf, sizeof(buf)) > 0 ? 0 : -1;
 }
 
-/* Waits up to @secs for NAME's state to be @want (with newline); returns the last state. */
-static void wait_state(const char *name, const char *want, int secs, char *state, size_t size)
-{
-	double deadline = clock_s(CLOCK_MONOTONIC) + secs;
-
-	do {
-		state_of(name, state, size);
-		if (!strcmp(state, want))
-			return;
-		usleep(100 * 1000);
-	} while (clock_s(CLOCK_MONOTONIC) < deadline);
-}
-
 /* Waits up to @secs for NAME's console to show @text; 1 if it did. */
 static int wait_console(const char *name, const char *text, int secs, char *buf, size_t size)
 {

@@ -2,7 +2,8 @@
 /*
  * Instance lifecycle: a graceful stop (the instance kernel is asked over IKC
  * to shut down in order and its user space sees it), a stop that times out
- * and kills, restart, and what control and stop_timeout_ms refuse.
+ * and kills, restart, what control and stop_timeout_ms refuse, and a host
+ * kexec -e refused while an instance runs.
  *
  * Needs one online CPU besides CPU 0, a pool of 256 MiB, $MK_KERNEL_IMAGE and
  * the sample initramfs ($MK_INITRAMFS), whose init shuts down in order on
@@ -13,9 +14,12 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/reboot.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "../kselftest_harness.h"
@@ -44,19 +48,6 @@ static int start_lc(const char *sample)
 	if (!ret && !wait_console("MULTIKERNEL-SAMPLE-INIT stop handling ready", 1, 60))
 		ret = -ETIMEDOUT;
 	return ret;
-}
-
-/* Waits up to @secs for LC's state to be @want (with its newline). */
-static void wait_state(const char *want, int secs, char *state, size_t size)
-{
-	double deadline = clock_s(CLOCK_MONOTONIC) + secs;
-
-	do {
-		state_of(LC, state, size);
-		if (!strcmp(state, want))
-			return;
-		usleep(100 * 1000);
-	} while (clock_s(CLOCK_MONOTONIC) < deadline);
 }
 
 /* How many times LC's console (the last 4000 bytes kept) shows @text. */
@@ -103,6 +94,8 @@ FIXTURE_SETUP(lc)
 
 FIXTURE_TEARDOWN(lc)
 {
+	/* A host kexec image host_kexec_refused loaded goes, whatever happened. */
+	syscall(SYS_kexec_file_load, -1, -1, 0, NULL, KEXEC_FILE_UNLOAD);
 	save_console(LC);
 	mk_remove(LC);
 }
@@ -119,7 +112,7 @@ TEST_F_TIMEOUT(lc, graceful_stop, 180)
 	state_of(LC, self->state, sizeof(self->state));
 	EXPECT_TRUE(!strcmp(self->state, "stopping\n") || !strcmp(self->state, "stopped\n"))
 		TH_LOG("state right after stop: %s", self->state);
-	wait_state("stopped\n", 60, self->state, sizeof(self->state));
+	wait_state(LC, "stopped\n", 60, self->state, sizeof(self->state));
 	EXPECT_STREQ("stopped\n", self->state);
 	instance_file(LC, "last_stop", self->last, sizeof(self->last));
 	EXPECT_STREQ("stop\n", self->last);
@@ -139,7 +132,7 @@ TEST_F_TIMEOUT(lc, stop_timeout_kills, 180)
 	ASSERT_EQ(0, control(LC, "stop"));
 	state_of(LC, self->state, sizeof(self->state));
 	EXPECT_STREQ("stopping\n", self->state);
-	wait_state("stopped\n", 60, self->state, sizeof(self->state));
+	wait_state(LC, "stopped\n", 60, self->state, sizeof(self->state));
 	EXPECT_STREQ("stopped\n", self->state);
 	instance_file(LC, "last_stop", self->last, sizeof(self->last));
 	EXPECT_STREQ("stop: timed out, killed\n", self->last);
@@ -225,6 +218,31 @@ TEST_F_TIMEOUT(lc, bad_input, 120)
 	EXPECT_EQ(-EBUSY, write_str(MK "/destroy", LC));
 	EXPECT_EQ(-EBUSY, control(LC, "stop"));
 	EXPECT_EQ(-EBUSY, control(LC, "start"));
+}
+
+/*
+ * kexec -e of the host would hand the instance's CPUs and memory to the next
+ * kernel: refused with EBUSY while it runs (the host carries on, and so does
+ * the instance); allowed again once it stopped (not tried: that reboots).
+ */
+TEST_F_TIMEOUT(lc, host_kexec_refused, 180)
+{
+	int kfd;
+
+	ASSERT_EQ(0, start_lc("graceful"));
+	kfd = open(getenv("MK_KERNEL_IMAGE"), O_RDONLY);
+	ASSERT_LE(0, kfd);
+	/* An ordinary kexec_file_load of the host: the image to kexec -e into. */
+	ASSERT_EQ(0, syscall(SYS_kexec_file_load, kfd, -1, 1, "", KEXEC_FILE_NO_INITRAMFS))
+		TH_LOG("host kexec_file_load: %s", strerror(errno));
+	close(kfd);
+	errno = 0;
+	EXPECT_EQ(-1, syscall(SYS_reboot, LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2,
+			      LINUX_REBOOT_CMD_KEXEC, NULL));
+	EXPECT_EQ(EBUSY, errno);
+	state_of(LC, self->state, sizeof(self->state));
+	EXPECT_STREQ("running\n", self->state);
+	EXPECT_EQ(0, syscall(SYS_kexec_file_load, -1, -1, 0, NULL, KEXEC_FILE_UNLOAD));
 }
 
 TEST_HARNESS_MAIN

@@ -88,6 +88,19 @@ static inline void wait_started(const char *name, char *state, size_t size)
 	} while (clock_s(CLOCK_MONOTONIC) < deadline);
 }
 
+/* Waits up to @secs for NAME's state to be @want (with newline); returns the last state. */
+static inline void wait_state(const char *name, const char *want, int secs, char *state, size_t size)
+{
+	double deadline = clock_s(CLOCK_MONOTONIC) + secs;
+
+	do {
+		state_of(name, state, size);
+		if (!strcmp(state, want))
+			return;
+		usleep(100 * 1000);
+	} while (clock_s(CLOCK_MONOTONIC) < deadline);
+}
+
 /*
  * Starts instance NAME afresh: kills and destroys a leftover, creates it
  * from SPEC, loads the kernel with the command line and starts it; 0 once
