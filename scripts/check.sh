@@ -291,7 +291,7 @@ for run in "${RUNS[@]}"; do
 	fi
 	# The kexec-reboot VM's second kernel leaves instance hd running: the VM's
 	# power-off must have stopped it in order (reboot notifier, control.rs).
-	if [ "$name" = kexec-reboot ] && [ -f "$dir/done" ]; then
+	if [ "$name" = kexec-reboot ] && [ "$(cat "$dir/kselftest-kexec_reboot.status" 2>/dev/null)" = 0 ]; then
 		if grep -qa 'multikernel: host going down: hd is stopped (stop)' "$dir/console.log"; then
 			passed=$((passed + 1))
 			echo "$name: the host's power-off stopped instance hd in order"

@@ -26,11 +26,16 @@ report() {
 cpu=$(tr ',' '\n' </sys/devices/system/cpu/online | tail -1 | sed 's/.*-//')
 line="kunit.enable=0 panic=0 loglevel=6 mk_sample=graceful"
 if grep -qw mk_kexec_second /proc/cmdline; then
+	# The first kernel got here only through the refusal check (a kexec -e that
+	# was not refused would boot this kernel too, without the mark).
+	[ -f "$res/kexec-refused" ] ||
+		report "not ok 1 kexec -e was not refused while instance kx ran (it booted this kernel)" 1
 	"$kst/multikernel/mk_start" hd "cpus=$cpu memory=256M" "$line" "stop handling ready" ||
 		report "not ok 1 second kernel: cannot start instance hd" 1
 	report "ok 1 kexec -e refused while an instance ran, then started a second kernel ($(uname -r)), which left an instance running for the power-off" 0
 fi
 dmesg >"$res/dmesg-first.txt"
+rm -f "$res/kexec-refused"
 "$kst/multikernel/mk_start" kx "cpus=$cpu memory=256M" "$line" ||
 	report "not ok 1 cannot start instance kx" 1
 if ! kexec -s -l "$img" --reuse-cmdline --append=mk_kexec_second; then
@@ -43,6 +48,7 @@ if kexec -e; then
 fi
 [ "$(cat /sys/kernel/multikernel/instances/kx/state)" = running ] ||
 	report "not ok 1 instance kx is $(cat /sys/kernel/multikernel/instances/kx/state) after the refused kexec -e" 1
+touch "$res/kexec-refused"
 echo kill >/sys/kernel/multikernel/instances/kx/control || report "not ok 1 kill kx failed" 1
 echo kx >/sys/kernel/multikernel/destroy || report "not ok 1 destroy kx failed" 1
 sync

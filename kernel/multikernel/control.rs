@@ -439,18 +439,26 @@ pub(crate) const HOST_DOWN_STOP_MS: i64 = 10_000;
 #[no_mangle]
 extern "C" fn multikernel_host_going_down() {
     let mut instances = KVec::new();
-    for instance in registry().instances.iter() {
+    {
+        let registry = registry();
+        // Under the registry lock: no start after this (`start` refuses).
+        crate::spawn::set_going_down();
         if instances
-            .push(instance.data().0.clone(), GFP_KERNEL)
+            .reserve(registry.instances.len(), GFP_KERNEL)
             .is_err()
         {
-            break;
+            pr_err!("host going down: out of memory: instances are not stopped\n");
+            return;
+        }
+        for instance in registry.instances.iter() {
+            // Capacity reserved above.
+            let _ = instances.push_within_capacity(instance.data().0.clone());
         }
     }
     let mut asked = 0;
     for instance in instances.iter() {
         let _ops = instance.ops.lock();
-        if instance.state() == State::Running && crate::spawn::stop(instance, false).is_ok() {
+        if instance.state() == State::Running && crate::spawn::stop_going_down(instance).is_ok() {
             asked += 1;
         }
     }
@@ -467,6 +475,12 @@ extern "C" fn multikernel_host_going_down() {
         let _ops = instance.ops.lock();
         if instance.state().may_run() {
             let _ = crate::spawn::kill(instance);
+        }
+        // A kernel that stopped by itself halted the CPUs it had online; one it took offline
+        // (or never started) still waits in a park loop in the pool: take them all back, so
+        // the next kernel (a kexec) gets CPUs that run nothing.
+        if !instance.cpus_out() {
+            let _ = crate::spawn::verify_out(instance);
         }
         pr_info!(
             "host going down: {} is {} ({})\n",

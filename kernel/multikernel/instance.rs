@@ -634,6 +634,16 @@ impl Instance {
             });
     }
 
+    /// Moves the state from `from` to `to` (run and stop reason kept) unless a reader moved it
+    /// on meanwhile (the kernel reported, or stopped beating); false then.
+    pub(crate) fn change_state(&self, from: State, to: State) -> bool {
+        self.state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                (state_in(w) == from).then_some((w & !STATE_MASK) | to as u64)
+            })
+            .is_ok()
+    }
+
     /// Whether `destroy` has begun (operations through its files then refuse).
     pub(crate) fn is_dying(&self) -> bool {
         self.dying.load(Ordering::Acquire)

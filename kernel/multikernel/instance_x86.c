@@ -31,6 +31,8 @@
 #include <asm/e820/api.h>
 #include <asm/i8259.h>
 #include <asm/init.h>
+#include <asm/pgalloc.h>
+#include <asm/spec-ctrl.h>
 #include <asm/mpspec.h>
 #include <asm/realmode.h>
 #include <asm/reboot.h>
@@ -119,7 +121,11 @@ static void __init mk_realmode_init(void)
 		pr_err("no memory range: running on the first CPU only\n");
 		return;
 	}
-	pgd = (pgd_t *)get_zeroed_page(GFP_KERNEL);
+	/*
+	 * As pgd_alloc() does: with PTI a PGD is 8 KiB aligned, or an NMI's
+	 * entry code, which tells a user CR3 by bit 12, would take it for one.
+	 */
+	pgd = (pgd_t *)__get_free_pages(GFP_KERNEL | __GFP_ZERO, pgd_allocation_order());
 	if (!pgd || kernel_ident_mapping_init(&info, pgd, start, end)) {
 		pr_err("cannot map the park loop: running on the first CPU only\n");
 		return;
@@ -140,6 +146,9 @@ static void mk_instance_play_dead(void)
 		mk_native_play_dead();
 		return;
 	}
+	/* As native_play_dead(): no kernel IBRS while parked (it spins). */
+	if (cpu_feature_enabled(X86_FEATURE_KERNEL_IBRS))
+		__update_spec_ctrl(0);
 	play_dead_common();
 	multikernel_park_self(mk_wakeup_page + MULTIKERNEL_WAKEUP_OFFSET,
 			      cpu_physical_id(smp_processor_id()));

@@ -26,7 +26,10 @@ use crate::{
     },
     sys::spawn, //
 };
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{
+    AtomicBool,
+    Ordering, //
+};
 use kernel::{
     cpu::CpuId,
     cpu_hotplug,
@@ -44,9 +47,27 @@ use kernel::{
     },
 };
 
+/// Set when the host starts going down (reboot, power-off, halt, kexec): from then on
+/// instances are only stopped, never started again.
+static GOING_DOWN: AtomicBool = AtomicBool::new(false);
+
+/// Whether the host is going down (`ESHUTDOWN` for starts and stops from then on).
+pub(crate) fn going_down() -> bool {
+    GOING_DOWN.load(Ordering::Acquire)
+}
+
+/// The host starts going down: no instance starts from now on.
+pub(crate) fn set_going_down() {
+    GOING_DOWN.store(true, Ordering::Release);
+}
+
 /// Starts `instance` (with its `ops` lock held).
 pub(crate) fn start(instance: &Instance) -> Result {
     let name = instance.name.as_str();
+    if going_down() {
+        warn(format_args!("start {name}: the host is going down"));
+        return Err(ESHUTDOWN);
+    }
     let state = instance.state();
     if !state.startable() {
         warn(format_args!(
@@ -244,6 +265,18 @@ fn kill_for(instance: &Instance, reason: StopReason) -> Result {
 /// once it stopped. `EBUSY` unless it is `running`; the channel's error if the request cannot
 /// be sent (a full ring: the kernel does not take its messages; `kill` still works).
 pub(crate) fn stop(instance: &Arc<Instance>, restart: bool) -> Result {
+    if going_down() {
+        return Err(ESHUTDOWN);
+    }
+    stop_request(instance, restart)
+}
+
+/// `stop` while the host goes down (`control.rs`): the same, without a restart.
+pub(crate) fn stop_going_down(instance: &Arc<Instance>) -> Result {
+    stop_request(instance, false)
+}
+
+fn stop_request(instance: &Arc<Instance>, restart: bool) -> Result {
     let name = instance.name.as_str();
     let what = if restart { "restart" } else { "stop" };
     let state = instance.state();
@@ -255,22 +288,28 @@ pub(crate) fn stop(instance: &Arc<Instance>, restart: bool) -> Result {
         return Err(EBUSY);
     }
     let channel = instance.endpoint.channel().ok_or(ENOTCONN)?;
-    channel
-        .send(crate::ikc::port::STOP, &[], false)
-        .inspect_err(|e| {
-            warn(format_args!(
-                "{what} {name}: cannot ask its kernel to stop ({e:?}); kill stops it by force"
-            ))
-        })?;
     let timeout = instance.stop_timeout_ms.load(Ordering::Relaxed);
     *instance.stopping.lock() = Some(StopRequest {
         run: instance.run(),
         deadline: Instant::<Monotonic>::now() + Delta::from_millis(i64::from(timeout)),
         restart,
     });
-    instance.set_state(State::Stopping);
+    // Stopping before the request goes out, unless a reader saw the kernel stop or crash
+    // meanwhile: then that is what happened.
+    if !instance.change_state(State::Running, State::Stopping) {
+        *instance.stopping.lock() = None;
+        return Err(EBUSY);
+    }
+    if let Err(e) = channel.send(crate::ikc::port::STOP, &[], false) {
+        *instance.stopping.lock() = None;
+        instance.change_state(State::Stopping, State::Running);
+        warn(format_args!(
+            "{what} {name}: cannot ask its kernel to stop ({e:?}); kill stops it by force"
+        ));
+        return Err(e);
+    }
     pr_info!("{what} {name}: asked its kernel to stop (timeout {timeout} ms)\n");
-    let _ = workqueue::system()
+    let _ = workqueue::system_unbound()
         .enqueue_delayed::<Arc<Instance>, 0>(instance.clone(), msecs_to_jiffies(STOP_POLL_MS));
     Ok(())
 }
@@ -278,6 +317,9 @@ pub(crate) fn stop(instance: &Arc<Instance>, restart: bool) -> Result {
 /// Starts the loaded image again (with its `ops` lock held): a graceful stop first if it runs,
 /// a kill first if it is starting, failed or crashed; just a start if it is loaded or stopped.
 pub(crate) fn restart(instance: &Arc<Instance>) -> Result {
+    if going_down() {
+        return Err(ESHUTDOWN);
+    }
     let state = instance.state();
     match state {
         State::Running => stop(instance, true),
@@ -303,7 +345,7 @@ fn watch_stop(instance: &Arc<Instance>) {
     // Reading the state moves it on when the kernel reported.
     match instance.state() {
         State::Stopping if request.deadline.elapsed().as_nanos() < 0 => {
-            let _ = workqueue::system().enqueue_delayed::<Arc<Instance>, 0>(
+            let _ = workqueue::system_unbound().enqueue_delayed::<Arc<Instance>, 0>(
                 instance.clone(),
                 msecs_to_jiffies(STOP_POLL_MS),
             );
@@ -326,7 +368,8 @@ fn watch_stop(instance: &Arc<Instance>) {
         }
     }
     *instance.stopping.lock() = None;
-    if request.restart {
+    // Not once the host is going down: it stops instances, it does not start them.
+    if request.restart && !going_down() {
         if let Err(e) = start(instance) {
             warn(format_args!("restart {name}: start failed ({e:?})"));
         }
