@@ -191,9 +191,18 @@ impl Registry {
         }
         // Capacity for the push was reserved above; were it refused, the directory would be
         // dropped with the error and everything given back like any other failure.
-        let made = Arc::pin_init(Instance::new(id, spec.name, spec.cpus, memory), GFP_KERNEL)
-            .and_then(|instance| Dir::new(parent, spec.name.as_cstr(), InstanceDir(instance)))
-            .and_then(|dir| self.instances.push_within_capacity(dir).map_err(|_| ENOMEM));
+        let made = Arc::pin_init(
+            Instance::new(
+                id,
+                spec.name,
+                spec.cpus,
+                memory,
+                (spec.on_reboot, spec.on_crash),
+            ),
+            GFP_KERNEL,
+        )
+        .and_then(|instance| Dir::new(parent, spec.name.as_cstr(), InstanceDir(instance)))
+        .and_then(|dir| self.instances.push_within_capacity(dir).map_err(|_| ENOMEM));
         if let Err(e) = made {
             warn(format_args!(
                 "create {name}: cannot create its sysfs directory or devices ({e:?})"

@@ -37,7 +37,7 @@ impl InstanceDir {
             return Err(ENOENT);
         }
         match command {
-            b"start" => crate::spawn::start(this),
+            b"start" => crate::spawn::start(&this.0),
             b"stop" => crate::spawn::stop(&this.0, false),
             b"restart" => crate::spawn::restart(&this.0),
             b"kill" => crate::spawn::kill(this),
@@ -204,6 +204,18 @@ impl InstanceDir {
         Ok(())
     }
 
+    /// The restart policies given at create, and the automatic restarts in a row.
+    fn show_policy(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
+        writeln!(
+            buf,
+            "on_reboot={} on_crash={} restarts={}",
+            this.on_reboot.as_str(),
+            this.on_crash.as_str(),
+            this.auto_restarts.load(Ordering::Relaxed)
+        )?;
+        Ok(())
+    }
+
     fn show_stop_timeout(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
         writeln!(buf, "{}", this.stop_timeout_ms.load(Ordering::Relaxed))?;
         Ok(())
@@ -257,6 +269,7 @@ kernel::sysfs_attributes! {
             control: write_only(InstanceDir::store_control),
             console: read_only(InstanceDir::show_console) mode 0o400,
             ping: read_write(InstanceDir::show_ping, InstanceDir::store_ping) mode 0o600,
+            policy: read_only(InstanceDir::show_policy),
             stop_timeout_ms: read_write(InstanceDir::show_stop_timeout,
                                         InstanceDir::store_stop_timeout) mode 0o644,
         },

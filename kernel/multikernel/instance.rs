@@ -7,7 +7,10 @@ use crate::{
     base::{
         loader::Layout,
         pool::Range,
-        spec::Name, //
+        spec::{
+            Name,
+            Policy, //
+        },
     },
     ikc::{
         ConsoleLog,
@@ -335,6 +338,12 @@ pub(crate) struct Instance {
     _console_service: PortRegistration,
     /// How long `control stop` waits for the kernel to stop before it kills it.
     pub(crate) stop_timeout_ms: AtomicU32,
+    /// What happens when its kernel reboots (`on_reboot=`).
+    pub(crate) on_reboot: Policy,
+    /// What happens when its kernel crashes (`on_crash=`).
+    pub(crate) on_crash: Policy,
+    /// Automatic restarts in a row (reset by a run of [`RESTART_RESET_MS`]).
+    pub(crate) auto_restarts: AtomicU32,
     /// A `stop` in progress: the run it stops, when it gives up, and whether a start follows
     /// (`restart`). Driven by `stop_work` (`spawn.rs`).
     #[pin]
@@ -361,6 +370,13 @@ pub(crate) const STOP_TIMEOUT_DEFAULT_MS: u32 = 10_000;
 pub(crate) const STOP_TIMEOUT_MAX_MS: u32 = 600_000;
 /// How often a `stop` in progress is looked at.
 pub(crate) const STOP_POLL_MS: u32 = 100;
+/// How often a running instance with a restart policy is looked at.
+pub(crate) const POLICY_POLL_MS: u32 = 200;
+/// At most this many automatic restarts in a row: a kernel that keeps rebooting or crashing
+/// then stays stopped or crashed.
+pub(crate) const MAX_AUTO_RESTARTS: u32 = 3;
+/// A run this long resets the count of automatic restarts.
+pub(crate) const RESTART_RESET_MS: i64 = 60_000;
 
 kernel::impl_has_delayed_work! {
     impl HasDelayedWork<Self> for Instance { self.stop_work }
@@ -388,6 +404,7 @@ impl Instance {
         name: Name,
         cpus: KVec<u32>,
         memory: Range,
+        (on_reboot, on_crash): (Policy, Policy),
     ) -> impl PinInit<Self, Error> {
         let endpoint = Endpoint::host(format_args!("mk-{}", name.as_str()));
         // What its kernel prints goes to its console log.
@@ -417,6 +434,9 @@ impl Instance {
             devices <- new_mutex!(Some(devices?), "multikernel::Instance::devices"),
             _console_service: console_service?,
             stop_timeout_ms: AtomicU32::new(STOP_TIMEOUT_DEFAULT_MS),
+            on_reboot,
+            on_crash,
+            auto_restarts: AtomicU32::new(0),
             stopping <- new_spinlock!(None, "multikernel::Instance::stopping"),
             stop_work <- kernel::workqueue::new_delayed_work!("multikernel::Instance::stop_work"),
         }? Error)
@@ -612,6 +632,19 @@ impl Instance {
 
     /// A `start` begins a new run (with `ops` held): readers that saw the last one can no
     /// longer move the state on.
+    /// Whether a restart policy applies: then a work watches the instance while it runs.
+    pub(crate) fn has_policy(&self) -> bool {
+        self.on_reboot == Policy::Restart || self.on_crash == Policy::Restart
+    }
+
+    /// When the current run started, if it did.
+    pub(crate) fn started_at(&self) -> Option<Instant<Monotonic>> {
+        match *self.started.lock() {
+            Some((run, at)) if run == self.run() => Some(at),
+            _ => None,
+        }
+    }
+
     /// The current run (bumped by every `start`).
     pub(crate) fn run(&self) -> u64 {
         run_in(self.state.load(Ordering::Acquire))

@@ -14,7 +14,8 @@
 use crate::{
     base::{
         cpus,
-        report::warn, //
+        report::warn,
+        spec::Policy, //
     },
     ikc::Channel,
     instance::{
@@ -22,6 +23,9 @@ use crate::{
         State,
         StopReason,
         StopRequest,
+        MAX_AUTO_RESTARTS,
+        POLICY_POLL_MS,
+        RESTART_RESET_MS,
         STOP_POLL_MS, //
     },
     sys::spawn, //
@@ -62,7 +66,7 @@ pub(crate) fn set_going_down() {
 }
 
 /// Starts `instance` (with its `ops` lock held).
-pub(crate) fn start(instance: &Instance) -> Result {
+pub(crate) fn start(instance: &Arc<Instance>) -> Result {
     let name = instance.name.as_str();
     if going_down() {
         warn(format_args!("start {name}: the host is going down"));
@@ -175,7 +179,17 @@ pub(crate) fn start(instance: &Instance) -> Result {
         "start {name}: CPU {first} entered the instance kernel at {:#x}\n",
         layout.entry
     );
+    // A restart policy: watch this run until it ends.
+    if instance.has_policy() {
+        watch_later(instance, POLICY_POLL_MS);
+    }
     Ok(())
+}
+
+/// Has the instance's work look at it again in `ms` (if it is not queued already).
+fn watch_later(instance: &Arc<Instance>, ms: u32) {
+    let _ = workqueue::system_unbound()
+        .enqueue_delayed::<Arc<Instance>, 0>(instance.clone(), msecs_to_jiffies(ms));
 }
 
 /// Sends `cpu` (offline, owned) in: `arm` it, let the host bring it up and take it down
@@ -332,23 +346,90 @@ pub(crate) fn restart(instance: &Arc<Instance>) -> Result {
 }
 
 /// One look at a `stop` in progress (the instance's `stop_work`).
-fn watch_stop(instance: &Arc<Instance>) {
+/// The instance's work: a `stop` in progress, else its restart policy.
+fn watch(instance: &Arc<Instance>) {
     let _ops = instance.ops.lock();
+    if instance.is_dying() {
+        return;
+    }
+    if instance.stopping.lock().is_some() {
+        watch_stop(instance);
+    } else if instance.has_policy() {
+        watch_policy(instance);
+    }
+}
+
+/// A running instance with a restart policy (with its `ops` lock held): its kernel
+/// rebooted (`on_reboot=restart`) or crashed (`on_crash=restart`), then it is started again,
+/// at most [`MAX_AUTO_RESTARTS`] times in a row.
+fn watch_policy(instance: &Arc<Instance>) {
+    let name = instance.name.as_str();
+    // Reading the state moves it on when the kernel reported or stopped beating.
+    let state = instance.state();
+    let why = match state {
+        State::Starting | State::Running => {
+            let long = instance
+                .started_at()
+                .is_some_and(|at| at.elapsed().as_millis() >= RESTART_RESET_MS);
+            if long {
+                instance.auto_restarts.store(0, Ordering::Relaxed);
+            }
+            watch_later(instance, POLICY_POLL_MS);
+            return;
+        }
+        State::Stopped
+            if instance.last_stop() == StopReason::Reboot
+                && instance.on_reboot == Policy::Restart =>
+        {
+            "rebooted"
+        }
+        State::Crashed if instance.on_crash == Policy::Restart => "crashed",
+        // Stopped, killed, failed, or a policy that says stop: nothing to do.
+        _ => return,
+    };
+    if going_down() {
+        return;
+    }
+    let count = instance.auto_restarts.load(Ordering::Relaxed);
+    if count >= MAX_AUTO_RESTARTS {
+        warn(format_args!(
+            "{name}: its kernel {why} after {count} automatic restarts in a row: it stays {}",
+            state.as_str()
+        ));
+        return;
+    }
+    instance.auto_restarts.store(count + 1, Ordering::Relaxed);
+    pr_info!(
+        "{name}: its kernel {why}: restarting ({}/{MAX_AUTO_RESTARTS})\n",
+        count + 1
+    );
+    // A crashed kernel's CPUs may still run: take them back (its stop reason stays).
+    if state == State::Crashed {
+        instance.endpoint.close();
+        if verify_out(instance).is_err() {
+            return;
+        }
+        instance.set_state(State::Stopped);
+    }
+    if let Err(e) = start(instance) {
+        warn(format_args!("{name}: automatic restart failed ({e:?})"));
+    }
+}
+
+/// A `stop` in progress (with the instance's `ops` lock held).
+fn watch_stop(instance: &Arc<Instance>) {
     let Some(request) = *instance.stopping.lock() else {
         return;
     };
     let name = instance.name.as_str();
-    if instance.is_dying() || request.run != instance.run() {
+    if request.run != instance.run() {
         *instance.stopping.lock() = None;
         return;
     }
     // Reading the state moves it on when the kernel reported.
     match instance.state() {
         State::Stopping if request.deadline.elapsed().as_nanos() < 0 => {
-            let _ = workqueue::system_unbound().enqueue_delayed::<Arc<Instance>, 0>(
-                instance.clone(),
-                msecs_to_jiffies(STOP_POLL_MS),
-            );
+            watch_later(instance, STOP_POLL_MS);
             return;
         }
         State::Stopping => {
@@ -380,6 +461,6 @@ impl WorkItem<0> for Instance {
     type Pointer = Arc<Instance>;
 
     fn run(this: Arc<Instance>) {
-        watch_stop(&this);
+        watch(&this);
     }
 }

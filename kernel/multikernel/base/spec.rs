@@ -47,6 +47,8 @@ pub(crate) enum SpecError {
     SizeOverflow,
     /// The size is zero.
     ZeroSize,
+    /// `on_reboot=`/`on_crash=` is not `restart` or `stop`.
+    BadPolicy,
 }
 
 impl SpecError {
@@ -67,7 +69,9 @@ impl fmt::Display for SpecError {
             Self::BadByte => write!(f, "NUL, control or non-ASCII byte in input"),
             Self::BadName => write!(f, "name must be 1-{MAX_NAME_LEN} characters of [a-z0-9_-]"),
             Self::NotKeyValue => write!(f, "expected key=value after the name"),
-            Self::UnknownKey => write!(f, "unknown key (known: cpus, memory)"),
+            Self::UnknownKey => {
+                write!(f, "unknown key (known: cpus, memory, on_reboot, on_crash)")
+            }
             Self::DuplicateKey => write!(f, "key given twice"),
             Self::MissingCpus => write!(f, "cpus= is missing"),
             Self::MissingMemory => write!(f, "memory= is missing"),
@@ -76,6 +80,7 @@ impl fmt::Display for SpecError {
             Self::BadSize => write!(f, "malformed size"),
             Self::SizeOverflow => write!(f, "size too large"),
             Self::ZeroSize => write!(f, "size is zero"),
+            Self::BadPolicy => write!(f, "on_reboot= and on_crash= take restart or stop"),
         }
     }
 }
@@ -132,6 +137,37 @@ pub(crate) struct Spec {
     pub(crate) cpus: KVec<u32>,
     /// Requested bytes, not rounded.
     pub(crate) memory: u64,
+    /// What happens when its kernel reboots (`on_reboot=`, default `stop`).
+    pub(crate) on_reboot: Policy,
+    /// What happens when its kernel crashes (`on_crash=`, default `stop`).
+    pub(crate) on_crash: Policy,
+}
+
+/// What the host does when an instance's kernel reboots or crashes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Policy {
+    /// It stays stopped (or crashed).
+    Stop,
+    /// The loaded image is started again (within the restart limit).
+    Restart,
+}
+
+impl Policy {
+    fn parse(value: &[u8]) -> Result<Self, SpecError> {
+        match value {
+            b"stop" => Ok(Self::Stop),
+            b"restart" => Ok(Self::Restart),
+            _ => Err(SpecError::BadPolicy),
+        }
+    }
+
+    /// The word `create` takes and `policy` shows.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Stop => "stop",
+            Self::Restart => "restart",
+        }
+    }
 }
 
 /// Checks the bytes of a write and returns the text without its trailing newline.
@@ -181,6 +217,8 @@ pub(crate) fn parse_create_inner(input: &[u8], nr_cpus: u32) -> Result<Spec, Spe
     let name = Name::new(tokens.next().ok_or(SpecError::Empty)?)?;
     let mut cpus = None;
     let mut memory = None;
+    let mut on_reboot = None;
+    let mut on_crash = None;
     for token in tokens {
         let eq = token
             .iter()
@@ -192,6 +230,10 @@ pub(crate) fn parse_create_inner(input: &[u8], nr_cpus: u32) -> Result<Spec, Spe
             b"cpus" => cpus = Some(parse_cpulist(value, nr_cpus)?),
             b"memory" if memory.is_some() => return Err(SpecError::DuplicateKey),
             b"memory" => memory = Some(parse_size(value)?),
+            b"on_reboot" if on_reboot.is_some() => return Err(SpecError::DuplicateKey),
+            b"on_reboot" => on_reboot = Some(Policy::parse(value)?),
+            b"on_crash" if on_crash.is_some() => return Err(SpecError::DuplicateKey),
+            b"on_crash" => on_crash = Some(Policy::parse(value)?),
             _ => return Err(SpecError::UnknownKey),
         }
     }
@@ -199,6 +241,8 @@ pub(crate) fn parse_create_inner(input: &[u8], nr_cpus: u32) -> Result<Spec, Spe
         name,
         cpus: cpus.ok_or(SpecError::MissingCpus)?,
         memory: memory.ok_or(SpecError::MissingMemory)?,
+        on_reboot: on_reboot.unwrap_or(Policy::Stop),
+        on_crash: on_crash.unwrap_or(Policy::Stop),
     })
 }
 
@@ -376,7 +420,30 @@ mod tests {
         assert_eq!(spec.memory, 1 << 30);
         let spec = parse_create_inner(b"x cpus=1 memory=12345", NR).map_err(|e| e.errno())?;
         assert_eq!(spec.memory, 12345);
+        assert_eq!(spec.on_reboot, Policy::Stop);
+        assert_eq!(spec.on_crash, Policy::Stop);
+        let spec = parse_create_inner(b"x cpus=1 memory=2M on_crash=restart on_reboot=stop", NR)
+            .map_err(|e| e.errno())?;
+        assert_eq!(spec.on_reboot, Policy::Stop);
+        assert_eq!(spec.on_crash, Policy::Restart);
         Ok(())
+    }
+
+    #[test]
+    fn bad_policies() {
+        assert_eq!(
+            err(b"x cpus=1 memory=2M on_crash=again"),
+            SpecError::BadPolicy
+        );
+        assert_eq!(err(b"x cpus=1 memory=2M on_reboot="), SpecError::BadPolicy);
+        assert_eq!(
+            err(b"x cpus=1 memory=2M on_reboot=Restart"),
+            SpecError::BadPolicy
+        );
+        assert_eq!(
+            err(b"x cpus=1 memory=2M on_crash=stop on_crash=stop"),
+            SpecError::DuplicateKey
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 /*
  * Instance lifecycle: a graceful stop (the instance kernel is asked over IKC
  * to shut down in order and its user space sees it), a stop that times out
- * and kills, restart, what control and stop_timeout_ms refuse, and a host
+ * and kills, restart, restart policies (on_reboot=, on_crash=) bounded by
+ * the restart limit, what control and stop_timeout_ms refuse, and a host
  * kexec -e refused while an instance runs.
  *
  * Needs one online CPU besides CPU 0, a pool of 256 MiB, $MK_KERNEL_IMAGE and
@@ -204,6 +205,57 @@ TEST_F_TIMEOUT(lc, restart, 180)
 	EXPECT_STREQ("running\n", self->state);
 }
 
+/*
+ * Waits up to @secs for LC to be in @state with last_stop @last and policy
+ * @policy (all with their newline); false if it did not get there.
+ */
+static bool wait_settled(const char *state, const char *last, const char *policy, int secs)
+{
+	double deadline = clock_s(CLOCK_MONOTONIC) + secs;
+	char s[64], l[64], p[128];
+
+	do {
+		state_of(LC, s, sizeof(s));
+		instance_file(LC, "last_stop", l, sizeof(l));
+		instance_file(LC, "policy", p, sizeof(p));
+		if (!strcmp(s, state) && !strcmp(l, last) && !strcmp(p, policy))
+			return true;
+		usleep(200 * 1000);
+	} while (clock_s(CLOCK_MONOTONIC) < deadline);
+	fprintf(stderr, "# lc: %s, last_stop %s, %s", s, l, p);
+	return false;
+}
+
+/*
+ * on_reboot=restart: a kernel that reboots is started again, at most 3 times
+ * in a row; the fourth reboot leaves it stopped.
+ */
+TEST_F_TIMEOUT(lc, on_reboot_restart, 240)
+{
+	static const char line[] = BASE "mk_sample=reboot";
+	char spec[96];
+
+	snprintf(spec, sizeof(spec), "%s on_reboot=restart", lc_spec);
+	ASSERT_EQ(0, start_instance(LC, spec, line, sizeof(line)));
+	EXPECT_TRUE(wait_settled("stopped\n", "reboot\n",
+				 "on_reboot=restart on_crash=stop restarts=3\n", 150));
+}
+
+/*
+ * on_crash=restart: a kernel that panics is started again; a crash loop ends
+ * in "crashed" after 3 restarts in a row.
+ */
+TEST_F_TIMEOUT(lc, crash_loop_bounded, 240)
+{
+	static const char line[] = BASE "mk_sample=exit";
+	char spec[96];
+
+	snprintf(spec, sizeof(spec), "%s on_crash=restart", lc_spec);
+	ASSERT_EQ(0, start_instance(LC, spec, line, sizeof(line)));
+	EXPECT_TRUE(wait_settled("crashed\n", "crashed: panic\n",
+				 "on_reboot=stop on_crash=restart restarts=3\n", 150));
+}
+
 /* What is refused, with which errno; a refusal changes nothing. */
 TEST_F_TIMEOUT(lc, bad_input, 120)
 {
@@ -215,6 +267,8 @@ TEST_F_TIMEOUT(lc, bad_input, 120)
 	state_of(LC, self->state, sizeof(self->state));
 	EXPECT_STREQ("reserved\n", self->state);
 	EXPECT_EQ(-EINVAL, control(LC, "pause"));
+	instance_file(LC, "policy", buf, sizeof(buf));
+	EXPECT_STREQ("on_reboot=stop on_crash=stop restarts=0\n", buf);
 	instance_file(LC, "stop_timeout_ms", buf, sizeof(buf));
 	EXPECT_STREQ("10000\n", buf);
 	EXPECT_EQ(-EINVAL, write_str(MK "/instances/" LC "/stop_timeout_ms", "99"));
