@@ -227,33 +227,34 @@ static bool wait_settled(const char *state, const char *last, const char *policy
 }
 
 /*
- * on_reboot=restart: a kernel that reboots is started again, at most 3 times
- * in a row; the fourth reboot leaves it stopped.
+ * LC created with @key (a restart policy) runs the sample init's @sample,
+ * which ends its kernel at once, every run: it is started again 3 times,
+ * then stays in @state with last_stop @last and policy @policy.
  */
-TEST_F_TIMEOUT(lc, on_reboot_restart, 240)
+static bool policy_loop(const char *key, const char *sample, const char *state,
+			const char *last, const char *policy)
 {
-	static const char line[] = BASE "mk_sample=reboot";
-	char spec[96];
+	char spec[96], line[128];
 
-	snprintf(spec, sizeof(spec), "%s on_reboot=restart", lc_spec);
-	ASSERT_EQ(0, start_instance(LC, spec, line, sizeof(line)));
-	EXPECT_TRUE(wait_settled("stopped\n", "reboot\n",
-				 "on_reboot=restart on_crash=stop restarts=3\n", 150));
+	snprintf(spec, sizeof(spec), "%s %s", lc_spec, key);
+	snprintf(line, sizeof(line), BASE "mk_sample=%s", sample);
+	if (start_instance(LC, spec, line, strlen(line) + 1))
+		return false;
+	return wait_settled(state, last, policy, 150);
 }
 
-/*
- * on_crash=restart: a kernel that panics is started again; a crash loop ends
- * in "crashed" after 3 restarts in a row.
- */
+/* on_reboot=restart: 3 reboots are restarted, the fourth leaves it stopped. */
+TEST_F_TIMEOUT(lc, on_reboot_restart, 240)
+{
+	EXPECT_TRUE(policy_loop("on_reboot=restart", "reboot", "stopped\n", "reboot\n",
+				"on_reboot=restart on_crash=stop restarts=3\n"));
+}
+
+/* on_crash=restart: a crash loop ends in "crashed" after 3 restarts in a row. */
 TEST_F_TIMEOUT(lc, crash_loop_bounded, 240)
 {
-	static const char line[] = BASE "mk_sample=exit";
-	char spec[96];
-
-	snprintf(spec, sizeof(spec), "%s on_crash=restart", lc_spec);
-	ASSERT_EQ(0, start_instance(LC, spec, line, sizeof(line)));
-	EXPECT_TRUE(wait_settled("crashed\n", "crashed: panic\n",
-				 "on_reboot=stop on_crash=restart restarts=3\n", 150));
+	EXPECT_TRUE(policy_loop("on_crash=restart", "exit", "crashed\n", "crashed: panic\n",
+				"on_reboot=stop on_crash=restart restarts=3\n"));
 }
 
 /* What is refused, with which errno; a refusal changes nothing. */
