@@ -230,6 +230,13 @@ judge_instance_boot() {
 	fi
 }
 
+# How many segfaults of QEMU the host's kernel log shows (0 if it cannot be read).
+qemu_segfaults() {
+	local n
+	n=$( (dmesg 2>/dev/null || true) | grep -ac 'qemu-system-x86.*segfault' || true)
+	echo "${n:-0}"
+}
+
 for run in "${RUNS[@]}"; do
 	IFS='|' read -r name append progs kunit serial1 cpus memory pool_at <<<"$run"
 	# MK_RUNS="spawn ikc": only these VMs (a developer's shortcut; CI runs all).
@@ -250,14 +257,25 @@ for run in "${RUNS[@]}"; do
 	fi
 	qemu_opts=
 	[ -z "$serial1" ] || qemu_opts="-serial file:$dir/ttyS1.log -serial file:$dir/ttyS2.log"
+	segfaults_before=$(qemu_segfaults)
 	MK_VM_QEMU_OPTS=$qemu_opts VM_CPUS=${cpus:-$VM_CPUS} VM_MEMORY=${memory:-$VM_MEMORY} vm_run "${MK_CHECK_TIMEOUT:-900}" "$dir/console.log" "$append" \
 		"${cmd[@]}" || rc=$?
-	# The emulator itself may crash (seen once: an assertion in QEMU's MSI-X
-	# emulation while the guest probed PCI, under TCG). That is not the
-	# kernel's doing: boot that VM once more, and say so.
-	# Only a clean crash is retried: what the first boot showed is judged first
-	# (a report there fails the run), kept in crash/, and the retry is counted.
-	if [ ! -f "$dir/done" ] && grep -qa '^qemu-system-x86_64: .*Assertion' "$dir/console.log"; then
+	# The emulator itself may crash (seen: an assertion in QEMU's MSI-X
+	# emulation while the guest probed PCI, under TCG; and a segfault of
+	# qemu-system-x86_64 during the guest's PCI probe, which only the host's
+	# kernel log shows). That is not the kernel's doing: boot that VM once
+	# more, and say so. Only a clean crash is retried: what the first boot
+	# showed is judged first (a report there fails the run), kept in crash/,
+	# and the retry is counted.
+	crash=
+	if [ ! -f "$dir/done" ]; then
+		if grep -qa '^qemu-system-x86_64: .*Assertion' "$dir/console.log"; then
+			crash=$(grep -a -m1 '^qemu-system-x86_64: ' "$dir/console.log" | cut -c1-120)
+		elif [ "$(qemu_segfaults)" -gt "$segfaults_before" ]; then
+			crash="qemu-system-x86_64 segfaulted (host kernel log: $(dmesg 2>/dev/null | grep -a 'qemu-system-x86.*segfault' | tail -1 | cut -c1-100))"
+		fi
+	fi
+	if [ -n "$crash" ]; then
 		mkdir -p "$dir/crash"
 		mv "$dir/console.log" "$dir/crash/console.log"
 		mv "$dir"/kselftest-* "$dir"/dmesg*.txt "$dir"/instance-*.log "$dir/crash/" 2>/dev/null || true
@@ -265,7 +283,7 @@ for run in "${RUNS[@]}"; do
 		judge_log "$dir/crash/console.log"
 		judge_kselftests_failed_only "$dir/crash"
 		skipped=$((skipped + 1))
-		echo "RETRY: $name VM: QEMU crashed ($(grep -a -m1 '^qemu-system-x86_64: ' "$dir/crash/console.log" | cut -c1-120)); booting it again (first boot in $dir/crash/)"
+		echo "RETRY: $name VM: QEMU crashed ($crash); booting it again (first boot in $dir/crash/)"
 		[ "$failed" = "$failed_before_crash" ] || continue
 		rc=0
 		MK_VM_QEMU_OPTS=$qemu_opts VM_CPUS=${cpus:-$VM_CPUS} VM_MEMORY=${memory:-$VM_MEMORY} vm_run "${MK_CHECK_TIMEOUT:-900}" "$dir/console.log" "$append" \
