@@ -16,12 +16,15 @@ use crate::{
     instance::{
         InstanceDir,
         State,
-        STOP_TIMEOUT_MAX_MS, //
+        TIMEOUT_MAX_MS, //
     },
 };
 use core::{
     fmt::Write,
-    sync::atomic::Ordering, //
+    sync::atomic::{
+        AtomicU32,
+        Ordering, //
+    },
 };
 use kernel::{
     prelude::*,
@@ -223,17 +226,38 @@ impl InstanceDir {
 
     /// Sets how long `control stop` waits before it kills (100..=600000 ms; default 10000).
     fn store_stop_timeout(this: &Self, input: &[u8]) -> Result {
-        admin("stop_timeout_ms")?;
+        Self::store_ms(this, input, "stop_timeout_ms", 100, &this.stop_timeout_ms)
+    }
+
+    fn show_start_timeout(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
+        writeln!(buf, "{}", this.start_timeout_ms.load(Ordering::Relaxed))?;
+        Ok(())
+    }
+
+    /// Sets how long a started kernel has to report in (1000..=600000 ms; default 30000).
+    fn store_start_timeout(this: &Self, input: &[u8]) -> Result {
+        Self::store_ms(
+            this,
+            input,
+            "start_timeout_ms",
+            1000,
+            &this.start_timeout_ms,
+        )
+    }
+
+    /// Stores a number of milliseconds from `min` to [`TIMEOUT_MAX_MS`] written to `file`.
+    fn store_ms(this: &Self, input: &[u8], file: &str, min: u32, to: &AtomicU32) -> Result {
+        admin(file)?;
         let text = core::str::from_utf8(input).map_err(|_| EINVAL)?.trim();
         let ms: u32 = text.parse().map_err(|_| EINVAL)?;
-        if !(100..=STOP_TIMEOUT_MAX_MS).contains(&ms) {
+        if !(min..=TIMEOUT_MAX_MS).contains(&ms) {
             warn(format_args!(
-                "stop_timeout_ms {}: {text} outside 100..={STOP_TIMEOUT_MAX_MS}",
+                "{file} {}: {text} outside {min}..={TIMEOUT_MAX_MS}",
                 this.name.as_str()
             ));
             return Err(EINVAL);
         }
-        this.stop_timeout_ms.store(ms, Ordering::Relaxed);
+        to.store(ms, Ordering::Relaxed);
         Ok(())
     }
 
@@ -270,6 +294,8 @@ kernel::sysfs_attributes! {
             console: read_only(InstanceDir::show_console) mode 0o400,
             ping: read_write(InstanceDir::show_ping, InstanceDir::store_ping) mode 0o600,
             policy: read_only(InstanceDir::show_policy),
+            start_timeout_ms: read_write(InstanceDir::show_start_timeout,
+                                         InstanceDir::store_start_timeout) mode 0o644,
             stop_timeout_ms: read_write(InstanceDir::show_stop_timeout,
                                         InstanceDir::store_stop_timeout) mode 0o644,
         },

@@ -63,7 +63,7 @@ pub(crate) enum State {
     Starting = 2,
     /// The instance kernel reported in through its mailbox: its init is starting.
     Running = 3,
-    /// The instance kernel did not report in within [`START_TIMEOUT_MS`].
+    /// The instance kernel did not report in within its `start_timeout_ms`.
     Failed = 4,
     /// The instance kernel was stopped by force (`kill`); the image stays loaded.
     Stopped = 5,
@@ -106,7 +106,7 @@ pub(crate) enum StopReason {
     Panic = 5,
     /// `kill` from the host.
     Kill = 6,
-    /// It did not report in within [`START_TIMEOUT_MS`], or its CPUs did not come back.
+    /// It did not report in within its `start_timeout_ms`, or its CPUs did not come back.
     Failed = 7,
     /// It stopped beating.
     NoHeartbeat = 8,
@@ -171,7 +171,9 @@ impl StopReason {
 }
 
 /// How long a started kernel has to report in before its instance is `failed`.
-pub(crate) const START_TIMEOUT_MS: i64 = 30_000;
+pub(crate) const START_TIMEOUT_DEFAULT_MS: u32 = 30_000;
+/// The longest `start_timeout_ms` and `stop_timeout_ms` accepted (10 minutes).
+pub(crate) const TIMEOUT_MAX_MS: u32 = 600_000;
 
 impl State {
     /// Every state, in the order of their values.
@@ -338,6 +340,8 @@ pub(crate) struct Instance {
     _console_service: PortRegistration,
     /// How long `control stop` waits for the kernel to stop before it kills it.
     pub(crate) stop_timeout_ms: AtomicU32,
+    /// How long a started kernel has to report in before the instance is `failed`.
+    pub(crate) start_timeout_ms: AtomicU32,
     /// What happens when its kernel reboots (`on_reboot=`).
     pub(crate) on_reboot: Policy,
     /// What happens when its kernel crashes (`on_crash=`).
@@ -366,8 +370,6 @@ pub(crate) struct StopRequest {
 
 /// `stop_timeout_ms` of a new instance.
 pub(crate) const STOP_TIMEOUT_DEFAULT_MS: u32 = 10_000;
-/// The longest `stop_timeout_ms` accepted (10 minutes); the shortest is 100.
-pub(crate) const STOP_TIMEOUT_MAX_MS: u32 = 600_000;
 /// How often a `stop` in progress is looked at.
 pub(crate) const STOP_POLL_MS: u32 = 100;
 /// How often a running instance with a restart policy is looked at.
@@ -434,6 +436,7 @@ impl Instance {
             devices <- new_mutex!(Some(devices?), "multikernel::Instance::devices"),
             _console_service: console_service?,
             stop_timeout_ms: AtomicU32::new(STOP_TIMEOUT_DEFAULT_MS),
+            start_timeout_ms: AtomicU32::new(START_TIMEOUT_DEFAULT_MS),
             on_reboot,
             on_crash,
             auto_restarts: AtomicU32::new(0),
@@ -478,9 +481,10 @@ impl Instance {
                 && word[8..] == u64::from(self.id).to_le_bytes()
         });
         let elapsed = started.elapsed().as_millis();
+        let timeout = self.start_timeout_ms.load(Ordering::Relaxed);
         let (new, reason) = if reported {
             (State::Running, None)
-        } else if elapsed > START_TIMEOUT_MS {
+        } else if elapsed > i64::from(timeout) {
             (State::Failed, Some(StopReason::Failed))
         } else {
             return state;
@@ -497,8 +501,7 @@ impl Instance {
                     channel.close();
                 }
                 crate::base::report::warn(format_args!(
-                    "{name}: failed: its kernel did not report in within {} s",
-                    START_TIMEOUT_MS / 1000
+                    "{name}: failed: its kernel did not report in within {timeout} ms"
                 ));
             }
         }

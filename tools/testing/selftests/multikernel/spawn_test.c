@@ -309,6 +309,8 @@ TEST_F_TIMEOUT(spawn, smp_instance, 180)
  * "starting" for "failed" after the 30 s timeout; kill and destroy then give
  * its CPU back.
  */
+#define INST5 MK "/instances/sp5"
+
 TEST_F_TIMEOUT(spawn, no_report_fails, 180)
 {
 	static const char silent[] = "console=ttyS1 kunit.enable=0 panic=0 loglevel=6 "
@@ -324,6 +326,13 @@ TEST_F_TIMEOUT(spawn, no_report_fails, 180)
 	snprintf(spec, sizeof(spec), "sp5 cpus=%d memory=256M", cpu);
 	ASSERT_EQ(0, write_str(MK "/create", spec));
 	ASSERT_EQ(0, load_into("sp5", silent, sizeof(silent)));
+	/* 30 s by default; 3 s here, then 999 and junk are refused. */
+	read_file(INST5 "/start_timeout_ms", state, sizeof(state));
+	EXPECT_STREQ("30000\n", state);
+	EXPECT_EQ(-EINVAL, write_str(INST5 "/start_timeout_ms", "999"));
+	EXPECT_EQ(-EINVAL, write_str(INST5 "/start_timeout_ms", "600001"));
+	EXPECT_EQ(-EINVAL, write_str(INST5 "/start_timeout_ms", "3s"));
+	ASSERT_EQ(0, write_str(INST5 "/start_timeout_ms", "3000"));
 	ASSERT_EQ(0, control("sp5", "start"));
 	deadline = clock_s(CLOCK_MONOTONIC) + 60;
 	do {
@@ -333,6 +342,8 @@ TEST_F_TIMEOUT(spawn, no_report_fails, 180)
 		usleep(500 * 1000);
 	} while (clock_s(CLOCK_MONOTONIC) < deadline);
 	EXPECT_STREQ("failed\n", state);
+	/* Not before the 3 s it had. */
+	EXPECT_LE(3.0, clock_s(CLOCK_MONOTONIC) - (deadline - 60));
 	EXPECT_EQ(-EBUSY, write_str(MK "/destroy", "sp5"));
 	EXPECT_EQ(0, control("sp5", "kill"));
 	EXPECT_EQ(0, write_str(MK "/destroy", "sp5"));
