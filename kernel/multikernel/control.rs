@@ -482,7 +482,7 @@ extern "C" fn multikernel_host_going_down() {
     }
     for instance in instances.iter() {
         let _ops = instance.ops.lock();
-        if instance.state().may_run() {
+        if instance.state().killable() {
             let _ = crate::spawn::kill(instance);
         }
         // A kernel that stopped by itself halted the CPUs it had online; one it took offline

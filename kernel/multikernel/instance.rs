@@ -49,7 +49,7 @@ use kernel::{
 };
 
 /// Instance ids are 1..=MAX_ID: the kexec interface carries them in 12 bits.
-pub(crate) const MAX_ID: u32 = 4095;
+pub(crate) const MAX_ID: u32 = crate::sys::kexec::MAX_ID as u32;
 
 /// The life cycle of an instance. Later stages add starting, running and stopping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,12 +75,22 @@ pub(crate) enum State {
 
 /// `Instance::state`: the state's byte, the stop reason's, and the run above them.
 const STATE_MASK: u64 = 0xff;
-const STOP_MASK: u64 = 0xff << 8;
+const STOP_SHIFT: u32 = 8;
+const STOP_MASK: u64 = 0xff << STOP_SHIFT;
 const RUN_SHIFT: u32 = 16;
 
 /// The state in a word of `Instance::state`.
 fn state_in(word: u64) -> State {
     State::from_u8(word as u8)
+}
+
+/// `word` with the state `state` and, given one, the stop reason `reason` (the run kept).
+fn compose(word: u64, state: State, reason: Option<StopReason>) -> u64 {
+    let word = (word & !STATE_MASK) | state as u64;
+    match reason {
+        Some(reason) => (word & !STOP_MASK) | (reason as u64) << STOP_SHIFT,
+        None => word,
+    }
 }
 
 /// The run in a word of `Instance::state`.
@@ -225,12 +235,7 @@ impl State {
         matches!(self, Self::Loaded | Self::Stopped)
     }
 
-    /// Whether the instance's kernel may run on its CPUs (they are not known to be back).
-    pub(crate) fn may_run(self) -> bool {
-        self.killable()
-    }
-
-    /// Whether `kill` has a kernel to stop.
+    /// Whether `kill` has a kernel to stop: its kernel may run on its CPUs.
     pub(crate) fn killable(self) -> bool {
         matches!(
             self,
@@ -467,10 +472,9 @@ impl Instance {
         if state != State::Starting {
             return state;
         }
-        // When this run's kernel was entered (a later run has its own entry).
-        let started = match *self.started.lock() {
-            Some((run, at)) if run == run_in(seen) => at,
-            _ => return state,
+        // When this run's kernel was entered.
+        let Some(started) = self.started_in(run_in(seen)) else {
+            return state;
         };
         let reported = self.layout().is_some_and(|layout| {
             let mut word = [0u8; 16];
@@ -512,12 +516,13 @@ impl Instance {
     /// if anything changed since: another reader was first, or an operation or a new run came
     /// in between. Whoever wins acts on the channel it saw before, never on a later run's.
     fn advance(&self, seen: u64, new: State, reason: Option<StopReason>) -> bool {
-        let mut to = (seen & !STATE_MASK) | new as u64;
-        if let Some(reason) = reason {
-            to = (to & !STOP_MASK) | (reason as u64) << 8;
-        }
         self.state
-            .compare_exchange(seen, to, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(
+                seen,
+                compose(seen, new, reason),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
             .is_ok()
     }
 
@@ -592,7 +597,7 @@ impl Instance {
 
     /// Why the kernel last stopped.
     pub(crate) fn last_stop(&self) -> StopReason {
-        StopReason::from_u8((self.state.load(Ordering::Acquire) >> 8) as u8)
+        StopReason::from_u8((self.state.load(Ordering::Acquire) >> STOP_SHIFT) as u8)
     }
 
     /// Sets the state, and why the kernel stopped if it did (with `ops` held).
@@ -600,7 +605,7 @@ impl Instance {
         let _ = self
             .state
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
-                Some((w & !(STATE_MASK | STOP_MASK)) | state as u64 | (reason as u64) << 8)
+                Some(compose(w, state, Some(reason)))
             });
     }
 
@@ -633,8 +638,6 @@ impl Instance {
         self.set_state(State::Starting);
     }
 
-    /// A `start` begins a new run (with `ops` held): readers that saw the last one can no
-    /// longer move the state on.
     /// Whether a restart policy applies: then a work watches the instance while it runs.
     pub(crate) fn has_policy(&self) -> bool {
         self.on_reboot == Policy::Restart || self.on_crash == Policy::Restart
@@ -642,8 +645,13 @@ impl Instance {
 
     /// When the current run started, if it did.
     pub(crate) fn started_at(&self) -> Option<Instant<Monotonic>> {
+        self.started_in(self.run())
+    }
+
+    /// When run `run` started, if it did (a later run has its own entry).
+    fn started_in(&self, run: u64) -> Option<Instant<Monotonic>> {
         match *self.started.lock() {
-            Some((run, at)) if run == self.run() => Some(at),
+            Some((started, at)) if started == run => Some(at),
             _ => None,
         }
     }
@@ -653,6 +661,8 @@ impl Instance {
         run_in(self.state.load(Ordering::Acquire))
     }
 
+    /// A `start` begins a new run (with `ops` held): readers that saw the last one can no
+    /// longer move the state on.
     pub(crate) fn begin_run(&self) {
         let _ = self
             .state
@@ -666,7 +676,7 @@ impl Instance {
         let _ = self
             .state
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
-                Some((w & !STATE_MASK) | state as u64)
+                Some(compose(w, state, None))
             });
     }
 
@@ -675,7 +685,7 @@ impl Instance {
     pub(crate) fn change_state(&self, from: State, to: State) -> bool {
         self.state
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
-                (state_in(w) == from).then_some((w & !STATE_MASK) | to as u64)
+                (state_in(w) == from).then_some(compose(w, to, None))
             })
             .is_ok()
     }

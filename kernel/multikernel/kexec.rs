@@ -97,7 +97,7 @@ extern "C" fn multikernel_kexec_refused() -> bool {
     let mut out = VecWriter(&mut names);
     let mut busy = 0;
     for instance in registry.instances() {
-        if !instance.state().may_run() {
+        if !instance.state().killable() {
             continue;
         }
         busy += 1;

@@ -323,8 +323,7 @@ fn stop_request(instance: &Arc<Instance>, restart: bool) -> Result {
         return Err(e);
     }
     pr_info!("{what} {name}: asked its kernel to stop (timeout {timeout} ms)\n");
-    let _ = workqueue::system_unbound()
-        .enqueue_delayed::<Arc<Instance>, 0>(instance.clone(), msecs_to_jiffies(STOP_POLL_MS));
+    watch_later(instance, STOP_POLL_MS);
     Ok(())
 }
 
@@ -345,7 +344,6 @@ pub(crate) fn restart(instance: &Arc<Instance>) -> Result {
     }
 }
 
-/// One look at a `stop` in progress (the instance's `stop_work`).
 /// The instance's work: a `stop` in progress, else its restart policy.
 fn watch(instance: &Arc<Instance>) {
     let _ops = instance.ops.lock();
@@ -403,13 +401,10 @@ fn watch_policy(instance: &Arc<Instance>) {
         "{name}: its kernel {why}: restarting ({}/{MAX_AUTO_RESTARTS})\n",
         count + 1
     );
-    // A crashed kernel's CPUs may still run: take them back (its stop reason stays).
-    if state == State::Crashed {
-        instance.endpoint.close();
-        if verify_out(instance).is_err() {
-            return;
-        }
-        instance.set_state(State::Stopped);
+    // A crashed kernel's CPUs may still run: take them back, as a kill does, keeping the
+    // crash as the stop reason.
+    if state == State::Crashed && kill_for(instance, instance.last_stop()).is_err() {
+        return;
     }
     if let Err(e) = start(instance) {
         warn(format_args!("{name}: automatic restart failed ({e:?})"));

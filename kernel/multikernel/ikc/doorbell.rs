@@ -88,12 +88,13 @@ pub(super) fn doorbell_irq() {
             channels.busy[at].fetch_add(1, Ordering::Acquire);
             (at, ch)
         };
+        // The reference goes to the work, or comes back (already queued) and is dropped
+        // here: never the last one, as `close` keeps the slot's until `busy` is back to zero.
         if ch.on_doorbell() {
-            // Already queued: the reference comes back and is dropped here.
-            let _ = workqueue::system_highpri().enqueue::<Arc<Channel>, 0>(ch.clone());
+            let _ = workqueue::system_highpri().enqueue::<Arc<Channel>, 0>(ch);
+        } else {
+            drop(ch);
         }
-        // Not the last reference: `close` keeps the slot's until `busy` is back to zero.
-        drop(ch);
         channels.busy[at].fetch_sub(1, Ordering::Release);
         next = at + 1;
     }
