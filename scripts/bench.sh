@@ -47,3 +47,12 @@ if [ -n "$spawn_ms" ]; then
 	awk -v s="$spawn_ms" -v c="$cold_ms" 'BEGIN {
 		printf "spawn: start-to-running %d ms, cold QEMU boot to init %d ms, ratio %.2f (goal <= 0.5)\n", s, c, s / c }'
 fi
+# Graceful stop and restart, beside the start of the same run: a restart is a stop and a
+# start, and should cost no more than doing both by hand.
+stop_ms=$(sed -nE 's/^stop: .*stop-to-stopped ms ([0-9]+).*/\1/p' "$RES/bench.txt")
+restart_ms=$(sed -nE 's/^restart: .*restart-to-running ms ([0-9]+).*/\1/p' "$RES/bench.txt")
+if [ -n "$spawn_ms" ] && [ -n "$stop_ms" ] && [ -n "$restart_ms" ]; then
+	awk -v s="$spawn_ms" -v t="$stop_ms" -v r="$restart_ms" 'BEGIN {
+		printf "stop: graceful stop %d ms, %.2f x the start\n", t, t / s
+		printf "restart: %d ms, ratio to stop + start %.2f (goal <= 1.2)\n", r, r / (t + s) }'
+fi

@@ -56,6 +56,14 @@ rustfmt_check() {
 }
 rustfmt_check
 
+# The subsystem's production configuration (its KUnit tests and fault
+# injection off): kernel/multikernel compiled again that way.
+if "$MK_ROOT/scripts/config-variants.sh"; then
+	passed=$((passed + 1))
+else
+	fail "config-variants: kernel/multikernel does not build with its test options off"
+fi
+
 # The VM boots: name | kernel command line | kselftest programs | judge KUnit
 # here | capture the second serial port (an instance's console) | vCPUs
 # (default $VM_CPUS) | memory (default $VM_MEMORY) | where the pool must
@@ -66,7 +74,7 @@ RUNS=(
 	"main|multikernel.pool=512M crashkernel=64M loglevel=7|sysfs_test sysfs_sample_test reserve_test kexec_test|kunit"
 	"nopool|loglevel=7 kunit.enable=0|nopool_test|"
 	"kexec-reboot|multikernel.pool=512M loglevel=7 kunit.enable=0|@guest-kexec-reboot.sh|"
-	"spawn|multikernel.pool=512M kunit.enable=0 loglevel=7|spawn_test||ttyS1||6G|high"
+	"spawn|multikernel.pool=512M kunit.enable=0 loglevel=7|spawn_test soak_test||ttyS1||6G|high"
 	"ikc|multikernel.pool=1G kunit.enable=0 loglevel=7|ikc_test isolation_test lifecycle_test|||6||low"
 )
 
@@ -199,7 +207,7 @@ sample_initramfs
 # (MiB); no panic, BUG or WARN.
 judge_instance_console() {
 	local log=$1 max_mib=$2 seen mem
-	seen=$(tr -d '\r' <"$log" 2>/dev/null | grep -a 'MULTIKERNEL-SAMPLE-INIT cpus=' | head -1 || true)
+	seen=$(tr -d '\r' <"$log" 2>/dev/null | grep -a 'MULTIKERNEL-SAMPLE-INIT cpus=1 online=0 ' | head -1 || true)
 	mem=$(echo "$seen" | sed -nE 's/.*memtotal_kb=([0-9]+).*/\1/p')
 	if echo "$seen" | grep -q 'cpus=1 online=0 ' && [ -n "$mem" ] && [ "$mem" -le $((max_mib * 1024)) ]; then
 		passed=$((passed + 1))

@@ -82,6 +82,12 @@ int multikernel_park_prepare(void *area, size_t len, u64 park);
 void multikernel_spawn_disarm(unsigned int cpu);
 /* Sends INIT to an offline @cpu: stops what runs there. */
 void multikernel_cpu_reset(unsigned int cpu);
+/*
+ * An owned CPU leaves the host's view (not present, no cpuN device) and
+ * comes back (present, registered; still offline).
+ */
+int multikernel_cpu_hide(unsigned int cpu);
+int multikernel_cpu_show(unsigned int cpu);
 /* TSC kHz, LAPIC timer period (per tick) and APIC id of @cpu, for an instance. */
 void multikernel_host_facts(unsigned int cpu, u32 *tsc_khz, u32 *lapic_period,
 			    u32 *apic_id);
@@ -121,6 +127,12 @@ bool multikernel_devmem_allowed(unsigned long pfn);
  */
 int multikernel_reboot_notifier_register(void);
 void multikernel_host_going_down(void);
+/*
+ * The same registration adds a PM notifier: suspend and hibernation are
+ * refused (EBUSY) while instances run, and always in an instance
+ * (multikernel_sleep_refused(), kernel/multikernel/control.rs).
+ */
+bool multikernel_sleep_refused(bool suspend);
 /* kernel_kexec() refuses (EBUSY) while instances run (kernel/multikernel/kexec.rs). */
 bool multikernel_kexec_refused(void);
 #else

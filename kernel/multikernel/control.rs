@@ -37,19 +37,29 @@ use crate::{
         State,
         MAX_ID, //
     },
-    sys::pool_map::{
-        pool_region,
-        PoolMapping, //
+    sys::{
+        pool_map::{
+            pool_region,
+            PoolMapping, //
+        },
+        spawn::{
+            hide_cpu,
+            show_cpu, //
+        },
     },
 };
 use core::fmt::Write;
 use kernel::{
-    cpu::nr_cpu_ids,
+    cpu::{
+        nr_cpu_ids,
+        CpuId, //
+    },
     prelude::*,
     sync::Arc,
     sysfs::{
         self,
         Dir,
+        FileNotifier,
         KObject,
         ShowBuffer, //
     },
@@ -83,7 +93,7 @@ pub(crate) struct Registry {
     instances_dir: Option<Dir<sysfs::Empty>>,
     /// Each directory is the registry's alone (destroy removes it from sysfs at once); the
     /// instance in it may be shared with a kexec load that works without the registry lock,
-    /// under the instance's `ops` lock, and sees it `dying` once destroy took that lock.
+    /// under the instance's `life` lock, and sees it `dying` once destroy took that lock.
     instances: KVec<Dir<InstanceDir>>,
 }
 
@@ -189,6 +199,7 @@ impl Registry {
             self.undo_memory(memory);
             return Err(refusal.errno());
         }
+        hide_cpus(name, &taken);
         // Capacity for the push was reserved above; were it refused, the directory would be
         // dropped with the error and everything given back like any other failure.
         let made = Arc::pin_init(
@@ -202,12 +213,18 @@ impl Registry {
             GFP_KERNEL,
         )
         .and_then(|instance| Dir::new(parent, spec.name.as_cstr(), InstanceDir(instance)))
+        .and_then(|dir| {
+            // `poll(2)` on its `state` wakes when the state changes.
+            dir.data()
+                .notify_state_to(FileNotifier::new(dir.kobject(), c"state")?);
+            Ok(dir)
+        })
         .and_then(|dir| self.instances.push_within_capacity(dir).map_err(|_| ENOMEM));
         if let Err(e) = made {
             warn(format_args!(
                 "create {name}: cannot create its sysfs directory or devices ({e:?})"
             ));
-            let _ = cpus::give_back(&taken);
+            let _ = give_back(&taken);
             self.undo_memory(memory);
             return Err(e);
         }
@@ -253,8 +270,9 @@ impl Registry {
         };
         {
             let instance = self.instances[index].data();
-            let _ops = instance.ops.lock();
-            let state = instance.state();
+            let mut life = instance.life();
+            crate::spawn::observe(instance, &mut life);
+            let state = life.state();
             if !state.destroyable() {
                 warn(format_args!(
                     "destroy {}: instance is {}",
@@ -263,7 +281,7 @@ impl Registry {
                 ));
                 return Err(EBUSY);
             }
-            instance.set_dying();
+            life.dying = true;
         }
         let dir = self.instances.remove(index).map_err(|_| EINVAL)?;
         dir.data().endpoint.close();
@@ -273,7 +291,7 @@ impl Registry {
         // A CPU the host brought online runs the host's code: once all are back, nothing of
         // the instance runs and its memory can be scrubbed and given back.
         let memory = dir.data().memory;
-        if let Err((cpu, e)) = cpus::give_back(&dir.data().cpus) {
+        if let Err((cpu, e)) = give_back(&dir.data().cpus) {
             warn(format_args!(
                 "destroy {}: CPU {cpu} could not be brought online ({e:?}); memory \
                  {:#x}-{:#x} stays out of the pool",
@@ -284,7 +302,7 @@ impl Registry {
             drop(dir);
             return Ok(());
         }
-        let dirty = dir.data().dirty();
+        let dirty = dir.data().life().dirty;
         drop(dir);
         // The next instance must not read this one's data (none if nothing was ever loaded:
         // reserving alone writes nothing there).
@@ -438,6 +456,31 @@ impl Control {
     }
 }
 
+/// Takes `cpus`, just taken from the host, out of its view (`sys::spawn::hide_cpu`): tools
+/// that walk every CPU then see the host's only. One that cannot be hidden stays visible,
+/// offline and owned (said once).
+fn hide_cpus(name: &str, cpus: &[u32]) {
+    for &cpu in cpus {
+        let hidden = CpuId::from_u32(cpu).ok_or(EINVAL).and_then(hide_cpu);
+        if let Err(e) = hidden {
+            warn(format_args!(
+                "create {name}: CPU {cpu} stays visible to the host ({e:?})"
+            ));
+        }
+    }
+}
+
+/// Gives `cpus` back to the host: shown again, then brought online ([`cpus::give_back`]; a
+/// CPU that could not be shown fails there, `ENODEV`).
+fn give_back(cpus: &[u32]) -> core::result::Result<(), (u32, Error)> {
+    for &cpu in cpus {
+        if let Some(id) = CpuId::from_u32(cpu) {
+            let _ = show_cpu(id);
+        }
+    }
+    cpus::give_back(cpus)
+}
+
 /// How long a host reboot, power-off or halt waits for its instances to stop in order.
 pub(crate) const HOST_DOWN_STOP_MS: i64 = 10_000;
 
@@ -466,8 +509,11 @@ extern "C" fn multikernel_host_going_down() {
     }
     let mut asked = 0;
     for instance in instances.iter() {
-        let _ops = instance.ops.lock();
-        if instance.state() == State::Running && crate::spawn::stop_going_down(instance).is_ok() {
+        let mut life = instance.life();
+        crate::spawn::observe(instance, &mut life);
+        if life.state() == State::Running
+            && crate::spawn::stop_going_down(instance, &mut life).is_ok()
+        {
             asked += 1;
         }
     }
@@ -481,23 +527,67 @@ extern "C" fn multikernel_host_going_down() {
         fsleep(Delta::from_millis(100));
     }
     for instance in instances.iter() {
-        let _ops = instance.ops.lock();
-        if instance.state().killable() {
-            let _ = crate::spawn::kill(instance);
+        let mut life = instance.life();
+        crate::spawn::observe(instance, &mut life);
+        if life.state().killable() {
+            let _ = crate::spawn::kill(instance, &mut life);
         }
         // A kernel that stopped by itself halted the CPUs it had online; one it took offline
         // (or never started) still waits in a park loop in the pool: take them all back, so
         // the next kernel (a kexec) gets CPUs that run nothing.
-        if !instance.cpus_out() {
-            let _ = crate::spawn::verify_out(instance);
+        if !life.cpus_out {
+            let _ = crate::spawn::verify_out(instance, &mut life);
         }
         pr_info!(
             "host going down: {} is {} ({})\n",
             instance.name.as_str(),
-            instance.state().as_str(),
-            instance.last_stop().as_str()
+            life.state().as_str(),
+            life.last_stop().as_str()
         );
     }
+}
+
+/// Whether `what` (a kexec reboot, a suspend) must be refused because instances may run
+/// (`starting`, `running`, `stopping`, `failed`, `crashed`): then one message names them and
+/// says `why`.
+pub(crate) fn refused_while_running(what: &str, why: &str) -> bool {
+    let registry = registry();
+    let mut names = KVec::new();
+    let mut out = spec::VecWriter(&mut names);
+    let mut busy = 0;
+    for instance in registry.instances() {
+        let mut life = instance.life();
+        crate::spawn::observe(instance, &mut life);
+        if !life.state().killable() {
+            continue;
+        }
+        busy += 1;
+        let _ = write!(out, " {}", instance.name.as_str());
+    }
+    if busy == 0 {
+        return false;
+    }
+    let names = core::str::from_utf8(&names).unwrap_or("");
+    warn(format_args!(
+        "{what} refused: {busy} instance(s) run:{names} (stop or kill them first: {why})"
+    ));
+    true
+}
+
+/// Called by the PM notifier (`sys::spawn::watch_shutdown`) before the system suspends
+/// (`suspend`) or hibernates or restores a hibernation image: refused (EBUSY) while instances
+/// run, whose CPUs and memory would stop under them, and always in an instance kernel, which
+/// has no firmware to wake it.
+#[no_mangle]
+extern "C" fn multikernel_sleep_refused(suspend: bool) -> bool {
+    let what = if suspend { "suspend" } else { "hibernation" };
+    if crate::sys::shared::instance_info().is_some() {
+        warn(format_args!(
+            "{what} refused: this kernel is a multikernel instance (nothing would wake it)"
+        ));
+        return true;
+    }
+    refused_while_running(what, "their CPUs and memory would stop under them")
 }
 
 impl Drop for Control {

@@ -35,15 +35,16 @@ impl InstanceDir {
     fn store_control(this: &Self, input: &[u8]) -> Result {
         admin("control")?;
         let command = input.strip_suffix(b"\n").unwrap_or(input);
-        let _ops = this.ops.lock();
-        if this.is_dying() {
+        let mut life = this.life();
+        if life.dying {
             return Err(ENOENT);
         }
+        crate::spawn::observe(this, &mut life);
         match command {
-            b"start" => crate::spawn::start(&this.0),
-            b"stop" => crate::spawn::stop(&this.0, false),
-            b"restart" => crate::spawn::restart(&this.0),
-            b"kill" => crate::spawn::kill(this),
+            b"start" => crate::spawn::start(&this.0, &mut life),
+            b"stop" => crate::spawn::stop(&this.0, &mut life, false),
+            b"restart" => crate::spawn::restart(&this.0, &mut life),
+            b"kill" => crate::spawn::kill(this, &mut life),
             _ => {
                 warn(format_args!(
                     "control {}: unknown command (known: start, stop, restart, kill)",
@@ -76,8 +77,6 @@ impl InstanceDir {
     }
 
     fn show_last_stop(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
-        // A kernel that just stopped by itself is seen here too.
-        this.state();
         let reason = this.last_stop();
         writeln!(buf, "{}", reason.as_str())?;
         Ok(())
@@ -167,10 +166,10 @@ impl InstanceDir {
         if fault == b"nmi" && cfg!(CONFIG_MULTIKERNEL_IKC_FAULT_INJECT) {
             // An NMI at every CPU of the instance, parked or running: it must be taken there.
             // Only while its kernel runs: otherwise the CPUs may be the host's again.
-            let _ops = this.ops.lock();
+            let life = this.life();
             // Not while starting: the decompressor's first IDT and the real-mode trampoline's
             // have no NMI gate (security.rst).
-            if this.state() != State::Running {
+            if life.state() != State::Running {
                 return Err(ENOTCONN);
             }
             for &cpu in this.cpus.iter() {
@@ -214,7 +213,7 @@ impl InstanceDir {
             "on_reboot={} on_crash={} restarts={}",
             this.on_reboot.as_str(),
             this.on_crash.as_str(),
-            this.auto_restarts.load(Ordering::Relaxed)
+            this.auto_restarts()
         )?;
         Ok(())
     }

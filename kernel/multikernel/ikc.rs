@@ -287,7 +287,6 @@ mod services;
 pub(crate) use channel::Channel;
 use channel::PENDING_PONG;
 pub(crate) use console::ConsoleLog;
-use console::CONSOLE_BYTES;
 pub(crate) use doorbell::init;
 use doorbell::{
     channels,
@@ -306,14 +305,17 @@ pub(crate) use services::{
 use services::{
     Services,
     HOST_BUILTIN,
-    INSTANCE_BUILTIN,
-    MAX_SERVICES, //
+    INSTANCE_BUILTIN, //
 };
 
 #[cfg(CONFIG_MULTIKERNEL_KUNIT_TEST)]
 #[kunit_tests(multikernel_ikc)]
 mod tests {
-    use super::*;
+    use super::{
+        console::CONSOLE_BYTES,
+        services::MAX_SERVICES,
+        *, //
+    };
 
     /// Services are registered per port, refused when taken or out of range, and gone when
     /// their registration is dropped.

@@ -15,7 +15,6 @@ use crate::{
     ikc::{
         ConsoleLog,
         Endpoint,
-        LinkState,
         PortRegistration, //
     },
     sys::{
@@ -24,9 +23,7 @@ use crate::{
     },
 };
 use core::sync::atomic::{
-    AtomicBool,
     AtomicU32,
-    AtomicU64,
     Ordering, //
 };
 use kernel::{
@@ -35,12 +32,12 @@ use kernel::{
     str::CString,
     sync::{
         new_mutex,
-        new_spinlock,
         Arc,
         Mutex,
         MutexGuard,
-        SpinLock, //
+        SetOnce, //
     },
+    sysfs::FileNotifier,
     time::{
         Instant,
         Monotonic, //
@@ -51,51 +48,27 @@ use kernel::{
 /// Instance ids are 1..=MAX_ID: the kexec interface carries them in 12 bits.
 pub(crate) const MAX_ID: u32 = crate::sys::kexec::MAX_ID as u32;
 
-/// The life cycle of an instance. Later stages add starting, running and stopping.
+/// What `instances/NAME/state` shows: the stage of an instance's life cycle ([`Phase`] without
+/// its data).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub(crate) enum State {
     /// CPUs and memory are held; nothing is loaded.
-    Reserved = 0,
+    Reserved,
     /// A kernel is loaded into the instance's memory.
-    Loaded = 1,
+    Loaded,
     /// The loaded kernel was entered on the instance's first CPU and has not reported in yet.
-    Starting = 2,
+    Starting,
     /// The instance kernel reported in through its mailbox: its init is starting.
-    Running = 3,
+    Running,
     /// The instance kernel did not report in within its `start_timeout_ms`.
-    Failed = 4,
-    /// The instance kernel was stopped by force (`kill`); the image stays loaded.
-    Stopped = 5,
-    /// The instance kernel stopped beating (`ikc.rs`): it hangs or panicked.
-    Crashed = 6,
-    /// `control stop` asked the instance kernel to shut down; it has not reported yet.
-    Stopping = 7,
-}
-
-/// `Instance::state`: the state's byte, the stop reason's, and the run above them.
-const STATE_MASK: u64 = 0xff;
-const STOP_SHIFT: u32 = 8;
-const STOP_MASK: u64 = 0xff << STOP_SHIFT;
-const RUN_SHIFT: u32 = 16;
-
-/// The state in a word of `Instance::state`.
-fn state_in(word: u64) -> State {
-    State::from_u8(word as u8)
-}
-
-/// `word` with the state `state` and, given one, the stop reason `reason` (the run kept).
-fn compose(word: u64, state: State, reason: Option<StopReason>) -> u64 {
-    let word = (word & !STATE_MASK) | state as u64;
-    match reason {
-        Some(reason) => (word & !STOP_MASK) | (reason as u64) << STOP_SHIFT,
-        None => word,
-    }
-}
-
-/// The run in a word of `Instance::state`.
-fn run_in(word: u64) -> u64 {
-    word >> RUN_SHIFT
+    Failed,
+    /// The instance kernel stopped (by itself, asked to, or by force); the image stays loaded.
+    Stopped,
+    /// The instance kernel panicked or stopped beating.
+    Crashed,
+    /// `control stop` asked the instance kernel to shut down; it has not stopped yet.
+    Stopping,
 }
 
 /// Why an instance's kernel last stopped, as `instances/NAME/last_stop` shows it.
@@ -103,27 +76,27 @@ fn run_in(word: u64) -> u64 {
 #[repr(u8)]
 pub(crate) enum StopReason {
     /// It never stopped.
-    None = 0,
+    None,
     /// `poweroff` inside the instance.
-    Poweroff = 1,
+    Poweroff,
     /// `reboot` inside the instance.
-    Reboot = 2,
+    Reboot,
     /// `halt` inside the instance.
-    Halt = 3,
+    Halt,
     /// `kexec -e` inside the instance: stopped instead of jumping to another kernel.
-    Kexec = 4,
+    Kexec,
     /// It panicked (a crash kernel, if one was loaded, is not entered).
-    Panic = 5,
+    Panic,
     /// `kill` from the host.
-    Kill = 6,
+    Kill,
     /// It did not report in within its `start_timeout_ms`, or its CPUs did not come back.
-    Failed = 7,
+    Failed,
     /// It stopped beating.
-    NoHeartbeat = 8,
+    NoHeartbeat,
     /// `control stop`: it shut down in order when asked.
-    Stop = 9,
+    Stop,
     /// `control stop`: it did not stop within its `stop_timeout_ms`, and was killed.
-    StopTimeout = 10,
+    StopTimeout,
 }
 
 impl StopReason {
@@ -151,7 +124,7 @@ impl StopReason {
 
     /// What an instance kernel wrote into its mailbox (`MULTIKERNEL_STOP_*`), if it is one of
     /// the reasons it may give.
-    fn reported(word: u32) -> Option<Self> {
+    pub(crate) fn reported(word: u32) -> Option<Self> {
         use crate::sys::spawn::stop;
         match word {
             stop::POWEROFF => Some(Self::Poweroff),
@@ -244,6 +217,92 @@ impl State {
     }
 }
 
+/// Where an instance is in its life cycle, with what each stage needs. [`Life`] holds it.
+#[derive(Clone, Copy)]
+pub(crate) enum Phase {
+    Reserved,
+    Loaded,
+    /// Its kernel was entered at `since` and has not reported in.
+    Starting {
+        since: Instant<Monotonic>,
+    },
+    /// Its kernel, entered at `since`, reported in.
+    Running {
+        since: Instant<Monotonic>,
+    },
+    /// `control stop` asked its kernel (entered at `since`) to stop: it is killed at `deadline`
+    /// unless it stopped by then; once stopped it is started again if `restart`.
+    Stopping {
+        since: Instant<Monotonic>,
+        deadline: Instant<Monotonic>,
+        restart: bool,
+    },
+    Failed,
+    Stopped,
+    Crashed,
+}
+
+impl Phase {
+    pub(crate) fn state(self) -> State {
+        match self {
+            Self::Reserved => State::Reserved,
+            Self::Loaded => State::Loaded,
+            Self::Starting { .. } => State::Starting,
+            Self::Running { .. } => State::Running,
+            Self::Stopping { .. } => State::Stopping,
+            Self::Failed => State::Failed,
+            Self::Stopped => State::Stopped,
+            Self::Crashed => State::Crashed,
+        }
+    }
+
+    /// When the kernel that may be running was entered (starting, running, stopping).
+    pub(crate) fn since(self) -> Option<Instant<Monotonic>> {
+        match self {
+            Self::Starting { since } | Self::Running { since } | Self::Stopping { since, .. } => {
+                Some(since)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// An instance's life cycle, behind one lock ([`Instance::life`]): the phase, why its kernel
+/// last stopped, and the facts operations decide on. Every change happens with the lock held:
+/// operations (load, unload, start, stop, restart, kill, destroy) hold it from their first
+/// check to their last change, and the instance's work (`spawn::watch`), driven by what the
+/// kernel does (its mailbox, its heartbeat) and by timeouts, holds it while it looks and moves
+/// the phase on. Readers of `state` never move anything.
+pub(crate) struct Life {
+    phase: Phase,
+    last_stop: StopReason,
+    /// Its CPUs are known to be out of the instance kernel (never entered, or brought up in
+    /// the host since it last ran): its memory may be rewritten or given away.
+    pub(crate) cpus_out: bool,
+    /// Something was written into its memory (a load; a kernel ran there): `destroy` scrubs it.
+    pub(crate) dirty: bool,
+    /// Set by `destroy` before it removes the directory: operations started through the
+    /// instance's files or a kexec load then refuse, and its work does nothing.
+    pub(crate) dying: bool,
+    /// Automatic restarts in a row (reset by a run of [`RESTART_RESET_MS`]).
+    pub(crate) auto_restarts: u32,
+}
+
+impl Life {
+    pub(crate) fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub(crate) fn state(&self) -> State {
+        self.phase.state()
+    }
+
+    /// Why the kernel last stopped.
+    pub(crate) fn last_stop(&self) -> StopReason {
+        self.last_stop
+    }
+}
+
 /// What is loaded, as `instances/NAME/image` shows it, and the bytes to write into the
 /// instance's memory at each start (a run overwrites its own image: the kernel decompresses in
 /// place).
@@ -301,8 +360,8 @@ impl Devices {
 }
 
 /// An instance. Its id, name, CPUs and memory never change after creation, so its sysfs files
-/// read them without locks; state and image change under `ops` and are read through an atomic
-/// and the instance's own locks (never the registry lock: see `control.rs`).
+/// read them without locks; its life cycle changes under [`Instance::life`] (never the
+/// registry lock: see `control.rs`).
 #[pin_data]
 pub(crate) struct Instance {
     pub(crate) id: u32,
@@ -310,29 +369,18 @@ pub(crate) struct Instance {
     /// Sorted, without duplicates.
     pub(crate) cpus: KVec<u32>,
     pub(crate) memory: Range,
-    /// One word: the [`State`] in the low byte, why the kernel last stopped ([`StopReason`])
-    /// in the next, above them the run, bumped by every `start`: a reader that saw an earlier
-    /// run cannot move a later one on (its compare-exchange fails).
-    state: AtomicU64,
-    /// Its CPUs are known to be out of the instance kernel (never entered, or brought up in
-    /// the host since it last ran): its memory may be rewritten or given away.
-    cpus_out: AtomicBool,
-    /// Something was written into its memory (a load; a kernel ran there): `destroy` scrubs it.
-    dirty: AtomicBool,
-    /// Set by `destroy` before it removes the directory: operations started through the
-    /// instance's own files then refuse.
-    dying: AtomicBool,
+    /// The life cycle. Taken after the registry lock when both are needed; the instance's
+    /// files take only this one. A mutex: `start` writes the image (megabytes) and brings CPUs
+    /// up and down while holding it.
     #[pin]
-    /// A mutex, not a spinlock: `start` writes the image (megabytes) into the instance's
-    /// memory while holding it.
+    life: Mutex<Life>,
+    /// What readers see of `life`: the state in the low byte, `last_stop` in the next. Written
+    /// only with `life` locked, by [`Instance::set_phase`] and [`Instance::set_stopped`], so
+    /// reading `state` never waits behind an operation (a start writes megabytes).
+    shown: AtomicU32,
+    /// Taken under `life`.
+    #[pin]
     image: Mutex<Option<KBox<ImageInfo>>>,
-    /// Which run was started, and when (read while `starting`).
-    #[pin]
-    started: SpinLock<Option<(u64, Instant<Monotonic>)>>,
-    /// Serialises what changes the instance's state: load, unload, start, destroy. Taken after
-    /// the registry lock when both are needed; the instance's files take only this one.
-    #[pin]
-    pub(crate) ops: Mutex<()>,
     /// The channel to its kernel while it runs; the message device reads and writes it.
     pub(crate) endpoint: Arc<Endpoint>,
     /// Its kernel's recent console output, kept across restarts.
@@ -351,34 +399,20 @@ pub(crate) struct Instance {
     pub(crate) on_reboot: Policy,
     /// What happens when its kernel crashes (`on_crash=`).
     pub(crate) on_crash: Policy,
-    /// Automatic restarts in a row (reset by a run of [`RESTART_RESET_MS`]).
-    pub(crate) auto_restarts: AtomicU32,
-    /// A `stop` in progress: the run it stops, when it gives up, and whether a start follows
-    /// (`restart`). Driven by `stop_work` (`spawn.rs`).
+    /// Wakes `poll(2)` on its `state` file when the state changes (set once the directory
+    /// exists).
+    state_file: SetOnce<FileNotifier>,
+    /// The work that watches its kernel while it may run (`spawn::watch`).
     #[pin]
-    pub(crate) stopping: SpinLock<Option<StopRequest>>,
-    /// Watches a `stop` every [`STOP_POLL_MS`] until the kernel reports or the time is up.
-    #[pin]
-    pub(crate) stop_work: DelayedWork<Instance>,
-}
-
-/// A `control stop` or `restart` in progress.
-#[derive(Clone, Copy)]
-pub(crate) struct StopRequest {
-    /// The run being stopped (a later run is not this request's business).
-    pub(crate) run: u64,
-    /// When the kernel is killed if it has not stopped.
-    pub(crate) deadline: Instant<Monotonic>,
-    /// Start the image again once stopped (`restart`).
-    pub(crate) restart: bool,
+    pub(crate) watch_work: DelayedWork<Instance>,
 }
 
 /// `stop_timeout_ms` of a new instance.
 pub(crate) const STOP_TIMEOUT_DEFAULT_MS: u32 = 10_000;
-/// How often a `stop` in progress is looked at.
-pub(crate) const STOP_POLL_MS: u32 = 100;
-/// How often a running instance with a restart policy is looked at.
-pub(crate) const POLICY_POLL_MS: u32 = 200;
+/// How often the work looks at a kernel that is starting or stopping.
+pub(crate) const WATCH_MS: u32 = 100;
+/// How often the work looks at a running kernel.
+pub(crate) const WATCH_RUNNING_MS: u32 = 250;
 /// At most this many automatic restarts in a row: a kernel that keeps rebooting or crashing
 /// then stays stopped or crashed.
 pub(crate) const MAX_AUTO_RESTARTS: u32 = 3;
@@ -386,7 +420,7 @@ pub(crate) const MAX_AUTO_RESTARTS: u32 = 3;
 pub(crate) const RESTART_RESET_MS: i64 = 60_000;
 
 kernel::impl_has_delayed_work! {
-    impl HasDelayedWork<Self> for Instance { self.stop_work }
+    impl HasDelayedWork<Self> for Instance { self.watch_work }
 }
 
 /// What an instance's sysfs directory owns (`files.rs` describes its files): a reference to
@@ -424,18 +458,22 @@ impl Instance {
             (Ok(endpoint), Ok(console)) => Devices::register(name, endpoint, console),
             (Err(e), _) | (_, Err(e)) => Err(*e),
         };
+        let life = Life {
+            phase: Phase::Reserved,
+            last_stop: StopReason::None,
+            cpus_out: true,
+            dirty: false,
+            dying: false,
+            auto_restarts: 0,
+        };
         try_pin_init!(Self {
             id,
             name,
             cpus,
             memory,
-            state: AtomicU64::new(State::Reserved as u64),
-            cpus_out: AtomicBool::new(true),
-            dirty: AtomicBool::new(false),
-            dying: AtomicBool::new(false),
+            life <- new_mutex!(life, "multikernel::Instance::life"),
+            shown: AtomicU32::new(State::Reserved as u32),
             image <- new_mutex!(None, "multikernel::Instance::image"),
-            started <- new_spinlock!(None, "multikernel::Instance::started"),
-            ops <- new_mutex!((), "multikernel::Instance::ops"),
             endpoint: endpoint?,
             console: console?,
             devices <- new_mutex!(Some(devices?), "multikernel::Instance::devices"),
@@ -444,9 +482,8 @@ impl Instance {
             start_timeout_ms: AtomicU32::new(START_TIMEOUT_DEFAULT_MS),
             on_reboot,
             on_crash,
-            auto_restarts: AtomicU32::new(0),
-            stopping <- new_spinlock!(None, "multikernel::Instance::stopping"),
-            stop_work <- kernel::workqueue::new_delayed_work!("multikernel::Instance::stop_work"),
+            state_file: SetOnce::new(),
+            watch_work <- kernel::workqueue::new_delayed_work!("multikernel::Instance::watch_work"),
         }? Error)
     }
 
@@ -457,247 +494,53 @@ impl Instance {
         self.console.close();
     }
 
-    /// The state, after looking whether a starting kernel has reported in or run out of time.
+    /// Wakes `poll(2)` on `notifier` (the directory's `state` file) from now on, whenever the
+    /// state changes. Once, after the directory was made.
+    pub(crate) fn notify_state_to(&self, notifier: FileNotifier) {
+        self.state_file.populate(notifier);
+    }
+
+    /// The life cycle, locked: sleeps while an operation runs. Not with it held.
+    pub(crate) fn life(&self) -> MutexGuard<'_, Life> {
+        self.life.lock()
+    }
+
+    /// The state as it was last set (without the lock: an operation may be changing it).
     pub(crate) fn state(&self) -> State {
-        let seen = self.state.load(Ordering::Acquire);
-        let state = state_in(seen);
-        if matches!(state, State::Starting | State::Running | State::Stopping) {
-            if let Some(new) = self.check_stop_report(seen) {
-                return new;
-            }
-        }
-        if matches!(state, State::Running | State::Stopping) {
-            return self.check_heartbeat(seen);
-        }
-        if state != State::Starting {
-            return state;
-        }
-        // When this run's kernel was entered.
-        let Some(started) = self.started_in(run_in(seen)) else {
-            return state;
-        };
-        let reported = self.layout().is_some_and(|layout| {
-            let mut word = [0u8; 16];
-            PoolMapping::new(layout.mailbox.start, 16)
-                .and_then(|map| map.read(0, &mut word))
-                .is_ok()
-                && word[..8] == crate::sys::spawn::MAILBOX_MAGIC.to_le_bytes()
-                && word[8..] == u64::from(self.id).to_le_bytes()
-        });
-        let elapsed = started.elapsed().as_millis();
-        let timeout = self.start_timeout_ms.load(Ordering::Relaxed);
-        let (new, reason) = if reported {
-            (State::Running, None)
-        } else if elapsed > i64::from(timeout) {
-            (State::Failed, Some(StopReason::Failed))
-        } else {
-            return state;
-        };
-        let channel = self.endpoint.channel();
-        // Only the first reader to see the change makes and reports it.
-        if self.advance(seen, new, reason) {
-            let name = self.name.as_str();
-            if new == State::Running {
-                pr_info!("{name}: running, reported in after {elapsed} ms\n");
-            } else {
-                // Nobody will answer: senders get an error instead of waiting.
-                if let Some(channel) = channel {
-                    channel.close();
-                }
-                crate::base::report::warn(format_args!(
-                    "{name}: failed: its kernel did not report in within {timeout} ms"
-                ));
-            }
-        }
-        state_in(self.state.load(Ordering::Acquire))
+        State::from_u8(self.shown.load(Ordering::Acquire) as u8)
     }
 
-    /// Moves the run seen as `seen` on to `new` (and records why it stopped, if it did); false
-    /// if anything changed since: another reader was first, or an operation or a new run came
-    /// in between. Whoever wins acts on the channel it saw before, never on a later run's.
-    fn advance(&self, seen: u64, new: State, reason: Option<StopReason>) -> bool {
-        self.state
-            .compare_exchange(
-                seen,
-                compose(seen, new, reason),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_ok()
-    }
-
-    /// Running until the channel says the kernel stopped beating (it logged why).
-    fn check_heartbeat(&self, seen: u64) -> State {
-        let channel = self.endpoint.channel();
-        let dead = channel
-            .as_ref()
-            .is_some_and(|c| c.state() == LinkState::PeerDead);
-        if dead && self.advance(seen, State::Crashed, Some(StopReason::NoHeartbeat)) {
-            if let Some(channel) = channel {
-                channel.close();
-            }
-        }
-        state_in(self.state.load(Ordering::Acquire))
-    }
-
-    /// Whether the kernel said it stops (poweroff, reboot, halt, kexec, panic: it wrote why
-    /// into its mailbox, `instance_x86.c`). Then the channel closes (after what the kernel sent
-    /// last, its panic message say, is taken in) and the instance is `stopped` (`crashed`
-    /// after a panic), with the reason in `last_stop`.
-    fn check_stop_report(&self, seen: u64) -> Option<State> {
-        let layout = self.layout()?;
-        let mut word = [0u8; 4];
-        let at = crate::sys::spawn::STOP_OFFSET;
-        PoolMapping::new(layout.mailbox.start, layout.mailbox.len)
-            .and_then(|map| map.read(at, &mut word))
-            .ok()?;
-        let word = u32::from_le_bytes(word);
-        if word == 0 {
-            return None;
-        }
-        let name = self.name.as_str();
-        let Some(reason) = StopReason::reported(word) else {
-            // Not a reason it may give: treated as a crash, said once.
-            crate::base::report::warn(format_args!("{name}: unknown stop reason {word:#x}"));
-            return self.stopped(seen, StopReason::Panic);
-        };
-        self.stopped(seen, reason)
-    }
-
-    /// The kernel stopped by itself for `reason` (asked to, if it was `stopping` and did not
-    /// panic): only the first to see it moves the state on.
-    fn stopped(&self, seen: u64, reason: StopReason) -> Option<State> {
-        let new = if reason == StopReason::Panic {
-            State::Crashed
-        } else {
-            State::Stopped
-        };
-        let reason = if new == State::Stopped && state_in(seen) == State::Stopping {
-            StopReason::Stop
-        } else {
-            reason
-        };
-        let channel = self.endpoint.channel();
-        if !self.advance(seen, new, Some(reason)) {
-            return None;
-        }
-        if let Some(channel) = channel {
-            channel.finish();
-        }
-        // Its CPUs halt. No INIT from here (a reader, without the `ops` lock: a `kill` may be
-        // bringing them up in the host): they are verified out before the memory is used again
-        // (`start`, a load, `destroy`).
-        pr_info!(
-            "{}: stopped by its kernel: {}\n",
-            self.name.as_str(),
-            reason.as_str()
-        );
-        Some(new)
-    }
-
-    /// Why the kernel last stopped.
+    /// Why the kernel last stopped, as last set (without the lock).
     pub(crate) fn last_stop(&self) -> StopReason {
-        StopReason::from_u8((self.state.load(Ordering::Acquire) >> STOP_SHIFT) as u8)
+        StopReason::from_u8((self.shown.load(Ordering::Acquire) >> 8) as u8)
     }
 
-    /// Sets the state, and why the kernel stopped if it did (with `ops` held).
-    pub(crate) fn set_stopped(&self, state: State, reason: StopReason) {
-        let _ = self
-            .state
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
-                Some(compose(w, state, Some(reason)))
-            });
+    /// Automatic restarts in a row. Not with the life cycle locked (takes the lock).
+    pub(crate) fn auto_restarts(&self) -> u32 {
+        self.life.lock().auto_restarts
     }
 
-    /// Records that the instance's memory holds something of its own (an image, a run).
-    pub(crate) fn set_dirty(&self) {
-        self.dirty.store(true, Ordering::Release);
-    }
-
-    /// Whether the instance's memory may hold anything of its own: what `destroy` scrubs.
-    pub(crate) fn dirty(&self) -> bool {
-        self.dirty.load(Ordering::Acquire)
-    }
-
-    /// Whether the CPUs are known to be out of the instance kernel.
-    pub(crate) fn cpus_out(&self) -> bool {
-        self.cpus_out.load(Ordering::Acquire)
-    }
-
-    /// Records whether the CPUs are known to be out of the instance kernel.
-    pub(crate) fn set_cpus_out(&self, out: bool) {
-        self.cpus_out.store(out, Ordering::Release);
-    }
-
-    /// Records that the kernel was entered now (with `ops` held, after [`Self::begin_run`]).
-    pub(crate) fn set_started(&self) {
-        let run = run_in(self.state.load(Ordering::Acquire));
-        *self.started.lock() = Some((run, Instant::<Monotonic>::now()));
-        self.set_cpus_out(false);
-        self.set_dirty();
-        self.set_state(State::Starting);
-    }
-
-    /// Whether a restart policy applies: then a work watches the instance while it runs.
-    pub(crate) fn has_policy(&self) -> bool {
-        self.on_reboot == Policy::Restart || self.on_crash == Policy::Restart
-    }
-
-    /// When the current run started, if it did.
-    pub(crate) fn started_at(&self) -> Option<Instant<Monotonic>> {
-        self.started_in(self.run())
-    }
-
-    /// When run `run` started, if it did (a later run has its own entry).
-    fn started_in(&self, run: u64) -> Option<Instant<Monotonic>> {
-        match *self.started.lock() {
-            Some((started, at)) if started == run => Some(at),
-            _ => None,
+    /// Moves the life cycle `life` (this instance's, locked) to `phase`; `poll(2)` on `state`
+    /// wakes if the state changed.
+    pub(crate) fn set_phase(&self, life: &mut Life, phase: Phase) {
+        let changed = life.phase.state() != phase.state();
+        life.phase = phase;
+        self.shown.store(
+            phase.state() as u32 | (life.last_stop as u32) << 8,
+            Ordering::Release,
+        );
+        if changed {
+            if let Some(file) = self.state_file.as_ref() {
+                file.notify();
+            }
         }
     }
 
-    /// The current run (bumped by every `start`).
-    pub(crate) fn run(&self) -> u64 {
-        run_in(self.state.load(Ordering::Acquire))
-    }
-
-    /// A `start` begins a new run (with `ops` held): readers that saw the last one can no
-    /// longer move the state on.
-    pub(crate) fn begin_run(&self) {
-        let _ = self
-            .state
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
-                Some(w.wrapping_add(1 << RUN_SHIFT))
-            });
-    }
-
-    /// Sets the state (with `ops` held).
-    pub(crate) fn set_state(&self, state: State) {
-        let _ = self
-            .state
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
-                Some(compose(w, state, None))
-            });
-    }
-
-    /// Moves the state from `from` to `to` (run and stop reason kept) unless a reader moved it
-    /// on meanwhile (the kernel reported, or stopped beating); false then.
-    pub(crate) fn change_state(&self, from: State, to: State) -> bool {
-        self.state
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
-                (state_in(w) == from).then_some(compose(w, to, None))
-            })
-            .is_ok()
-    }
-
-    /// Whether `destroy` has begun (operations through its files then refuse).
-    pub(crate) fn is_dying(&self) -> bool {
-        self.dying.load(Ordering::Acquire)
-    }
-
-    /// Marks the instance as being destroyed (with `ops` held).
-    pub(crate) fn set_dying(&self) {
-        self.dying.store(true, Ordering::Release);
+    /// The kernel stopped (or never came up) for `reason`: moves to `phase` (`stopped`,
+    /// `failed` or `crashed`) with `reason` as `last_stop` (with `life` locked).
+    pub(crate) fn set_stopped(&self, life: &mut Life, phase: Phase, reason: StopReason) {
+        life.last_stop = reason;
+        self.set_phase(life, phase);
     }
 
     /// The loaded image's layout, if one is loaded.
@@ -710,16 +553,48 @@ impl Instance {
         self.image.lock()
     }
 
-    /// Records a newly loaded image (state `loaded`), or none (state `reserved`).
-    /// Called with the registry lock held.
-    pub(crate) fn set_image(&self, image: Option<KBox<ImageInfo>>) {
-        let state = if image.is_some() {
-            State::Loaded
+    /// Records a newly loaded image (state `loaded`), or none (state `reserved`), with `life`
+    /// locked.
+    pub(crate) fn set_image(&self, life: &mut Life, image: Option<KBox<ImageInfo>>) {
+        let phase = if image.is_some() {
+            Phase::Loaded
         } else {
-            State::Reserved
+            Phase::Reserved
         };
         let old = core::mem::replace(&mut *self.image.lock(), image);
-        self.set_state(state);
+        self.set_phase(life, phase);
         drop(old);
+    }
+
+    /// Whether the kernel entered last reported in: its mailbox holds the magic and its id.
+    pub(crate) fn reported_in(&self, layout: &Layout) -> bool {
+        let mut word = [0u8; 16];
+        PoolMapping::new(layout.mailbox.start, 16)
+            .and_then(|map| map.read(0, &mut word))
+            .is_ok()
+            && word[..8] == crate::sys::spawn::MAILBOX_MAGIC.to_le_bytes()
+            && word[8..] == u64::from(self.id).to_le_bytes()
+    }
+
+    /// Why the kernel said it stops, if it did (poweroff, reboot, halt, kexec, panic: it wrote
+    /// the reason into its mailbox, `instance_x86.c`). A word that is none of those is taken
+    /// for a panic, and said.
+    pub(crate) fn stop_word(&self, layout: &Layout) -> Option<StopReason> {
+        let mut word = [0u8; 4];
+        let at = crate::sys::spawn::STOP_OFFSET;
+        PoolMapping::new(layout.mailbox.start, layout.mailbox.len)
+            .and_then(|map| map.read(at, &mut word))
+            .ok()?;
+        let word = u32::from_le_bytes(word);
+        if word == 0 {
+            return None;
+        }
+        Some(StopReason::reported(word).unwrap_or_else(|| {
+            crate::base::report::warn(format_args!(
+                "{}: unknown stop reason {word:#x}",
+                self.name.as_str()
+            ));
+            StopReason::Panic
+        }))
     }
 }

@@ -92,31 +92,12 @@ extern "C" fn multikernel_kexec_refused() -> bool {
     if !ENABLED.load(Ordering::Acquire) {
         return false;
     }
-    let registry = registry();
-    let mut names = KVec::new();
-    let mut out = VecWriter(&mut names);
-    let mut busy = 0;
-    for instance in registry.instances() {
-        if !instance.state().killable() {
-            continue;
-        }
-        busy += 1;
-        let _ = write!(out, " {}", instance.name.as_str());
-    }
-    if busy == 0 {
-        return false;
-    }
-    let names = core::str::from_utf8(&names).unwrap_or("");
-    warn(format_args!(
-        "kexec -e refused: {busy} instance(s) run:{names} (stop or kill them first: instances \
-         do not survive a host kexec yet)"
-    ));
-    true
+    crate::control::refused_while_running("kexec -e", "instances do not survive a host kexec yet")
 }
 
 /// The instance with id `id`. Only the lookup holds the registry lock: a load that copies
-/// megabytes or takes CPUs back holds up nobody but its instance (its `ops` lock). The caller
-/// checks `is_dying()` once it holds `ops`: a destroy may have come in between.
+/// megabytes or takes CPUs back holds up nobody but its instance (its `life` lock). The caller
+/// checks `dying` once it holds the instance's life cycle: a destroy may have come in between.
 fn find(id: u32, what: &str) -> Result<Arc<Instance>> {
     registry().by_id(id).cloned().ok_or_else(|| {
         warn(format_args!("kexec {what}: no instance with id {id}"));
@@ -127,11 +108,12 @@ fn find(id: u32, what: &str) -> Result<Arc<Instance>> {
 fn load(req: &Load<'_>) -> Result {
     let instance = find(req.id, "load")?;
     let name = instance.name.as_str();
-    let _ops = instance.ops.lock();
-    if instance.is_dying() {
+    let mut life = instance.life();
+    if life.dying {
         return Err(ENOENT);
     }
-    let state = instance.state();
+    crate::spawn::observe(&instance, &mut life);
+    let state = life.state();
     if !state.loadable() {
         warn(format_args!(
             "kexec load {name}: instance is {}",
@@ -141,8 +123,8 @@ fn load(req: &Load<'_>) -> Result {
     }
     // Its kernel stopped by itself: its CPUs halted, but a load writes the memory they ran
     // in. Take them back first.
-    if !instance.cpus_out() {
-        crate::spawn::verify_out(&instance)?;
+    if !life.cpus_out {
+        crate::spawn::verify_out(&instance, &mut life)?;
     }
     let memory = instance.memory;
     let refused = |e: LoadError| {
@@ -246,9 +228,9 @@ fn load(req: &Load<'_>) -> Result {
     // Everything is checked and allocated: write. The offsets come from `layout`, which lies
     // inside `memory`, so this only fails if the mapping cannot be made, before any byte is
     // written; if it failed later, no stale image would be left claiming to be loaded.
-    instance.set_dirty();
+    life.dirty = true;
     if let Err(e) = info.write(memory) {
-        instance.set_image(None);
+        instance.set_image(&mut life, None);
         warn(format_args!(
             "kexec load {name}: writing the image failed ({e:?})"
         ));
@@ -264,17 +246,18 @@ fn load(req: &Load<'_>) -> Result {
             layout.entry
         );
     }
-    instance.set_image(Some(info));
+    instance.set_image(&mut life, Some(info));
     Ok(())
 }
 
 fn unload(id: u32) -> Result {
     let instance = find(id, "unload")?;
-    let _ops = instance.ops.lock();
-    if instance.is_dying() {
+    let mut life = instance.life();
+    if life.dying {
         return Err(ENOENT);
     }
-    let state = instance.state();
+    crate::spawn::observe(&instance, &mut life);
+    let state = life.state();
     if !state.loadable() {
         warn(format_args!(
             "kexec unload {}: instance is {}",
@@ -283,6 +266,6 @@ fn unload(id: u32) -> Result {
         ));
         return Err(EBUSY);
     }
-    instance.set_image(None);
+    instance.set_image(&mut life, None);
     Ok(())
 }

@@ -17,16 +17,20 @@ use crate::{
         report::warn,
         spec::Policy, //
     },
-    ikc::Channel,
+    ikc::{
+        Channel,
+        LinkState, //
+    },
     instance::{
         Instance,
+        Life,
+        Phase,
         State,
         StopReason,
-        StopRequest,
         MAX_AUTO_RESTARTS,
-        POLICY_POLL_MS,
         RESTART_RESET_MS,
-        STOP_POLL_MS, //
+        WATCH_MS,
+        WATCH_RUNNING_MS, //
     },
     sys::spawn, //
 };
@@ -65,14 +69,14 @@ pub(crate) fn set_going_down() {
     GOING_DOWN.store(true, Ordering::Release);
 }
 
-/// Starts `instance` (with its `ops` lock held).
-pub(crate) fn start(instance: &Arc<Instance>) -> Result {
+/// Starts `instance`, whose life cycle `life` is locked.
+pub(crate) fn start(instance: &Arc<Instance>, life: &mut Life) -> Result {
     let name = instance.name.as_str();
     if going_down() {
         warn(format_args!("start {name}: the host is going down"));
         return Err(ESHUTDOWN);
     }
-    let state = instance.state();
+    let state = life.state();
     if !state.startable() {
         warn(format_args!(
             "start {name}: instance is {}, not loaded",
@@ -80,11 +84,9 @@ pub(crate) fn start(instance: &Arc<Instance>) -> Result {
         ));
         return Err(EBUSY);
     }
-    // Readers that saw the last run cannot move this one on.
-    instance.begin_run();
     // A CPU that may still run the last kernel would write into the new image.
-    if !instance.cpus_out() {
-        verify_out(instance).inspect_err(|_| {
+    if !life.cpus_out {
+        verify_out(instance, life).inspect_err(|_| {
             warn(format_args!(
                 "start {name}: its CPUs did not come back from the last run"
             ))
@@ -174,15 +176,20 @@ pub(crate) fn start(instance: &Arc<Instance>) -> Result {
         unsafe { spawn::arm(id, &map, layout.boot_params.start, layout.entry, 0, 0) }
     })
     .inspect_err(|_| stop())?;
-    instance.set_started();
+    life.cpus_out = false;
+    life.dirty = true;
+    instance.set_phase(
+        life,
+        Phase::Starting {
+            since: Instant::<Monotonic>::now(),
+        },
+    );
     pr_info!(
         "start {name}: CPU {first} entered the instance kernel at {:#x}\n",
         layout.entry
     );
-    // A restart policy: watch this run until it ends.
-    if instance.has_policy() {
-        watch_later(instance, POLICY_POLL_MS);
-    }
+    // Its work watches the kernel from now on, until it stops.
+    watch_later(instance, WATCH_MS);
     Ok(())
 }
 
@@ -197,19 +204,31 @@ fn watch_later(instance: &Arc<Instance>, ms: u32) {
 fn enter(name: &str, cpu: u32, arm: impl FnOnce(CpuId) -> Result) -> Result {
     let id = CpuId::from_u32(cpu).ok_or(EINVAL)?;
     arm(id).inspect_err(|e| warn(format_args!("start {name}: cannot arm CPU {cpu} ({e:?})")))?;
-    cpus::set_transit(cpu, true);
-    let through = cpu_hotplug::online(id).and_then(|_| cpu_hotplug::offline(id));
-    cpus::set_transit(cpu, false);
-    if let Err(e) = through {
+    if let Err(e) = cycle(id) {
         spawn::disarm(id);
-        // Leave the CPU as it was: offline and owned.
-        let _ = cpu_hotplug::offline(id);
         warn(format_args!(
             "start {name}: CPU {cpu} did not cycle through hotplug ({e:?})"
         ));
         return Err(e);
     }
     Ok(())
+}
+
+/// Brings owned, offline `cpu` up in the host and takes it down again: on its way into an
+/// instance kernel (armed), or to make sure it left one. The host shows it only meanwhile; it
+/// is left offline and hidden, also when the cycle fails.
+fn cycle(id: CpuId) -> Result {
+    let cpu = id.as_u32();
+    cpus::set_transit(cpu, true);
+    let through = spawn::show_cpu(id)
+        .and_then(|()| cpu_hotplug::online(id))
+        .and_then(|_| cpu_hotplug::offline(id));
+    if through.is_err() {
+        let _ = cpu_hotplug::offline(id);
+    }
+    cpus::set_transit(cpu, false);
+    let _ = spawn::hide_cpu(id);
+    through.map(|_| ())
 }
 
 /// INIT to every CPU of the instance: stops whatever they run.
@@ -222,21 +241,17 @@ fn reset_cpus(instance: &Instance) {
     }
 }
 
-/// Makes sure no CPU of `instance` runs its kernel any more (with its `ops` lock held): INIT,
+/// Makes sure no CPU of `instance` runs its kernel any more (its life cycle `life` locked): INIT,
 /// then each CPU is brought up in the host and taken down again. A CPU the host brought up
 /// runs the host's code, so nothing of the instance's runs there; one that does not come up
 /// (INIT is blocked in SMM or VMX operation) may still write into the instance's memory:
 /// then the instance is `failed` and its memory stays out of every other use.
-pub(crate) fn verify_out(instance: &Instance) -> Result {
+pub(crate) fn verify_out(instance: &Instance, life: &mut Life) -> Result {
     reset_cpus(instance);
     for &cpu in instance.cpus.iter() {
         let id = CpuId::from_u32(cpu).ok_or(EINVAL)?;
-        cpus::set_transit(cpu, true);
-        let through = cpu_hotplug::online(id).and_then(|_| cpu_hotplug::offline(id));
-        cpus::set_transit(cpu, false);
-        if let Err(e) = through {
-            let _ = cpu_hotplug::offline(id);
-            instance.set_stopped(State::Failed, StopReason::Failed);
+        if let Err(e) = cycle(id) {
+            instance.set_stopped(life, Phase::Failed, StopReason::Failed);
             warn(format_args!(
                 "{}: CPU {cpu} did not come back to the host ({e:?}): its memory stays out of use",
                 instance.name.as_str()
@@ -244,18 +259,18 @@ pub(crate) fn verify_out(instance: &Instance) -> Result {
             return Err(EIO);
         }
     }
-    instance.set_cpus_out(true);
+    life.cpus_out = true;
     Ok(())
 }
 
-/// Stops `instance`'s kernel by force (with its `ops` lock held): INIT to its CPUs.
-pub(crate) fn kill(instance: &Instance) -> Result {
-    kill_for(instance, StopReason::Kill)
+/// Stops `instance`'s kernel by force (its life cycle `life` locked): INIT to its CPUs.
+pub(crate) fn kill(instance: &Instance, life: &mut Life) -> Result {
+    kill_for(instance, life, StopReason::Kill)
 }
 
-fn kill_for(instance: &Instance, reason: StopReason) -> Result {
+fn kill_for(instance: &Instance, life: &mut Life, reason: StopReason) -> Result {
     let name = instance.name.as_str();
-    let state = instance.state();
+    let state = life.state();
     if !state.killable() {
         warn(format_args!(
             "kill {name}: instance is {}, nothing runs",
@@ -263,192 +278,227 @@ fn kill_for(instance: &Instance, reason: StopReason) -> Result {
         ));
         return Err(EBUSY);
     }
-    // A stop in progress is over: the kill decides.
-    *instance.stopping.lock() = None;
     // Senders and readers get an error from now on; no handler runs after this.
     instance.endpoint.close();
-    verify_out(instance)?;
-    instance.set_stopped(State::Stopped, reason);
+    // A stop in progress is over: the kill decides.
+    verify_out(instance, life)?;
+    instance.set_stopped(life, Phase::Stopped, reason);
     pr_info!("kill {name}: stopped ({})\n", reason.as_str());
     Ok(())
 }
 
-/// Asks `instance`'s kernel to shut down in order (with its `ops` lock held): a message on its
-/// stop port, state `stopping`; `stop_work` then sees it report (`stopped`, `last_stop` =
+/// Asks `instance`'s kernel to shut down in order (its life cycle `life` locked): a message
+/// on its stop port, state `stopping`; its work then sees it stop (`stopped`, `last_stop` =
 /// `stop`) or kills it after `stop_timeout_ms`. With `restart`, the image is started again
 /// once it stopped. `EBUSY` unless it is `running`; the channel's error if the request cannot
 /// be sent (a full ring: the kernel does not take its messages; `kill` still works).
-pub(crate) fn stop(instance: &Arc<Instance>, restart: bool) -> Result {
+pub(crate) fn stop(instance: &Arc<Instance>, life: &mut Life, restart: bool) -> Result {
     if going_down() {
         return Err(ESHUTDOWN);
     }
-    stop_request(instance, restart)
+    stop_request(instance, life, restart)
 }
 
 /// `stop` while the host goes down (`control.rs`): the same, without a restart.
-pub(crate) fn stop_going_down(instance: &Arc<Instance>) -> Result {
-    stop_request(instance, false)
+pub(crate) fn stop_going_down(instance: &Arc<Instance>, life: &mut Life) -> Result {
+    stop_request(instance, life, false)
 }
 
-fn stop_request(instance: &Arc<Instance>, restart: bool) -> Result {
+fn stop_request(instance: &Arc<Instance>, life: &mut Life, restart: bool) -> Result {
     let name = instance.name.as_str();
     let what = if restart { "restart" } else { "stop" };
-    let state = instance.state();
-    if state != State::Running {
+    let Phase::Running { since } = life.phase() else {
         warn(format_args!(
             "{what} {name}: instance is {}, not running",
-            state.as_str()
+            life.state().as_str()
         ));
         return Err(EBUSY);
-    }
+    };
     let channel = instance.endpoint.channel().ok_or(ENOTCONN)?;
     let timeout = instance.stop_timeout_ms.load(Ordering::Relaxed);
-    *instance.stopping.lock() = Some(StopRequest {
-        run: instance.run(),
-        deadline: Instant::<Monotonic>::now() + Delta::from_millis(i64::from(timeout)),
-        restart,
-    });
-    // Stopping before the request goes out, unless a reader saw the kernel stop or crash
-    // meanwhile: then that is what happened.
-    if !instance.change_state(State::Running, State::Stopping) {
-        *instance.stopping.lock() = None;
-        return Err(EBUSY);
-    }
-    if let Err(e) = channel.send(crate::ikc::port::STOP, &[], false) {
-        *instance.stopping.lock() = None;
-        instance.change_state(State::Stopping, State::Running);
-        warn(format_args!(
-            "{what} {name}: cannot ask its kernel to stop ({e:?}); kill stops it by force"
-        ));
-        return Err(e);
-    }
+    channel
+        .send(crate::ikc::port::STOP, &[], false)
+        .inspect_err(|e| {
+            warn(format_args!(
+                "{what} {name}: cannot ask its kernel to stop ({e:?}); kill stops it by force"
+            ))
+        })?;
+    let deadline = Instant::<Monotonic>::now() + Delta::from_millis(i64::from(timeout));
+    instance.set_phase(
+        life,
+        Phase::Stopping {
+            since,
+            deadline,
+            restart,
+        },
+    );
     pr_info!("{what} {name}: asked its kernel to stop (timeout {timeout} ms)\n");
-    watch_later(instance, STOP_POLL_MS);
+    watch_later(instance, WATCH_MS);
     Ok(())
 }
 
-/// Starts the loaded image again (with its `ops` lock held): a graceful stop first if it runs,
-/// a kill first if it is starting, failed or crashed; just a start if it is loaded or stopped.
-pub(crate) fn restart(instance: &Arc<Instance>) -> Result {
+/// Starts the loaded image again (its life cycle `life` locked): a graceful stop first if it
+/// runs, a kill first if it is starting, failed or crashed; just a start if it is loaded or
+/// stopped.
+pub(crate) fn restart(instance: &Arc<Instance>, life: &mut Life) -> Result {
     if going_down() {
         return Err(ESHUTDOWN);
     }
-    let state = instance.state();
-    match state {
-        State::Running => stop(instance, true),
+    match life.state() {
+        State::Running => stop(instance, life, true),
         State::Starting | State::Failed | State::Crashed => {
-            kill(instance)?;
-            start(instance)
+            kill(instance, life)?;
+            start(instance, life)
         }
-        _ => start(instance),
+        _ => start(instance, life),
     }
 }
 
-/// The instance's work: a `stop` in progress, else its restart policy.
+/// The instance's work: looks at its kernel every [`WATCH_MS`] while it starts or stops and
+/// every [`WATCH_RUNNING_MS`] while it runs, and moves the life cycle on for what happened
+/// ([`observe`]), then does what follows from it ([`follow_up`]): the start of a `restart`, a
+/// restart policy's. It stops looking once no kernel runs.
 fn watch(instance: &Arc<Instance>) {
-    let _ops = instance.ops.lock();
-    if instance.is_dying() {
+    let mut life = instance.life();
+    if life.dying {
         return;
     }
-    if instance.stopping.lock().is_some() {
-        watch_stop(instance);
-    } else if instance.has_policy() {
-        watch_policy(instance);
+    let before = life.phase();
+    observe(instance, &mut life);
+    follow_up(instance, &mut life, before);
+    let next = match life.state() {
+        State::Starting | State::Stopping => WATCH_MS,
+        State::Running => WATCH_RUNNING_MS,
+        _ => return,
+    };
+    watch_later(instance, next);
+}
+
+/// What the kernel did since the work last looked (its life cycle `life` locked): it said it
+/// stops (its mailbox), it reported in, it ran out of time to report in or to stop, it stopped
+/// beating. Operations call it first too, so they decide on what is, not on what the work saw
+/// up to [`WATCH_RUNNING_MS`] ago (what follows from it, a restart policy, is the work's).
+pub(crate) fn observe(instance: &Instance, life: &mut Life) {
+    let name = instance.name.as_str();
+    let phase = life.phase();
+    let Some(since) = phase.since() else {
+        return;
+    };
+    let Some(layout) = instance.layout() else {
+        return;
+    };
+    if let Some(reason) = instance.stop_word(&layout) {
+        stopped_by_kernel(instance, life, reason);
+        return;
+    }
+    if let Phase::Starting { .. } = phase {
+        let elapsed = since.elapsed().as_millis();
+        let timeout = instance.start_timeout_ms.load(Ordering::Relaxed);
+        if instance.reported_in(&layout) {
+            instance.set_phase(life, Phase::Running { since });
+            pr_info!("{name}: running, reported in after {elapsed} ms\n");
+        } else if elapsed > i64::from(timeout) {
+            // Nobody will answer: senders get an error instead of waiting.
+            if let Some(channel) = instance.endpoint.channel() {
+                channel.close();
+            }
+            instance.set_stopped(life, Phase::Failed, StopReason::Failed);
+            warn(format_args!(
+                "{name}: failed: its kernel did not report in within {timeout} ms"
+            ));
+        }
+        return;
+    }
+    // Running or stopping: the channel says whether it still beats (it logged why not).
+    if let Some(channel) = instance.endpoint.channel() {
+        if channel.state() == LinkState::PeerDead {
+            channel.close();
+            instance.set_stopped(life, Phase::Crashed, StopReason::NoHeartbeat);
+            return;
+        }
+    }
+    match phase {
+        Phase::Running { since } if since.elapsed().as_millis() >= RESTART_RESET_MS => {
+            life.auto_restarts = 0;
+        }
+        Phase::Stopping { deadline, .. } if deadline.elapsed().as_nanos() >= 0 => {
+            warn(format_args!(
+                "stop {name}: its kernel did not stop within {} ms: killing it",
+                instance.stop_timeout_ms.load(Ordering::Relaxed)
+            ));
+            let _ = kill_for(instance, life, StopReason::StopTimeout);
+        }
+        _ => {}
     }
 }
 
-/// A running instance with a restart policy (with its `ops` lock held): its kernel
-/// rebooted (`on_reboot=restart`) or crashed (`on_crash=restart`), then it is started again,
-/// at most [`MAX_AUTO_RESTARTS`] times in a row.
-fn watch_policy(instance: &Arc<Instance>) {
+/// The kernel said it stops for `reason`: what it sent last (its panic message, say) is
+/// taken in, its channel closes, and the instance is `stopped` (`crashed` after a panic);
+/// `last_stop` is `stop` if it was asked to. Its CPUs halt: no INIT from here; they are
+/// verified out before the memory is used again (a start, a load, `destroy`).
+fn stopped_by_kernel(instance: &Instance, life: &mut Life, reason: StopReason) {
+    let (phase, reason) = match reason {
+        StopReason::Panic => (Phase::Crashed, reason),
+        _ if life.state() == State::Stopping => (Phase::Stopped, StopReason::Stop),
+        _ => (Phase::Stopped, reason),
+    };
+    if let Some(channel) = instance.endpoint.channel() {
+        channel.finish();
+    }
+    instance.set_stopped(life, phase, reason);
+    pr_info!(
+        "{}: stopped by its kernel: {}\n",
+        instance.name.as_str(),
+        reason.as_str()
+    );
+}
+
+/// What follows once the kernel stopped (its life cycle `life` locked; it was `before`): a
+/// `restart` starts the image again; a restart policy does after a reboot
+/// (`on_reboot=restart`) or a crash (`on_crash=restart`), at most [`MAX_AUTO_RESTARTS`] times
+/// in a row. Nothing once the host is going down.
+fn follow_up(instance: &Arc<Instance>, life: &mut Life, before: Phase) {
+    if going_down() || before.since().is_none() {
+        return;
+    }
     let name = instance.name.as_str();
-    // Reading the state moves it on when the kernel reported or stopped beating.
-    let state = instance.state();
-    let why = match state {
-        State::Starting | State::Running => {
-            let long = instance
-                .started_at()
-                .is_some_and(|at| at.elapsed().as_millis() >= RESTART_RESET_MS);
-            if long {
-                instance.auto_restarts.store(0, Ordering::Relaxed);
+    let why = match (before, life.state()) {
+        (Phase::Stopping { restart: true, .. }, State::Stopped) => {
+            if let Err(e) = start(instance, life) {
+                warn(format_args!("restart {name}: start failed ({e:?})"));
             }
-            watch_later(instance, POLICY_POLL_MS);
             return;
         }
-        State::Stopped
-            if instance.last_stop() == StopReason::Reboot
-                && instance.on_reboot == Policy::Restart =>
+        // A stop was asked for: whatever ended it, no policy applies.
+        (Phase::Stopping { .. }, _) => return,
+        (_, State::Stopped)
+            if life.last_stop() == StopReason::Reboot && instance.on_reboot == Policy::Restart =>
         {
             "rebooted"
         }
-        State::Crashed if instance.on_crash == Policy::Restart => "crashed",
-        // Stopped, killed, failed, or a policy that says stop: nothing to do.
+        (_, State::Crashed) if instance.on_crash == Policy::Restart => "crashed",
         _ => return,
     };
-    if going_down() {
-        return;
-    }
-    let count = instance.auto_restarts.load(Ordering::Relaxed);
+    let count = life.auto_restarts;
     if count >= MAX_AUTO_RESTARTS {
         warn(format_args!(
             "{name}: its kernel {why} after {count} automatic restarts in a row: it stays {}",
-            state.as_str()
+            life.state().as_str()
         ));
         return;
     }
-    instance.auto_restarts.store(count + 1, Ordering::Relaxed);
+    life.auto_restarts = count + 1;
     pr_info!(
         "{name}: its kernel {why}: restarting ({}/{MAX_AUTO_RESTARTS})\n",
         count + 1
     );
     // A crashed kernel's CPUs may still run: take them back, as a kill does, keeping the
     // crash as the stop reason.
-    if state == State::Crashed && kill_for(instance, instance.last_stop()).is_err() {
+    if life.state() == State::Crashed && kill_for(instance, life, life.last_stop()).is_err() {
         return;
     }
-    if let Err(e) = start(instance) {
+    if let Err(e) = start(instance, life) {
         warn(format_args!("{name}: automatic restart failed ({e:?})"));
-    }
-}
-
-/// A `stop` in progress (with the instance's `ops` lock held).
-fn watch_stop(instance: &Arc<Instance>) {
-    let Some(request) = *instance.stopping.lock() else {
-        return;
-    };
-    let name = instance.name.as_str();
-    if request.run != instance.run() {
-        *instance.stopping.lock() = None;
-        return;
-    }
-    // Reading the state moves it on when the kernel reported.
-    match instance.state() {
-        State::Stopping if request.deadline.elapsed().as_nanos() < 0 => {
-            watch_later(instance, STOP_POLL_MS);
-            return;
-        }
-        State::Stopping => {
-            warn(format_args!(
-                "stop {name}: its kernel did not stop within {} ms: killing it",
-                instance.stop_timeout_ms.load(Ordering::Relaxed)
-            ));
-            if kill_for(instance, StopReason::StopTimeout).is_err() {
-                return;
-            }
-        }
-        State::Stopped => pr_info!("stop {name}: its kernel stopped\n"),
-        // Crashed while stopping, or something else decided: no restart.
-        _ => {
-            *instance.stopping.lock() = None;
-            return;
-        }
-    }
-    *instance.stopping.lock() = None;
-    // Not once the host is going down: it stops instances, it does not start them.
-    if request.restart && !going_down() {
-        if let Err(e) = start(instance) {
-            warn(format_args!("restart {name}: start failed ({e:?})"));
-        }
     }
 }
 

@@ -11,13 +11,16 @@
  */
 #define pr_fmt(fmt) "multikernel: " fmt
 
+#include <linux/acpi.h>
 #include <linux/cpu.h>
 #include <linux/delay.h>
+#include <linux/device.h>
 #include <linux/init.h>
 #include <linux/mm.h>
 #include <linux/multikernel.h>
 #include <linux/percpu.h>
 #include <linux/reboot.h>
+#include <linux/suspend.h>
 #include <asm/init.h>
 #include <asm/irq_vectors.h>
 #include <asm/pgtable.h>
@@ -269,6 +272,94 @@ int multikernel_park_prepare(void *area, size_t len, u64 park)
 }
 
 /*
+ * While an instance owns a CPU the host does not show it: not present and
+ * without its cpuN device, as after an ACPI hot-remove (the firmware's tables
+ * and the APIC topology are left alone), so tools that walk every CPU see
+ * the host's only. The steps and locks are ACPI CPU hot-plug's
+ * (acpi_processor.c): the processor driver is released and the ACPI
+ * companion unbound first, then the device goes under the CPU maps and
+ * hotplug locks; showing it again binds the companion and attaches the
+ * driver again. Only what was hidden here is shown again (mk_hidden), so a
+ * CPU the firmware says is absent never becomes present.
+ */
+static DECLARE_BITMAP(mk_hidden, NR_CPUS);
+#ifdef CONFIG_ACPI
+static struct acpi_device *mk_hidden_companion[NR_CPUS];
+#endif
+
+int multikernel_cpu_hide(unsigned int cpu)
+{
+	struct device *dev;
+	int ret = 0;
+
+	if (cpu >= nr_cpu_ids || !cpu)
+		return -EINVAL;
+	lock_device_hotplug();
+	dev = get_cpu_device(cpu);
+	if (!dev || test_bit(cpu, mk_hidden))
+		goto out;
+	if (cpu_online(cpu)) {
+		ret = -EBUSY;
+		goto out;
+	}
+	device_release_driver(dev);
+#ifdef CONFIG_ACPI
+	mk_hidden_companion[cpu] = acpi_dev_get(ACPI_COMPANION(dev));
+	if (mk_hidden_companion[cpu])
+		acpi_unbind_one(dev);
+#endif
+	cpu_maps_update_begin();
+	cpus_write_lock();
+	arch_unregister_cpu(cpu);
+	set_cpu_present(cpu, false);
+	set_bit(cpu, mk_hidden);
+	cpus_write_unlock();
+	cpu_maps_update_done();
+out:
+	unlock_device_hotplug();
+	return ret;
+}
+
+int multikernel_cpu_show(unsigned int cpu)
+{
+	struct device *dev;
+	int ret;
+
+	if (cpu >= nr_cpu_ids || !cpu_possible(cpu))
+		return -EINVAL;
+	lock_device_hotplug();
+	if (!test_bit(cpu, mk_hidden)) {
+		ret = 0;
+		goto out;
+	}
+	cpu_maps_update_begin();
+	cpus_write_lock();
+	set_cpu_present(cpu, true);
+	ret = arch_register_cpu(cpu);
+	if (ret)
+		set_cpu_present(cpu, false);
+	else
+		clear_bit(cpu, mk_hidden);
+	cpus_write_unlock();
+	cpu_maps_update_done();
+	if (ret)
+		goto out;
+	dev = get_cpu_device(cpu);
+#ifdef CONFIG_ACPI
+	if (mk_hidden_companion[cpu] && dev && acpi_bind_one(dev, mk_hidden_companion[cpu]))
+		dev = NULL;
+	acpi_dev_put(mk_hidden_companion[cpu]);
+	mk_hidden_companion[cpu] = NULL;
+#endif
+	/* Its driver (ACPI's processor driver) again; the CPU works without one. */
+	if (dev && device_attach(dev) < 0)
+		pr_warn_ratelimited("CPU %u: no driver attached again\n", cpu);
+out:
+	unlock_device_hotplug();
+	return ret;
+}
+
+/*
  * Before the host reboots, powers off or halts, its instances get to stop in
  * order (a kexec -e never gets here while they run: kernel_kexec() refuses).
  */
@@ -284,9 +375,37 @@ static struct notifier_block mk_reboot_nb = {
 	.priority	= INT_MAX,
 };
 
+/*
+ * Suspend and hibernation would stop the CPUs and memory instances run on
+ * under them, and nothing would wake an instance kernel: refused (EBUSY,
+ * one message) while instances run, and always in an instance.
+ */
+static int mk_pm_notify(struct notifier_block *nb, unsigned long action, void *data)
+{
+	switch (action) {
+	case PM_SUSPEND_PREPARE:
+	case PM_HIBERNATION_PREPARE:
+	case PM_RESTORE_PREPARE:
+		if (multikernel_sleep_refused(action == PM_SUSPEND_PREPARE))
+			return notifier_from_errno(-EBUSY);
+	}
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block mk_pm_nb = {
+	.notifier_call	= mk_pm_notify,
+};
+
 int multikernel_reboot_notifier_register(void)
 {
-	return register_reboot_notifier(&mk_reboot_nb);
+	int ret = register_reboot_notifier(&mk_reboot_nb);
+
+	if (ret)
+		return ret;
+	ret = register_pm_notifier(&mk_pm_nb);
+	if (ret)
+		unregister_reboot_notifier(&mk_reboot_nb);
+	return ret;
 }
 
 /* What an instance kernel needs to know of this machine's timers and CPUs. */

@@ -3,10 +3,11 @@
 //! CPU hotplug: taking CPUs offline and online, and vetoing a CPU's bring-up.
 //!
 //! [`offline`] and [`online`] do what writing `0`/`1` to
-//! `/sys/devices/system/cpu/cpuN/online` does (`remove_cpu()`/`add_cpu()`), with the device
-//! hotplug lock taken inside. [`BringupGate`] registers a dynamic hotplug state in the prepare
-//! stage whose callback can refuse to bring a CPU up: the CPU is then never started, and the
-//! `online` request fails with the callback's error.
+//! `/sys/devices/system/cpu/cpuN/online` does (`device_offline()`/`device_online()` of the
+//! CPU's device, with the device hotplug lock taken inside, as `remove_cpu()`/`add_cpu()`);
+//! a CPU without a device (not present) is refused, not passed on. [`BringupGate`] registers
+//! a dynamic hotplug state in the prepare stage whose callback can refuse to bring a CPU up:
+//! the CPU is then never started, and the `online` request fails with the callback's error.
 //!
 //! C headers: [`include/linux/cpu.h`](srctree/include/linux/cpu.h),
 //! [`include/linux/cpuhotplug.h`](srctree/include/linux/cpuhotplug.h).
@@ -52,32 +53,45 @@ pub fn is_online(cpu: CpuId) -> bool {
     unsafe { Cpumask::from_raw(&raw const bindings::__cpu_online_mask) }.test(cpu)
 }
 
+/// Runs `op` (`device_offline()` or `device_online()`) on `cpu`'s device under the device
+/// hotplug lock, as `remove_cpu()`/`add_cpu()` do; `None` if the CPU has no device (it is not
+/// present). CPU devices are registered and removed (ACPI hot-plug) under the same lock, so the
+/// device cannot go away in between.
+fn on_device(
+    cpu: CpuId,
+    op: unsafe extern "C" fn(*mut bindings::device) -> c_int,
+) -> Option<c_int> {
+    // SAFETY: Takes the device hotplug lock; the caller is in process context (documented on
+    // `offline`/`online`).
+    unsafe { bindings::lock_device_hotplug() };
+    // SAFETY: Any CPU id is accepted (NULL for one without a device).
+    let dev = unsafe { bindings::get_cpu_device(cpu.as_u32()) };
+    // SAFETY: `dev` is a registered CPU device, which stays while the lock is held.
+    let ret = (!dev.is_null()).then(|| unsafe { op(dev) });
+    // SAFETY: The lock was taken above.
+    unsafe { bindings::unlock_device_hotplug() };
+    ret
+}
+
 /// Takes `cpu` offline, as `echo 0 > /sys/devices/system/cpu/cpuN/online` does.
 ///
-/// Fails with `ENODEV` if the CPU is not present, `EPERM` if it cannot be taken offline (the
-/// boot CPU on x86), `EBUSY` while CPU hotplug is disabled, or another hotplug error.
+/// Fails with `ENODEV` if the CPU is not present (has no device), `EPERM` if it cannot be taken
+/// offline (the boot CPU on x86), `EBUSY` while CPU hotplug is disabled, or another hotplug
+/// error.
 ///
 /// Takes the device hotplug lock and sleeps: must not be called from a hotplug callback.
 pub fn offline(cpu: CpuId) -> Result<Transition> {
-    if !is_present(cpu) {
-        return Err(ENODEV);
-    }
-    // SAFETY: `cpu` is a valid, present CPU id, so `get_cpu_device()` inside is not NULL.
-    transition(unsafe { bindings::remove_cpu(cpu.as_u32()) })
+    transition(on_device(cpu, bindings::device_offline).ok_or(ENODEV)?)
 }
 
 /// Brings `cpu` online, as `echo 1 > /sys/devices/system/cpu/cpuN/online` does.
 ///
-/// Fails with `ENODEV` if the CPU is not present, or the error of the hotplug callback that
-/// refused it (for example a [`BringupGate`]).
+/// Fails with `ENODEV` if the CPU is not present (has no device), or the error of the hotplug
+/// callback that refused it (for example a [`BringupGate`]).
 ///
 /// Takes the device hotplug lock and sleeps: must not be called from a hotplug callback.
 pub fn online(cpu: CpuId) -> Result<Transition> {
-    if !is_present(cpu) {
-        return Err(ENODEV);
-    }
-    // SAFETY: `cpu` is a valid, present CPU id, so `get_cpu_device()` inside is not NULL.
-    transition(unsafe { bindings::add_cpu(cpu.as_u32()) })
+    transition(on_device(cpu, bindings::device_online).ok_or(ENODEV)?)
 }
 
 /// Decides whether a CPU may come online.

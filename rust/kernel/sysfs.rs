@@ -623,6 +623,60 @@ impl<T: DirData> Dir<T> {
     }
 }
 
+/// A reference to one file of a sysfs directory, to wake `poll(2)`/`select(2)` waiters on it
+/// after the value it shows changed, from any context (the same wake-up as [`Dir::notify`],
+/// without looking the file up each time). It keeps the file's node alive, not its directory:
+/// once the directory is removed a notification reaches nobody.
+///
+/// # Invariants
+///
+/// `self.0` is a kernfs file node we hold a reference to.
+pub struct FileNotifier(NonNull<bindings::kernfs_node>);
+
+// SAFETY: kernfs nodes are reference counted; `kernfs_notify` and `kernfs_put` may be called
+// from any thread.
+unsafe impl Send for FileNotifier {}
+// SAFETY: `notify` only calls `kernfs_notify`, which takes its own locks.
+unsafe impl Sync for FileNotifier {}
+
+impl FileNotifier {
+    /// The file `attr` of the directory of `kobj`; `ENOENT` if it has none.
+    pub fn new(kobj: &KObject, attr: &CStr) -> Result<Self> {
+        // SAFETY: `kobj` is an added kobject (type invariants of `KObject`): `sd` is its
+        // directory's node, set by `kobject_add` and kept until the kobject's release.
+        let dir = unsafe { (*kobj.as_raw()).sd };
+        if dir.is_null() {
+            return Err(ENOENT);
+        }
+        // SAFETY: `dir` is a live kernfs directory node (above); `attr` is NUL-terminated. The
+        // lookup takes a reference on what it returns.
+        let kn = unsafe { bindings::kernfs_find_and_get_ns(dir, attr.as_char_ptr(), ptr::null()) };
+        let kn = NonNull::new(kn).ok_or(ENOENT)?;
+        // SAFETY: `kn` is alive: we hold the reference the lookup took.
+        // The node's type is the low four bits of its flags (`kernfs_type()`).
+        let flags = u32::from(unsafe { (*kn.as_ptr()).flags });
+        if flags & 0xf != bindings::kernfs_node_type_KERNFS_FILE {
+            // SAFETY: Drops the reference the lookup took.
+            unsafe { bindings::kernfs_put(kn.as_ptr()) };
+            return Err(EINVAL);
+        }
+        Ok(Self(kn))
+    }
+
+    /// Wakes up the file's `poll(2)`/`select(2)` waiters (and its fsnotify watchers).
+    pub fn notify(&self) {
+        // SAFETY: By the type invariants the node is a live file node.
+        unsafe { bindings::kernfs_notify(self.0.as_ptr()) }
+    }
+}
+
+impl Drop for FileNotifier {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariants we hold a reference; it is dropped once, here.
+        unsafe { bindings::kernfs_put(self.0.as_ptr()) }
+    }
+}
+
 impl<T: DirData> Drop for Dir<T> {
     /// Removes the directory, then waits until nobody holds its kobject any more: a
     /// subdirectory holds a reference to its parent, so drop subdirectories first (dropping a

@@ -9,6 +9,7 @@
 //! the CPU hotplug lock held while the registry lock is held across hotplug calls.
 
 use core::sync::atomic::{
+    AtomicI32,
     AtomicU64,
     Ordering, //
 };
@@ -29,9 +30,11 @@ type CpuBits = [AtomicU64; (MAX_CPUS / 64) as usize];
 
 /// CPUs owned by instances.
 static OWNED: CpuBits = [const { AtomicU64::new(0) }; (MAX_CPUS / 64) as usize];
-/// Owned CPUs the host may briefly bring up: on their way into an instance kernel, which they
-/// enter when taken offline again (`spawn.rs`).
-static TRANSIT: CpuBits = [const { AtomicU64::new(0) }; (MAX_CPUS / 64) as usize];
+/// Owned CPUs the host may briefly bring up (on their way into an instance kernel, which they
+/// enter when taken offline again, `spawn.rs`; or to take them back), each with the task that
+/// may: its pid, 0 for none. Anyone else asking meanwhile (a udev rule that onlines every CPU
+/// that appears, a write to its `online` file) is refused as at any other time.
+static TRANSIT: [AtomicI32; MAX_CPUS as usize] = [const { AtomicI32::new(0) }; MAX_CPUS as usize];
 
 fn word_bit(bits: &'static CpuBits, cpu: u32) -> Option<(&'static AtomicU64, u64)> {
     bits.get((cpu / 64) as usize)
@@ -61,17 +64,28 @@ fn set_owned(cpu: u32, owned: bool) {
     assign(&OWNED, cpu, owned)
 }
 
-/// Lets the host bring owned `cpu` up (or not) despite the gate.
+/// Lets the current task bring owned `cpu` up despite the gate (`transit`), or no longer.
 pub(crate) fn set_transit(cpu: u32, transit: bool) {
-    assign(&TRANSIT, cpu, transit)
+    if let Some(slot) = TRANSIT.get(cpu as usize) {
+        let pid = if transit { kernel::current!().pid() } else { 0 };
+        slot.store(pid, Ordering::Release);
+    }
 }
 
-/// Refuses to bring up owned CPUs.
+/// Whether the current task may bring owned `cpu` up ([`set_transit`]).
+fn in_transit(cpu: u32) -> bool {
+    TRANSIT
+        .get(cpu as usize)
+        .is_some_and(|slot| slot.load(Ordering::Acquire) == kernel::current!().pid())
+}
+
+/// Refuses to bring up owned CPUs. The hotplug core runs prepare-stage callbacks in the task
+/// that asked for the bring-up, so [`in_transit`] sees who asks.
 pub(crate) struct OwnershipGate;
 
 impl Gate for OwnershipGate {
     fn allow_bringup(cpu: CpuId) -> Result {
-        if is_owned(cpu.as_u32()) && !test(&TRANSIT, cpu.as_u32()) {
+        if is_owned(cpu.as_u32()) && !in_transit(cpu.as_u32()) {
             Err(EBUSY)
         } else {
             Ok(())
@@ -107,15 +121,16 @@ impl Refusal {
 /// Checks that `cpu` can be taken, without changing anything.
 pub(crate) fn check(cpu: u32) -> core::result::Result<(), Refusal> {
     let id = CpuId::from_u32(cpu).ok_or(Refusal::NotPresent)?;
+    // Before presence: the host does not show a CPU an instance owns.
+    if is_owned(cpu) {
+        return Err(Refusal::Owned);
+    }
     if !cpu_hotplug::is_present(id) {
         return Err(Refusal::NotPresent);
     }
     // On x86 the boot CPU is always CPU 0, and the host cannot run without it.
     if cpu == 0 {
         return Err(Refusal::BootCpu);
-    }
-    if is_owned(cpu) {
-        return Err(Refusal::Owned);
     }
     if !cpu_hotplug::is_online(id) {
         return Err(Refusal::Offline);

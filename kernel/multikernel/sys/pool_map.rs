@@ -45,7 +45,7 @@ pub(crate) fn pool_region() -> Option<PoolRegion> {
 ///
 /// Only pool memory can be mapped: the pool is reserved at boot and never used by the host
 /// kernel, so writing to it cannot corrupt the host (which is why writes are safe; what they do
-/// to an instance kernel running there is the caller's business: it holds the instance's `ops`
+/// to an instance kernel running there is the caller's business: it holds the instance's `life`
 /// lock with its CPUs back). Page tables a CPU of this kernel may be entering through are built
 /// by the `unsafe` [`super::spawn::IdentityMap::build`], not through this. Which instance a
 /// piece belongs to is the caller's bookkeeping.

@@ -164,6 +164,21 @@ pub(crate) fn apic_id(cpu: CpuId) -> u32 {
     facts(cpu.as_u32()).2
 }
 
+/// Takes offline `cpu` out of the host's view while an instance owns it: not present, no
+/// `cpuN` device (as an ACPI hot-remove, without firmware). Nothing to do if it is not present.
+pub(crate) fn hide_cpu(cpu: CpuId) -> Result {
+    // SAFETY: Any CPU id is accepted; the C side takes the hotplug locks and refuses an online
+    // CPU and the boot CPU.
+    to_result(unsafe { bindings::multikernel_cpu_hide(cpu.as_u32()) })
+}
+
+/// Brings hidden `cpu` back into the host's view: present, with its device, still offline.
+pub(crate) fn show_cpu(cpu: CpuId) -> Result {
+    // SAFETY: Any CPU id is accepted; the C side takes the hotplug locks and refuses a CPU
+    // that is not possible.
+    to_result(unsafe { bindings::multikernel_cpu_show(cpu.as_u32()) })
+}
+
 /// Stops whatever runs on `cpu`, which must be offline in this kernel (else nothing
 /// happens): an INIT IPI leaves it waiting for a SIPI, which this kernel's next bring-up of
 /// the CPU sends.
@@ -179,7 +194,8 @@ pub(crate) fn disarm(cpu: CpuId) {
 }
 
 /// Has the host's reboot notifier call `multikernel_host_going_down()` before a reboot,
-/// power-off or halt (`spawn_x86.c`). Once, after that function can run.
+/// power-off or halt, and its PM notifier `multikernel_sleep_refused()` before a suspend or
+/// hibernation (`spawn_x86.c`). Once, after those functions can run.
 pub(crate) fn watch_shutdown() -> Result {
     // SAFETY: Registers a static notifier block once; its callback only calls into the driver.
     to_result(unsafe { bindings::multikernel_reboot_notifier_register() })

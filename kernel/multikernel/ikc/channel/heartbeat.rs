@@ -68,6 +68,18 @@ impl Channel {
             .is_some_and(|m| m.load_seqcst(at) & 0xffff_ffff != 0)
     }
 
+    /// Stores `value` at `off` of the channel memory unless the channel left `Open`. Under
+    /// the producer lock, which `close` takes after marking the channel: nothing is written
+    /// once `close` returned (the memory may be given away then).
+    fn store_if_open(&self, off: usize, value: u64) -> bool {
+        let _tx = self.tx.lock();
+        let open = self.state() == LinkState::Open;
+        if open {
+            self.mem.store_seqcst(off, value);
+        }
+        open
+    }
+
     /// The heartbeat, every [`HEARTBEAT_MS`] while open: the instance beats, the host looks.
     /// Both also drain what a lost doorbell left behind (one sent to a CPU that went offline).
     pub(super) fn tick(self: &Arc<Self>) -> bool {
@@ -80,11 +92,13 @@ impl Channel {
         match self.side {
             Side::Instance => {
                 let beat = self.beat.fetch_add(1, Ordering::Relaxed) + 1;
-                self.mem.store_seqcst(OFF_HEARTBEAT, beat);
+                if !self.store_if_open(OFF_HEARTBEAT, beat) {
+                    return false;
+                }
             }
             Side::Host => {
                 // The kernel said it stops: no heartbeat is missed, nothing more will come.
-                // The instance reads why (`Instance::state`).
+                // The instance's work reads why (`spawn::watch`).
                 if self.peer_stopping() {
                     // What it sent last (its panic message, say) is taken in first.
                     self.take_in_last();
@@ -93,8 +107,10 @@ impl Channel {
                     }
                     return false;
                 }
-                if !self.hint_fresh.swap(false, Ordering::Relaxed) {
-                    self.mem.store_seqcst(OFF_HOST_DOORBELL, 0);
+                if !self.hint_fresh.swap(false, Ordering::Relaxed)
+                    && !self.store_if_open(OFF_HOST_DOORBELL, 0)
+                {
+                    return false;
                 }
                 let beat = self.mem.load_seqcst(OFF_HEARTBEAT);
                 if beat != self.beat.swap(beat, Ordering::Relaxed) {

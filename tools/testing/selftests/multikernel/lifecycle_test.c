@@ -3,8 +3,8 @@
  * Instance lifecycle: a graceful stop (the instance kernel is asked over IKC
  * to shut down in order and its user space sees it), a stop that times out
  * and kills, restart, restart policies (on_reboot=, on_crash=) bounded by
- * the restart limit, what control and stop_timeout_ms refuse, and a host
- * kexec -e refused while an instance runs.
+ * the restart limit, what control and stop_timeout_ms refuse, a host
+ * kexec -e and suspend refused while an instance runs.
  *
  * Needs one online CPU besides CPU 0, a pool of 256 MiB, $MK_KERNEL_IMAGE and
  * the sample initramfs ($MK_INITRAMFS), whose init shuts down in order on
@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/reboot.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,8 @@ FIXTURE_TEARDOWN(lc)
 {
 	/* A host kexec image host_kexec_refused loaded goes, whatever happened. */
 	syscall(SYS_kexec_file_load, -1, -1, 0, NULL, KEXEC_FILE_UNLOAD);
+	/* And sleep_refused's pm_test setting. */
+	write_str("/sys/power/pm_test", "none");
 	save_console(LC);
 	mk_remove(LC);
 }
@@ -317,6 +320,84 @@ TEST_F_TIMEOUT(lc, host_kexec_refused, 180)
 	state_of(LC, self->state, sizeof(self->state));
 	EXPECT_STREQ("running\n", self->state);
 	EXPECT_EQ(0, syscall(SYS_kexec_file_load, -1, -1, 0, NULL, KEXEC_FILE_UNLOAD));
+}
+
+/*
+ * poll(2) on state wakes when the state changes, with nobody reading it in
+ * between: the instance's work moves the life cycle on, not its readers.
+ * loaded -> starting (the start), -> running (the kernel reports in), ->
+ * stopped (kill).
+ */
+static bool poll_state(int fd, const char *want, int secs, char *buf, size_t size)
+{
+	double deadline = clock_s(CLOCK_MONOTONIC) + secs;
+	struct pollfd pfd = { .fd = fd, .events = POLLPRI };
+	ssize_t n;
+
+	do {
+		if (poll(&pfd, 1, 1000 * secs) != 1)
+			break;
+		n = pread(fd, buf, size - 1, 0);
+		buf[n > 0 ? n : 0] = '\0';
+		if (!strcmp(buf, want))
+			return true;
+	} while (clock_s(CLOCK_MONOTONIC) < deadline);
+	return false;
+}
+
+TEST_F_TIMEOUT(lc, state_poll, 180)
+{
+	static const char line[] = BASE;
+	char buf[64];
+	int fd;
+
+	ASSERT_EQ(0, write_str(MK "/create", lc_spec));
+	ASSERT_EQ(0, load_into(LC, line, sizeof(line)));
+	fd = open(MK "/instances/" LC "/state", O_RDONLY);
+	ASSERT_LE(0, fd);
+	ASSERT_LT(0, pread(fd, buf, sizeof(buf) - 1, 0));
+	ASSERT_EQ(0, control(LC, "start"));
+	/* starting, then running: each change wakes the poller (running may come first). */
+	if (poll_state(fd, "starting\n", 10, buf, sizeof(buf))) {
+		EXPECT_TRUE(poll_state(fd, "running\n", 90, buf, sizeof(buf))) TH_LOG("state %s", buf);
+	} else {
+		EXPECT_STREQ("running\n", buf);
+	}
+	ASSERT_EQ(0, control(LC, "kill"));
+	EXPECT_TRUE(poll_state(fd, "stopped\n", 10, buf, sizeof(buf))) TH_LOG("state %s", buf);
+	close(fd);
+}
+
+/*
+ * Suspend is refused (EBUSY) while an instance runs and allowed again once
+ * none does; the instance kernel refuses it always (its init tried and said
+ * so). Hibernation goes through the same notifier (not tried: the test
+ * kernel has no block layer, hence no swap to hibernate to). With pm_test
+ * at "freezer", a suspend that is not refused returns once tasks froze
+ * instead of suspending the VM.
+ */
+TEST_F_TIMEOUT(lc, sleep_refused, 180)
+{
+	char states[128] = "";
+
+	if (read_file("/sys/power/state", states, sizeof(states)) < 0 ||
+	    !strstr(states, "freeze"))
+		SKIP(return, "kernel built without CONFIG_SUSPEND: no suspend to refuse");
+	if (access("/sys/power/pm_test", W_OK))
+		SKIP(return, "no /sys/power/pm_test (CONFIG_PM_DEBUG): a suspend not refused would suspend the machine");
+	ASSERT_EQ(0, write_str("/sys/module/suspend/parameters/pm_test_delay", "0"));
+	ASSERT_EQ(0, write_str("/sys/power/pm_test", "freezer"));
+	ASSERT_EQ(0, start_lc("graceful"));
+	EXPECT_TRUE(wait_console("MULTIKERNEL-SAMPLE-INIT suspend refused", 1, 10));
+	EXPECT_TRUE(wait_console("suspend refused: this kernel is a multikernel instance", 1, 10));
+	EXPECT_EQ(-EBUSY, write_str("/sys/power/state", "freeze"));
+	/* Refused by us, naming the instance (not busy for another reason). */
+	EXPECT_EQ(0, system("dmesg | grep -q 'suspend refused: 1 instance(s) run: " LC "'"));
+	state_of(LC, self->state, sizeof(self->state));
+	EXPECT_STREQ("running\n", self->state);
+	ASSERT_EQ(0, control(LC, "kill"));
+	EXPECT_EQ(0, write_str("/sys/power/state", "freeze"));
+	EXPECT_EQ(0, write_str("/sys/power/pm_test", "none"));
 }
 
 TEST_HARNESS_MAIN

@@ -218,6 +218,21 @@ static inline mode_t mode_of(const char *path)
 	return stat(path, &st) ? (mode_t)-1 : st.st_mode & 07777;
 }
 
+/*
+ * Whether the host shows @cpu: its cpuN directory exists and MK_CPU/present
+ * lists it (an owned CPU is neither while an instance holds it).
+ */
+static inline bool cpu_shown(int cpu)
+{
+	struct mk_cpus present;
+	char path[64];
+
+	snprintf(path, sizeof(path), MK_CPU "/cpu%d", cpu);
+	if (mode_of(path) == (mode_t)-1)
+		return false;
+	return mk_cpus_read(&present, MK_CPU "/present") > 0 && mk_cpus_has(&present, cpu);
+}
+
 /* Names in a directory, apart from "." and "..", sorted and space-separated. */
 static inline int list_dir(const char *path, char *out, size_t size)
 {

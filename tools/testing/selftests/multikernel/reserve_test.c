@@ -177,8 +177,10 @@ TEST_F(mk, create_destroy_round_trip)
 	EXPECT_EQ(0ULL, mstart % (2 * MIB));
 	EXPECT_EQ(self->start.free - 256 * MIB, pool_free());
 
-	EXPECT_EQ(0, cpu_online(self->cpu[1]));
-	EXPECT_EQ(0, cpu_online(self->cpu[2]));
+	/* The owned CPUs are offline and out of the host's view; the other one is not. */
+	EXPECT_FALSE(cpu_shown(self->cpu[1]));
+	EXPECT_FALSE(cpu_shown(self->cpu[2]));
+	EXPECT_TRUE(cpu_shown(self->cpu[0]));
 	EXPECT_EQ(1, cpu_online(self->cpu[0]));
 	online_cpus(buf, sizeof(buf));
 	EXPECT_STREQ(mk_online_without(self->start.online, self->cpu + 1, 2, want, sizeof(want)),
@@ -191,20 +193,87 @@ TEST_F(mk, create_destroy_round_trip)
 	EXPECT_UNCHANGED(&self->start);
 }
 
-/* While owned, the host cannot bring a CPU online; after destroy it can take it down again. */
+/*
+ * While owned, a CPU is out of the host's view (not present, no cpuN, so
+ * nothing can bring it online); after destroy it is back, online, and the
+ * host can take it down again.
+ */
 TEST_F(mk, owned_cpu_stays_offline)
 {
+	char driver[256] = "", firmware[256] = "", after[256] = "", path[96];
 	int cpu = self->cpu[2];
 
+	/* Its driver (ACPI's "processor") and firmware node, to compare after. */
+	snprintf(path, sizeof(path), MK_CPU "/cpu%d/driver", cpu);
+	readlink(path, driver, sizeof(driver) - 1);
+	snprintf(path, sizeof(path), MK_CPU "/cpu%d/firmware_node", cpu);
+	readlink(path, firmware, sizeof(firmware) - 1);
 	ASSERT_EQ(0, write_fmt(CREATE, "kst0 cpus=%d memory=2M", cpu));
-	EXPECT_EQ(-EBUSY, set_cpu_online(cpu, 1));
-	EXPECT_EQ(0, cpu_online(cpu));
+	EXPECT_FALSE(cpu_shown(cpu));
+	EXPECT_EQ(-ENOENT, set_cpu_online(cpu, 1));
+	/* A second instance asking for it is told it is owned, not absent. */
+	EXPECT_EQ(-EBUSY, write_fmt(CREATE, "kst1 cpus=%d memory=2M", cpu));
 	ASSERT_EQ(0, write_str(DESTROY, "kst0"));
+	EXPECT_TRUE(cpu_shown(cpu));
 	EXPECT_EQ(1, cpu_online(cpu));
+	/* Back as it was: the same driver bound, the same firmware node. */
+	snprintf(path, sizeof(path), MK_CPU "/cpu%d/driver", cpu);
+	readlink(path, after, sizeof(after) - 1);
+	EXPECT_STREQ(driver, after);
+	memset(after, 0, sizeof(after));
+	snprintf(path, sizeof(path), MK_CPU "/cpu%d/firmware_node", cpu);
+	readlink(path, after, sizeof(after) - 1);
+	EXPECT_STREQ(firmware, after);
+	TH_LOG("cpu%d: driver %s, firmware node %s", cpu, driver[0] ? driver : "none",
+	       firmware[0] ? firmware : "none");
 	/* Host hotplug of its own CPUs still works. */
 	EXPECT_EQ(0, set_cpu_online(cpu, 0));
 	EXPECT_EQ(0, set_cpu_online(cpu, 1));
 	EXPECT_EQ(1, cpu_online(cpu));
+}
+
+/* Runs @cmd through the shell; its exit status, or -1. */
+static int run(const char *cmd)
+{
+	int status = system(cmd);
+
+	return status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/*
+ * Host tools that walk every CPU keep working while an instance owns one:
+ * lscpu, chcpu -e over the CPUs it shows, and the kernel's own CPU hotplug
+ * selftest (tools/testing/selftests/cpu-hotplug/cpu-on-off-test.sh, one CPU
+ * and all CPUs), which failed when an owned CPU looked like a host CPU that
+ * refuses to come online.
+ */
+TEST_F_TIMEOUT(mk, host_tools_with_owned_cpu, 300)
+{
+	const char *script = getenv("MK_CPU_ON_OFF_TEST");
+	char cmd[512], online[1024], after[1024];
+	int cpu = self->cpu[2];
+
+	if (!script || access(script, R_OK))
+		SKIP(return, "needs $MK_CPU_ON_OFF_TEST, the kernel's cpu-on-off-test.sh");
+	if (run("command -v lscpu chcpu taskset >/dev/null"))
+		SKIP(return, "needs lscpu, chcpu and taskset (util-linux)");
+	ASSERT_EQ(0, write_fmt(CREATE, "kst0 cpus=%d memory=2M", cpu));
+	online_cpus(online, sizeof(online));
+	EXPECT_EQ(0, run("lscpu >/dev/null"));
+	/* Every CPU the host shows as hot-pluggable (all but CPU 0). */
+	snprintf(cmd, sizeof(cmd), "chcpu -e $(cd %s && ls -d cpu[0-9]*/online | "
+		 "sed 's|cpu\\([0-9]*\\)/online|\\1|' | paste -sd,) >/dev/null", MK_CPU);
+	EXPECT_EQ(0, run(cmd));
+	snprintf(cmd, sizeof(cmd), "bash %s >/dev/null", script);
+	EXPECT_EQ(0, run(cmd));
+	snprintf(cmd, sizeof(cmd), "bash %s -a >/dev/null", script);
+	EXPECT_EQ(0, run(cmd));
+	/* The host's CPUs are as they were; the owned one is still out of view. */
+	EXPECT_FALSE(cpu_shown(cpu));
+	online_cpus(after, sizeof(after));
+	EXPECT_STREQ(online, after);
+	ASSERT_EQ(0, write_str(DESTROY, "kst0"));
+	EXPECT_UNCHANGED(&self->start);
 }
 
 /* Ids are the smallest free ones, unique while alive; sizes round up to 2 MiB. */
