@@ -55,6 +55,8 @@ print("answer on port %d: %r" % (port, answer[8:8 + n]))
 PY
 run "grep -E . $mk/instances/demo0/ikc/{tx,rx,bytes,ring_full,errors,doorbells,state}"
 run "tail -c 600 $mk/instances/demo0/console   # the instance's kernel log, over IKC"
+echo "=== its terminal: a shell on /dev/hvc0 in the instance, typed into from the host"
+run "echo 'echo instance \$(uname -n) has \$(grep -c ^processor /proc/cpuinfo) CPU' > /dev/mk-demo0.console; sleep 2; tail -c 200 $mk/instances/demo0/console"
 run "echo kill > $mk/instances/demo0/control; cat $mk/instances/demo0/{state,last_stop}"
 run "echo demo0 > $mk/destroy; cat /sys/devices/system/cpu/online $mk/pool/free_bytes"
 echo "=== end of demo"

@@ -96,7 +96,10 @@ bool multikernel_host_la57(void);
 /*
  * IKC (kernel/multikernel/ikc_x86.c): the doorbell is X86_PLATFORM_IPI_VECTOR,
  * whose handler calls multikernel_ikc_doorbell_irq() (Rust); an instance's
- * console hands its output to multikernel_ikc_console_write() (Rust).
+ * terminal and console, hvc0, hands its output to
+ * multikernel_ikc_console_write() and takes its input from
+ * multikernel_ikc_console_read() (Rust): each returns the bytes it took or
+ * gave (0: none now).
  */
 int multikernel_ikc_init(void);
 void multikernel_ikc_ring(u32 apicid);
@@ -104,9 +107,11 @@ void multikernel_ikc_ring(u32 apicid);
 #define MULTIKERNEL_DOORBELL_BUDGET	32
 void multikernel_ikc_doorbell_stats(u64 *received, u64 *throttled);
 void multikernel_send_nmi(u32 apicid);
-void multikernel_ikc_console_register(void);
+int multikernel_ikc_console_register(void);
+void multikernel_ikc_console_kick(void);
 void multikernel_ikc_doorbell_irq(void);
-void multikernel_ikc_console_write(const char *text, unsigned int len);
+ssize_t multikernel_ikc_console_write(const u8 *text, size_t len);
+ssize_t multikernel_ikc_console_read(u8 *buf, size_t len);
 /* cond_resched() for Rust (kernel/multikernel/ikc_x86.c). */
 void multikernel_cond_resched(void);
 /* In an instance kernel: power off in order, as the host asked (instance_x86.c). */

@@ -136,6 +136,9 @@ pub(crate) mod port {
     pub(crate) const CONSOLE: u16 = 3;
     /// The host asks the instance kernel to shut down in order (`control stop`).
     pub(crate) const STOP: u16 = 4;
+    /// What the host types into the instance's terminal (`/dev/hvc0` there); its output comes
+    /// back on [`CONSOLE`].
+    pub(crate) const TERMINAL: u16 = 5;
     /// The instance's echo service: it sends every message back on this port.
     pub(crate) const ECHO: u16 = 7;
     /// The instance's discard service: it drops every message (stream benchmarks).
@@ -286,7 +289,10 @@ mod services;
 
 pub(crate) use channel::Channel;
 use channel::PENDING_PONG;
-pub(crate) use console::ConsoleLog;
+pub(crate) use console::{
+    ConsoleDevice,
+    ConsoleLog, //
+};
 pub(crate) use doorbell::init;
 use doorbell::{
     channels,
@@ -300,7 +306,8 @@ pub(crate) use services::{
     CONSOLE_SERVICE,
     DISCARD_SERVICE,
     ECHO_SERVICE,
-    STOP_SERVICE, //
+    STOP_SERVICE,
+    TERMINAL_SERVICE, //
 };
 use services::{
     Services,

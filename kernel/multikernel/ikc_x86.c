@@ -12,6 +12,8 @@
 #define pr_fmt(fmt) "multikernel: " fmt
 
 #include <linux/console.h>
+#include <linux/err.h>
+#include "../../drivers/tty/hvc/hvc_console.h"
 #include <linux/init.h>
 #include <linux/percpu.h>
 #include <linux/sched.h>
@@ -106,25 +108,47 @@ void multikernel_ikc_ring(u32 apicid)
 	local_irq_restore(flags);
 }
 
-static void mk_ikc_console_write(struct console *con, const char *s, unsigned int n)
+/*
+ * An instance's terminal and console, /dev/hvc0: what is written to it goes
+ * to the host over IKC (multikernel_ikc_console_write(), ikc/guest.rs), what
+ * the host writes to /dev/mk-NAME.console comes back through get_chars. The
+ * host puts console=hvc0 first on the instance's command line, so the kernel
+ * log goes there too from the start (the console core replays it when hvc0
+ * registers); a console= of the user's own still decides /dev/console. No
+ * interrupt: khvcd polls get_chars, and is kicked when input arrives.
+ */
+static ssize_t mk_hvc_put_chars(u32 vtermno, const u8 *buf, size_t count)
 {
-	multikernel_ikc_console_write(s, n);
+	return multikernel_ikc_console_write(buf, count);
 }
 
-/*
- * Enabled from the start (like netconsole), whatever console= says, and with
- * the log so far: the host sees the boot from its first line.
- */
-static struct console mk_ikc_console = {
-	.name	= "mkikc",
-	.write	= mk_ikc_console_write,
-	.flags	= CON_ENABLED | CON_PRINTBUFFER,
-	.index	= -1,
+static ssize_t mk_hvc_get_chars(u32 vtermno, u8 *buf, size_t count)
+{
+	return multikernel_ikc_console_read(buf, count);
+}
+
+static const struct hv_ops mk_hvc_ops = {
+	.get_chars	= mk_hvc_get_chars,
+	.put_chars	= mk_hvc_put_chars,
 };
 
-void multikernel_ikc_console_register(void)
+#define MK_HVC_VTERMNO	0
+
+int multikernel_ikc_console_register(void)
 {
-	register_console(&mk_ikc_console);
+	struct hvc_struct *hp;
+
+	/* Index 0: hvc0, the console the command line names. */
+	if (hvc_instantiate(MK_HVC_VTERMNO, 0, &mk_hvc_ops))
+		return -EBUSY;
+	hp = hvc_alloc(MK_HVC_VTERMNO, 0, &mk_hvc_ops, 256);
+	return PTR_ERR_OR_ZERO(hp);
+}
+
+/* Input arrived: khvcd polls now instead of at its idle interval (up to 2 s). */
+void multikernel_ikc_console_kick(void)
+{
+	hvc_kick();
 }
 
 /* cond_resched() is a macro: for Rust's long loops (scrubbing instance memory). */

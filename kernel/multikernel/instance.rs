@@ -13,6 +13,7 @@ use crate::{
         },
     },
     ikc::{
+        ConsoleDevice,
         ConsoleLog,
         Endpoint,
         PortRegistration, //
@@ -345,16 +346,24 @@ impl ImageInfo {
 /// An instance's character devices.
 struct Devices {
     _ikc: Pin<KBox<MessageDevice<Endpoint>>>,
-    _console: Pin<KBox<MessageDevice<ConsoleLog>>>,
+    _console: Pin<KBox<MessageDevice<ConsoleDevice>>>,
 }
 
 impl Devices {
     fn register(name: Name, endpoint: &Arc<Endpoint>, console: &Arc<ConsoleLog>) -> Result<Self> {
         let ikc = CString::try_from_fmt(fmt!("mk-{}", name.as_str()))?;
         let log = CString::try_from_fmt(fmt!("mk-{}.console", name.as_str()))?;
+        let console = Arc::new(
+            ConsoleDevice {
+                log: console.clone(),
+                endpoint: endpoint.clone(),
+            },
+            GFP_KERNEL,
+        )?;
         Ok(Self {
             _ikc: MessageDevice::register(ikc, 0o600, endpoint.clone())?,
-            _console: MessageDevice::register(log, 0o400, console.clone())?,
+            // Read: the console log; write: typing into its terminal.
+            _console: MessageDevice::register(log, 0o600, console)?,
         })
     }
 }

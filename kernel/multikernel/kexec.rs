@@ -167,6 +167,9 @@ fn load(req: &Load<'_>) -> Result {
     }
     let instance_params = |mailbox: u64, channel: u64| {
         let mut line = KVec::new();
+        // Its terminal over IKC is a console from the start (the log reaches the host); first,
+        // so that a console= of the user's own decides /dev/console.
+        line.extend_from_slice(b"console=hvc0 ", GFP_KERNEL)?;
         line.extend_from_slice(req.cmdline, GFP_KERNEL)?;
         let mut out = VecWriter(&mut line);
         write!(

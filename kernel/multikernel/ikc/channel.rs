@@ -98,6 +98,9 @@ pub(crate) struct Channel {
     pub(super) tick_work: DelayedWork<Channel, 1>,
 }
 
+/// How often [`Channel::send_console`] tries the producer lock before it gives up.
+const CONSOLE_LOCK_TRIES: u32 = 1000;
+
 impl_has_work! {
     impl HasWork<Self, 0> for Channel { self.drain_work }
 }
@@ -408,24 +411,37 @@ impl Channel {
         }
     }
 
-    /// The instance's console: sends `text` without waiting, from any context; what does not
-    /// fit (or meets the lock taken on this CPU, a print from inside a send) is dropped. Never
-    /// prints.
-    pub(crate) fn send_console(&self, text: &[u8]) {
+    /// The instance's terminal and console: sends as much of `text` as fits now, without
+    /// waiting, from any context; returns how many bytes went (the terminal sends the rest
+    /// later, the kernel log drops it). The producer lock is tried for a bounded while only: it
+    /// may be held on this very CPU (a print from inside a send, or from an NMI). Never prints.
+    pub(crate) fn send_console(&self, text: &[u8]) -> usize {
+        let mut done = 0;
         for chunk in text.chunks(ring::MAX_PAYLOAD) {
-            let Some(mut tx) = self.tx.try_lock() else {
-                continue;
+            let mut tx = None;
+            for _ in 0..CONSOLE_LOCK_TRIES {
+                tx = self.tx.try_lock();
+                if tx.is_some() {
+                    break;
+                }
+                core::hint::spin_loop();
+            }
+            let Some(mut tx) = tx else {
+                break;
             };
             // Under the producer lock, as in `try_send`.
             if self.state() != LinkState::Open {
-                return;
+                break;
             }
             let sent = tx.send(&mut self.view(self.tx_off()), port::CONSOLE, chunk);
             drop(tx);
-            if let Ok(ring_it) = sent {
-                self.sent(chunk.len(), ring_it);
-            }
+            let Ok(ring_it) = sent else {
+                break;
+            };
+            self.sent(chunk.len(), ring_it);
+            done += chunk.len();
         }
+        done
     }
 
     /// Receives the drained messages nobody in the kernel handles, for user space. `EMSGSIZE`

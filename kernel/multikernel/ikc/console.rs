@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The instance's console output as the host keeps it: a log that survives restarts, and its
-//! live device `/dev/mk-NAME.console`.
+//! live device `/dev/mk-NAME.console`, which also types into the instance's terminal.
 
 use super::*;
 
@@ -79,21 +79,30 @@ impl ConsoleLog {
     }
 }
 
-/// An open `/dev/mk-NAME.console`: where this reader is in the stream.
+/// `/dev/mk-NAME.console`: reading follows the instance's console log, writing types into its
+/// terminal (`/dev/hvc0` in the instance).
+pub(crate) struct ConsoleDevice {
+    pub(crate) log: Arc<ConsoleLog>,
+    pub(crate) endpoint: Arc<Endpoint>,
+}
+
+/// An open `/dev/mk-NAME.console`: where this reader is in the stream, and where typing goes.
 pub(crate) struct ConsoleReader {
     pub(super) log: Arc<ConsoleLog>,
     pub(super) pos: AtomicU64,
+    endpoint: Arc<Endpoint>,
 }
 
-impl DeviceOps for ConsoleLog {
+impl DeviceOps for ConsoleDevice {
     type File = ConsoleReader;
 
     /// A new reader starts with what the buffer holds (position 0, or the oldest byte kept),
     /// then follows.
     fn open(this: &Arc<Self>) -> Result<Arc<ConsoleReader>> {
         let reader = ConsoleReader {
-            log: this.clone(),
+            log: this.log.clone(),
             pos: AtomicU64::new(0),
+            endpoint: this.endpoint.clone(),
         };
         Ok(Arc::new(reader, GFP_KERNEL)?)
     }
@@ -126,8 +135,17 @@ impl FileOps for ConsoleReader {
         }
     }
 
-    fn write(&self, _input: UserSliceReader, _len: usize, _nonblock: bool) -> Result<usize> {
-        Err(EINVAL)
+    /// Types up to 4 KiB into the instance's terminal (one message on its terminal port);
+    /// waits for room in the ring unless `O_NONBLOCK`. `ENOTCONN` while no kernel runs there.
+    /// Bytes its terminal has no room for are dropped there (and counted), as a terminal
+    /// drops what its reader does not take.
+    fn write(&self, mut input: UserSliceReader, len: usize, nonblock: bool) -> Result<usize> {
+        let len = len.min(ring::MAX_PAYLOAD);
+        let mut bytes = KVec::from_elem(0u8, len, GFP_KERNEL)?;
+        input.read_slice(&mut bytes)?;
+        let channel = self.endpoint.channel().ok_or(ENOTCONN)?;
+        channel.send(port::TERMINAL, &bytes, !nonblock)?;
+        Ok(len)
     }
 
     fn poll(&self, file: &File, table: &PollTable<'_>) -> u32 {

@@ -2,42 +2,138 @@
 
 //! The instance side: when this kernel was started by a host (`multikernel.instance=` on its
 //! command line), it opens its end of the channel the host set up, offers it to user space as
-//! `/dev/mk-host`, sends its console output through it, answers pings, registers its echo
-//! (port 7) and discard (port 9) services, and beats (`ikc.rs`).
+//! `/dev/mk-host`, makes `/dev/hvc0` its terminal and console over it (output on the console
+//! port, what the host types on the terminal port), answers pings, registers its echo (port 7)
+//! and discard (port 9) services, and beats (`ikc.rs`).
 
 use crate::ikc::{
     self,
     Channel,
     Endpoint,
-    PortRegistration, //
+    PortRegistration,
+    Reply, //
 };
 use crate::sys::{
     device::MessageDevice,
     doorbell as machine,
     shared as machine_info, //
 };
+use core::sync::atomic::{
+    AtomicU64,
+    Ordering, //
+};
 use kernel::{
     prelude::*,
     str::CString,
     sync::{
+        new_raw_spinlock_irq,
         Arc,
+        RawSpinLockIrq,
         SetOnce, //
     },
 };
 
 /// The channel the console writes to (the console is registered once and lives forever).
 static CONSOLE_CHANNEL: SetOnce<Arc<Channel>> = SetOnce::new();
+/// What the host typed, until the terminal reads it.
+static TERMINAL_INPUT: SetOnce<Arc<TerminalInput>> = SetOnce::new();
 
-fn console_write(text: &[u8]) {
-    if let Some(channel) = CONSOLE_CHANNEL.as_ref() {
-        channel.send_console(text);
+fn console_write(text: &[u8]) -> usize {
+    CONSOLE_CHANNEL
+        .as_ref()
+        .map_or(0, |channel| channel.send_console(text))
+}
+
+fn console_read(out: &mut [u8]) -> usize {
+    TERMINAL_INPUT.as_ref().map_or(0, |input| input.take(out))
+}
+
+/// Bytes typed by the host that wait for the terminal's poller.
+pub(crate) const TERMINAL_INPUT_BYTES: usize = 4096;
+
+/// What the host typed into the instance's terminal (its `/dev/mk-NAME.console`), until the
+/// terminal's poller takes it. What does not fit is dropped and counted, as a terminal whose
+/// reader does not keep up drops input: the channel never waits for it (the host's stop
+/// request comes on the same channel).
+#[pin_data]
+pub(crate) struct TerminalInput {
+    #[pin]
+    buf: RawSpinLockIrq<InputRing>,
+    pub(crate) dropped: AtomicU64,
+}
+
+struct InputRing {
+    /// [`TERMINAL_INPUT_BYTES`] long.
+    data: KVec<u8>,
+    /// Index of the oldest byte, and how many there are.
+    head: usize,
+    len: usize,
+}
+
+impl TerminalInput {
+    fn new() -> Result<Arc<Self>> {
+        let data = KVec::from_elem(0u8, TERMINAL_INPUT_BYTES, GFP_KERNEL)?;
+        Arc::pin_init(
+            pin_init!(Self {
+                buf <- new_raw_spinlock_irq!(
+                    InputRing {
+                        data,
+                        head: 0,
+                        len: 0,
+                    },
+                    "multikernel::TerminalInput"
+                ),
+                dropped: AtomicU64::new(0),
+            }),
+            GFP_KERNEL,
+        )
     }
+
+    /// Keeps what fits of `bytes` (any context); returns how many it kept.
+    pub(crate) fn put(&self, bytes: &[u8]) -> usize {
+        let mut ring = self.buf.lock();
+        let room = TERMINAL_INPUT_BYTES - ring.len;
+        let n = bytes.len().min(room);
+        for &b in &bytes[..n] {
+            let at = (ring.head + ring.len) % TERMINAL_INPUT_BYTES;
+            ring.data[at] = b;
+            ring.len += 1;
+        }
+        drop(ring);
+        if n < bytes.len() {
+            self.dropped
+                .fetch_add((bytes.len() - n) as u64, Ordering::Relaxed);
+        }
+        n
+    }
+
+    /// Moves the oldest bytes into `out`; returns how many.
+    fn take(&self, out: &mut [u8]) -> usize {
+        let mut ring = self.buf.lock();
+        let n = out.len().min(ring.len);
+        for slot in &mut out[..n] {
+            *slot = ring.data[ring.head];
+            ring.head = (ring.head + 1) % TERMINAL_INPUT_BYTES;
+            ring.len -= 1;
+        }
+        n
+    }
+}
+
+/// The terminal port's service (atomic): what the host typed waits for the terminal, whose
+/// poller is woken.
+pub(super) fn on_terminal_input(_ch: &Channel, payload: &[u8]) -> Reply {
+    if let Some(input) = TERMINAL_INPUT.as_ref() {
+        input.put(payload);
+        machine::kick_console();
+    }
+    Reply::Done
 }
 
 /// This kernel's link to its host.
 pub(crate) struct Guest {
     _device: Pin<KBox<MessageDevice<Endpoint>>>,
-    _services: [PortRegistration; 3],
+    _services: [PortRegistration; 4],
     _endpoint: Arc<Endpoint>,
 }
 
@@ -53,14 +149,17 @@ impl Guest {
                 endpoint.register(ikc::port::ECHO, ikc::ECHO_SERVICE)?,
                 endpoint.register(ikc::port::DISCARD, ikc::DISCARD_SERVICE)?,
                 endpoint.register(ikc::port::STOP, ikc::STOP_SERVICE)?,
+                endpoint.register(ikc::port::TERMINAL, ikc::TERMINAL_SERVICE)?,
             ];
             let channel = Channel::instance(&info, &endpoint)?;
             endpoint.set(Some(channel.clone()));
             let rest = || -> Result<Pin<KBox<MessageDevice<Endpoint>>>> {
                 let name = CString::try_from_fmt(fmt!("mk-host"))?;
                 let device = MessageDevice::register(name, 0o600, endpoint.clone())?;
-                if CONSOLE_CHANNEL.populate(channel.clone()) {
-                    machine::register_console(console_write)?;
+                if CONSOLE_CHANNEL.populate(channel.clone())
+                    && TERMINAL_INPUT.populate(TerminalInput::new()?)
+                {
+                    machine::register_console(console_write, console_read)?;
                 }
                 Ok(device)
             };

@@ -45,6 +45,8 @@ pub(crate) const ECHO_SERVICE: Handler = Handler::Atomic(on_echo);
 pub(crate) const DISCARD_SERVICE: Handler = Handler::Atomic(on_discard);
 /// The instance's stop service: the host asks it to shut down in order.
 pub(crate) const STOP_SERVICE: Handler = Handler::Process(on_stop);
+/// The instance's terminal: what the host types.
+pub(crate) const TERMINAL_SERVICE: Handler = Handler::Atomic(super::guest::on_terminal_input);
 
 /// Services an endpoint can hold: the built-in ones and up to this many registered.
 pub(super) const MAX_SERVICES: usize = 16;

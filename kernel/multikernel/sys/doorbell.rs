@@ -12,7 +12,13 @@ use kernel::{
 };
 
 static DOORBELL: SetOnce<fn()> = SetOnce::new();
-static CONSOLE: SetOnce<fn(&[u8])> = SetOnce::new();
+/// Takes output of the instance's terminal; returns how many bytes it took.
+type ConsoleWrite = fn(&[u8]) -> usize;
+/// Gives input to the instance's terminal; returns how many bytes it gave.
+type ConsoleRead = fn(&mut [u8]) -> usize;
+
+/// The instance's terminal: what takes its output, what gives its input.
+static CONSOLE: SetOnce<(ConsoleWrite, ConsoleRead)> = SetOnce::new();
 
 /// Takes the IKC doorbell vector; `handler` runs in hard interrupt context on every
 /// doorbell this CPU receives. Once; `EBUSY` if the vector is taken.
@@ -61,26 +67,52 @@ extern "C" fn multikernel_ikc_doorbell_irq() {
     }
 }
 
-/// Registers a console that hands every line this kernel prints to `write` (any context,
-/// interrupts possibly off: `write` must not sleep and must not print). Once.
-pub(crate) fn register_console(write: fn(&[u8])) -> Result {
-    if !CONSOLE.populate(write) {
+/// Registers the terminal and console `/dev/hvc0` (`ikc_x86.c`): `write` takes what is written
+/// to it (user space, and the kernel log: any context, interrupts possibly off, so it must not
+/// sleep nor print) and returns how many bytes it took, 0 for none now (the kernel log then
+/// drops them, the terminal retries); `read` fills in what was typed and returns how many
+/// bytes (process context, a spinlock held). Once; `EBUSY` if hvc0 is another backend's.
+pub(crate) fn register_console(write: fn(&[u8]) -> usize, read: fn(&mut [u8]) -> usize) -> Result {
+    if !CONSOLE.populate((write, read)) {
         return Err(EBUSY);
     }
-    // SAFETY: Registers a static console whose write calls `multikernel_ikc_console_write`.
-    unsafe { bindings::multikernel_ikc_console_register() };
-    Ok(())
+    // SAFETY: Registers static hvc operations that call `multikernel_ikc_console_write` and
+    // `multikernel_ikc_console_read`, which use `CONSOLE`, set above.
+    to_result(unsafe { bindings::multikernel_ikc_console_register() })
 }
 
-/// Called by the console.
+/// Input for the terminal arrived: its poller looks now. Any context.
+pub(crate) fn kick_console() {
+    // SAFETY: Wakes the hvc poll thread; safe in any context, also before it exists.
+    unsafe { bindings::multikernel_ikc_console_kick() }
+}
+
+/// Called by the terminal with what is written to it.
 ///
 /// # Safety
 ///
 /// `text` is readable for `len` bytes for the call.
 #[no_mangle]
-unsafe extern "C" fn multikernel_ikc_console_write(text: *const c_char, len: c_uint) {
-    if let Some(write) = CONSOLE.as_ref() {
-        // SAFETY: The console core passes `len` readable bytes.
-        write(unsafe { core::slice::from_raw_parts(text.cast::<u8>(), len as usize) });
-    }
+unsafe extern "C" fn multikernel_ikc_console_write(text: *const u8, len: usize) -> isize {
+    let Some((write, _)) = CONSOLE.as_ref() else {
+        return 0;
+    };
+    // SAFETY: The hvc core passes `len` readable bytes.
+    let taken = write(unsafe { core::slice::from_raw_parts(text, len) });
+    taken as isize
+}
+
+/// Called by the terminal's poller for what was typed.
+///
+/// # Safety
+///
+/// `buf` is writable for `len` bytes for the call.
+#[no_mangle]
+unsafe extern "C" fn multikernel_ikc_console_read(buf: *mut u8, len: usize) -> isize {
+    let Some((_, read)) = CONSOLE.as_ref() else {
+        return 0;
+    };
+    // SAFETY: The hvc core passes `len` writable bytes, which nothing else uses meanwhile.
+    let given = read(unsafe { core::slice::from_raw_parts_mut(buf, len) });
+    given as isize
 }

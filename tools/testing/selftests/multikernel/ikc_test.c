@@ -105,6 +105,8 @@ static int wait_fd(int fd, short events, int ms)
 	return r > 0 ? p.revents : r;
 }
 
+static bool console_stream_shows(int fd, const char *needle, char *seen, size_t size);
+
 static unsigned long counter(const char *file)
 {
 	char path[256], buf[64];
@@ -362,7 +364,7 @@ TEST_F_TIMEOUT(ikc, ping_and_counters, 180)
 	EXPECT_EQ(0400U, mode_of(INST "/console"));
 	EXPECT_EQ(0444U, mode_of(INST "/ikc/tx"));
 	EXPECT_EQ(0600U, mode_of(DEV));
-	EXPECT_EQ(0400U, mode_of(DEV ".console"));
+	EXPECT_EQ(0600U, mode_of(DEV ".console"));
 	/* Without CAP_SYS_ADMIN no ping. */
 	pid = fork();
 	ASSERT_LE(0, pid);
@@ -389,6 +391,37 @@ TEST_F_TIMEOUT(ikc, console, 180)
 	EXPECT_NE(NULL, strstr(buf, "MULTIKERNEL-SAMPLE-INIT cpus=1 online=0"));
 	EXPECT_NE(NULL, strstr(buf, "MULTIKERNEL-SAMPLE-INIT echo service"));
 	EXPECT_GE(4000U, strlen(buf));
+}
+
+/*
+ * The instance's terminal, /dev/hvc0 there: what its user space writes
+ * reaches the host's console log and device; what the host writes to
+ * /dev/mk-NAME.console is typed into the shell the sample init runs there,
+ * whose answer comes back (the input says $((6*7)), only the shell's output
+ * says 42). Also the kernel log arrives once, not twice (hvc0 is the
+ * console; nothing else sends it).
+ */
+TEST_F_TIMEOUT(ikc, terminal, 180)
+{
+	static const char typed[] = "echo typed-in-$((6*7))\n";
+	static char stream[65536], log[8192];
+	char *first;
+	int con;
+
+	con = open(DEV ".console", O_RDWR | O_NONBLOCK);
+	ASSERT_LE(0, con);
+	EXPECT_TRUE(console_stream_shows(con, "MULTIKERNEL-SAMPLE-INIT shell on hvc0", stream,
+					 sizeof(stream)));
+	instance_file(NAME, "console", log, sizeof(log));
+	EXPECT_NE(NULL, strstr(log, "MULTIKERNEL-SAMPLE-INIT hvc0: user space writes here"));
+	first = strstr(log, "MULTIKERNEL-SAMPLE-INIT cpus=1 online=0");
+	EXPECT_NE(NULL, first);
+	if (first)
+		EXPECT_EQ(NULL, strstr(first + 1, "MULTIKERNEL-SAMPLE-INIT cpus=1 online=0"));
+	ASSERT_EQ((ssize_t)strlen(typed), write(con, typed, strlen(typed)));
+	EXPECT_TRUE(console_stream_shows(con, "typed-in-42", stream, sizeof(stream)))
+		TH_LOG("console: %s", stream);
+	close(con);
 }
 
 /* User space in the instance answers on a user port through its /dev/mk-host. */
