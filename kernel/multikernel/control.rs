@@ -282,6 +282,9 @@ impl Registry {
                 return Err(EBUSY);
             }
             life.dying = true;
+            // The image copy (megabytes) goes now, not with the last reference to the
+            // instance, which its work may hold a little longer.
+            instance.set_image(&mut life, None);
         }
         let dir = self.instances.remove(index).map_err(|_| EINVAL)?;
         dir.data().endpoint.close();

@@ -26,7 +26,8 @@
 
 use kernel::prelude::*;
 
-/// Largest payload of one message.
+/// Largest payload of one message on the IKC channel's rings (a ring may be given another
+/// limit: [`Producer::with_limit`], [`Consumer::with_limit`]).
 pub(crate) const MAX_PAYLOAD: usize = 4096;
 /// Size of a message header in the ring.
 pub(crate) const MSG_HEADER: usize = 16;
@@ -74,7 +75,8 @@ pub(crate) enum RingError {
     Full,
     /// No message to read.
     Empty,
-    /// The payload is larger than [`MAX_PAYLOAD`] (or the output buffer is too small).
+    /// The payload is larger than the ring's limit ([`MAX_PAYLOAD`] unless given another), or
+    /// the output buffer is too small.
     TooBig,
     /// Shared state that no correct peer writes: the channel must be marked broken.
     Corrupt(&'static str),
@@ -170,14 +172,23 @@ pub(crate) struct Producer {
     seq: u64,
     /// The consumer's `tail` as last seen: it never moves backwards.
     tail_seen: u64,
+    /// The largest payload it sends.
+    limit: usize,
 }
 
 impl Producer {
+    /// A producer of messages of up to [`MAX_PAYLOAD`] bytes.
     pub(crate) fn new() -> Self {
+        Self::with_limit(MAX_PAYLOAD)
+    }
+
+    /// A producer of messages of up to `limit` bytes (both ends must agree on it).
+    pub(crate) fn with_limit(limit: usize) -> Self {
         Self {
             head: 0,
             seq: 0,
             tail_seen: 0,
+            limit,
         }
     }
 
@@ -189,7 +200,7 @@ impl Producer {
         port: u16,
         payload: &[u8],
     ) -> Result<bool, RingError> {
-        if payload.len() > MAX_PAYLOAD {
+        if payload.len() > self.limit {
             return Err(RingError::TooBig);
         }
         let size = geometry(mem)?;
@@ -231,7 +242,7 @@ impl Producer {
 
     /// Whether a message of `len` payload bytes fits now.
     pub(crate) fn fits(&mut self, mem: &impl RingMemory, len: usize) -> Result<bool, RingError> {
-        Ok(self.room(mem)? >= padded(len.min(MAX_PAYLOAD)))
+        Ok(self.room(mem)? >= padded(len.min(self.limit)))
     }
 
     /// Asks the consumer for a doorbell when it frees room (before sleeping on a full ring).
@@ -250,11 +261,23 @@ impl Producer {
 pub(crate) struct Consumer {
     tail: u64,
     seq: u64,
+    /// The largest payload it accepts: a longer one is corruption.
+    limit: usize,
 }
 
 impl Consumer {
+    /// A consumer of messages of up to [`MAX_PAYLOAD`] bytes.
     pub(crate) fn new() -> Self {
-        Self { tail: 0, seq: 0 }
+        Self::with_limit(MAX_PAYLOAD)
+    }
+
+    /// A consumer of messages of up to `limit` bytes (both ends must agree on it).
+    pub(crate) fn with_limit(limit: usize) -> Self {
+        Self {
+            tail: 0,
+            seq: 0,
+            limit,
+        }
     }
 
     /// Receives one message into `out`; for the tests (the channel peeks, handles, then
@@ -297,7 +320,7 @@ impl Consumer {
         let mut seq = [0u8; 8];
         seq.copy_from_slice(&header[8..16]);
         let seq = u64::from_le_bytes(seq);
-        if len > MAX_PAYLOAD {
+        if len > self.limit {
             return Err(RingError::Corrupt("message length above the maximum"));
         }
         if padded(len) as u64 > avail {
@@ -480,6 +503,41 @@ mod tests {
         assert_eq!(rx.recv(&mut mem, &mut small), Err(RingError::TooBig));
         let mut out = KVec::from_elem(0u8, MAX_PAYLOAD, GFP_KERNEL)?;
         assert_eq!(rx.recv(&mut mem, &mut out).map(|r| r.len), Ok(MAX_PAYLOAD));
+        Ok(())
+    }
+
+    /// A ring with a larger limit (64 KiB frames, as a network link's would be) carries
+    /// messages up to it, wrapping, and each end holds the other to it.
+    #[test]
+    fn larger_limit() -> Result {
+        const LIMIT: usize = 65536 + 64;
+        let mut mem = ring(262144)?;
+        let (mut tx, mut rx) = (Producer::with_limit(LIMIT), Consumer::with_limit(LIMIT));
+        let mut big = KVec::from_elem(0u8, LIMIT + 1, GFP_KERNEL)?;
+        for (i, b) in big.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        let mut out = KVec::from_elem(0u8, LIMIT, GFP_KERNEL)?;
+        assert_eq!(tx.send(&mut mem, 1, &big), Err(RingError::TooBig));
+        // Five rounds of three frames: the ring (256 KiB) wraps inside a frame.
+        for _ in 0..5 {
+            for len in [LIMIT, 1500, 9000] {
+                tx.send(&mut mem, 1, &big[..len]).map_err(|e| e.errno())?;
+            }
+            for len in [LIMIT, 1500, 9000] {
+                assert_eq!(rx.recv(&mut mem, &mut out).map(|r| r.len), Ok(len));
+                assert!(out[..len] == big[..len]);
+            }
+        }
+        // A 4 KiB consumer sees a frame above its limit as corruption, not as a message.
+        tx.send(&mut mem, 1, &big[..8192]).map_err(|e| e.errno())?;
+        let mut rx4 = Consumer::new();
+        rx4.tail = rx.tail;
+        rx4.seq = rx.seq;
+        assert!(matches!(
+            rx4.recv(&mut mem, &mut out),
+            Err(RingError::Corrupt(_))
+        ));
         Ok(())
     }
 
