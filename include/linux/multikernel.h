@@ -112,6 +112,27 @@ void multikernel_ikc_console_kick(void);
 void multikernel_ikc_doorbell_irq(void);
 ssize_t multikernel_ikc_console_write(const u8 *text, size_t len);
 ssize_t multikernel_ikc_console_read(u8 *buf, size_t len);
+/*
+ * The network link's net_device (kernel/multikernel/net.c): created and
+ * destroyed with the instance (host) or the channel (instance); a Rust link
+ * (ikc/net.rs) is attached while the other kernel runs. The link side:
+ * multikernel_net_xmit() (0, -EAGAIN when the ring is full, or a drop's
+ * -errno), multikernel_net_want_room() (asks the peer for a doorbell when
+ * room appears; whether there is room now), multikernel_net_poll() (hands
+ * up to @budget frames to multikernel_net_rx(), returns how many),
+ * multikernel_net_rearm() (asks for a doorbell on the next frame; whether
+ * one came meanwhile).
+ */
+void *multikernel_net_create(const char *name, const u8 *mac);
+void multikernel_net_destroy(void *dev);
+void multikernel_net_attach(void *dev, void *link);
+void multikernel_net_detach(void *dev);
+void multikernel_net_kick(void *dev);
+void multikernel_net_rx(void *dev, const u8 *data, u32 len);
+int multikernel_net_xmit(void *link, const u8 *data, u32 len);
+bool multikernel_net_want_room(void *link);
+int multikernel_net_poll(void *link, void *dev, int budget);
+bool multikernel_net_rearm(void *link);
 /* cond_resched() for Rust (kernel/multikernel/ikc_x86.c). */
 void multikernel_cond_resched(void);
 /* In an instance kernel: power off in order, as the host asked (instance_x86.c). */

@@ -99,7 +99,7 @@ use kernel::{
 };
 
 use crate::base::wire::{
-    CHANNEL_BYTES,
+    IKC_BYTES,
     MAGIC,
     OFF_HEARTBEAT,
     OFF_HOST_DOORBELL,
@@ -285,6 +285,7 @@ mod console;
 mod doorbell;
 mod endpoint;
 pub(crate) mod guest;
+pub(crate) mod net;
 mod services;
 
 pub(crate) use channel::Channel;

@@ -13,6 +13,7 @@ use crate::{
         },
     },
     ikc::{
+        net::NetDevice,
         ConsoleDevice,
         ConsoleLog,
         Endpoint,
@@ -400,6 +401,9 @@ pub(crate) struct Instance {
     devices: Mutex<Option<Devices>>,
     /// The console service on its channels, for as long as the instance exists.
     _console_service: PortRegistration,
+    /// Its network device, `mkvID`, taken out by `destroy`.
+    #[pin]
+    net: Mutex<Option<Arc<NetDevice>>>,
     /// How long `control stop` waits for the kernel to stop before it kills it.
     pub(crate) stop_timeout_ms: AtomicU32,
     /// How long a started kernel has to report in before the instance is `failed`.
@@ -467,6 +471,10 @@ impl Instance {
             (Ok(endpoint), Ok(console)) => Devices::register(name, endpoint, console),
             (Err(e), _) | (_, Err(e)) => Err(*e),
         };
+        let net = CString::try_from_fmt(fmt!("mkv{id}")).and_then(|name| {
+            let dev = NetDevice::new(&name, &crate::ikc::net::mac(id, crate::ikc::Side::Host))?;
+            Ok(Some(Arc::new(dev, GFP_KERNEL)?))
+        });
         let life = Life {
             phase: Phase::Reserved,
             last_stop: StopReason::None,
@@ -487,6 +495,7 @@ impl Instance {
             console: console?,
             devices <- new_mutex!(Some(devices?), "multikernel::Instance::devices"),
             _console_service: console_service?,
+            net <- new_mutex!(net?, "multikernel::Instance::net"),
             stop_timeout_ms: AtomicU32::new(STOP_TIMEOUT_DEFAULT_MS),
             start_timeout_ms: AtomicU32::new(START_TIMEOUT_DEFAULT_MS),
             on_reboot,
@@ -496,11 +505,19 @@ impl Instance {
         }? Error)
     }
 
-    /// Removes the devices (destroy); readers of the console reach its end.
+    /// Removes the devices (destroy); readers of the console reach its end, its network
+    /// device goes.
     pub(crate) fn remove_devices(&self) {
         let devices = self.devices.lock().take();
         drop(devices);
         self.console.close();
+        let net = self.net.lock().take();
+        drop(net);
+    }
+
+    /// Its network device (until `destroy`).
+    pub(crate) fn net_device(&self) -> Option<Arc<NetDevice>> {
+        self.net.lock().clone()
     }
 
     /// Wakes `poll(2)` on `notifier` (the directory's `state` file) from now on, whenever the

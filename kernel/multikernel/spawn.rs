@@ -143,6 +143,16 @@ pub(crate) fn start(instance: &Arc<Instance>, life: &mut Life) -> Result {
             "start {name}: cannot set up the channel ({e:?})"
         ))
     })?;
+    // Its network link, after the channel in the same area: carrier up on mkvID.
+    if let Some(dev) = instance.net_device() {
+        let link = crate::ikc::net::NetLink::host(
+            layout.channel.start + crate::base::wire::NET_OFFSET as u64,
+            first_apic,
+            dev,
+        )
+        .inspect_err(|e| warn(format_args!("start {name}: no network link ({e:?})")))?;
+        channel.set_net(link)?;
+    }
     instance.endpoint.set(Some(channel));
     let stop = || {
         reset_cpus(instance);

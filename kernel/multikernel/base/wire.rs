@@ -9,8 +9,22 @@
 pub(crate) const HEADER_BYTES: usize = 4096;
 /// One ring: its 64-byte header (in a page of its own) and 64 KiB of data.
 pub(crate) const RING_BYTES: usize = 4096 + 65536;
-/// The whole channel, as the loader reserves it.
-pub(crate) const CHANNEL_BYTES: usize = HEADER_BYTES + 2 * RING_BYTES;
+/// The message channel: its header and two rings.
+pub(crate) const IKC_BYTES: usize = HEADER_BYTES + 2 * RING_BYTES;
+/// The network link's area, after the message channel: a header page and two frame rings.
+pub(crate) const NET_OFFSET: usize = IKC_BYTES;
+/// One frame ring: its header (in a page of its own) and 1 MiB of data.
+pub(crate) const NET_RING_BYTES: usize = 4096 + (1 << 20);
+/// The network link's area.
+pub(crate) const NET_BYTES: usize = HEADER_BYTES + 2 * NET_RING_BYTES;
+/// Where the frame ring the host sends on starts, in the network area.
+pub(crate) const NET_TO_INSTANCE: usize = HEADER_BYTES;
+/// Where the frame ring the instance sends on starts, in the network area.
+pub(crate) const NET_TO_HOST: usize = HEADER_BYTES + NET_RING_BYTES;
+/// The largest frame (Ethernet header and a 64 KiB MTU, with room to spare).
+pub(crate) const NET_FRAME_MAX: usize = 65536 + 64;
+/// The whole channel, as the loader reserves it: messages and network.
+pub(crate) const CHANNEL_BYTES: usize = IKC_BYTES + NET_BYTES;
 /// Where the ring the host sends on starts.
 pub(crate) const TO_INSTANCE: usize = HEADER_BYTES;
 /// Where the ring the instance sends on starts.
@@ -30,4 +44,4 @@ pub(crate) const OFF_HOST_DOORBELL: usize = 32;
 /// "MKIKCCHN".
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"MKIKCCHN");
 /// The layout version both kernels must agree on.
-pub(crate) const VERSION: u64 = 1;
+pub(crate) const VERSION: u64 = 2;

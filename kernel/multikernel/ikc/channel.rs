@@ -96,6 +96,8 @@ pub(crate) struct Channel {
     pub(super) drain_work: Work<Channel, 0>,
     #[pin]
     pub(super) tick_work: DelayedWork<Channel, 1>,
+    /// The network link of this run, if any: kicked by the doorbell, detached by `close`.
+    pub(super) net: SetOnce<Arc<net::NetLink>>,
 }
 
 /// How often [`Channel::send_console`] tries the producer lock before it gives up.
@@ -121,7 +123,7 @@ impl Channel {
         console: Arc<ConsoleLog>,
         endpoint: &Endpoint,
     ) -> Result<Arc<Self>> {
-        let mem = SharedMem::map_pool(start, CHANNEL_BYTES as u64)?;
+        let mem = SharedMem::map_pool(start, IKC_BYTES as u64)?;
         mem.write(0, &[0u8; 64]);
         for off in [TO_INSTANCE, TO_HOST] {
             ring::init(&mut RingView { mem: &mem, off }).map_err(|e| e.errno())?;
@@ -145,7 +147,7 @@ impl Channel {
 
     /// Instance: opens this kernel's end of the channel the host described.
     pub(crate) fn instance(info: &InstanceInfo, endpoint: &Endpoint) -> Result<Arc<Self>> {
-        let mem = SharedMem::map_host_channel(CHANNEL_BYTES as u64)?;
+        let mem = SharedMem::map_host_channel(0, IKC_BYTES as u64)?;
         if mem.load_seqcst(OFF_MAGIC) != MAGIC
             || mem.load_seqcst(OFF_VERSION) != VERSION
             || mem.load_seqcst(OFF_ID) != u64::from(info.id)
@@ -213,6 +215,7 @@ impl Channel {
                 hint_fresh: AtomicBool::new(false),
                 drain_work <- new_work!("multikernel::Channel::drain_work"),
                 tick_work <- new_delayed_work!("multikernel::Channel::tick_work"),
+                net: SetOnce::new(),
             }),
             GFP_KERNEL,
         )?;
@@ -730,6 +733,22 @@ impl Channel {
         }
     }
 
+    /// Gives this run's network link to the channel: doorbells kick it, `close` detaches it.
+    pub(crate) fn set_net(&self, link: Arc<net::NetLink>) -> Result {
+        if self.net.populate(link) {
+            Ok(())
+        } else {
+            Err(EBUSY)
+        }
+    }
+
+    /// A doorbell came: the network link looks at its rings (any context).
+    pub(super) fn kick_net(&self) {
+        if let Some(link) = self.net.as_ref() {
+            link.kick();
+        }
+    }
+
     /// The peer kernel stopped: takes in what it sent last, then closes this end.
     pub(crate) fn finish(&self) {
         self.take_in_last();
@@ -740,6 +759,10 @@ impl Channel {
     /// and no handler runs after this returns. Process context, not from a handler.
     pub(crate) fn close(&self) {
         self.shut(LinkState::Closed);
+        // Carrier down; no frame moves through the link once this returns.
+        if let Some(link) = self.net.as_ref() {
+            link.detach();
+        }
         // A sender past its state check finishes its write first; later ones see the state.
         drop(self.tx.lock());
         if let Ok(channels) = channels() {

@@ -153,6 +153,16 @@ impl Guest {
             ];
             let channel = Channel::instance(&info, &endpoint)?;
             endpoint.set(Some(channel.clone()));
+            // Its network link, mkv0 (without one the instance still runs: said in the log).
+            let net = || -> Result {
+                let mac = ikc::net::mac(info.id, ikc::Side::Instance);
+                let dev = Arc::new(ikc::net::NetDevice::new(c"mkv0", &mac)?, GFP_KERNEL)?;
+                channel.set_net(ikc::net::NetLink::instance(&info, dev)?)
+            };
+            let net = net();
+            if let Err(e) = net {
+                pr_warn!("instance {}: no network link ({e:?})\n", info.id);
+            }
             let rest = || -> Result<Pin<KBox<MessageDevice<Endpoint>>>> {
                 let name = CString::try_from_fmt(fmt!("mk-host"))?;
                 let device = MessageDevice::register(name, 0o600, endpoint.clone())?;

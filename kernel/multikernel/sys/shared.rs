@@ -55,15 +55,16 @@ impl SharedMem {
     /// Maps the channel the host described on this kernel's command line
     /// (`multikernel.ikc=`), `len` bytes (instance side). `EINVAL` if that memory is RAM of
     /// this kernel (the host must have reserved it in our memory map).
-    pub(crate) fn map_host_channel(len: u64) -> Result<Self> {
+    pub(crate) fn map_host_channel(offset: u64, len: u64) -> Result<Self> {
         let info = instance_info().ok_or(ENODEV)?;
-        if len == 0 || info.channel == 0 || info.channel % 4096 != 0 {
+        if len == 0 || info.channel == 0 || info.channel % 4096 != 0 || offset % 4096 != 0 {
             return Err(EINVAL);
         }
+        let start = info.channel.checked_add(offset).ok_or(EINVAL)?;
         // SAFETY: Only reads the resource tree.
         let overlap = unsafe {
             bindings::region_intersects(
-                info.channel,
+                start,
                 len as usize,
                 bindings::IORESOURCE_SYSTEM_RAM as c_ulong,
                 bindings::IORES_DESC_NONE as c_ulong,
@@ -72,7 +73,7 @@ impl SharedMem {
         if overlap != bindings::REGION_DISJOINT as c_int {
             return Err(EINVAL);
         }
-        Self::map(info.channel, len)
+        Self::map(start, len)
     }
 
     fn map(start: u64, len: u64) -> Result<Self> {

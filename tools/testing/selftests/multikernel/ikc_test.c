@@ -424,6 +424,34 @@ TEST_F_TIMEOUT(ikc, terminal, 180)
 	close(con);
 }
 
+/*
+ * The network link: the host's side mkvID gets 169.254.ID.1/24, the sample
+ * init gives the instance's mkv0 .2; the host pings the instance and the
+ * instance pings the host (its init says so on the console).
+ */
+TEST_F_TIMEOUT(ikc, net_ping, 180)
+{
+	static char stream[65536];
+	char id[16], cmd[256], dev[32];
+	int n, con;
+
+	instance_file(NAME, "id", id, sizeof(id));
+	n = atoi(id);
+	snprintf(dev, sizeof(dev), "/sys/class/net/mkv%d", n);
+	ASSERT_NE((mode_t)-1, mode_of(dev)) TH_LOG("no %s", dev);
+	snprintf(cmd, sizeof(cmd), "ip addr add 169.254.%d.1/24 dev mkv%d && ip link set mkv%d up",
+		 n % 256, n, n);
+	ASSERT_EQ(0, system(cmd));
+	snprintf(cmd, sizeof(cmd), "busybox ping -c 3 -W 10 169.254.%d.2", n % 256);
+	EXPECT_EQ(0, system(cmd));
+	con = open(DEV ".console", O_RDONLY | O_NONBLOCK);
+	ASSERT_LE(0, con);
+	EXPECT_TRUE(console_stream_shows(con, "MULTIKERNEL-SAMPLE-INIT net: ping host ok", stream,
+					 sizeof(stream)))
+		TH_LOG("console: %s", stream);
+	close(con);
+}
+
 /* User space in the instance answers on a user port through its /dev/mk-host. */
 TEST_F_TIMEOUT(ikc, instance_user_space, 180)
 {

@@ -1,0 +1,361 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The network link of an instance: Ethernet frames over two frame rings of their own in the
+//! instance's memory, after the message channel (`wire.rs`: 1 MiB each way, frames up to
+//! 64 KiB), and a net_device on each side (`net.c`): `mkvID` on the host (ID: the instance id),
+//! `mkv0` in the instance. The host's device lives as long as the instance; a link is attached
+//! to it while the instance's kernel runs (carrier up), and detached when its channel closes.
+//! Doorbells are the channel's: a sender rings only when the receiver asked (it went idle), a
+//! receiver only when the sender found the ring full and asked for room.
+//!
+//! The peer is not trusted: the rings check every index and length (`ring.rs`); a frame the
+//! ring calls corrupt breaks the link (counted, said once), never the kernel.
+
+use super::*;
+use crate::base::wire::{
+    NET_BYTES,
+    NET_FRAME_MAX,
+    NET_RING_BYTES,
+    NET_TO_HOST,
+    NET_TO_INSTANCE, //
+};
+use core::{
+    ffi::{
+        c_int,
+        c_void, //
+    },
+    ptr::NonNull,
+    sync::atomic::AtomicPtr,
+};
+use kernel::bindings;
+
+/// "MKNETLNK": the host set the area up.
+const NET_MAGIC: u64 = u64::from_le_bytes(*b"MKNETLNK");
+/// The port frames carry in the ring's message header.
+const FRAME_PORT: u16 = 1;
+
+/// A frame ring as `ring.rs` sees it.
+struct FrameRing<'a> {
+    mem: &'a SharedMem,
+    off: usize,
+}
+
+impl RingMemory for FrameRing<'_> {
+    fn bytes(&self) -> usize {
+        NET_RING_BYTES
+    }
+    fn read(&self, off: usize, out: &mut [u8]) {
+        self.mem.read(self.off + off, out)
+    }
+    fn write(&mut self, off: usize, bytes: &[u8]) {
+        self.mem.write(self.off + off, bytes)
+    }
+    fn load_seqcst(&self, off: usize) -> u64 {
+        self.mem.load_seqcst(self.off + off)
+    }
+    fn store_seqcst(&mut self, off: usize, value: u64) {
+        self.mem.store_seqcst(self.off + off, value)
+    }
+}
+
+/// The locally administered MAC of a side of instance `id`'s link: `02:6d:6b:SS:II:II`
+/// ("mk"; SS: 00 the host's side, 01 the instance's).
+pub(crate) fn mac(id: u32, side: Side) -> [u8; 6] {
+    let s = match side {
+        Side::Host => 0,
+        Side::Instance => 1,
+    };
+    [0x02, 0x6d, 0x6b, s, (id >> 8) as u8, id as u8]
+}
+
+/// A net_device of the link (`net.c`), registered until dropped.
+pub(crate) struct NetDevice(NonNull<c_void>);
+
+// SAFETY: The C device is used through functions that take their own locks (the networking
+// core's), from any thread.
+unsafe impl Send for NetDevice {}
+// SAFETY: See above.
+unsafe impl Sync for NetDevice {}
+
+impl NetDevice {
+    /// Registers an Ethernet device `name` with `mac`, carrier down.
+    pub(crate) fn new(name: &CStr, mac: &[u8; 6]) -> Result<Self> {
+        // SAFETY: Both pointers are valid for the call; the C side copies what it keeps.
+        let ptr = unsafe { bindings::multikernel_net_create(name.as_char_ptr(), mac.as_ptr()) };
+        let ptr = kernel::error::from_err_ptr(ptr)?;
+        NonNull::new(ptr).map(Self).ok_or(ENOMEM)
+    }
+
+    /// Attaches `link`: carrier up, frames flow. The link must stay until [`Self::detach`].
+    fn attach(&self, link: &NetLink) {
+        // SAFETY: The device is registered (type invariant); `link` outlives the attachment
+        // (the caller detaches before the link goes).
+        unsafe {
+            bindings::multikernel_net_attach(
+                self.0.as_ptr(),
+                core::ptr::from_ref(link).cast_mut().cast(),
+            )
+        };
+    }
+
+    /// Detaches the link: carrier down; neither xmit nor the poll uses it after this returns.
+    fn detach(&self) {
+        // SAFETY: The device is registered; sleeps until readers of the link finished.
+        unsafe { bindings::multikernel_net_detach(self.0.as_ptr()) };
+    }
+}
+
+impl Drop for NetDevice {
+    fn drop(&mut self) {
+        // SAFETY: Registered by `new`, unregistered and freed once, here.
+        unsafe { bindings::multikernel_net_destroy(self.0.as_ptr()) };
+    }
+}
+
+/// One run's network link: its frame rings, and the device it is attached to.
+#[pin_data(PinnedDrop)]
+pub(crate) struct NetLink {
+    mem: SharedMem,
+    side: Side,
+    peer_apic: u32,
+    /// The producer: taken by the device's xmit only (bottom halves off).
+    #[pin]
+    tx: SpinLock<Producer>,
+    /// The consumer, and the frame being handed up: taken by the device's poll only (NAPI,
+    /// softirq). Not a raw lock: the networking core takes local locks under it.
+    #[pin]
+    rx: SpinLock<(Consumer, KVec<u8>)>,
+    /// The device while attached (for the doorbell's kick).
+    dev: AtomicPtr<c_void>,
+    /// The device the link is attached to (the host's lives with the instance).
+    device: Arc<NetDevice>,
+    /// A ring broke: no frame moves any more.
+    broken: AtomicBool,
+    pub(crate) errors: AtomicU64,
+}
+
+impl NetLink {
+    /// Host: sets up the network area at `start` (inside the instance's memory, which no kernel
+    /// runs on yet) and attaches it to `device`; doorbells go to `peer_apic`.
+    pub(crate) fn host(start: u64, peer_apic: u32, device: Arc<NetDevice>) -> Result<Arc<Self>> {
+        let mem = SharedMem::map_pool(start, NET_BYTES as u64)?;
+        mem.write(0, &[0u8; 64]);
+        for off in [NET_TO_INSTANCE, NET_TO_HOST] {
+            ring::init(&mut FrameRing { mem: &mem, off }).map_err(|e| e.errno())?;
+        }
+        mem.store_seqcst(0, NET_MAGIC);
+        Self::new(mem, Side::Host, peer_apic, device)
+    }
+
+    /// Instance: the area the host set up after its channel, attached to `device`.
+    pub(crate) fn instance(info: &InstanceInfo, device: Arc<NetDevice>) -> Result<Arc<Self>> {
+        let mem =
+            SharedMem::map_host_channel(crate::base::wire::NET_OFFSET as u64, NET_BYTES as u64)?;
+        if mem.load_seqcst(0) != NET_MAGIC {
+            return Err(EPROTO);
+        }
+        Self::new(mem, Side::Instance, info.host_apic, device)
+    }
+
+    fn new(
+        mem: SharedMem,
+        side: Side,
+        peer_apic: u32,
+        device: Arc<NetDevice>,
+    ) -> Result<Arc<Self>> {
+        let buf = KVec::from_elem(0u8, NET_FRAME_MAX, GFP_KERNEL)?;
+        let link = Arc::pin_init(
+            pin_init!(Self {
+                mem,
+                side,
+                peer_apic,
+                tx <- new_spinlock!(
+                    Producer::with_limit(NET_FRAME_MAX),
+                    "multikernel::NetLink::tx"
+                ),
+                rx <- new_spinlock!(
+                    (Consumer::with_limit(NET_FRAME_MAX), buf),
+                    "multikernel::NetLink::rx"
+                ),
+                dev: AtomicPtr::new(core::ptr::null_mut()),
+                device,
+                broken: AtomicBool::new(false),
+                errors: AtomicU64::new(0),
+            }),
+            GFP_KERNEL,
+        )?;
+        link.device.attach(&link);
+        link.dev.store(link.device.0.as_ptr(), Ordering::Release);
+        Ok(link)
+    }
+
+    /// The ring this side sends on, and the one it receives on.
+    fn offsets(&self) -> (usize, usize) {
+        match self.side {
+            Side::Host => (NET_TO_INSTANCE, NET_TO_HOST),
+            Side::Instance => (NET_TO_HOST, NET_TO_INSTANCE),
+        }
+    }
+
+    fn ring(&self, off: usize) -> FrameRing<'_> {
+        FrameRing {
+            mem: &self.mem,
+            off,
+        }
+    }
+
+    /// The peer stopped (its channel closed): carrier down, nothing more moves.
+    pub(crate) fn detach(&self) {
+        if !self
+            .dev
+            .swap(core::ptr::null_mut(), Ordering::AcqRel)
+            .is_null()
+        {
+            self.device.detach();
+        }
+    }
+
+    /// A doorbell came (any context): frames may wait, or room may have appeared.
+    pub(crate) fn kick(&self) {
+        let dev = self.dev.load(Ordering::Acquire);
+        if !dev.is_null() && !self.broken.load(Ordering::Relaxed) {
+            // SAFETY: The device is registered while attached; scheduling NAPI and waking the
+            // queue are safe in any context.
+            unsafe { bindings::multikernel_net_kick(dev) };
+        }
+    }
+
+    fn break_link(&self, why: &'static str) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        if !self.broken.swap(true, Ordering::AcqRel) {
+            crate::base::report::warn(format_args!("network link broken: {why}"));
+        }
+    }
+
+    fn xmit(&self, frame: &[u8]) -> Result<(), Error> {
+        if self.broken.load(Ordering::Relaxed) {
+            return Err(ENOTCONN);
+        }
+        let (tx_off, _) = self.offsets();
+        let sent = self
+            .tx
+            .lock()
+            .send(&mut self.ring(tx_off), FRAME_PORT, frame);
+        match sent {
+            Ok(ring_it) => {
+                if ring_it {
+                    crate::sys::doorbell::ring(self.peer_apic);
+                }
+                Ok(())
+            }
+            Err(RingError::Full) => Err(EAGAIN),
+            Err(RingError::Corrupt(why)) => {
+                self.break_link(why);
+                Err(EPROTO)
+            }
+            Err(e) => Err(e.errno()),
+        }
+    }
+
+    fn want_room(&self) -> bool {
+        let (tx_off, _) = self.offsets();
+        self.tx
+            .lock()
+            .want_space(&mut self.ring(tx_off), NET_FRAME_MAX)
+            .unwrap_or(false)
+    }
+
+    /// Hands up to `budget` frames to the device `ctx` (NAPI, softirq).
+    fn poll(&self, ctx: *mut c_void, budget: i32) -> i32 {
+        let (_, rx_off) = self.offsets();
+        let mut done = 0;
+        let mut freed = false;
+        let mut rx = self.rx.lock();
+        let (consumer, buf) = &mut *rx;
+        while done < budget && !self.broken.load(Ordering::Relaxed) {
+            let mut ring = self.ring(rx_off);
+            match consumer.peek(&ring, buf) {
+                Ok(msg) => {
+                    if msg.port == FRAME_PORT {
+                        // SAFETY: `ctx` is the attached device (the C poll passes it);
+                        // `buf` holds `msg.len` bytes for the call.
+                        unsafe { bindings::multikernel_net_rx(ctx, buf.as_ptr(), msg.len as u32) };
+                    } else {
+                        self.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    consumer.advance(&mut ring, &msg);
+                    freed = true;
+                    done += 1;
+                }
+                Err(RingError::Empty) => break,
+                Err(RingError::Corrupt(why)) => self.break_link(why),
+                Err(_) => self.break_link("frame longer than the link allows"),
+            }
+        }
+        if freed && consumer.space_wanted(&mut self.ring(rx_off)) {
+            crate::sys::doorbell::ring(self.peer_apic);
+        }
+        done
+    }
+
+    fn rearm(&self) -> bool {
+        let (_, rx_off) = self.offsets();
+        let rx = self.rx.lock();
+        rx.0.want_doorbell(&mut self.ring(rx_off))
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for NetLink {
+    fn drop(self: Pin<&mut Self>) {
+        self.detach();
+    }
+}
+
+/// Called by the device's xmit (`net.c`, under RCU while attached).
+///
+/// # Safety
+///
+/// `link` is an attached link; `data` is readable for `len` bytes.
+#[no_mangle]
+unsafe extern "C" fn multikernel_net_xmit(link: *mut c_void, data: *const u8, len: u32) -> c_int {
+    // SAFETY: The caller passes an attached link, which lives until detached (# Safety).
+    let link = unsafe { &*link.cast::<NetLink>() };
+    // SAFETY: `data` is readable for `len` bytes (# Safety).
+    let frame = unsafe { core::slice::from_raw_parts(data, len as usize) };
+    match link.xmit(frame) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// # Safety
+///
+/// `link` is an attached link.
+#[no_mangle]
+unsafe extern "C" fn multikernel_net_want_room(link: *mut c_void) -> bool {
+    // SAFETY: An attached link (# Safety).
+    unsafe { &*link.cast::<NetLink>() }.want_room()
+}
+
+/// # Safety
+///
+/// `link` is an attached link; `dev` its device.
+#[no_mangle]
+unsafe extern "C" fn multikernel_net_poll(
+    link: *mut c_void,
+    dev: *mut c_void,
+    budget: c_int,
+) -> c_int {
+    // SAFETY: An attached link (# Safety).
+    unsafe { &*link.cast::<NetLink>() }.poll(dev, budget)
+}
+
+/// # Safety
+///
+/// `link` is an attached link.
+#[no_mangle]
+unsafe extern "C" fn multikernel_net_rearm(link: *mut c_void) -> bool {
+    // SAFETY: An attached link (# Safety).
+    unsafe { &*link.cast::<NetLink>() }.rearm()
+}
