@@ -206,6 +206,28 @@ impl InstanceDir {
         Ok(())
     }
 
+    /// The network link: the host's device (as named at create), its MAC and the instance's
+    /// (`mkv0` there). Empty after `destroy` began.
+    fn show_net(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
+        use crate::ikc::{
+            net::mac,
+            Side, //
+        };
+        if this.net_device().is_none() {
+            return Ok(());
+        }
+        write!(buf, "mkv{}", this.id)?;
+        for m in [mac(this.id, Side::Host), mac(this.id, Side::Instance)] {
+            write!(
+                buf,
+                " {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                m[0], m[1], m[2], m[3], m[4], m[5]
+            )?;
+        }
+        writeln!(buf)?;
+        Ok(())
+    }
+
     /// The restart policies given at create, and the automatic restarts in a row.
     fn show_policy(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
         writeln!(
@@ -293,6 +315,7 @@ kernel::sysfs_attributes! {
             console: read_only(InstanceDir::show_console) mode 0o400,
             ping: read_write(InstanceDir::show_ping, InstanceDir::store_ping) mode 0o600,
             policy: read_only(InstanceDir::show_policy),
+            net: read_only(InstanceDir::show_net),
             start_timeout_ms: read_write(InstanceDir::show_start_timeout,
                                          InstanceDir::store_start_timeout) mode 0o644,
             stop_timeout_ms: read_write(InstanceDir::show_stop_timeout,

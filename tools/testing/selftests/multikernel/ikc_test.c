@@ -461,6 +461,14 @@ TEST_F_TIMEOUT(ikc, net_link, 300)
 	n = atoi(id);
 	snprintf(path, sizeof(path), "/sys/class/net/mkv%d", n);
 	ASSERT_NE((mode_t)-1, mode_of(path)) TH_LOG("no mkv%d", n);
+	/* instances/NAME/net: the host's device and both MACs (02:6d:6b, side, id). */
+	instance_file(NAME, "net", got, sizeof(got));
+	snprintf(want, sizeof(want), "mkv%d 02:6d:6b:00:%02x:%02x 02:6d:6b:01:%02x:%02x\n", n,
+		 n >> 8, n & 0xff, n >> 8, n & 0xff);
+	EXPECT_STREQ(want, got);
+	snprintf(path, sizeof(path), "/sys/class/net/mkv%d/address", n);
+	read_file(path, got, sizeof(got));
+	EXPECT_EQ(0, strncmp(got, strchr(want, ' ') + 1, 17)) TH_LOG("%s", got);
 	/* (carrier reads EINVAL until the interface is up) */
 	snprintf(path, sizeof(path), "/sys/class/net/mkv%d/carrier", n);
 	snprintf(cmd, sizeof(cmd), "ip addr add 169.254.%d.1/24 dev mkv%d && ip link set mkv%d up",
