@@ -471,10 +471,20 @@ impl Instance {
             (Ok(endpoint), Ok(console)) => Devices::register(name, endpoint, console),
             (Err(e), _) | (_, Err(e)) => Err(*e),
         };
-        let net = CString::try_from_fmt(fmt!("mkv{id}")).and_then(|name| {
-            let dev = NetDevice::new(&name, &crate::ikc::net::mac(id, crate::ikc::Side::Host))?;
-            Ok(Some(Arc::new(dev, GFP_KERNEL)?))
-        });
+        // Its network device; without one (a device of that name exists, no memory) the
+        // instance has no network link (said once).
+        let net = CString::try_from_fmt(fmt!("mkv{id}"))
+            .and_then(|dev_name| {
+                let mac = crate::ikc::net::mac(id, crate::ikc::Side::Host);
+                Ok(Arc::new(NetDevice::new(&dev_name, &mac)?, GFP_KERNEL)?)
+            })
+            .inspect_err(|e| {
+                crate::base::report::warn(format_args!(
+                    "create {}: no network device mkv{id} ({e:?})",
+                    name.as_str()
+                ))
+            })
+            .ok();
         let life = Life {
             phase: Phase::Reserved,
             last_stop: StopReason::None,
@@ -495,7 +505,7 @@ impl Instance {
             console: console?,
             devices <- new_mutex!(Some(devices?), "multikernel::Instance::devices"),
             _console_service: console_service?,
-            net <- new_mutex!(net?, "multikernel::Instance::net"),
+            net <- new_mutex!(net, "multikernel::Instance::net"),
             stop_timeout_ms: AtomicU32::new(STOP_TIMEOUT_DEFAULT_MS),
             start_timeout_ms: AtomicU32::new(START_TIMEOUT_DEFAULT_MS),
             on_reboot,

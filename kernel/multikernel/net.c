@@ -25,7 +25,9 @@ static int mk_net_open(struct net_device *dev)
 
 	napi_enable(&n->napi);
 	netif_start_queue(dev);
+	local_bh_disable();
 	napi_schedule(&n->napi);
+	local_bh_enable();
 	return 0;
 }
 
@@ -187,12 +189,28 @@ void multikernel_net_detach(void *ctx)
 	synchronize_net();
 }
 
-/* A doorbell: frames may wait, or room may have appeared (any context). */
+static void mk_net_kick(struct mk_net *n)
+{
+	napi_schedule(&n->napi);
+	if (netif_running(n->dev) && netif_queue_stopped(n->dev) && netif_carrier_ok(n->dev))
+		netif_wake_queue(n->dev);
+}
+
+/*
+ * A doorbell (hard interrupt), or the channel's heartbeat work looking for
+ * one that was lost (a throttled doorbell vector): frames may wait, or room
+ * may have appeared. From process context bottom halves go off around it,
+ * so the softirq it raises runs right away.
+ */
 void multikernel_net_kick(void *ctx)
 {
 	struct mk_net *n = ctx;
 
-	napi_schedule(&n->napi);
-	if (netif_queue_stopped(n->dev) && netif_carrier_ok(n->dev))
-		netif_wake_queue(n->dev);
+	if (in_hardirq() || irqs_disabled()) {
+		mk_net_kick(n);
+		return;
+	}
+	local_bh_disable();
+	mk_net_kick(n);
+	local_bh_enable();
 }

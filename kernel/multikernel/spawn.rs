@@ -129,6 +129,18 @@ pub(crate) fn start(instance: &Arc<Instance>, life: &mut Life) -> Result {
     // A fresh channel for this run; doorbells go to the instance's first CPU.
     instance.endpoint.close();
     let first_apic = spawn::apic_id(CpuId::from_u32(*first).ok_or(EINVAL)?);
+    // Its network link first (it needs nothing the channel has; nothing to undo if the
+    // channel fails): in the same area, after the channel; carrier up on mkvID. Without one
+    // the instance still starts (said once).
+    let net = instance.net_device().and_then(|dev| {
+        crate::ikc::net::NetLink::host(
+            layout.channel.start + crate::base::wire::NET_OFFSET as u64,
+            first_apic,
+            dev,
+        )
+        .inspect_err(|e| warn(format_args!("start {name}: no network link ({e:?})")))
+        .ok()
+    });
     let channel = Channel::host(
         name,
         instance.id,
@@ -143,15 +155,9 @@ pub(crate) fn start(instance: &Arc<Instance>, life: &mut Life) -> Result {
             "start {name}: cannot set up the channel ({e:?})"
         ))
     })?;
-    // Its network link, after the channel in the same area: carrier up on mkvID.
-    if let Some(dev) = instance.net_device() {
-        let link = crate::ikc::net::NetLink::host(
-            layout.channel.start + crate::base::wire::NET_OFFSET as u64,
-            first_apic,
-            dev,
-        )
-        .inspect_err(|e| warn(format_args!("start {name}: no network link ({e:?})")))?;
-        channel.set_net(link)?;
+    if let Some(link) = net {
+        // A fresh channel has none yet.
+        let _ = channel.set_net(link);
     }
     instance.endpoint.set(Some(channel));
     let stop = || {

@@ -124,11 +124,14 @@ pub(crate) struct NetLink {
     /// The consumer, and the frame being handed up: taken by the device's poll only (NAPI,
     /// softirq). Not a raw lock: the networking core takes local locks under it.
     #[pin]
-    rx: SpinLock<(Consumer, KVec<u8>)>,
+    rx: SpinLock<(Consumer, KVVec<u8>)>,
     /// The device while attached (for the doorbell's kick).
     dev: AtomicPtr<c_void>,
-    /// The device the link is attached to (the host's lives with the instance).
-    device: Arc<NetDevice>,
+    /// The device the link is attached to, until detached: then the link lets go of it, so
+    /// `destroy` unregisters it at once (the closed channel that holds the link may live a
+    /// little longer).
+    #[pin]
+    device: SpinLock<Option<Arc<NetDevice>>>,
     /// A ring broke: no frame moves any more.
     broken: AtomicBool,
     pub(crate) errors: AtomicU64,
@@ -163,7 +166,9 @@ impl NetLink {
         peer_apic: u32,
         device: Arc<NetDevice>,
     ) -> Result<Arc<Self>> {
-        let buf = KVec::from_elem(0u8, NET_FRAME_MAX, GFP_KERNEL)?;
+        let buf = KVVec::from_elem(0u8, NET_FRAME_MAX, GFP_KERNEL)?;
+        let raw = device.0.as_ptr();
+        let attached = device.clone();
         let link = Arc::pin_init(
             pin_init!(Self {
                 mem,
@@ -178,14 +183,14 @@ impl NetLink {
                     "multikernel::NetLink::rx"
                 ),
                 dev: AtomicPtr::new(core::ptr::null_mut()),
-                device,
+                device <- new_spinlock!(Some(device), "multikernel::NetLink::device"),
                 broken: AtomicBool::new(false),
                 errors: AtomicU64::new(0),
             }),
             GFP_KERNEL,
         )?;
-        link.device.attach(&link);
-        link.dev.store(link.device.0.as_ptr(), Ordering::Release);
+        attached.attach(&link);
+        link.dev.store(raw, Ordering::Release);
         Ok(link)
     }
 
@@ -204,14 +209,18 @@ impl NetLink {
         }
     }
 
-    /// The peer stopped (its channel closed): carrier down, nothing more moves.
+    /// The peer stopped (its channel closed): carrier down, nothing more moves, and the link
+    /// lets go of the device. Process context.
     pub(crate) fn detach(&self) {
         if !self
             .dev
             .swap(core::ptr::null_mut(), Ordering::AcqRel)
             .is_null()
         {
-            self.device.detach();
+            let device = self.device.lock().take();
+            if let Some(device) = device {
+                device.detach();
+            }
         }
     }
 
@@ -267,6 +276,10 @@ impl NetLink {
 
     /// Hands up to `budget` frames to the device `ctx` (NAPI, softirq).
     fn poll(&self, ctx: *mut c_void, budget: i32) -> i32 {
+        // Nothing once broken: the bad message stays where it is.
+        if self.broken.load(Ordering::Relaxed) {
+            return 0;
+        }
         let (_, rx_off) = self.offsets();
         let mut done = 0;
         let mut freed = false;
@@ -298,7 +311,12 @@ impl NetLink {
         done
     }
 
+    /// Asks for a doorbell on the next frame; whether one came meanwhile. Never once broken:
+    /// the bad message stays in the ring, and the poll must not come back for it.
     fn rearm(&self) -> bool {
+        if self.broken.load(Ordering::Relaxed) {
+            return false;
+        }
         let (_, rx_off) = self.offsets();
         let rx = self.rx.lock();
         rx.0.want_doorbell(&mut self.ring(rx_off))

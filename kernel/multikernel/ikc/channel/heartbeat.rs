@@ -89,6 +89,8 @@ impl Channel {
         if self.rx_pending() {
             self.kick();
         }
+        // The network link too: a doorbell it needed may have been lost (throttled).
+        self.kick_net();
         match self.side {
             Side::Instance => {
                 let beat = self.beat.fetch_add(1, Ordering::Relaxed) + 1;
