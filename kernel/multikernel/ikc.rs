@@ -219,15 +219,17 @@ fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);
 }
 
-/// A ring of the channel, as `ring.rs` sees it.
+/// A ring in shared memory, as `ring.rs` sees it: `bytes` at `off` (a channel's message ring,
+/// [`RING_BYTES`], or a network link's frame ring).
 struct RingView<'a> {
     mem: &'a SharedMem,
     off: usize,
+    bytes: usize,
 }
 
 impl RingMemory for RingView<'_> {
     fn bytes(&self) -> usize {
-        RING_BYTES
+        self.bytes
     }
     fn read(&self, off: usize, out: &mut [u8]) {
         self.mem.read(self.off + off, out)

@@ -126,7 +126,12 @@ impl Channel {
         let mem = SharedMem::map_pool(start, IKC_BYTES as u64)?;
         mem.write(0, &[0u8; 64]);
         for off in [TO_INSTANCE, TO_HOST] {
-            ring::init(&mut RingView { mem: &mem, off }).map_err(|e| e.errno())?;
+            ring::init(&mut RingView {
+                mem: &mem,
+                off,
+                bytes: RING_BYTES,
+            })
+            .map_err(|e| e.errno())?;
         }
         mem.store_seqcst(OFF_VERSION, VERSION);
         mem.store_seqcst(OFF_ID, u64::from(id));
@@ -268,6 +273,7 @@ impl Channel {
         RingView {
             mem: &self.mem,
             off,
+            bytes: RING_BYTES,
         }
     }
 

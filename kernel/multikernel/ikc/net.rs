@@ -34,30 +34,6 @@ const NET_MAGIC: u64 = u64::from_le_bytes(*b"MKNETLNK");
 /// The port frames carry in the ring's message header.
 const FRAME_PORT: u16 = 1;
 
-/// A frame ring as `ring.rs` sees it.
-struct FrameRing<'a> {
-    mem: &'a SharedMem,
-    off: usize,
-}
-
-impl RingMemory for FrameRing<'_> {
-    fn bytes(&self) -> usize {
-        NET_RING_BYTES
-    }
-    fn read(&self, off: usize, out: &mut [u8]) {
-        self.mem.read(self.off + off, out)
-    }
-    fn write(&mut self, off: usize, bytes: &[u8]) {
-        self.mem.write(self.off + off, bytes)
-    }
-    fn load_seqcst(&self, off: usize) -> u64 {
-        self.mem.load_seqcst(self.off + off)
-    }
-    fn store_seqcst(&mut self, off: usize, value: u64) {
-        self.mem.store_seqcst(self.off + off, value)
-    }
-}
-
 /// The locally administered MAC of a side of instance `id`'s link: `02:6d:6b:SS:II:II`
 /// ("mk"; SS: 00 the host's side, 01 the instance's).
 pub(crate) fn mac(id: u32, side: Side) -> [u8; 6] {
@@ -144,7 +120,12 @@ impl NetLink {
         let mem = SharedMem::map_pool(start, NET_BYTES as u64)?;
         mem.write(0, &[0u8; 64]);
         for off in [NET_TO_INSTANCE, NET_TO_HOST] {
-            ring::init(&mut FrameRing { mem: &mem, off }).map_err(|e| e.errno())?;
+            ring::init(&mut RingView {
+                mem: &mem,
+                off,
+                bytes: NET_RING_BYTES,
+            })
+            .map_err(|e| e.errno())?;
         }
         mem.store_seqcst(0, NET_MAGIC);
         Self::new(mem, Side::Host, peer_apic, device)
@@ -202,10 +183,11 @@ impl NetLink {
         }
     }
 
-    fn ring(&self, off: usize) -> FrameRing<'_> {
-        FrameRing {
+    fn ring(&self, off: usize) -> RingView<'_> {
+        RingView {
             mem: &self.mem,
             off,
+            bytes: NET_RING_BYTES,
         }
     }
 
