@@ -22,6 +22,9 @@ summary() {
 	if [ "$failed" = 0 ]; then exit 0; else exit 1; fi
 }
 trap summary EXIT
+# A VM that has not started init within this many seconds is booted once
+# more (boot_vm; normally init starts within 15 s, 30 s with two lanes).
+export MK_VM_BOOT_LIMIT=${MK_VM_BOOT_LIMIT:-150}
 if [ -n "${MK_RUNS:-}" ]; then
 	step "MK_RUNS=\"$MK_RUNS\": only these VMs (not a full run)"
 fi
@@ -278,12 +281,16 @@ boot_vm() {
 	# and say so. Only a clean crash is retried: what the first boot showed
 	# is judged (by judge_vm; a report there fails the run), kept in crash/,
 	# and the retry is counted.
+	# Likewise a guest that hung in early boot, before init (vm_run's
+	# MK_VM_BOOT_LIMIT; seen once in ~17 boots, before any of our code ran).
 	crash=
-	if [ ! -f "$dir/done" ]; then
+	if [ "$rc" = 200 ]; then
+		crash="the guest did not start init within $MK_VM_BOOT_LIMIT s (log ends: $(grep -a '^\[' "$dir/console.log" | tail -1 | cut -c1-100))"
+	elif [ ! -f "$dir/done" ]; then
 		if grep -qa '^qemu-system-x86_64: .*Assertion' "$dir/console.log"; then
-			crash=$(grep -a -m1 '^qemu-system-x86_64: ' "$dir/console.log" | cut -c1-120)
+			crash="QEMU crashed: $(grep -a -m1 '^qemu-system-x86_64: ' "$dir/console.log" | cut -c1-120)"
 		elif [ "$(qemu_segfaults)" -gt "$segfaults_before" ]; then
-			crash="qemu-system-x86_64 segfaulted (host kernel log: $(dmesg 2>/dev/null | grep -a 'qemu-system-x86.*segfault' | tail -1 | cut -c1-100))"
+			crash="QEMU crashed: qemu-system-x86_64 segfaulted (host kernel log: $(dmesg 2>/dev/null | grep -a 'qemu-system-x86.*segfault' | tail -1 | cut -c1-100))"
 		fi
 	fi
 	if [ -n "$crash" ]; then
@@ -295,7 +302,7 @@ boot_vm() {
 		judge_log "$dir/crash/console.log" >/dev/null
 		judge_kselftests_failed_only "$dir/crash" >/dev/null
 		if [ "$failed" = "$failed_before_crash" ]; then
-			echo "RETRY: $name VM: QEMU crashed ($crash); booting it again (first boot in $dir/crash/)"
+			echo "RETRY: $name VM: $crash; booting it again (first boot in $dir/crash/)"
 			rc=0
 			MK_VM_QEMU_OPTS=$qemu_opts VM_CPUS=${cpus:-$VM_CPUS} VM_MEMORY=${memory:-$VM_MEMORY} vm_run "${MK_CHECK_TIMEOUT:-900}" "$dir/console.log" "$append" \
 				"${cmd[@]}" || rc=$?
@@ -316,7 +323,7 @@ judge_vm() {
 		judge_log "$dir/crash/console.log"
 		judge_kselftests_failed_only "$dir/crash"
 		skipped=$((skipped + 1))
-		echo "$name: QEMU crashed in the first boot ($(cat "$dir/crash/reason")); judged, kept in $dir/crash/"
+		echo "$name: first boot retried: $(cat "$dir/crash/reason"); judged, kept in $dir/crash/"
 		# A report in the crashed boot: no second boot was made.
 		[ "$failed" = "$failed_before" ] || return 0
 	fi
