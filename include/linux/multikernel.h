@@ -115,9 +115,12 @@ ssize_t multikernel_ikc_console_read(u8 *buf, size_t len);
 /*
  * The network link's net_device (kernel/multikernel/net.c): created and
  * destroyed with the instance (host) or the channel (instance); a Rust link
- * (ikc/net.rs) is attached while the other kernel runs. The link side:
- * multikernel_net_xmit() (0, -EAGAIN when the ring is full, or a drop's
- * -errno), multikernel_net_want_room() (asks the peer for a doorbell when
+ * (ikc/net.rs) is attached while the other kernel runs. A frame on the link
+ * is a struct virtio_net_hdr (offloads: checksum, GSO), padded to
+ * MULTIKERNEL_NET_HDR bytes, then the Ethernet frame. The link side:
+ * multikernel_net_xmit() (sends the @count @parts, @len bytes in all, as one
+ * frame; 0, -EAGAIN when the ring is full, or a drop's -errno),
+ * multikernel_net_want_room() (asks the peer for a doorbell when
  * room appears; whether there is room now), multikernel_net_poll() (hands
  * up to @budget frames to multikernel_net_rx(), returns how many),
  * multikernel_net_rearm() (asks for a doorbell on the next frame; whether
@@ -128,11 +131,18 @@ void multikernel_net_destroy(void *dev);
 void multikernel_net_attach(void *dev, void *link);
 void multikernel_net_detach(void *dev);
 void multikernel_net_kick(void *dev);
+#define MULTIKERNEL_NET_HDR	12
+struct multikernel_net_part {
+	const void *data;
+	u32 len;
+};
 void multikernel_net_rx(void *dev, const u8 *data, u32 len);
-int multikernel_net_xmit(void *link, const u8 *data, u32 len);
+int multikernel_net_xmit(void *link, const struct multikernel_net_part *parts, u32 count,
+			 u32 len);
 bool multikernel_net_want_room(void *link);
 int multikernel_net_poll(void *link, void *dev, int budget);
 bool multikernel_net_rearm(void *link);
+int multikernel_net_inject(void *dev);
 /* cond_resched() for Rust (kernel/multikernel/ikc_x86.c). */
 void multikernel_cond_resched(void);
 /* In an instance kernel: power off in order, as the host asked (instance_x86.c). */

@@ -209,6 +209,7 @@ impl Registry {
                 spec.cpus,
                 memory,
                 (spec.on_reboot, spec.on_crash),
+                spec.net,
             ),
             GFP_KERNEL,
         )

@@ -179,11 +179,22 @@ impl InstanceDir {
             return Ok(());
         }
         let channel = this.endpoint.channel().ok_or(ENOTCONN)?;
-        channel.inject(fault).inspect_err(|&e| {
-            let why = if e == EOPNOTSUPP {
-                "built without CONFIG_MULTIKERNEL_IKC_FAULT_INJECT"
-            } else {
-                "unknown fault (known: head, magic, nmi)"
+        let injected = if fault == b"net" {
+            // Malformed frames both ways: from the host, and (asked over the channel) from
+            // the instance's kernel. Each side drops and counts what it gets.
+            channel
+                .net()
+                .ok_or(ENOTCONN)
+                .and_then(|link| link.inject())
+                .and_then(|()| channel.send(crate::ikc::port::NET_INJECT, b"", true))
+        } else {
+            channel.inject(fault)
+        };
+        injected.inspect_err(|&e| {
+            let why = match e {
+                e if e == EOPNOTSUPP => "built without CONFIG_MULTIKERNEL_IKC_FAULT_INJECT",
+                e if e == EINVAL => "unknown fault (known: head, magic, net, nmi)",
+                _ => "the instance is not running, or has no network link",
             };
             warn(format_args!("ikc/inject {}: {why}", this.name.as_str()))
         })
@@ -207,13 +218,15 @@ impl InstanceDir {
     }
 
     /// The network link: the host's device (as named at create), its MAC and the instance's
-    /// (`mkv0` there). Empty after `destroy` began.
+    /// (`mkv0` there); `off` without one (`net=off`, the device could not be made, or
+    /// `destroy` began).
     fn show_net(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
         use crate::ikc::{
             net::mac,
             Side, //
         };
         if this.net_device().is_none() {
+            writeln!(buf, "off")?;
             return Ok(());
         }
         write!(buf, "mkv{}", this.id)?;

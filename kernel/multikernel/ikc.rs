@@ -139,6 +139,9 @@ pub(crate) mod port {
     /// What the host types into the instance's terminal (`/dev/hvc0` there); its output comes
     /// back on [`CONSOLE`].
     pub(crate) const TERMINAL: u16 = 5;
+    /// Fault injection (testing only): the host asks the instance kernel to send malformed
+    /// frames on its network link.
+    pub(crate) const NET_INJECT: u16 = 6;
     /// The instance's echo service: it sends every message back on this port.
     pub(crate) const ECHO: u16 = 7;
     /// The instance's discard service: it drops every message (stream benchmarks).
@@ -309,6 +312,7 @@ pub(crate) use services::{
     CONSOLE_SERVICE,
     DISCARD_SERVICE,
     ECHO_SERVICE,
+    NET_INJECT_SERVICE,
     STOP_SERVICE,
     TERMINAL_SERVICE, //
 };

@@ -459,6 +459,7 @@ impl Instance {
         cpus: KVec<u32>,
         memory: Range,
         (on_reboot, on_crash): (Policy, Policy),
+        net: bool,
     ) -> impl PinInit<Self, Error> {
         let endpoint = Endpoint::host(format_args!("mk-{}", name.as_str()));
         // What its kernel prints goes to its console log.
@@ -471,20 +472,24 @@ impl Instance {
             (Ok(endpoint), Ok(console)) => Devices::register(name, endpoint, console),
             (Err(e), _) | (_, Err(e)) => Err(*e),
         };
-        // Its network device; without one (a device of that name exists, no memory) the
-        // instance has no network link (said once).
-        let net = CString::try_from_fmt(fmt!("mkv{id}"))
-            .and_then(|dev_name| {
-                let mac = crate::ikc::net::mac(id, crate::ikc::Side::Host);
-                Ok(Arc::new(NetDevice::new(&dev_name, &mac)?, GFP_KERNEL)?)
-            })
+        // Its network device (unless `net=off`); without one (a device of that name exists, no
+        // memory) the instance has no network link (said once).
+        let make_net = || -> Result<Arc<NetDevice>> {
+            let dev_name = CString::try_from_fmt(fmt!("mkv{id}"))?;
+            let mac = crate::ikc::net::mac(id, crate::ikc::Side::Host);
+            Ok(Arc::new(NetDevice::new(&dev_name, &mac)?, GFP_KERNEL)?)
+        };
+        let net = net
+            .then(make_net)
+            .transpose()
             .inspect_err(|e| {
                 crate::base::report::warn(format_args!(
                     "create {}: no network device mkv{id} ({e:?})",
                     name.as_str()
                 ))
             })
-            .ok();
+            .ok()
+            .flatten();
         let life = Life {
             phase: Phase::Reserved,
             last_stop: StopReason::None,

@@ -12,6 +12,14 @@
 #include <linux/multikernel.h>
 #include <linux/netdevice.h>
 #include <linux/rcupdate.h>
+#include <linux/virtio_net.h>
+
+static_assert(sizeof(struct virtio_net_hdr) <= MULTIKERNEL_NET_HDR);
+
+/* A received frame up to this long is copied into one buffer, a longer one into pages. */
+#define MK_NET_LINEAR	2048
+/* The first bytes of a longer frame (headers) go into the buffer, the rest into pages. */
+#define MK_NET_HEAD	256
 
 struct mk_net {
 	struct net_device *dev;
@@ -43,16 +51,33 @@ static int mk_net_stop(struct net_device *dev)
 static netdev_tx_t mk_net_xmit(struct sk_buff *skb, struct net_device *dev)
 {
 	struct mk_net *n = netdev_priv(dev);
-	unsigned int len = skb->len;
+	struct multikernel_net_part parts[2 + MAX_SKB_FRAGS];
+	union {
+		struct virtio_net_hdr v;
+		u8 bytes[MULTIKERNEL_NET_HDR];
+	} hdr = {};
+	unsigned int len = skb->len, count = 0, i;
 	void *link;
 	int ret = -ENOTCONN;
 
-	if (skb_linearize(skb))
+	/* Pieces the device did not offer to take (a frag list) are joined first. */
+	if (skb_has_frag_list(skb) && skb_linearize(skb))
 		goto drop;
+	/* Offloads (checksum to fill, GSO) travel in the header, as virtio-net's do. */
+	if (virtio_net_hdr_from_skb(skb, &hdr.v, true, false, 0))
+		goto drop;
+	parts[count++] = (struct multikernel_net_part){ hdr.bytes, MULTIKERNEL_NET_HDR };
+	parts[count++] = (struct multikernel_net_part){ skb->data, skb_headlen(skb) };
+	for (i = 0; i < skb_shinfo(skb)->nr_frags; i++) {
+		const skb_frag_t *frag = &skb_shinfo(skb)->frags[i];
+
+		parts[count++] = (struct multikernel_net_part){ skb_frag_address(frag),
+								skb_frag_size(frag) };
+	}
 	rcu_read_lock();
 	link = rcu_dereference(n->link);
 	if (link)
-		ret = multikernel_net_xmit(link, skb->data, len);
+		ret = multikernel_net_xmit(link, parts, count, MULTIKERNEL_NET_HDR + len);
 	if (ret == -EAGAIN) {
 		/* Full: stop, unless room appeared meanwhile (the peer rings when it frees some). */
 		netif_stop_queue(dev);
@@ -61,7 +86,7 @@ static netdev_tx_t mk_net_xmit(struct sk_buff *skb, struct net_device *dev)
 			return NETDEV_TX_BUSY;
 		}
 		netif_wake_queue(dev);
-		ret = multikernel_net_xmit(link, skb->data, len);
+		ret = multikernel_net_xmit(link, parts, count, MULTIKERNEL_NET_HDR + len);
 	}
 	rcu_read_unlock();
 	if (ret)
@@ -91,22 +116,71 @@ static const struct net_device_ops mk_net_ops = {
 	.ndo_validate_addr	= eth_validate_addr,
 };
 
-/* A frame the link took from its ring (NAPI poll, softirq). */
+/* A frame from the other kernel that no correct peer sends: dropped and counted. */
+static void mk_net_rx_bad(struct mk_net *n, bool length, const char *why)
+{
+	DEV_STATS_INC(n->dev, rx_errors);
+	if (length)
+		DEV_STATS_INC(n->dev, rx_length_errors);
+	else
+		DEV_STATS_INC(n->dev, rx_frame_errors);
+	if (net_ratelimit())
+		netdev_warn(n->dev, "dropped a malformed frame from the other kernel: %s\n", why);
+}
+
+/*
+ * A frame the link took from its ring (NAPI poll, softirq): @data is this
+ * kernel's copy (the peer cannot change it any more), header first.
+ */
 void multikernel_net_rx(void *ctx, const u8 *data, u32 len)
 {
 	struct mk_net *n = ctx;
+	struct virtio_net_hdr hdr;
 	struct sk_buff *skb;
+	u32 head;
+	int err;
 
-	if (len < ETH_HLEN) {
-		dev_core_stats_rx_dropped_inc(n->dev);
+	if (len < MULTIKERNEL_NET_HDR + ETH_HLEN) {
+		mk_net_rx_bad(n, true, "shorter than its header and an Ethernet header");
 		return;
 	}
-	skb = napi_alloc_skb(&n->napi, len);
+	memcpy(&hdr, data, sizeof(hdr));
+	data += MULTIKERNEL_NET_HDR;
+	len -= MULTIKERNEL_NET_HDR;
+	if (len <= MK_NET_LINEAR) {
+		skb = napi_alloc_skb(&n->napi, len);
+		if (skb)
+			skb_put_data(skb, data, len);
+	} else {
+		/* The checksum to fill must be in the buffer (skb_partial_csum_set()). */
+		head = MK_NET_HEAD;
+		if (hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM)
+			head = clamp_t(u32, (u32)__virtio16_to_cpu(true, hdr.csum_start) +
+					    __virtio16_to_cpu(true, hdr.csum_offset) + 2,
+				       MK_NET_HEAD, len);
+		skb = alloc_skb_with_frags(head, len - head, PAGE_ALLOC_COSTLY_ORDER, &err,
+					   GFP_ATOMIC);
+		if (skb) {
+			skb_put(skb, head);
+			skb->data_len = len - head;
+			skb->len += len - head;
+			skb->dev = n->dev;
+			if (skb_store_bits(skb, 0, data, len)) {
+				kfree_skb(skb);
+				skb = NULL;
+			}
+		}
+	}
 	if (!skb) {
 		dev_core_stats_rx_dropped_inc(n->dev);
 		return;
 	}
-	skb_put_data(skb, data, len);
+	/* Checked as tun checks what user space writes: offsets inside the frame, known GSO. */
+	if (virtio_net_hdr_to_skb(skb, &hdr, true)) {
+		mk_net_rx_bad(n, false, "bad offload header");
+		kfree_skb(skb);
+		return;
+	}
 	skb->protocol = eth_type_trans(skb, n->dev);
 	dev_sw_netstats_rx_add(n->dev, len);
 	napi_gro_receive(&n->napi, skb);
@@ -145,6 +219,14 @@ void *multikernel_net_create(const char *name, const u8 *mac)
 	dev->pcpu_stat_type = NETDEV_PCPU_STAT_TSTATS;
 	dev->min_mtu = ETH_MIN_MTU;
 	dev->max_mtu = 65535;
+	/*
+	 * Both ends are in the same machine: a checksum is left to whoever
+	 * leaves it (or nobody), a TCP or UDP stream goes in frames of up to
+	 * 64 KiB (the other side segments it only if it forwards it).
+	 */
+	dev->hw_features = NETIF_F_SG | NETIF_F_HW_CSUM | NETIF_F_HIGHDMA | NETIF_F_RXCSUM |
+			   NETIF_F_TSO | NETIF_F_TSO6 | NETIF_F_TSO_ECN | NETIF_F_GSO_UDP_L4;
+	dev->features = dev->hw_features;
 	dev->priv_flags |= IFF_LIVE_ADDR_CHANGE;
 	eth_hw_addr_set(dev, mac);
 	netif_napi_add(dev, &n->napi, mk_net_poll);
@@ -213,4 +295,55 @@ void multikernel_net_kick(void *ctx)
 	local_bh_disable();
 	mk_net_kick(n);
 	local_bh_enable();
+}
+
+/*
+ * Fault injection (testing only): sends the other kernel three frames that
+ * no correct peer sends, which it must drop and count: one shorter than its
+ * headers (a length error), one whose checksum to fill lies outside it and
+ * one of an unknown GSO type (frame errors). -ENOTCONN without a link,
+ * -EOPNOTSUPP without CONFIG_MULTIKERNEL_IKC_FAULT_INJECT.
+ */
+int multikernel_net_inject(void *ctx)
+{
+	struct mk_net *n = ctx;
+	static const u8 shortf[5] = { 1, 2, 3, 4, 5 };
+	struct {
+		union {
+			struct virtio_net_hdr v;
+			u8 bytes[MULTIKERNEL_NET_HDR];
+		} hdr;
+		struct ethhdr eth;
+		u8 payload[46];
+	} __packed bad[2] = {};
+	struct multikernel_net_part part;
+	void *link;
+	int i, ret = -ENOTCONN;
+
+	if (!IS_ENABLED(CONFIG_MULTIKERNEL_IKC_FAULT_INJECT))
+		return -EOPNOTSUPP;
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
+		eth_broadcast_addr(bad[i].eth.h_dest);
+		ether_addr_copy(bad[i].eth.h_source, n->dev->dev_addr);
+		bad[i].eth.h_proto = htons(ETH_P_IP);
+	}
+	bad[0].hdr.v.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+	bad[0].hdr.v.csum_start = __cpu_to_virtio16(true, 60000);
+	bad[0].hdr.v.csum_offset = __cpu_to_virtio16(true, 6);
+	bad[1].hdr.v.gso_type = 0x42;
+	bad[1].hdr.v.gso_size = __cpu_to_virtio16(true, 100);
+	local_bh_disable();
+	rcu_read_lock();
+	link = rcu_dereference(n->link);
+	if (link) {
+		part = (struct multikernel_net_part){ shortf, sizeof(shortf) };
+		ret = multikernel_net_xmit(link, &part, 1, part.len);
+		for (i = 0; !ret && i < ARRAY_SIZE(bad); i++) {
+			part = (struct multikernel_net_part){ &bad[i], sizeof(bad[i]) };
+			ret = multikernel_net_xmit(link, &part, 1, part.len);
+		}
+	}
+	rcu_read_unlock();
+	local_bh_enable();
+	return ret;
 }

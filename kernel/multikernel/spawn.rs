@@ -132,15 +132,16 @@ pub(crate) fn start(instance: &Arc<Instance>, life: &mut Life) -> Result {
     // Its network link first (it needs nothing the channel has; nothing to undo if the
     // channel fails): in the same area, after the channel; carrier up on mkvID. Without one
     // the instance still starts (said once).
+    let net_start = layout.channel.start + crate::base::wire::NET_OFFSET as u64;
     let net = instance.net_device().and_then(|dev| {
-        crate::ikc::net::NetLink::host(
-            layout.channel.start + crate::base::wire::NET_OFFSET as u64,
-            first_apic,
-            dev,
-        )
-        .inspect_err(|e| warn(format_args!("start {name}: no network link ({e:?})")))
-        .ok()
+        crate::ikc::net::NetLink::host(net_start, first_apic, dev)
+            .inspect_err(|e| warn(format_args!("start {name}: no network link ({e:?})")))
+            .ok()
     });
+    if net.is_none() {
+        // What an earlier run (maybe another instance's) left there must not look like a link.
+        crate::ikc::net::NetLink::none(net_start)?;
+    }
     let channel = Channel::host(
         name,
         instance.id,

@@ -200,20 +200,44 @@ impl Producer {
         port: u16,
         payload: &[u8],
     ) -> Result<bool, RingError> {
-        if payload.len() > self.limit {
+        self.send_gather(mem, port, payload.len(), core::iter::once(payload))
+    }
+
+    /// Sends one message of `len` bytes made of `parts`, one after the other (a frame in
+    /// pieces, as a socket buffer holds it). Parts that do not add up to `len` are
+    /// [`RingError::TooBig`], and nothing is sent.
+    pub(crate) fn send_gather<'a>(
+        &mut self,
+        mem: &mut impl RingMemory,
+        port: u16,
+        len: usize,
+        parts: impl Iterator<Item = &'a [u8]>,
+    ) -> Result<bool, RingError> {
+        if len > self.limit {
             return Err(RingError::TooBig);
         }
         let size = geometry(mem)?;
-        let need = padded(payload.len());
+        let need = padded(len);
         if need > self.room(mem)? {
             return Err(RingError::Full);
         }
+        // The payload first: until `head` moves, the consumer sees none of it.
+        let mut at = 0usize;
+        for part in parts {
+            if part.len() > len - at {
+                return Err(RingError::TooBig);
+            }
+            put(mem, size, self.head + (MSG_HEADER + at) as u64, part);
+            at += part.len();
+        }
+        if at != len {
+            return Err(RingError::TooBig);
+        }
         let mut header = [0u8; MSG_HEADER];
         header[0..2].copy_from_slice(&port.to_le_bytes());
-        header[4..8].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        header[4..8].copy_from_slice(&(len as u32).to_le_bytes());
         header[8..16].copy_from_slice(&self.seq.to_le_bytes());
         put(mem, size, self.head, &header);
-        put(mem, size, self.head + MSG_HEADER as u64, payload);
         self.head += need as u64;
         self.seq += 1;
         mem.store_seqcst(OFF_HEAD, self.head);
@@ -460,6 +484,40 @@ mod tests {
             );
             assert_eq!(&out[..len], &msg[..len]);
         }
+        Ok(())
+    }
+
+    /// A message sent in pieces comes out whole, also across the end of the ring; pieces that
+    /// do not add up to the length send nothing.
+    #[test]
+    fn gather() -> Result {
+        let mut mem = ring(256)?;
+        let (mut tx, mut rx) = (Producer::new(), Consumer::new());
+        let mut msg = [0u8; 90];
+        let mut out = [0u8; 90];
+        for i in 0..20u32 {
+            pattern(i, msg.len(), &mut msg);
+            let (a, rest) = msg.split_at(12);
+            let (b, c) = rest.split_at(i as usize);
+            let parts = [a, b, &[][..], c];
+            assert_eq!(
+                tx.send_gather(&mut mem, 3, msg.len(), parts.iter().copied()),
+                Ok(false)
+            );
+            let got = rx.recv(&mut mem, &mut out).map_err(|e| e.errno())?;
+            assert_eq!((got.port, got.len), (3, msg.len()));
+            assert_eq!(out, msg);
+        }
+        let short = [&msg[..10], &msg[10..20]];
+        assert_eq!(
+            tx.send_gather(&mut mem, 3, 21, short.iter().copied()),
+            Err(RingError::TooBig)
+        );
+        assert_eq!(
+            tx.send_gather(&mut mem, 3, 19, short.iter().copied()),
+            Err(RingError::TooBig)
+        );
+        assert_eq!(rx.recv(&mut mem, &mut out), Err(RingError::Empty));
         Ok(())
     }
 

@@ -49,6 +49,8 @@ pub(crate) enum SpecError {
     ZeroSize,
     /// `on_reboot=`/`on_crash=` is not `restart` or `stop`.
     BadPolicy,
+    /// `net=` is not `on` or `off`.
+    BadSwitch,
 }
 
 impl SpecError {
@@ -81,6 +83,7 @@ impl fmt::Display for SpecError {
             Self::SizeOverflow => write!(f, "size too large"),
             Self::ZeroSize => write!(f, "size is zero"),
             Self::BadPolicy => write!(f, "on_reboot= and on_crash= take restart or stop"),
+            Self::BadSwitch => write!(f, "net= takes on or off"),
         }
     }
 }
@@ -141,6 +144,8 @@ pub(crate) struct Spec {
     pub(crate) on_reboot: Policy,
     /// What happens when its kernel crashes (`on_crash=`, default `stop`).
     pub(crate) on_crash: Policy,
+    /// Whether it has a network link (`net=on|off`, default `on`).
+    pub(crate) net: bool,
 }
 
 /// What the host does when an instance's kernel reboots or crashes.
@@ -219,6 +224,7 @@ pub(crate) fn parse_create_inner(input: &[u8], nr_cpus: u32) -> Result<Spec, Spe
     let mut memory = None;
     let mut on_reboot = None;
     let mut on_crash = None;
+    let mut net = None;
     for token in tokens {
         let eq = token
             .iter()
@@ -234,6 +240,14 @@ pub(crate) fn parse_create_inner(input: &[u8], nr_cpus: u32) -> Result<Spec, Spe
             b"on_reboot" => on_reboot = Some(Policy::parse(value)?),
             b"on_crash" if on_crash.is_some() => return Err(SpecError::DuplicateKey),
             b"on_crash" => on_crash = Some(Policy::parse(value)?),
+            b"net" if net.is_some() => return Err(SpecError::DuplicateKey),
+            b"net" => {
+                net = Some(match value {
+                    b"on" => true,
+                    b"off" => false,
+                    _ => return Err(SpecError::BadSwitch),
+                })
+            }
             _ => return Err(SpecError::UnknownKey),
         }
     }
@@ -243,6 +257,7 @@ pub(crate) fn parse_create_inner(input: &[u8], nr_cpus: u32) -> Result<Spec, Spe
         memory: memory.ok_or(SpecError::MissingMemory)?,
         on_reboot: on_reboot.unwrap_or(Policy::Stop),
         on_crash: on_crash.unwrap_or(Policy::Stop),
+        net: net.unwrap_or(true),
     })
 }
 
@@ -426,6 +441,18 @@ mod tests {
             .map_err(|e| e.errno())?;
         assert_eq!(spec.on_reboot, Policy::Stop);
         assert_eq!(spec.on_crash, Policy::Restart);
+        assert!(spec.net);
+        let spec = parse_create_inner(b"x cpus=1 memory=2M net=off", NR).map_err(|e| e.errno())?;
+        assert!(!spec.net);
+        let spec = parse_create_inner(b"x net=on cpus=1 memory=2M", NR).map_err(|e| e.errno())?;
+        assert!(spec.net);
+        assert_eq!(err(b"x cpus=1 memory=2M net=yes"), SpecError::BadSwitch);
+        assert_eq!(err(b"x cpus=1 memory=2M net="), SpecError::BadSwitch);
+        assert_eq!(err(b"x cpus=1 memory=2M net=On"), SpecError::BadSwitch);
+        assert_eq!(
+            err(b"x cpus=1 memory=2M net=off net=off"),
+            SpecError::DuplicateKey
+        );
         Ok(())
     }
 

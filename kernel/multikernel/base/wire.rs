@@ -44,4 +44,4 @@ pub(crate) const OFF_HOST_DOORBELL: usize = 32;
 /// "MKIKCCHN".
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"MKIKCCHN");
 /// The layout version both kernels must agree on.
-pub(crate) const VERSION: u64 = 2;
+pub(crate) const VERSION: u64 = 3;

@@ -748,6 +748,11 @@ impl Channel {
         }
     }
 
+    /// This run's network link, if it has one.
+    pub(crate) fn net(&self) -> Option<&Arc<net::NetLink>> {
+        self.net.as_ref()
+    }
+
     /// A doorbell came: the network link looks at its rings (any context).
     pub(super) fn kick_net(&self) {
         if let Some(link) = self.net.as_ref() {

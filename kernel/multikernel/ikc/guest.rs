@@ -134,6 +134,8 @@ pub(super) fn on_terminal_input(_ch: &Channel, payload: &[u8]) -> Reply {
 pub(crate) struct Guest {
     _device: Pin<KBox<MessageDevice<Endpoint>>>,
     _services: [PortRegistration; 4],
+    /// Network fault injection (`CONFIG_MULTIKERNEL_IKC_FAULT_INJECT` only).
+    _inject: Option<PortRegistration>,
     _endpoint: Arc<Endpoint>,
 }
 
@@ -151,13 +153,27 @@ impl Guest {
                 endpoint.register(ikc::port::STOP, ikc::STOP_SERVICE)?,
                 endpoint.register(ikc::port::TERMINAL, ikc::TERMINAL_SERVICE)?,
             ];
+            let inject = if cfg!(CONFIG_MULTIKERNEL_IKC_FAULT_INJECT) {
+                Some(endpoint.register(ikc::port::NET_INJECT, ikc::NET_INJECT_SERVICE)?)
+            } else {
+                None
+            };
             let channel = Channel::instance(&info, &endpoint)?;
             endpoint.set(Some(channel.clone()));
-            // Its network link, mkv0 (without one the instance still runs: said in the log).
+            // Its network link, mkv0, unless the host gave it none (`net=off`). Without one
+            // the instance still runs (a failure is said in the log).
             let net = || -> Result {
-                let mac = ikc::net::mac(info.id, ikc::Side::Instance);
-                let dev = Arc::new(ikc::net::NetDevice::new(c"mkv0", &mac)?, GFP_KERNEL)?;
-                channel.set_net(ikc::net::NetLink::instance(&info, dev)?)
+                let device = || -> Result<Arc<ikc::net::NetDevice>> {
+                    let mac = ikc::net::mac(info.id, ikc::Side::Instance);
+                    Ok(Arc::new(
+                        ikc::net::NetDevice::new(c"mkv0", &mac)?,
+                        GFP_KERNEL,
+                    )?)
+                };
+                match ikc::net::NetLink::instance(&info, device)? {
+                    Some(link) => channel.set_net(link),
+                    None => Ok(()),
+                }
             };
             let net = net();
             if let Err(e) = net {
@@ -182,6 +198,7 @@ impl Guest {
             Ok(Self {
                 _device: device,
                 _services: services,
+                _inject: inject,
                 _endpoint: endpoint,
             })
         };

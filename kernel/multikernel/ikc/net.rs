@@ -131,14 +131,27 @@ impl NetLink {
         Self::new(mem, Side::Host, peer_apic, device)
     }
 
-    /// Instance: the area the host set up after its channel, attached to `device`.
-    pub(crate) fn instance(info: &InstanceInfo, device: Arc<NetDevice>) -> Result<Arc<Self>> {
+    /// Host: marks the network area at `start` as holding no link (the instance then has no
+    /// `mkv0`).
+    pub(crate) fn none(start: u64) -> Result {
+        let mem = SharedMem::map_pool(start, 4096)?;
+        mem.store_seqcst(0, 0);
+        Ok(())
+    }
+
+    /// Instance: the area the host set up after its channel, attached to the device `device`
+    /// makes; `None` if the host gave this instance no link (`net=off`).
+    pub(crate) fn instance(
+        info: &InstanceInfo,
+        device: impl FnOnce() -> Result<Arc<NetDevice>>,
+    ) -> Result<Option<Arc<Self>>> {
         let mem =
             SharedMem::map_host_channel(crate::base::wire::NET_OFFSET as u64, NET_BYTES as u64)?;
-        if mem.load_seqcst(0) != NET_MAGIC {
-            return Err(EPROTO);
+        match mem.load_seqcst(0) {
+            0 => Ok(None),
+            NET_MAGIC => Self::new(mem, Side::Instance, info.host_apic, device()?).map(Some),
+            _ => Err(EPROTO),
         }
-        Self::new(mem, Side::Instance, info.host_apic, device)
     }
 
     fn new(
@@ -216,6 +229,14 @@ impl NetLink {
         }
     }
 
+    /// Fault injection (`CONFIG_MULTIKERNEL_IKC_FAULT_INJECT`, testing only): sends the other
+    /// kernel frames it must drop and count (`net.c`).
+    pub(crate) fn inject(&self) -> Result {
+        let device = self.device.lock().clone().ok_or(ENOTCONN)?;
+        // SAFETY: The device is registered while `device` holds it (type invariant).
+        kernel::error::to_result(unsafe { bindings::multikernel_net_inject(device.0.as_ptr()) })
+    }
+
     fn break_link(&self, why: &'static str) {
         self.errors.fetch_add(1, Ordering::Relaxed);
         if !self.broken.swap(true, Ordering::AcqRel) {
@@ -223,7 +244,8 @@ impl NetLink {
         }
     }
 
-    fn xmit(&self, frame: &[u8]) -> Result<(), Error> {
+    /// Sends one frame of `len` bytes made of `parts`.
+    fn xmit<'a>(&self, len: usize, parts: impl Iterator<Item = &'a [u8]>) -> Result<(), Error> {
         if self.broken.load(Ordering::Relaxed) {
             return Err(ENOTCONN);
         }
@@ -231,7 +253,7 @@ impl NetLink {
         let sent = self
             .tx
             .lock()
-            .send(&mut self.ring(tx_off), FRAME_PORT, frame);
+            .send_gather(&mut self.ring(tx_off), FRAME_PORT, len, parts);
         match sent {
             Ok(ring_it) => {
                 if ring_it {
@@ -312,18 +334,29 @@ impl PinnedDrop for NetLink {
     }
 }
 
-/// Called by the device's xmit (`net.c`, under RCU while attached).
+/// Called by the device's xmit (`net.c`, under RCU while attached): one frame of `len` bytes
+/// in `count` parts.
 ///
 /// # Safety
 ///
-/// `link` is an attached link; `data` is readable for `len` bytes.
+/// `link` is an attached link; `parts` points to `count` parts, each readable for its
+/// length, for the call.
 #[no_mangle]
-unsafe extern "C" fn multikernel_net_xmit(link: *mut c_void, data: *const u8, len: u32) -> c_int {
+unsafe extern "C" fn multikernel_net_xmit(
+    link: *mut c_void,
+    parts: *const bindings::multikernel_net_part,
+    count: u32,
+    len: u32,
+) -> c_int {
     // SAFETY: The caller passes an attached link, which lives until detached (# Safety).
     let link = unsafe { &*link.cast::<NetLink>() };
-    // SAFETY: `data` is readable for `len` bytes (# Safety).
-    let frame = unsafe { core::slice::from_raw_parts(data, len as usize) };
-    match link.xmit(frame) {
+    // SAFETY: `parts` points to `count` parts (# Safety).
+    let parts = unsafe { core::slice::from_raw_parts(parts, count as usize) };
+    let frame = parts.iter().map(|p| {
+        // SAFETY: Each part is readable for its length during the call (# Safety).
+        unsafe { core::slice::from_raw_parts(p.data.cast::<u8>(), p.len as usize) }
+    });
+    match link.xmit(len as usize, frame) {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }

@@ -45,6 +45,8 @@ pub(crate) const ECHO_SERVICE: Handler = Handler::Atomic(on_echo);
 pub(crate) const DISCARD_SERVICE: Handler = Handler::Atomic(on_discard);
 /// The instance's stop service: the host asks it to shut down in order.
 pub(crate) const STOP_SERVICE: Handler = Handler::Process(on_stop);
+/// The instance's network fault injection (`CONFIG_MULTIKERNEL_IKC_FAULT_INJECT` only).
+pub(crate) const NET_INJECT_SERVICE: Handler = Handler::Process(on_net_inject);
 /// The instance's terminal: what the host types.
 pub(crate) const TERMINAL_SERVICE: Handler = Handler::Atomic(super::guest::on_terminal_input);
 
@@ -143,6 +145,12 @@ pub(super) fn on_discard(_ch: &Channel, _payload: &[u8]) -> Reply {
 pub(super) fn on_stop(_ch: &Channel, _payload: &[u8]) {
     pr_notice!("the host asks this kernel to stop: powering off in order\n");
     crate::sys::shared::orderly_poweroff();
+}
+
+/// The host's fault injection asks this kernel to send it malformed frames (testing only).
+pub(super) fn on_net_inject(ch: &Channel, _payload: &[u8]) {
+    let sent = ch.net().ok_or(ENOTCONN).and_then(|link| link.inject());
+    pr_notice!("network fault injection: malformed frames to the host ({sent:?})\n");
 }
 
 pub(super) fn on_echo(ch: &Channel, payload: &[u8]) -> Reply {

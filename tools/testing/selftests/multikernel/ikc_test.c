@@ -27,6 +27,7 @@
 #include <linux/multikernel.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -42,6 +43,11 @@
 #define NAME "ik0"
 #define INST MK "/instances/" NAME
 #define DEV "/dev/mk-" NAME
+/* The other instances of net_bridge. */
+#define NAME1 "ik1"
+#define INST1 MK "/instances/" NAME1
+#define NAME2 "ik2"
+#define INST2 MK "/instances/" NAME2
 
 /* No console= UART in this VM for the instance: its output reaches the host over IKC only. */
 static const char cmdline[] = "console=ttyS1 kunit.enable=0 panic=0 loglevel=6 mk_sample=echo";
@@ -177,6 +183,17 @@ FIXTURE_TEARDOWN(ikc)
 		close(self->fd);
 	save_console(NAME);
 	mk_remove(NAME);
+	/* What net_bridge adds. */
+	if (!access(INST1, F_OK)) {
+		save_console(NAME1);
+		mk_remove(NAME1);
+	}
+	if (!access(INST2, F_OK)) {
+		save_console(NAME2);
+		mk_remove(NAME2);
+	}
+	if (!access("/sys/class/net/mkbr0", F_OK))
+		system("ip link del mkbr0");
 }
 
 #define ECHO_COUNT 10000u
@@ -441,6 +458,97 @@ static int run_out(const char *cmd, char *out, size_t size)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* A counter of the host's side of instance id's link (/sys/class/net/mkvID/statistics). */
+static unsigned long long net_stat(int id, const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/sys/class/net/mkv%d/statistics/%s", id, name);
+	return read_u64(path);
+}
+
+/* A field of the Ip: line of /proc/net/snmp (fragmentation and reassembly counters). */
+static long long snmp_ip(const char *field)
+{
+	static char buf[8192];
+	char *names, *values, *n, *v, *sn, *sv;
+
+	if (read_file("/proc/net/snmp", buf, sizeof(buf)) <= 0)
+		return -1;
+	names = strstr(buf, "Ip: ");
+	values = names ? strstr(names + 1, "Ip: ") : NULL;
+	if (!values)
+		return -1;
+	names[strcspn(names, "\n")] = '\0';
+	values[strcspn(values, "\n")] = '\0';
+	n = strtok_r(names + 4, " ", &sn);
+	v = strtok_r(values + 4, " ", &sv);
+	for (; n && v; n = strtok_r(NULL, " ", &sn), v = strtok_r(NULL, " ", &sv))
+		if (!strcmp(n, field))
+			return atoll(v);
+	return -1;
+}
+
+/*
+ * Types @cmd into the shell on instance @name's terminal and waits for
+ * @needle in what comes back (put a $((...)) in @cmd so that only its
+ * output, not the echo of the typing, shows @needle).
+ */
+static bool typed_shows(const char *name, const char *cmd, const char *needle)
+{
+	static char stream[65536];
+	char path[128];
+	bool seen;
+	int con;
+
+	snprintf(path, sizeof(path), "/dev/mk-%s.console", name);
+	con = open(path, O_RDWR | O_NONBLOCK);
+	if (con < 0)
+		return false;
+	/* What came before is not the answer. */
+	while (read(con, stream, sizeof(stream)) > 0)
+		;
+	seen = write(con, cmd, strlen(cmd)) == (ssize_t)strlen(cmd) &&
+	       console_stream_shows(con, needle, stream, sizeof(stream));
+	if (!seen)
+		fprintf(stderr, "# typed %s into %s; no %s in: %s\n", cmd, name, needle, stream);
+	close(con);
+	return seen;
+}
+
+/* Gives the host's side of instance id's link 169.254.ID.1/24 and brings it up. */
+static int net_host_up(int id)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "ip addr add 169.254.%d.1/24 dev mkv%d && ip link set mkv%d up",
+		 id % 256, id, id);
+	return system(cmd);
+}
+
+/* Waits up to 10 s for the host's side of instance id's link to have carrier @want. */
+static bool net_carrier(int id, bool want)
+{
+	double deadline = clock_s(CLOCK_MONOTONIC) + 10;
+	char path[64], got[16];
+
+	snprintf(path, sizeof(path), "/sys/class/net/mkv%d/carrier", id);
+	do {
+		if (read_file(path, got, sizeof(got)) > 0 && (got[0] == '1') == want)
+			return true;
+		usleep(100 * 1000);
+	} while (clock_s(CLOCK_MONOTONIC) < deadline);
+	return false;
+}
+
+static int instance_id(const char *name)
+{
+	char id[16];
+
+	instance_file(name, "id", id, sizeof(id));
+	return atoi(id);
+}
+
 /*
  * The network link: the host's side mkvID (carrier up while the instance
  * runs) gets 169.254.ID.1/24, the sample init gives the instance's mkv0 .2.
@@ -453,6 +561,7 @@ TEST_F_TIMEOUT(ikc, net_link, 300)
 	static char stream[65536];
 	const char *xfer = getenv("MK_NET_XFER");
 	char id[16], cmd[512], path[64], want[64], got[128], needle[160];
+	unsigned long long tx_packets, tx_bytes;
 	int n, con;
 
 	if (!xfer || access(xfer, R_OK))
@@ -485,6 +594,8 @@ TEST_F_TIMEOUT(ikc, net_link, 300)
 					 sizeof(stream)))
 		TH_LOG("console: %s", stream);
 	/* 100 MB to the instance, whose init prints their MD5. */
+	tx_packets = net_stat(n, "tx_packets");
+	tx_bytes = net_stat(n, "tx_bytes");
 	snprintf(cmd, sizeof(cmd), "python3 %s md5 100000000", xfer);
 	ASSERT_EQ(0, run_out(cmd, want, sizeof(want)));
 	snprintf(cmd, sizeof(cmd), "python3 %s send 169.254.%d.2 5001 100000000", xfer, n % 256);
@@ -493,6 +604,12 @@ TEST_F_TIMEOUT(ikc, net_link, 300)
 	EXPECT_TRUE(console_stream_shows(con, needle, stream, sizeof(stream)))
 		TH_LOG("console: %s", stream);
 	close(con);
+	/* TCP went in GSO frames (up to 64 KiB; their checksums left undone), not 1514-byte ones. */
+	tx_packets = net_stat(n, "tx_packets") - tx_packets;
+	tx_bytes = net_stat(n, "tx_bytes") - tx_bytes;
+	EXPECT_LT(100000000ULL, tx_bytes);
+	EXPECT_LT(4000ULL * tx_packets, tx_bytes)
+		TH_LOG("%llu bytes in %llu frames: no GSO", tx_bytes, tx_packets);
 	/* 100 MB from the instance. */
 	snprintf(cmd, sizeof(cmd), "python3 %s recv 169.254.%d.2 5002 100000000", xfer, n % 256);
 	EXPECT_EQ(0, run_out(cmd, got, sizeof(got)));
@@ -501,6 +618,168 @@ TEST_F_TIMEOUT(ikc, net_link, 300)
 	ASSERT_EQ(0, control(NAME, "kill"));
 	read_file(path, got, sizeof(got));
 	EXPECT_STREQ("0\n", got);
+}
+
+/*
+ * Frames up to 64 KiB: both sides get MTU 65000 (the instance's through its
+ * shell), and a ping of 60000 bytes goes and comes back in one frame each
+ * way (the host neither fragments nor reassembles). Then malformed frames
+ * both ways (ikc/inject net): each kernel drops them, counts them (a length
+ * error, two frame errors) and says so once; the link still carries pings.
+ */
+TEST_F_TIMEOUT(ikc, net_mtu_and_bad_frames, 180)
+{
+	long long frags, reasm;
+	unsigned long long len_errors, frame_errors;
+	char cmd[256];
+	int n = instance_id(NAME);
+
+	ASSERT_EQ(0, net_host_up(n));
+	ASSERT_TRUE(net_carrier(n, true));
+	snprintf(cmd, sizeof(cmd), "ip link set mkv%d mtu 65000", n);
+	ASSERT_EQ(0, system(cmd));
+	ASSERT_TRUE(typed_shows(NAME, "ip link set mkv0 mtu 65000 && echo mtu-set-$((6*7))\n",
+				"mtu-set-42"));
+	frags = snmp_ip("FragCreates");
+	reasm = snmp_ip("ReasmReqds");
+	snprintf(cmd, sizeof(cmd), "busybox ping -c 3 -W 10 -s 60000 169.254.%d.2 >/dev/null",
+		 n % 256);
+	EXPECT_EQ(0, system(cmd));
+	EXPECT_EQ(frags, snmp_ip("FragCreates"));
+	EXPECT_EQ(reasm, snmp_ip("ReasmReqds"));
+	/* An MTU above 65535 is refused. */
+	snprintf(cmd, sizeof(cmd), "ip link set mkv%d mtu 65536 2>/dev/null", n);
+	EXPECT_NE(0, system(cmd));
+
+	len_errors = net_stat(n, "rx_length_errors");
+	frame_errors = net_stat(n, "rx_frame_errors");
+	write_str("/dev/kmsg", "ikc_test: net_mtu_and_bad_frames injects");
+	ASSERT_EQ(0, write_str(INST "/ikc/inject", "net"));
+	/* The instance's three arrive at the host within a moment. */
+	for (int i = 0; i < 50 && net_stat(n, "rx_frame_errors") < frame_errors + 2; i++)
+		usleep(100 * 1000);
+	EXPECT_EQ(len_errors + 1, net_stat(n, "rx_length_errors"));
+	EXPECT_EQ(frame_errors + 2, net_stat(n, "rx_frame_errors"));
+	snprintf(cmd, sizeof(cmd),
+		 "dmesg | sed -n '/ikc_test: net_mtu_and_bad_frames injects/,$p' | "
+		 "grep -q 'mkv%d: dropped a malformed frame from the other kernel'", n);
+	EXPECT_EQ(0, system(cmd));
+	/* ... and the host's at the instance, which counted them. */
+	EXPECT_TRUE(typed_shows(NAME,
+				"echo bad-$(($(cat /sys/class/net/mkv0/statistics/rx_length_errors)"
+				"+0))-$(($(cat /sys/class/net/mkv0/statistics/rx_frame_errors)+0))\n",
+				"bad-1-2"));
+	snprintf(cmd, sizeof(cmd), "busybox ping -c 2 -W 10 169.254.%d.2 >/dev/null", n % 256);
+	EXPECT_EQ(0, system(cmd));
+	snprintf(cmd, sizeof(cmd), "ping -c 1 -W 5 169.254.%d.1 >/dev/null && echo pinged-$((6*7))\n",
+		 n % 256);
+	EXPECT_TRUE(typed_shows(NAME, cmd, "pinged-42"));
+}
+
+/*
+ * A kill in the middle of a TCP transfer to the instance: carrier down, the
+ * frames queued for it freed (the host's queue is empty), the sender gets
+ * nowhere. A new start brings the link back (same device and address):
+ * ping, and 10 MB with their MD5 compared.
+ */
+TEST_F_TIMEOUT(ikc, net_kill_mid_transfer, 240)
+{
+	static char stream[65536];
+	const char *xfer = getenv("MK_NET_XFER");
+	char cmd[512], want[64], needle[160], state[64], addr[32];
+	unsigned long long sent;
+	int n = instance_id(NAME), con, status;
+	pid_t pid;
+
+	if (!xfer || access(xfer, R_OK))
+		SKIP(return, "needs $MK_NET_XFER, the transfer helper mk_net_xfer.py");
+	ASSERT_EQ(0, net_host_up(n));
+	ASSERT_TRUE(net_carrier(n, true));
+	snprintf(addr, sizeof(addr), "169.254.%d.2", n % 256);
+	con = open(DEV ".console", O_RDONLY | O_NONBLOCK);
+	ASSERT_LE(0, con);
+	ASSERT_TRUE(console_stream_shows(con, "MULTIKERNEL-SAMPLE-INIT net: ping host ok", stream,
+					 sizeof(stream)));
+	sent = net_stat(n, "tx_bytes");
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		freopen("/dev/null", "w", stdout);
+		freopen("/dev/null", "w", stderr);
+		execlp("python3", "python3", xfer, "send", addr, "5001", "1000000000", NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 300 && net_stat(n, "tx_bytes") < sent + 5000000; i++)
+		usleep(100 * 1000);
+	EXPECT_LE(sent + 5000000, net_stat(n, "tx_bytes"));
+	ASSERT_EQ(0, control(NAME, "kill"));
+	EXPECT_TRUE(net_carrier(n, false));
+	kill(pid, SIGKILL);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	snprintf(cmd, sizeof(cmd), "tc -s qdisc show dev mkv%d | grep -q 'backlog 0b 0p'", n);
+	EXPECT_EQ(0, system(cmd));
+
+	ASSERT_EQ(0, control(NAME, "start"));
+	wait_started(NAME, state, sizeof(state));
+	ASSERT_STREQ("running\n", state);
+	EXPECT_TRUE(net_carrier(n, true));
+	EXPECT_TRUE(console_stream_shows(con, "MULTIKERNEL-SAMPLE-INIT net: ping host ok", stream,
+					 sizeof(stream)))
+		TH_LOG("console: %s", stream);
+	snprintf(cmd, sizeof(cmd), "python3 %s md5 10000000", xfer);
+	ASSERT_EQ(0, run_out(cmd, want, sizeof(want)));
+	snprintf(cmd, sizeof(cmd), "python3 %s send %s 5001 10000000", xfer, addr);
+	EXPECT_EQ(0, system(cmd));
+	snprintf(needle, sizeof(needle), "MULTIKERNEL-SAMPLE-INIT net: received md5 %s", want);
+	EXPECT_TRUE(console_stream_shows(con, needle, stream, sizeof(stream)))
+		TH_LOG("console: %s", stream);
+	close(con);
+}
+
+/*
+ * Instance to instance through the host: a second instance's link and the
+ * first's are bridged on the host (mkbr0, no address), and the second
+ * instance pings the first (its shell, typed in). A third instance made
+ * with net=off has no device on either side and boots without one; a bad
+ * net= value is refused.
+ */
+TEST_F_TIMEOUT(ikc, net_bridge, 240)
+{
+	static char log[8192];
+	char spec[96], cmd[512], path[64], got[64], state[64];
+	int a = instance_id(NAME), b, c, cpu1, cpu2;
+
+	ASSERT_EQ(0, mk_pick_cpus(1, 1, &cpu1)) TH_LOG("needs 2 CPUs for instances");
+	ASSERT_EQ(0, mk_pick_cpus(2, 1, &cpu2)) TH_LOG("needs 3 CPUs for instances");
+	snprintf(spec, sizeof(spec), NAME2 " cpus=%d memory=256M net=maybe", cpu2);
+	EXPECT_EQ(-EINVAL, write_str(MK "/create", spec));
+	snprintf(spec, sizeof(spec), NAME1 " cpus=%d memory=256M", cpu1);
+	ASSERT_EQ(0, start_instance(NAME1, spec, cmdline, sizeof(cmdline)));
+	snprintf(spec, sizeof(spec), NAME2 " cpus=%d memory=256M net=off", cpu2);
+	ASSERT_EQ(0, start_instance(NAME2, spec, cmdline, sizeof(cmdline)));
+	b = instance_id(NAME1);
+	c = instance_id(NAME2);
+	instance_file(NAME2, "net", got, sizeof(got));
+	EXPECT_STREQ("off\n", got);
+	snprintf(path, sizeof(path), "/sys/class/net/mkv%d", c);
+	EXPECT_NE(0, access(path, F_OK));
+
+	snprintf(cmd, sizeof(cmd),
+		 "ip link add mkbr0 type bridge && ip link set mkv%d master mkbr0 && "
+		 "ip link set mkv%d master mkbr0 && ip link set mkv%d up && ip link set mkv%d up && "
+		 "ip link set mkbr0 up", a, b, a, b);
+	ASSERT_EQ(0, system(cmd));
+	snprintf(cmd, sizeof(cmd),
+		 "ping -c 3 -W 5 169.254.%d.2 >/dev/null && echo bridged-$((6*7))\n", a % 256);
+	EXPECT_TRUE(typed_shows(NAME1, cmd, "bridged-42"));
+
+	/* The net=off instance: its init ran (its shell is up), and saw no mkv0. */
+	EXPECT_TRUE(typed_shows(NAME2, "ls /sys/class/net; echo listed-$((6*7))\n", "listed-42"));
+	instance_file(NAME2, "console", log, sizeof(log));
+	EXPECT_EQ(NULL, strstr(log, "net: mkv0"));
+	EXPECT_EQ(NULL, strstr(log, "no network link"));
+	state_of(NAME2, state, sizeof(state));
+	EXPECT_STREQ("running\n", state);
 }
 
 /* User space in the instance answers on a user port through its /dev/mk-host. */
