@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # TCP transfers over an instance's network link, for ikc_test net_link:
-#   mk_net_xfer.py send ADDR PORT BYTES   send BYTES of "multikernel\n" repeated
+#   mk_net_xfer.py send ADDR PORT BYTES   send BYTES of "multikernel\n" repeated,
+#                                         then wait until the peer closes
 #   mk_net_xfer.py recv ADDR PORT BYTES   read BYTES (then close), print their MD5
 #   mk_net_xfer.py md5 BYTES              the MD5 of what send sends
 # The sample init (samples/multikernel/initramfs/init) listens on 5001 and
@@ -37,6 +38,9 @@ def main():
         for piece in stream(n):
             s.sendall(piece)
         s.shutdown(socket.SHUT_WR)
+        # Done once the peer closes: it has read everything.
+        while s.recv(65536):
+            pass
         s.close()
         return 0
     h = hashlib.md5()
