@@ -179,21 +179,25 @@ impl InstanceDir {
             return Ok(());
         }
         let channel = this.endpoint.channel().ok_or(ENOTCONN)?;
-        let injected = if fault == b"net" {
+        let injected = match fault {
             // Malformed frames both ways: from the host, and (asked over the channel) from
             // the instance's kernel. Each side drops and counts what it gets.
-            channel
+            b"net" => channel
                 .net()
                 .ok_or(ENOTCONN)
                 .and_then(|link| link.inject())
-                .and_then(|()| channel.send(crate::ikc::port::NET_INJECT, b"", true))
-        } else {
-            channel.inject(fault)
+                .and_then(|()| channel.send(crate::ikc::port::NET_INJECT, b"", true)),
+            // A corrupt frame ring: the link breaks, carrier down.
+            b"net_ring" if cfg!(CONFIG_MULTIKERNEL_IKC_FAULT_INJECT) => channel
+                .net()
+                .ok_or(ENOTCONN)
+                .and_then(|link| link.inject_ring()),
+            _ => channel.inject(fault),
         };
         injected.inspect_err(|&e| {
             let why = match e {
                 e if e == EOPNOTSUPP => "built without CONFIG_MULTIKERNEL_IKC_FAULT_INJECT",
-                e if e == EINVAL => "unknown fault (known: head, magic, net, nmi)",
+                e if e == EINVAL => "unknown fault (known: head, magic, net, net_ring, nmi)",
                 _ => "the instance is not running, or has no network link",
             };
             warn(format_args!("ikc/inject {}: {why}", this.name.as_str()))

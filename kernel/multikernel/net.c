@@ -271,6 +271,14 @@ void multikernel_net_detach(void *ctx)
 	synchronize_net();
 }
 
+/* The peer broke the link's rings: carrier down until the next run (any context). */
+void multikernel_net_broken(void *ctx)
+{
+	struct mk_net *n = ctx;
+
+	netif_carrier_off(n->dev);
+}
+
 static void mk_net_kick(struct mk_net *n)
 {
 	napi_schedule(&n->napi);

@@ -237,10 +237,28 @@ impl NetLink {
         kernel::error::to_result(unsafe { bindings::multikernel_net_inject(device.0.as_ptr()) })
     }
 
+    /// Fault injection (testing only): publishes, in the ring this side receives on, a head
+    /// index far outside it, as a broken peer would; the next poll must break the link.
+    pub(crate) fn inject_ring(&self) -> Result {
+        let (_, rx_off) = self.offsets();
+        self.mem
+            .store_seqcst(rx_off + crate::base::ring::OFF_HEAD, u64::MAX / 3);
+        self.kick();
+        Ok(())
+    }
+
+    /// The peer broke the ring protocol: nothing moves any more, and the device's carrier
+    /// goes down (any context).
     fn break_link(&self, why: &'static str) {
         self.errors.fetch_add(1, Ordering::Relaxed);
         if !self.broken.swap(true, Ordering::AcqRel) {
             crate::base::report::warn(format_args!("network link broken: {why}"));
+            let dev = self.dev.load(Ordering::Acquire);
+            if !dev.is_null() {
+                // SAFETY: The device is registered while attached; taking the carrier down
+                // is allowed in any context.
+                unsafe { bindings::multikernel_net_broken(dev) };
+            }
         }
     }
 

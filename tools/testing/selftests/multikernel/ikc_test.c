@@ -626,6 +626,8 @@ TEST_F_TIMEOUT(ikc, net_link, 300)
  * way (the host neither fragments nor reassembles). Then malformed frames
  * both ways (ikc/inject net): each kernel drops them, counts them (a length
  * error, two frame errors) and says so once; the link still carries pings.
+ * Last, a corrupt frame ring (ikc/inject net_ring): the link breaks, its
+ * carrier goes down, the instance and its channel go on.
  */
 TEST_F_TIMEOUT(ikc, net_mtu_and_bad_frames, 180)
 {
@@ -674,6 +676,14 @@ TEST_F_TIMEOUT(ikc, net_mtu_and_bad_frames, 180)
 	snprintf(cmd, sizeof(cmd), "ping -c 1 -W 5 169.254.%d.1 >/dev/null && echo pinged-$((6*7))\n",
 		 n % 256);
 	EXPECT_TRUE(typed_shows(NAME, cmd, "pinged-42"));
+
+	/* A corrupt frame ring breaks the link: carrier down; the instance and IKC go on. */
+	ASSERT_EQ(0, write_str(INST "/ikc/inject", "net_ring"));
+	EXPECT_TRUE(net_carrier(n, false));
+	EXPECT_EQ(0, system("dmesg | tail -50 | grep -q 'network link broken: head outside the ring'"));
+	EXPECT_LT(0, read_file(INST "/ping", cmd, sizeof(cmd)));
+	state_of(NAME, cmd, sizeof(cmd));
+	EXPECT_STREQ("running\n", cmd);
 }
 
 /*

@@ -269,12 +269,13 @@ static bool console_shows(const char *needle)
 /*
  * An SMP instance: two CPUs (2-3 on a 4-CPU machine) boot one kernel (the
  * second waits in the park loop until the kernel starts it); its init sees
- * two CPUs.
+ * two CPUs; its network link carries pings both ways.
  */
 TEST_F_TIMEOUT(spawn, smp_instance, 180)
 {
-	char state[64], online[1024], without[1024], all[1024], spec[64], list[32];
-	int cpus[2];
+	char state[64], online[1024], without[1024], all[1024], spec[64], list[32], id[16];
+	char cmd[256];
+	int cpus[2], n;
 
 	MK_REQUIRE(256, 2);
 	MK_REQUIRE_IMAGES();
@@ -290,6 +291,12 @@ TEST_F_TIMEOUT(spawn, smp_instance, 180)
 	ASSERT_EQ(0, control("sp4", "start"));
 	wait_started("sp4", state, sizeof(state));
 	EXPECT_STREQ("running\n", state);
+	/* Its network link (its doorbells go to its first CPU): the host's side gets an address. */
+	instance_file("sp4", "id", id, sizeof(id));
+	n = atoi(id);
+	snprintf(cmd, sizeof(cmd), "ip addr add 169.254.%d.1/24 dev mkv%d && ip link set mkv%d up",
+		 n % 256, n, n);
+	EXPECT_EQ(0, system(cmd));
 	/*
 	 * The KUnit suite that takes a CPU offline and online ran at the
 	 * instance's boot (only that one: kunit.filter_glob; loglevel=7 shows
@@ -304,6 +311,10 @@ TEST_F_TIMEOUT(spawn, smp_instance, 180)
 	EXPECT_TRUE(console_shows("MULTIKERNEL-SAMPLE-INIT hotplug ok=20 fail=0 online=0-1"));
 	read_file(MK_CPU "/online", online, sizeof(online));
 	EXPECT_STREQ(without, online);
+	/* The link works both ways, after the hotplug cycles too. */
+	EXPECT_TRUE(console_shows("MULTIKERNEL-SAMPLE-INIT net: ping host ok"));
+	snprintf(cmd, sizeof(cmd), "busybox ping -c 3 -W 10 169.254.%d.2 >/dev/null", n % 256);
+	EXPECT_EQ(0, system(cmd));
 	/* Kill stops both CPUs; destroy brings both back to the host. */
 	EXPECT_EQ(0, control("sp4", "kill"));
 	EXPECT_EQ(0, write_str(MK "/destroy", "sp4"));
