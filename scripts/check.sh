@@ -285,7 +285,7 @@ boot_vm() {
 	# MK_VM_BOOT_LIMIT; seen once in ~17 boots, before any of our code ran).
 	crash=
 	if [ "$rc" = 200 ]; then
-		crash="the guest did not start init within $MK_VM_BOOT_LIMIT s (log ends: $(grep -a '^\[' "$dir/console.log" | tail -1 | cut -c1-100))"
+		crash="the guest did not start init within $MK_VM_BOOT_LIMIT s (log ends: $(grep -a '^\[' "$dir/console.log" | tail -1 | cut -c1-100 || true))"
 	elif [ ! -f "$dir/done" ]; then
 		if grep -qa '^qemu-system-x86_64: .*Assertion' "$dir/console.log"; then
 			crash="QEMU crashed: $(grep -a -m1 '^qemu-system-x86_64: ' "$dir/console.log" | cut -c1-120)"

@@ -198,6 +198,7 @@ impl InstanceDir {
             let why = match e {
                 e if e == EOPNOTSUPP => "built without CONFIG_MULTIKERNEL_IKC_FAULT_INJECT",
                 e if e == EINVAL => "unknown fault (known: head, magic, net, net_ring, nmi)",
+                e if e == EAGAIN => "the ring is full now",
                 _ => "the instance is not running, or has no network link",
             };
             warn(format_args!("ikc/inject {}: {why}", this.name.as_str()))

@@ -61,7 +61,7 @@ static netdev_tx_t mk_net_xmit(struct sk_buff *skb, struct net_device *dev)
 	int ret = -ENOTCONN;
 
 	/* Pieces the device did not offer to take (a frag list) are joined first. */
-	if (skb_has_frag_list(skb) && skb_linearize(skb))
+	if (!skb_frags_readable(skb) || (skb_has_frag_list(skb) && skb_linearize(skb)))
 		goto drop;
 	/* Offloads (checksum to fill, GSO) travel in the header, as virtio-net's do. */
 	if (virtio_net_hdr_from_skb(skb, &hdr.v, true, false, 0))
@@ -137,7 +137,6 @@ void multikernel_net_rx(void *ctx, const u8 *data, u32 len)
 	struct mk_net *n = ctx;
 	struct virtio_net_hdr hdr;
 	struct sk_buff *skb;
-	u32 head;
 	int err;
 
 	if (len < MULTIKERNEL_NET_HDR + ETH_HLEN) {
@@ -152,18 +151,14 @@ void multikernel_net_rx(void *ctx, const u8 *data, u32 len)
 		if (skb)
 			skb_put_data(skb, data, len);
 	} else {
-		/* The checksum to fill must be in the buffer (skb_partial_csum_set()). */
-		head = MK_NET_HEAD;
-		if (hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM)
-			head = clamp_t(u32, (u32)__virtio16_to_cpu(true, hdr.csum_start) +
-					    __virtio16_to_cpu(true, hdr.csum_offset) + 2,
-				       MK_NET_HEAD, len);
-		skb = alloc_skb_with_frags(head, len - head, PAGE_ALLOC_COSTLY_ORDER, &err,
-					   GFP_ATOMIC);
+		/* Headers in the buffer (more are pulled if needed), the rest in pages. */
+		skb = alloc_skb_with_frags(NET_SKB_PAD + NET_IP_ALIGN + MK_NET_HEAD, len - MK_NET_HEAD,
+					   PAGE_ALLOC_COSTLY_ORDER, &err, GFP_ATOMIC);
 		if (skb) {
-			skb_put(skb, head);
-			skb->data_len = len - head;
-			skb->len += len - head;
+			skb_reserve(skb, NET_SKB_PAD + NET_IP_ALIGN);
+			skb_put(skb, MK_NET_HEAD);
+			skb->data_len = len - MK_NET_HEAD;
+			skb->len += len - MK_NET_HEAD;
 			skb->dev = n->dev;
 			if (skb_store_bits(skb, 0, data, len)) {
 				kfree_skb(skb);
@@ -224,9 +219,14 @@ void *multikernel_net_create(const char *name, const u8 *mac)
 	 * leaves it (or nobody), a TCP or UDP stream goes in frames of up to
 	 * 64 KiB (the other side segments it only if it forwards it).
 	 */
-	dev->hw_features = NETIF_F_SG | NETIF_F_HW_CSUM | NETIF_F_HIGHDMA | NETIF_F_RXCSUM |
-			   NETIF_F_TSO | NETIF_F_TSO6 | NETIF_F_TSO_ECN | NETIF_F_GSO_UDP_L4;
-	dev->features = dev->hw_features;
+	dev->hw_features = NETIF_F_SG | NETIF_F_HW_CSUM | NETIF_F_HIGHDMA | NETIF_F_TSO |
+			   NETIF_F_TSO6 | NETIF_F_TSO_ECN | NETIF_F_GSO_UDP_L4;
+	/*
+	 * GSO from an untrusted source (the other kernel's, forwarded) goes on
+	 * as it is: the next receiver checks it again.
+	 */
+	dev->features = dev->hw_features | NETIF_F_GSO_ROBUST;
+	dev->vlan_features = dev->features;
 	dev->priv_flags |= IFF_LIVE_ADDR_CHANGE;
 	eth_hw_addr_set(dev, mac);
 	netif_napi_add(dev, &n->napi, mk_net_poll);

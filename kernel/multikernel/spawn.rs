@@ -140,7 +140,11 @@ pub(crate) fn start(instance: &Arc<Instance>, life: &mut Life) -> Result {
     });
     if net.is_none() {
         // What an earlier run (maybe another instance's) left there must not look like a link.
-        crate::ikc::net::NetLink::none(net_start)?;
+        crate::ikc::net::NetLink::none(net_start).inspect_err(|e| {
+            warn(format_args!(
+                "start {name}: cannot mark its network area unused ({e:?})"
+            ))
+        })?;
     }
     let channel = Channel::host(
         name,

@@ -183,8 +183,9 @@ impl NetLink {
             }),
             GFP_KERNEL,
         )?;
-        attached.attach(&link);
+        // Known before the attachment's first poll, which may break the link already.
         link.dev.store(raw, Ordering::Release);
+        attached.attach(&link);
         Ok(link)
     }
 
@@ -248,15 +249,19 @@ impl NetLink {
     }
 
     /// The peer broke the ring protocol: nothing moves any more, and the device's carrier
-    /// goes down (any context).
+    /// goes down. Called from the device's xmit and poll only (bottom halves off or softirq,
+    /// inside the C side's RCU read section), so said with a plain `pr_warn!` (the driver's
+    /// rate-limited log takes a lock that process context holds with bottom halves on), once
+    /// per link.
     fn break_link(&self, why: &'static str) {
         self.errors.fetch_add(1, Ordering::Relaxed);
         if !self.broken.swap(true, Ordering::AcqRel) {
-            crate::base::report::warn(format_args!("network link broken: {why}"));
+            pr_warn!("network link broken: {why}\n");
             let dev = self.dev.load(Ordering::Acquire);
             if !dev.is_null() {
-                // SAFETY: The device is registered while attached; taking the carrier down
-                // is allowed in any context.
+                // SAFETY: The callers run inside the C side's RCU read section on an attached
+                // link, and `detach` waits for those (`synchronize_net`) before the device can
+                // go; taking the carrier down is allowed in any context.
                 unsafe { bindings::multikernel_net_broken(dev) };
             }
         }
@@ -371,7 +376,10 @@ unsafe extern "C" fn multikernel_net_xmit(
     // SAFETY: `parts` points to `count` parts (# Safety).
     let parts = unsafe { core::slice::from_raw_parts(parts, count as usize) };
     let frame = parts.iter().map(|p| {
-        // SAFETY: Each part is readable for its length during the call (# Safety).
+        // SAFETY: Each part is readable for its length during the call (# Safety), and not
+        // null (the skb's head and readable frags, `net.c`). The bytes are only copied into
+        // the ring, never decided on (pages sent with zerocopy may change meanwhile, as under
+        // any driver's copy).
         unsafe { core::slice::from_raw_parts(p.data.cast::<u8>(), p.len as usize) }
     });
     match link.xmit(len as usize, frame) {

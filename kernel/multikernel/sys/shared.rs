@@ -102,43 +102,54 @@ impl SharedMem {
         }
         // SAFETY: `off..off + out.len()` is inside the mapping (checked).
         let src = unsafe { self.virt.as_ptr().add(off) };
-        let mut done = 0;
-        if off % 8 == 0 {
-            for chunk in out.chunks_exact_mut(8) {
-                // SAFETY: In bounds (above) and 8-byte aligned (`off` is, the mapping is
-                // page aligned, `done` is a multiple of 8); plain memory.
-                let word = unsafe { core::ptr::read_volatile(src.add(done).cast::<u64>()) };
-                chunk.copy_from_slice(&word.to_ne_bytes());
-                done += 8;
-            }
+        // Bytes up to the first 8-byte boundary, then words, then the rest.
+        let lead = ((8 - off % 8) % 8).min(out.len());
+        let words = (out.len() - lead) / 8;
+        for (i, byte) in out[..lead].iter_mut().enumerate() {
+            // SAFETY: In bounds (above).
+            *byte = unsafe { core::ptr::read_volatile(src.add(i)) };
         }
+        for (w, chunk) in out[lead..lead + 8 * words].chunks_exact_mut(8).enumerate() {
+            // SAFETY: In bounds (above) and 8-byte aligned (`off + lead` is, and the mapping
+            // is page aligned); plain memory.
+            let word = unsafe { core::ptr::read_volatile(src.add(lead + 8 * w).cast::<u64>()) };
+            chunk.copy_from_slice(&word.to_ne_bytes());
+        }
+        let done = lead + 8 * words;
         for (i, byte) in out[done..].iter_mut().enumerate() {
             // SAFETY: In bounds (above).
             *byte = unsafe { core::ptr::read_volatile(src.add(done + i)) };
         }
     }
 
-    /// Copies `bytes` in at `off`, volatile, a word at a time where `off` allows; outside the
-    /// mapping nothing is written.
+    /// Copies `bytes` in at `off`, volatile, a word at a time from the first 8-byte boundary;
+    /// outside the mapping nothing is written.
     pub(crate) fn write(&self, off: usize, bytes: &[u8]) {
         if !self.inside(off, bytes.len()) {
             return;
         }
         // SAFETY: `off..off + bytes.len()` is inside the mapping (checked).
         let dst = unsafe { self.virt.as_ptr().add(off) };
-        let mut done = 0;
-        if off % 8 == 0 {
-            for chunk in bytes.chunks_exact(8) {
-                let mut word = [0u8; 8];
-                word.copy_from_slice(chunk);
-                // SAFETY: In bounds (above) and 8-byte aligned (`off` is, the mapping is page
-                // aligned, `done` is a multiple of 8); plain memory, written volatile.
-                unsafe {
-                    core::ptr::write_volatile(dst.add(done).cast::<u64>(), u64::from_ne_bytes(word))
-                };
-                done += 8;
-            }
+        // Bytes up to the first 8-byte boundary, then words, then the rest.
+        let lead = ((8 - off % 8) % 8).min(bytes.len());
+        let words = (bytes.len() - lead) / 8;
+        for (i, byte) in bytes[..lead].iter().enumerate() {
+            // SAFETY: In bounds (above).
+            unsafe { core::ptr::write_volatile(dst.add(i), *byte) };
         }
+        for (w, chunk) in bytes[lead..lead + 8 * words].chunks_exact(8).enumerate() {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            // SAFETY: In bounds (above) and 8-byte aligned (`off + lead` is, and the mapping
+            // is page aligned); plain memory, written volatile.
+            unsafe {
+                core::ptr::write_volatile(
+                    dst.add(lead + 8 * w).cast::<u64>(),
+                    u64::from_ne_bytes(word),
+                )
+            };
+        }
+        let done = lead + 8 * words;
         for (i, byte) in bytes[done..].iter().enumerate() {
             // SAFETY: In bounds (above).
             unsafe { core::ptr::write_volatile(dst.add(done + i), *byte) };

@@ -608,7 +608,7 @@ TEST_F_TIMEOUT(ikc, net_link, 300)
 	tx_packets = net_stat(n, "tx_packets") - tx_packets;
 	tx_bytes = net_stat(n, "tx_bytes") - tx_bytes;
 	EXPECT_LT(100000000ULL, tx_bytes);
-	EXPECT_LT(4000ULL * tx_packets, tx_bytes)
+	EXPECT_LT(2000ULL * tx_packets, tx_bytes)
 		TH_LOG("%llu bytes in %llu frames: no GSO", tx_bytes, tx_packets);
 	/* 100 MB from the instance. */
 	snprintf(cmd, sizeof(cmd), "python3 %s recv 169.254.%d.2 5002 100000000", xfer, n % 256);
@@ -678,9 +678,11 @@ TEST_F_TIMEOUT(ikc, net_mtu_and_bad_frames, 180)
 	EXPECT_TRUE(typed_shows(NAME, cmd, "pinged-42"));
 
 	/* A corrupt frame ring breaks the link: carrier down; the instance and IKC go on. */
+	write_str("/dev/kmsg", "ikc_test: net_mtu_and_bad_frames breaks the ring");
 	ASSERT_EQ(0, write_str(INST "/ikc/inject", "net_ring"));
 	EXPECT_TRUE(net_carrier(n, false));
-	EXPECT_EQ(0, system("dmesg | tail -50 | grep -q 'network link broken: head outside the ring'"));
+	EXPECT_EQ(0, system("dmesg | sed -n '/ikc_test: net_mtu_and_bad_frames breaks the ring/,$p' | "
+			    "grep -q 'network link broken: head outside the ring'"));
 	EXPECT_LT(0, read_file(INST "/ping", cmd, sizeof(cmd)));
 	state_of(NAME, cmd, sizeof(cmd));
 	EXPECT_STREQ("running\n", cmd);
@@ -698,7 +700,8 @@ TEST_F_TIMEOUT(ikc, net_kill_mid_transfer, 240)
 	const char *xfer = getenv("MK_NET_XFER");
 	char cmd[512], want[64], needle[160], state[64], addr[32];
 	unsigned long long sent;
-	int n = instance_id(NAME), con, status;
+	int n = instance_id(NAME), con, status, killed, i;
+	bool carrier_down;
 	pid_t pid;
 
 	if (!xfer || access(xfer, R_OK))
@@ -722,11 +725,16 @@ TEST_F_TIMEOUT(ikc, net_kill_mid_transfer, 240)
 	for (int i = 0; i < 300 && net_stat(n, "tx_bytes") < sent + 5000000; i++)
 		usleep(100 * 1000);
 	EXPECT_LE(sent + 5000000, net_stat(n, "tx_bytes"));
-	ASSERT_EQ(0, control(NAME, "kill"));
-	EXPECT_TRUE(net_carrier(n, false));
+	killed = control(NAME, "kill");
+	carrier_down = net_carrier(n, false);
 	kill(pid, SIGKILL);
-	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	waitpid(pid, &status, 0);
+	ASSERT_EQ(0, killed);
+	EXPECT_TRUE(carrier_down);
+	/* The queue is emptied once the core saw the carrier go (its link watch, soon after). */
 	snprintf(cmd, sizeof(cmd), "tc -s qdisc show dev mkv%d | grep -q 'backlog 0b 0p'", n);
+	for (i = 0; i < 50 && system(cmd); i++)
+		usleep(100 * 1000);
 	EXPECT_EQ(0, system(cmd));
 
 	ASSERT_EQ(0, control(NAME, "start"));
@@ -759,8 +767,9 @@ TEST_F_TIMEOUT(ikc, net_bridge, 240)
 	char spec[96], cmd[512], path[64], got[64], state[64];
 	int a = instance_id(NAME), b, c, cpu1, cpu2;
 
-	ASSERT_EQ(0, mk_pick_cpus(1, 1, &cpu1)) TH_LOG("needs 2 CPUs for instances");
-	ASSERT_EQ(0, mk_pick_cpus(2, 1, &cpu2)) TH_LOG("needs 3 CPUs for instances");
+	if (mk_pick_cpus(2, 1, &cpu2))
+		SKIP(return, "needs 3 CPUs besides CPU 0 for instances");
+	mk_pick_cpus(1, 1, &cpu1);
 	snprintf(spec, sizeof(spec), NAME2 " cpus=%d memory=256M net=maybe", cpu2);
 	EXPECT_EQ(-EINVAL, write_str(MK "/create", spec));
 	snprintf(spec, sizeof(spec), NAME1 " cpus=%d memory=256M", cpu1);

@@ -38,7 +38,8 @@ def main():
         for piece in stream(n):
             s.sendall(piece)
         s.shutdown(socket.SHUT_WR)
-        # Done once the peer closes: it has read everything.
+        # Done once the peer closes (a peer that answers once it read
+        # everything, like net_bench's, makes this the time all arrived).
         while s.recv(65536):
             pass
         s.close()

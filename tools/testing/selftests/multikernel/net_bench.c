@@ -4,9 +4,10 @@
  * veth pair between two network namespaces of the same VM, measured in the
  * same run with the same tools on both:
  *
- * - TCP throughput host -> peer: BYTES sent by mk_net_xfer.py to a busybox
- *   nc that discards them (timed until the peer closed: all arrived);
- * - TCP throughput peer -> host: BYTES made by busybox yes | head in the
+ * - TCP throughput host -> peer: 100 MB sent by mk_net_xfer.py to a busybox
+ *   nc that counts them (wc -c) and answers with the count once the sender
+ *   closed: timed until the answer, so until all arrived;
+ * - TCP throughput peer -> host: 100 MB made by busybox yes | head in the
  *   peer, read by mk_net_xfer.py;
  * - round trip of a 64-byte ICMP echo (busybox ping -s 56), median of the
  *   per-run averages.
@@ -14,8 +15,8 @@
  * The peer is the instance's user space (its sample init with
  * mk_sample=netbench listens on 5003 and 5004) or the namespace's.
  *
- *   net_bench [MBYTES]   (needs multikernel.pool=, a CPU besides CPU 0,
- *                         $MK_KERNEL_IMAGE, $MK_INITRAMFS, $MK_NET_XFER)
+ *   net_bench   (needs multikernel.pool=, a CPU besides CPU 0,
+ *                $MK_KERNEL_IMAGE, $MK_INITRAMFS, $MK_NET_XFER)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -101,7 +102,7 @@ static int veth_up(long long bytes)
 		  "ip addr add " VETH_HOST "/24 dev mkvb0 && ip link set mkvb0 up && "
 		  "ip -n " NETNS " addr add " VETH_PEER "/24 dev mkvb1 && "
 		  "ip -n " NETNS " link set mkvb1 up && ip -n " NETNS " link set lo up && "
-		  "(ip netns exec " NETNS " sh -c 'while :; do busybox nc -l -p 5003 >/dev/null; done' "
+		  "(ip netns exec " NETNS " sh -c 'while :; do busybox nc -l -p 5003 -e busybox wc -c; done' "
 		  "</dev/null >/dev/null 2>&1 &) && "
 		  "(ip netns exec " NETNS " sh -c 'while :; do busybox nc -l -p 5004 -e sh -c "
 		  "\"busybox yes multikernel | busybox head -c %lld\"; done' "
@@ -121,9 +122,10 @@ static int measure(const char *addr, long long bytes, struct result *r)
 	return r->to_peer < 0 || r->from_peer < 0 || r->rtt < 0 ? -1 : 0;
 }
 
-int main(int argc, char **argv)
+int main(void)
 {
-	long long bytes = (argc > 1 ? atoll(argv[1]) : 100) * 1000000LL;
+	/* What the sample init's source sends (mk_sample=netbench). */
+	long long bytes = 100000000LL;
 	char spec[64], addr[32], id[16];
 	struct result mkv, veth;
 	int cpu, n, i, ret;
