@@ -5,13 +5,16 @@
 #   make demo    install, fetch, build, boot, show /sys/kernel/multikernel
 #   make check   the same build, then every test; prints "N passed, N failed"
 #   make bench   benchmarks in the VM, printed as ratios to a same-run baseline
-#   make build   just install + fetch + build the kernel
+#   make build   just install + fetch + build the kernel (and mkctl)
+#   make install-tools   copy the built mkctl to $(PREFIX)/bin (/usr/local/bin)
 #   make clean   remove the build directory (kernel source cache stays)
 #
 # KSRC=/path/to/linux-7.3 uses that tree instead of Debian's linux-source-7.3.
 # MK_BUILD=/path moves the build directory (default ~/.cache/multikernel/build).
 
-.PHONY: all build check demo bench install clean modules
+.PHONY: all build check demo bench install install-tools clean modules
+
+PREFIX ?= /usr/local
 
 all: build
 
@@ -29,6 +32,9 @@ bench:
 
 demo:
 	@scripts/demo.sh
+
+install-tools: build
+	@bash -c '. scripts/lib.sh && install -D -m 0755 "$$MK_BUILD/bin/mkctl" "$(DESTDIR)$(PREFIX)/bin/mkctl" && echo "installed $(DESTDIR)$(PREFIX)/bin/mkctl"'
 
 # Loadable parts (see Kbuild) built as external modules against the built tree.
 modules: build

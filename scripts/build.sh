@@ -148,3 +148,4 @@ if grep -qE '^(warning|error)(\[[a-zA-Z0-9_:]+\])?:' "$LOG"; then
 	die "the build has Rust warnings (log: $LOG)"
 fi
 step "build: done in $(($(date +%s) - start)) s: $OBJ/arch/x86/boot/bzImage"
+"$MK_ROOT/scripts/build-mkctl.sh"

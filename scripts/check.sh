@@ -43,8 +43,10 @@ mkdir -p "$RES"
 # (.rustfmt.toml of the tree) and Debian's rustfmt (rustfmt-web).
 rustfmt_check() {
 	local files
+	# (mkctl, a user-space crate, has cargo fmt's defaults: build-mkctl.sh --test.)
 	mapfile -t files < <(cd "$MK_ROOT" && { git ls-files '*.rs' 2>/dev/null ||
-		find kernel rust samples -name '*.rs'; } | while read -r f; do [ -f "$f" ] && echo "$f"; done)
+		find kernel rust samples -name '*.rs'; } | grep -v '^tools/multikernel/' |
+		while read -r f; do [ -f "$f" ] && echo "$f"; done)
 	if [ "${#files[@]}" = 0 ]; then
 		fail "rustfmt: no Rust files found under $MK_ROOT"
 		return
@@ -58,6 +60,15 @@ rustfmt_check() {
 	fi
 }
 rustfmt_check
+
+# mkctl: its unit tests (cargo test), clippy and cargo fmt.
+if "$MK_ROOT/scripts/build-mkctl.sh" --test; then
+	n=$(sed -nE 's/^test result: ok\. ([0-9]+) passed.*/\1/p' "$MK_BUILD/mkctl-test.log" | awk '{s += $1} END {print s + 0}')
+	passed=$((passed + n + 1))
+	echo "mkctl: cargo test: $n passed; clippy and cargo fmt clean"
+else
+	fail "mkctl: unit tests, clippy or cargo fmt (logs: $MK_BUILD/mkctl-*.log)"
+fi
 
 # The subsystem's production configuration (its KUnit tests and fault
 # injection off): kernel/multikernel compiled again that way.
@@ -74,7 +85,7 @@ fi
 # server; "low": below).
 # KUnit runs at every boot; it is judged once, in the main run.
 RUNS=(
-	"main|multikernel.pool=512M crashkernel=64M loglevel=7|sysfs_test sysfs_sample_test reserve_test kexec_test|kunit"
+	"main|multikernel.pool=512M crashkernel=64M loglevel=7|sysfs_test sysfs_sample_test reserve_test kexec_test mkctl_test|kunit"
 	"nopool|loglevel=7 kunit.enable=0|nopool_test|"
 	"kexec-reboot|multikernel.pool=512M loglevel=7 kunit.enable=0|@guest-kexec-reboot.sh|"
 	"spawn|multikernel.pool=512M kunit.enable=0 loglevel=7|spawn_test soak_test||ttyS1||6G|high"

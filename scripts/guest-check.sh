@@ -9,6 +9,8 @@ export MK_MODULES_DIR=$3 MK_KERNEL_IMAGE=$4
 export MK_INITRAMFS=$(dirname "$kst")/initramfs.cpio.gz
 # The kernel's own CPU hotplug selftest, run by reserve_test with a CPU owned.
 export MK_CPU_ON_OFF_TEST=$(dirname "$kst")/linux/tools/testing/selftests/cpu-hotplug/cpu-on-off-test.sh
+# mkctl, for mkctl_test.
+export MK_MKCTL=$(dirname "$kst")/bin/mkctl
 # The TCP transfer helper of ikc_test net_link.
 export MK_NET_XFER=$(dirname "$kst")/linux/tools/testing/selftests/multikernel/mk_net_xfer.py
 # Where tests save instance consoles (instance-*.log), scanned by check.sh.

@@ -9,7 +9,7 @@ set -euo pipefail
 
 DEB_PKGS=(
 	clang-19 lld-19 llvm-19 libclang-19-dev
-	rustc-web rust-web-src rust-web-clippy rustfmt-web
+	rustc-web rust-web-src rust-web-clippy rustfmt-web cargo-web
 	qemu-system-x86 busybox-static
 	make gcc libc6-dev flex bison bc cpio kmod xz-utils zstd
 	libelf-dev libssl-dev python3-pip
