@@ -442,11 +442,14 @@ fn recv(name: &str, port: u16, count: Option<u64>) -> Result {
     Ok(())
 }
 
-fn up(file: &PathBuf) -> Result {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| Error::usage(format!("{}: {e}", file.display())))?;
-    let set =
-        manifest::parse(&text).map_err(|e| Error::usage(format!("{}: {e}", file.display())))?;
+fn read_manifest(file: &Path) -> Result<Vec<manifest::Instance>> {
+    let in_file = |e: String| Error::usage(format!("{}: {e}", file.display()));
+    let text = std::fs::read_to_string(file).map_err(|e| in_file(e.to_string()))?;
+    manifest::parse(&text).map_err(in_file)
+}
+
+fn up(file: &Path) -> Result {
+    let set = read_manifest(file)?;
     for i in &set {
         abi::create(&i.create_line())?;
         load(&i.name, &i.kernel, i.initrd.as_ref(), &i.cmdline)?;
@@ -456,11 +459,8 @@ fn up(file: &PathBuf) -> Result {
     Ok(())
 }
 
-fn down(file: &PathBuf) -> Result {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| Error::usage(format!("{}: {e}", file.display())))?;
-    let set =
-        manifest::parse(&text).map_err(|e| Error::usage(format!("{}: {e}", file.display())))?;
+fn down(file: &Path) -> Result {
+    let set = read_manifest(file)?;
     for i in set.iter().rev() {
         if !abi::exists(&i.name) {
             continue;
