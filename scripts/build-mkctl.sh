@@ -8,6 +8,8 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 export CARGO_TARGET_DIR=$MK_BUILD/mkctl RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
+# Debian's cargo subcommands (cargo-clippy, cargo-fmt) before any rustup ones.
+export PATH=/usr/bin:$PATH
 CARGO=/usr/bin/cargo
 SRC=$MK_ROOT/tools/multikernel/mkctl
 [ -x "$CARGO" ] || die "$CARGO not found (Debian package cargo-web; make install)"

@@ -18,7 +18,7 @@ rc=0
 rm -f "$MK_BUILD/results/demo-ttyS1.log"
 MK_VM_QEMU_OPTS="-serial file:$MK_BUILD/results/demo-ttyS1.log" \
 	vm_run 600 "$MK_BUILD/results/demo.log" "multikernel.pool=512M kunit.enable=0 loglevel=4" \
-	"$MK_ROOT/scripts/guest-demo.sh" "$KERNEL_IMAGE" "$MK_BUILD/initramfs.cpio.gz" || rc=$?
+	"$MK_ROOT/scripts/guest-demo.sh" "$KERNEL_IMAGE" "$MK_BUILD/initramfs.cpio.gz" "$MK_BUILD/bin" || rc=$?
 # Show what the host printed, without the kernel's boot chatter.
 echo "--- host (first serial port) ---"
 sed -n '/^=== multikernel demo/,/^=== end of demo/p' "$MK_BUILD/results/demo.log" | tr -d '\r'

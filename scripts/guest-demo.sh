@@ -1,14 +1,15 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# Runs inside the demo VM: the multikernel control tree; an instance created,
-# loaded with this same kernel and the sample initramfs, started beside the
-# host; IKC: pings, the instance's console read on the host, a message
-# through the instance's echo service, a command typed into its shell; its
-# network link pinged, a second instance pinging it through a host bridge;
-# killed and destroyed.
-#   guest-demo.sh KERNEL_IMAGE INITRAMFS
+# Runs inside the demo VM: a program run in a kernel of its own with mkctl;
+# then by hand, with mkctl and the control tree: an instance created, loaded
+# with this same kernel and the sample initramfs, started beside the host;
+# IKC: pings, a message through the instance's echo service, a command typed
+# into its shell, its console; its network link pinged, a second instance
+# pinging it through a host bridge; killed and destroyed.
+#   guest-demo.sh KERNEL_IMAGE INITRAMFS MKCTL_DIR
 . "$(dirname "$0")/guest-lib.sh"
 img=$1 rd=$2
+export PATH=$3:$PATH MKCTL_KERNEL=$img
 mk=/sys/kernel/multikernel
 run() {
 	echo "\$ $*"
@@ -16,55 +17,32 @@ run() {
 }
 echo "=== multikernel demo: host kernel $(uname -r), $(nproc) CPUs online"
 run 'dmesg | grep -E "multikernel: (pool|multikernel)"'
-run "grep -i multikernel /proc/iomem"
-run "ls $mk $mk/pool"
-run "echo 'demo0 cpus=2-3 memory=256M' > $mk/create"
+run "mkctl pool"
+echo "=== a program in a kernel of its own (mkctl run; the kernel: \$MKCTL_KERNEL, this one)"
+run "mkctl run -c 2 --file /usr/bin/uname --file /usr/bin/grep -- /bin/sh -c 'echo hello from Linux \$(uname -r) on \$(grep -c ^processor /proc/cpuinfo) CPUs; exit 3'; echo \"exit status \$?\""
+echo "=== an instance by hand"
+run "mkctl create demo0 --cpus 2-3 --memory 256M"
 run "cat $mk/instances/demo0/{id,cpus,memory,state}"
 run "cat /sys/devices/system/cpu/online"
 run "echo 1 > /sys/devices/system/cpu/cpu3/online   # owned by demo0: refused"
-# load_and_start NAME CMDLINE: this kernel and the sample initramfs into NAME, started.
-load_and_start() {
-	local id
-	id=$(cat $mk/instances/$1/id)
-	echo "\$ kexec_file_load(bzImage, initramfs, \"$2\", KEXEC_FILE_MULTIKERNEL | KEXEC_FILE_MK_ID($id))"
-	python3 - "$img" "$rd" "$id" "$2" <<'PY'
-import ctypes, os, sys
-libc = ctypes.CDLL(None, use_errno=True)
-k, i = os.open(sys.argv[1], os.O_RDONLY), os.open(sys.argv[2], os.O_RDONLY)
-cl = sys.argv[4].encode() + b"\0"
-SYS_kexec_file_load, KEXEC_FILE_MULTIKERNEL = 320, 0x40
-r = libc.syscall(SYS_kexec_file_load, k, i, len(cl), cl, KEXEC_FILE_MULTIKERNEL | (int(sys.argv[3]) << 16))
-print("loaded" if r == 0 else "load failed: " + os.strerror(ctypes.get_errno()))
-PY
-	run "cat $mk/instances/$1/image"
-	run "echo start > $mk/instances/$1/control"
-	for _ in $(seq 60); do
-		[ "$(cat $mk/instances/$1/state)" = starting ] || break
-		sleep 0.5
-	done
-	run "cat $mk/instances/$1/state"
-}
-load_and_start demo0 "console=ttyS1 kunit.enable=0 panic=0 loglevel=7"
-id=$(cat $mk/instances/demo0/id)
+run "mkctl create demo9 --cpus 3 --memory 64M      # taken: said in words"
+run "mkctl load demo0 $img --initrd $rd --cmdline 'console=ttyS1 kunit.enable=0 panic=0 loglevel=7'"
+run "cat $mk/instances/demo0/image"
+run "mkctl start demo0"
+for _ in $(seq 60); do
+	[ "$(cat $mk/instances/demo0/state)" = starting ] || break
+	sleep 0.5
+done
+run "mkctl ps"
 run 'dmesg | grep -E "multikernel: (start|demo0)"'
 echo "=== IKC: the host talks to the instance kernel"
-run "for i in 1 2 3; do cat $mk/instances/demo0/ping; done   # round trips, ns"
-run "echo 4096 > $mk/instances/demo0/ping; cat $mk/instances/demo0/ping"
-run "ls -l /dev/mk-demo0"
-echo "\$ write 'hello over IKC' to /dev/mk-demo0, port 7 (the instance kernel's echo), read the answer"
-python3 - <<'PY'
-import os, struct
-fd = os.open("/dev/mk-demo0", os.O_RDWR)
-msg = b"hello over IKC"
-os.write(fd, struct.pack("<HHI", 7, 0, len(msg)) + msg)
-answer = os.read(fd, 8 + 4096)
-port, flags, n = struct.unpack("<HHI", answer[:8])
-print("answer on port %d: %r" % (port, answer[8:8 + n]))
-PY
+run "mkctl ping demo0 -c 3; mkctl ping demo0 -c 1 -s 4096"
+run "(sleep 1; echo 'hello over IKC' | mkctl send demo0 7) & mkctl recv demo0 7 -n 1   # the instance kernel's echo port"
 run "grep -E . $mk/instances/demo0/ikc/{tx,rx,bytes,ring_full,errors,doorbells,state}"
-run "tail -c 600 $mk/instances/demo0/console   # the instance's kernel log, over IKC"
+run "mkctl console demo0 --once | tail -c 600   # the instance's kernel log, over IKC"
 echo "=== its terminal: a shell on /dev/hvc0 in the instance, typed into from the host"
-run "echo 'echo instance \$(uname -n) has \$(grep -c ^processor /proc/cpuinfo) CPU' > /dev/mk-demo0.console; sleep 2; tail -c 200 $mk/instances/demo0/console"
+run "echo 'echo instance \$(uname -n) has \$(grep -c ^processor /proc/cpuinfo) CPU' > /dev/mk-demo0.console; sleep 2; mkctl console demo0 --once | tail -c 200"
+id=$(cat $mk/instances/demo0/id)
 echo "=== its network link: mkv$id on the host, mkv0 inside (its init gives it 169.254.$id.2/16)"
 run "cat $mk/instances/demo0/net"
 run "ip addr add 169.254.$id.1/24 dev mkv$id; ip link set mkv$id up"
@@ -74,13 +52,18 @@ done
 run "busybox ping -c 3 169.254.$id.2"
 run "ip -s link show mkv$id"
 echo "=== instance to instance: demo1 on CPU 1, both links bridged on the host"
-run "echo 'demo1 cpus=1 memory=160M' > $mk/create"
-load_and_start demo1 "kunit.enable=0 panic=0 loglevel=4"
+run "mkctl create demo1 --cpus 1 --memory 160M"
+run "mkctl load demo1 $img --initrd $rd --cmdline 'kunit.enable=0 panic=0 loglevel=4'"
+run "mkctl start demo1"
+for _ in $(seq 60); do
+	[ "$(cat $mk/instances/demo1/state)" = starting ] || break
+	sleep 0.5
+done
 id1=$(cat $mk/instances/demo1/id)
 run "ip addr flush dev mkv$id; ip link add mkbr0 type bridge; ip link set mkv$id master mkbr0; ip link set mkv$id1 master mkbr0; ip link set mkv$id1 up; ip link set mkbr0 up"
 sleep 3
-run "echo 'ping -c 3 169.254.$id.2' > /dev/mk-demo1.console; sleep 4; tail -c 400 $mk/instances/demo1/console   # typed into demo1: it pings demo0"
-run "echo kill > $mk/instances/demo1/control; echo demo1 > $mk/destroy; ip link del mkbr0"
-run "echo kill > $mk/instances/demo0/control; cat $mk/instances/demo0/{state,last_stop}"
-run "echo demo0 > $mk/destroy; cat /sys/devices/system/cpu/online $mk/pool/free_bytes"
+run "echo 'ping -c 3 169.254.$id.2' > /dev/mk-demo1.console; sleep 4; mkctl console demo1 --once | tail -c 400   # typed into demo1: it pings demo0"
+run "mkctl kill demo1; mkctl destroy demo1; ip link del mkbr0"
+run "mkctl kill demo0; cat $mk/instances/demo0/{state,last_stop}"
+run "mkctl destroy demo0; cat /sys/devices/system/cpu/online; mkctl pool"
 echo "=== end of demo"

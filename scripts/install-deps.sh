@@ -2,8 +2,11 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Install everything the multikernel build and tests need, idempotently:
-# Debian packages, bindgen-cli (cargo) and virtme-ng (pip). Skips what is
-# already present, so re-running costs a few seconds.
+# Debian packages, bindgen-cli (built with Debian's cargo and rustc) and
+# virtme-ng (into a virtual environment under the cache: Debian's Python
+# refuses pip installs into the system, PEP 668). Neither rustup nor a
+# user-installed Python is needed. Skips what is already present, so
+# re-running costs a few seconds.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -12,7 +15,7 @@ DEB_PKGS=(
 	rustc-web rust-web-src rust-web-clippy rustfmt-web cargo-web
 	qemu-system-x86 busybox-static
 	make gcc libc6-dev flex bison bc cpio kmod xz-utils zstd
-	libelf-dev libssl-dev python3-pip
+	libelf-dev libssl-dev python3-pip python3-venv
 	kexec-tools
 )
 BINDGEN_VERSION=0.71.1
@@ -38,20 +41,24 @@ if ((${#missing[@]})); then
 	fi
 fi
 
-# bindgen: the kernel wants a known version; rustup's cargo builds it.
-if ! bindgen --version 2>/dev/null | grep -q "^bindgen $BINDGEN_VERSION\$"; then
+# bindgen: the kernel wants a known version, in ~/.cargo/bin (lib.sh);
+# Debian's cargo builds it.
+if ! "$HOME/.cargo/bin/bindgen" --version 2>/dev/null | grep -q "^bindgen $BINDGEN_VERSION\$"; then
 	step "install: bindgen-cli $BINDGEN_VERSION (cargo install, ~3 min)"
-	command -v cargo >/dev/null || die "cargo not found: the machine's rustup toolchain is needed to build bindgen-cli"
-	if ! cargo install --locked --version "$BINDGEN_VERSION" bindgen-cli \
+	if ! RUSTC=/usr/bin/rustc /usr/bin/cargo install --locked --root "$HOME/.cargo" \
+		--version "$BINDGEN_VERSION" bindgen-cli \
 		>"$MK_CACHE/bindgen-install.log" 2>&1; then
 		die "cargo install bindgen-cli failed: is crates.io reachable? (log: $MK_CACHE/bindgen-install.log)"
 	fi
 fi
 
+# virtme-ng: one already in PATH is used; else it goes into $MK_CACHE/venv
+# (lib.sh puts its bin/ at the end of PATH).
 if ! command -v vng >/dev/null 2>&1; then
-	step "install: virtme-ng (pip)"
-	if ! python3 -m pip install -q "virtme-ng==$VIRTME_NG_VERSION" \
+	step "install: virtme-ng $VIRTME_NG_VERSION into $MK_CACHE/venv (pip)"
+	if ! { /usr/bin/python3 -m venv "$MK_CACHE/venv" &&
+		"$MK_CACHE/venv/bin/pip" install -q "virtme-ng==$VIRTME_NG_VERSION"; } \
 		>"$MK_CACHE/pip-install.log" 2>&1; then
-		die "pip install virtme-ng failed: is PyPI reachable? (log: $MK_CACHE/pip-install.log)"
+		die "installing virtme-ng failed: is PyPI reachable? (log: $MK_CACHE/pip-install.log)"
 	fi
 fi

@@ -12,7 +12,8 @@ MK_BUILD=${MK_BUILD:-$MK_CACHE/build}
 mkdir -p "$MK_CACHE" 2>/dev/null || true
 
 # The toolchain the kernel build must use: Debian's rustc-web, not rustup's.
-export PATH=/usr/lib/llvm-19/bin:$HOME/.cargo/bin:$PATH
+# virtme-ng from install-deps.sh's virtual environment if none is in PATH.
+export PATH=/usr/lib/llvm-19/bin:$HOME/.cargo/bin:$PATH:$MK_CACHE/venv/bin
 # Rust code is always built through Debian's clippy (CLIPPY=1): the build fails
 # on any Rust warning, lints included.
 MK_MAKEFLAGS=(LLVM=1 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc

@@ -82,6 +82,12 @@ pub enum Op {
 pub fn explain(op: Op, errno: i32, name: &str, detail: &str) -> Error {
     use libc::*;
     let (status, text) = match (op, errno) {
+        (Op::Load, EPERM) => (
+            status::ENVIRONMENT,
+            "needs root with CAP_SYS_BOOT, and kexec loading allowed (kernel.kexec_load_disabled \
+             = 0, no lockdown)"
+                .to_string(),
+        ),
         (_, EACCES) | (_, EPERM) => (
             status::ENVIRONMENT,
             "needs root (CAP_SYS_ADMIN, and CAP_SYS_BOOT to load a kernel)".to_string(),
@@ -115,7 +121,7 @@ pub fn explain(op: Op, errno: i32, name: &str, detail: &str) -> Error {
         ),
         (Op::Load, EBUSY) => (
             status::REFUSED,
-            format!("{name} is starting or running: kill it before loading another kernel"),
+            format!("{name} is starting, running or failed: kill it before loading another kernel"),
         ),
         (Op::Load, ENOEXEC) => (
             status::REFUSED,
@@ -173,8 +179,8 @@ pub fn explain(op: Op, errno: i32, name: &str, detail: &str) -> Error {
         (Op::Send, EINVAL) => (
             status::USAGE,
             format!(
-                "ports below {FIRST_USER_PORT} belong to the kernel (7, echo, excepted); \
-                 payloads are at most {MAX_PAYLOAD} bytes"
+                "ports below {FIRST_USER_PORT} belong to the kernel (7, echo, and 9, \
+                 discard, excepted); payloads are at most {MAX_PAYLOAD} bytes"
             ),
         ),
         (_, ENOENT) => (

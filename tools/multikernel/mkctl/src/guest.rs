@@ -9,6 +9,7 @@ use crate::msg::{self, port};
 use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -70,12 +71,14 @@ fn forward(mut from: impl Read, dev: File, port: u16) {
 /// Runs the program; its exit status (128 + signal if killed, 127 if it could not start).
 fn run_program(dev: &File) -> i32 {
     let argv = fs::read("/mkctl/argv").unwrap_or_default();
-    let args: Vec<String> = argv
+    // NUL-terminated arguments; empty ones are kept.
+    let args: Vec<std::ffi::OsString> = argv
+        .strip_suffix(&[0])
+        .unwrap_or(&argv)
         .split(|&b| b == 0)
-        .filter(|a| !a.is_empty())
-        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .map(|a| std::ffi::OsStr::from_bytes(a).to_os_string())
         .collect();
-    let Some((prog, rest)) = args.split_first() else {
+    let Some((prog, rest)) = args.split_first().filter(|(p, _)| !p.is_empty()) else {
         let _ = msg::send(
             dev,
             port::STDERR,
@@ -97,7 +100,10 @@ fn run_program(dev: &File) -> i32 {
     let mut child = match child {
         Ok(c) => c,
         Err(e) => {
-            let text = format!("mkctl: cannot run {prog} in the instance: {e}\n");
+            let text = format!(
+                "mkctl: cannot run {} in the instance: {e}\n",
+                prog.to_string_lossy()
+            );
             let _ = msg::send(dev, port::STDERR, text.as_bytes());
             return 127;
         }
@@ -110,6 +116,13 @@ fn run_program(dev: &File) -> i32 {
         threads.push(thread::spawn(move || forward(err, d, port::STDERR)));
     }
     let status = child.wait();
+    // What it left running (which may hold its output open) goes with it: as init, every
+    // other process; then the orphans are reaped and the output drained.
+    // SAFETY: kill and waitpid take no pointers but a null status.
+    unsafe {
+        libc::kill(-1, libc::SIGKILL);
+        while libc::waitpid(-1, std::ptr::null_mut(), 0) > 0 {}
+    }
     for t in threads {
         let _ = t.join();
     }
@@ -120,6 +133,12 @@ fn run_program(dev: &File) -> i32 {
         }
         Err(_) => 127,
     }
+}
+
+/// Whether this process is the init of an instance `mkctl run` made (and not, say, mkctl as
+/// a container's first process).
+pub fn is_run_init() -> bool {
+    std::process::id() == 1 && std::path::Path::new("/mkctl/argv").is_file()
 }
 
 /// The init's whole life.
@@ -134,21 +153,13 @@ pub fn main() -> ! {
     };
     let status = run_program(&dev);
     if msg::send(&dev, port::STATUS, &status.to_le_bytes()).is_ok() {
-        // Until the host has everything (it answers on the same port), or 10 s.
-        let start = Instant::now();
-        let waiter = dev.try_clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        if let Ok(d) = waiter {
-            thread::spawn(move || {
-                while let Ok((p, _)) = msg::recv(&d) {
-                    if p == port::STATUS {
-                        let _ = tx.send(());
-                        return;
-                    }
-                }
-            });
+        // Until the host has read everything (it answers on the same port; a host that
+        // goes away kills the instance anyway), or the channel fails.
+        while let Ok((p, _)) = msg::recv(&dev) {
+            if p == port::STATUS {
+                break;
+            }
         }
-        let _ = rx.recv_timeout(Duration::from_secs(10).saturating_sub(start.elapsed()));
     }
     power_off();
 }

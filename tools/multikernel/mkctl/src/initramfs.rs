@@ -137,13 +137,17 @@ pub fn parse_ldd(text: &str) -> Result<Vec<PathBuf>, String> {
         if line.contains("=> not found") {
             return Err(format!("a library is missing: {line}"));
         }
-        let path = match line.split_once("=>") {
-            Some((_, rest)) => rest.trim(),
-            None => line,
+        // "name => /path (addr)", "/path (addr)", and "/loader => /its/real/path (addr)",
+        // where the program asks for the left path: both are packed.
+        let (left, right) = match line.split_once("=>") {
+            Some((l, r)) => (l.trim(), Some(r.trim())),
+            None => (line, None),
         };
-        let path = path.split_whitespace().next().unwrap_or("");
-        if path.starts_with('/') {
-            libs.push(PathBuf::from(path));
+        for side in [Some(left), right].into_iter().flatten() {
+            let path = side.split_whitespace().next().unwrap_or("");
+            if path.starts_with('/') && !libs.iter().any(|l: &PathBuf| l.as_os_str() == path) {
+                libs.push(PathBuf::from(path));
+            }
         }
     }
     Ok(libs)
@@ -188,6 +192,14 @@ mod tests {
             ]
         );
         assert!(parse_ldd("\tlibfoo.so => not found\n").is_err());
+        assert_eq!(
+            parse_ldd("\t/lib64/ld-linux-x86-64.so.2 => /usr/lib64/ld-linux-x86-64.so.2 (0x1)\n")
+                .unwrap(),
+            vec![
+                PathBuf::from("/lib64/ld-linux-x86-64.so.2"),
+                PathBuf::from("/usr/lib64/ld-linux-x86-64.so.2")
+            ]
+        );
     }
 
     #[test]

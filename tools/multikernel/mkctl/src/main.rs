@@ -15,7 +15,6 @@ use clap::{CommandFactory, Parser, Subcommand};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -327,15 +326,15 @@ fn console(name: &str, once: bool) -> Result {
                     let _ = input.write_all(&b[..at]);
                     restore_and_exit();
                 }
-                if input.write_all(&b[..n]).is_err() {
-                    break;
-                }
+                // Typing into a stopped instance goes nowhere; Ctrl-] still detaches.
+                let _ = input.write_all(&b[..n]);
             }
         });
     }
     loop {
         match dev.read(&mut buf) {
-            Ok(0) => std::thread::sleep(Duration::from_millis(100)),
+            // The instance is gone (destroyed).
+            Ok(0) => return Ok(()),
             Ok(n) => {
                 let text: Vec<u8> = if raw.is_some() {
                     // Raw mode: a bare \n does not return the carriage.
@@ -552,7 +551,7 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
 
 fn main() {
     // As the init of an instance `mkctl run` started.
-    if std::process::id() == 1 {
+    if guest::is_run_init() {
         guest::main();
     }
     let cli = Cli::parse();

@@ -21,18 +21,36 @@ extern "C" fn on_signal(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
-/// Catches the signals that end `run` without SA_RESTART, so a blocked read returns EINTR.
+/// Catches the signals that end `run` (not those already ignored, as under `nohup`).
 fn catch_signals() {
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: A zeroed sigaction with a handler that only stores an atomic is valid;
-        // the pointers are valid for the call.
+        // the pointers are valid for the calls.
         unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(sig, std::ptr::null(), &mut old);
+            if old.sa_sigaction == libc::SIG_IGN {
+                continue;
+            }
             let mut sa: libc::sigaction = std::mem::zeroed();
             sa.sa_sigaction = on_signal as *const () as usize;
             libc::sigemptyset(&mut sa.sa_mask);
             libc::sigaction(sig, &sa, std::ptr::null_mut());
         }
     }
+}
+
+/// Waits up to `ms` for a message on `dev`; whether one is there (or the device has an
+/// error or hung up, which the read then reports).
+fn readable(dev: &File, ms: i32) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: dev.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: One valid pollfd for the call.
+    unsafe { libc::poll(&mut p, 1, ms) > 0 }
 }
 
 pub struct RunArgs {
@@ -98,11 +116,9 @@ fn build_initramfs(args: &RunArgs) -> Result<File> {
     a.add_program(&me, Path::new("/init"))
         .map_err(Error::usage)?;
     let prog = find_program(&args.command[0]).map_err(Error::usage)?;
-    let inside = if args.command[0].contains('/') {
-        std::fs::canonicalize(&prog).unwrap_or(prog.clone())
-    } else {
-        prog.clone()
-    };
+    // Where the user named it (symlinks kept: a program may look at its own name).
+    let inside =
+        std::path::absolute(&prog).map_err(|e| Error::usage(format!("{}: {e}", prog.display())))?;
     a.add_program(&prog, &inside).map_err(Error::usage)?;
     for spec in &args.files {
         let (src, dst) = match spec.split_once(':') {
@@ -124,6 +140,11 @@ fn build_initramfs(args: &RunArgs) -> Result<File> {
         } else {
             a.add_file(Path::new(src), &dst).map_err(Error::usage)?;
         }
+    }
+    // Where the loader finds libraries outside its default directories.
+    if Path::new("/etc/ld.so.cache").is_file() {
+        a.add_file(Path::new("/etc/ld.so.cache"), Path::new("/etc/ld.so.cache"))
+            .map_err(Error::usage)?;
     }
     let mut argv = Vec::new();
     argv.extend_from_slice(inside.to_string_lossy().as_bytes());
@@ -161,7 +182,9 @@ struct Cleanup<'a>(&'a str);
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         let _ = abi::write(abi::inst_path(self.0, "control"), "kill");
-        let _ = abi::destroy(self.0);
+        if let Err(e) = abi::destroy(self.0) {
+            eprintln!("mkctl: the instance {} could not be removed: {e}", self.0);
+        }
     }
 }
 
@@ -176,6 +199,11 @@ pub fn run(args: RunArgs) -> Result<i32> {
         Some(k) => k.clone(),
         None => default_kernel()?,
     };
+    File::open(&kernel)
+        .map_err(|e| Error::usage(format!("cannot open kernel {}: {e}", kernel.display())))?;
+    if args.count == 0 {
+        return Err(Error::usage("-c takes 1 or more CPUs"));
+    }
     let cpus = match &args.cpus {
         Some(list) => abi::parse_cpulist(list).map_err(Error::usage)?,
         None => pick_cpus(args.count)?,
@@ -196,6 +224,9 @@ pub fn run(args: RunArgs) -> Result<i32> {
         .clone()
         .unwrap_or_else(|| "quiet loglevel=1 panic=0".to_string());
     abi::load(&name, &kernel, Some(&initrd), &cmdline)?;
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        return Ok(status::INTERRUPTED);
+    }
     abi::control(&name, "start")?;
     let start = Instant::now();
     while state(&name) == "starting" {
@@ -218,12 +249,21 @@ pub fn run(args: RunArgs) -> Result<i32> {
         .map_err(|e| failed(&name, &format!("its message device: {e}")))?;
     let (mut out, mut err) = (io::stdout(), io::stderr());
     loop {
+        // A signal between this check and a blocking read would be missed: poll a while.
         if INTERRUPTED.load(Ordering::SeqCst) {
             return Ok(status::INTERRUPTED);
         }
+        if !readable(&dev, 200) {
+            continue;
+        }
         match msg::recv(&dev) {
             Ok((port::STDOUT, data)) => {
-                let _ = out.write_all(&data).and_then(|()| out.flush());
+                if let Err(e) = out.write_all(&data).and_then(|()| out.flush()) {
+                    // Nobody reads its output any more (`| head`): end it, as SIGPIPE would.
+                    if e.kind() == io::ErrorKind::BrokenPipe {
+                        return Ok(128 + libc::SIGPIPE);
+                    }
+                }
             }
             Ok((port::STDERR, data)) => {
                 let _ = err.write_all(&data).and_then(|()| err.flush());

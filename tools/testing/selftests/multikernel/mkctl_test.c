@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -128,9 +129,12 @@ TEST_F_TIMEOUT(mkctl, lifecycle, 240)
 	EXPECT_NE(NULL, strstr(self->out, "128 bytes to mc0: seq=1 time=")) TH_LOG("%s", self->out);
 	/* The instance kernel's echo port: what goes out comes back. */
 	snprintf(self->err, sizeof(self->err),
-		 "(sleep 1; echo hello-echo | %s send mc0 7) & %s recv mc0 7 -n 1 | grep -q hello-echo",
-		 mkctl, mkctl);
+		 "(sleep 1; echo hello-echo | %s send mc0 7) & timeout 30 %s recv mc0 7 -n 1 | "
+		 "grep -q hello-echo", mkctl, mkctl);
 	EXPECT_EQ(0, system(self->err));
+	/* Its console: the sample init's lines. */
+	EXPECT_EQ(0, mk(self->out, NULL, sizeof(self->out), "console mc0 --once"));
+	EXPECT_NE(NULL, strstr(self->out, "MULTIKERNEL-SAMPLE-INIT up")) TH_LOG("%.300s", self->out);
 	EXPECT_EQ(0, mk(NULL, self->err, sizeof(self->err), "stop mc0")) TH_LOG("%s", self->err);
 	wait_state("mc0", "stopped\n", 30, self->out, sizeof(self->out));
 	EXPECT_STREQ("stopped\n", self->out);
@@ -146,9 +150,9 @@ TEST_F_TIMEOUT(mkctl, lifecycle, 240)
  * run: the host's /bin/sh (dynamically linked) in its own kernel; stdout and
  * stderr arrive apart, the exit status is the program's, the instance is gone.
  */
-TEST_F_TIMEOUT(mkctl, run_program, 240)
+TEST_F_TIMEOUT(mkctl, run_program, 400)
 {
-	char names[1024];
+	char names[1024] = "";
 
 	NEED_MKCTL();
 	EXPECT_EQ(7, mk(self->out, self->err, sizeof(self->out),
@@ -166,6 +170,32 @@ TEST_F_TIMEOUT(mkctl, run_program, 240)
 			getenv("MK_KERNEL_IMAGE")))
 		TH_LOG("%s", self->err);
 	EXPECT_STREQ("line-a\nline-b\n2\n", self->out);
+	/* Empty arguments stay; a signal's death is 128 + its number. */
+	EXPECT_EQ(0, mk(self->out, self->err, sizeof(self->out),
+			"run --kernel %s -- /bin/sh -c 'printf \"[%%s]\" \"$@\"' sh '' x",
+			getenv("MK_KERNEL_IMAGE")));
+	EXPECT_STREQ("[][x]", self->out);
+	EXPECT_EQ(137, mk(NULL, NULL, 0, "run --kernel %s -- /bin/sh -c 'kill -9 $$'",
+			  getenv("MK_KERNEL_IMAGE")));
+	/* What it leaves behind holding its output does not keep run waiting. */
+	EXPECT_EQ(0, mk(self->out, self->err, sizeof(self->out),
+			"run --kernel %s -- /bin/sh -c '(while :; do :; done) & echo left-one'",
+			getenv("MK_KERNEL_IMAGE")));
+	EXPECT_STREQ("left-one\n", self->out);
+	/* Nobody reads its output any more: run ends (as under SIGPIPE). */
+	snprintf(self->err, sizeof(self->err),
+		 "timeout 120 %s run --kernel %s -- /bin/sh -c 'while :; do echo y; done' | head -1 "
+		 ">/tmp/mkctl.out", mkctl, getenv("MK_KERNEL_IMAGE"));
+	EXPECT_EQ(0, system(self->err));
+	read_file("/tmp/mkctl.out", self->out, sizeof(self->out));
+	EXPECT_STREQ("y\n", self->out);
+	/* Packed but not runnable inside (its interpreter is missing): 127, and why. */
+	ASSERT_EQ(0, put_file("/tmp/mkctl-script", "#!/no/such/interpreter\n"));
+	chmod("/tmp/mkctl-script", 0755);
+	EXPECT_EQ(127, mk(NULL, self->err, sizeof(self->err), "run --kernel %s -- /tmp/mkctl-script",
+			  getenv("MK_KERNEL_IMAGE")));
+	EXPECT_NE(NULL, strstr(self->err, "mkctl: cannot run /tmp/mkctl-script in the instance"))
+		TH_LOG("%s", self->err);
 	/* A program that is not there: said, status 127 inside, or refused before. */
 	EXPECT_EQ(2, mk(NULL, self->err, sizeof(self->err), "run --kernel %s -- no-such-program",
 			getenv("MK_KERNEL_IMAGE")));
@@ -176,7 +206,7 @@ TEST_F_TIMEOUT(mkctl, run_program, 240)
 /* SIGINT while the program runs: 130, and the instance is removed. */
 TEST_F_TIMEOUT(mkctl, run_interrupted, 180)
 {
-	char names[1024], cmd[512];
+	char names[1024] = "", cmd[512];
 	double deadline;
 	int status;
 	pid_t pid;
