@@ -7,12 +7,13 @@
 #   make bench   benchmarks in the VM, printed as ratios to a same-run baseline
 #   make build   just install + fetch + build the kernel (and mkctl)
 #   make install-tools   copy the built mkctl to $(PREFIX)/bin (/usr/local/bin)
+#   make shell   boot the built kernel in a VM with a pool and mkctl, to try by hand
 #   make clean   remove the build directory (kernel source cache stays)
 #
 # KSRC=/path/to/linux-7.3 uses that tree instead of Debian's linux-source-7.3.
 # MK_BUILD=/path moves the build directory (default ~/.cache/multikernel/build).
 
-.PHONY: all build check demo bench install install-tools clean modules
+.PHONY: all build check demo bench install install-tools shell clean modules
 
 PREFIX ?= /usr/local
 
@@ -32,6 +33,9 @@ bench:
 
 demo:
 	@scripts/demo.sh
+
+shell:
+	@scripts/shell.sh
 
 install-tools: build
 	@bash -c '. scripts/lib.sh && install -D -m 0755 "$$MK_BUILD/bin/mkctl" "$(DESTDIR)$(PREFIX)/bin/mkctl" && echo "installed $(DESTDIR)$(PREFIX)/bin/mkctl"'

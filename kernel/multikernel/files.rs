@@ -76,6 +76,14 @@ impl InstanceDir {
         Ok(())
     }
 
+    /// Milliseconds since its kernel was entered (starting, running, stopping); empty else.
+    fn show_uptime(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
+        if let Some(up) = this.uptime() {
+            writeln!(buf, "{}", up.as_millis())?;
+        }
+        Ok(())
+    }
+
     fn show_last_stop(this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
         let reason = this.last_stop();
         writeln!(buf, "{}", reason.as_str())?;
@@ -328,6 +336,7 @@ kernel::sysfs_attributes! {
             memory: read_only(InstanceDir::show_memory),
             state: read_only(InstanceDir::show_state),
             last_stop: read_only(InstanceDir::show_last_stop),
+            uptime_ms: read_only(InstanceDir::show_uptime),
             image: read_only(InstanceDir::show_image),
             control: write_only(InstanceDir::store_control),
             console: read_only(InstanceDir::show_console) mode 0o400,

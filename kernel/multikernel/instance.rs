@@ -34,10 +34,12 @@ use kernel::{
     str::CString,
     sync::{
         new_mutex,
+        new_spinlock,
         Arc,
         Mutex,
         MutexGuard,
-        SetOnce, //
+        SetOnce,
+        SpinLock, //
     },
     sysfs::FileNotifier,
     time::{
@@ -388,6 +390,10 @@ pub(crate) struct Instance {
     /// only with `life` locked, by [`Instance::set_phase`] and [`Instance::set_stopped`], so
     /// reading `state` never waits behind an operation (a start writes megabytes).
     shown: AtomicU32,
+    /// When the kernel that may be running was entered ([`Phase::since`]), for readers:
+    /// written with `life` locked by [`Instance::set_phase`], held only to copy it.
+    #[pin]
+    shown_since: SpinLock<Option<Instant<Monotonic>>>,
     /// Taken under `life`.
     #[pin]
     image: Mutex<Option<KBox<ImageInfo>>>,
@@ -505,6 +511,7 @@ impl Instance {
             memory,
             life <- new_mutex!(life, "multikernel::Instance::life"),
             shown: AtomicU32::new(State::Reserved as u32),
+            shown_since <- new_spinlock!(None, "multikernel::Instance::shown_since"),
             image <- new_mutex!(None, "multikernel::Instance::image"),
             endpoint: endpoint?,
             console: console?,
@@ -556,6 +563,13 @@ impl Instance {
         StopReason::from_u8((self.shown.load(Ordering::Acquire) >> 8) as u8)
     }
 
+    /// How long the kernel that may be running has been (since it was entered: starting,
+    /// running or stopping); never waits behind an operation.
+    pub(crate) fn uptime(&self) -> Option<kernel::time::Delta> {
+        let since = *self.shown_since.lock();
+        since.map(|s| s.elapsed())
+    }
+
     /// Automatic restarts in a row. Not with the life cycle locked (takes the lock).
     pub(crate) fn auto_restarts(&self) -> u32 {
         self.life.lock().auto_restarts
@@ -566,6 +580,7 @@ impl Instance {
     pub(crate) fn set_phase(&self, life: &mut Life, phase: Phase) {
         let changed = life.phase.state() != phase.state();
         life.phase = phase;
+        *self.shown_since.lock() = phase.since();
         self.shown.store(
             phase.state() as u32 | (life.last_stop as u32) << 8,
             Ordering::Release,

@@ -437,7 +437,9 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
                 'M' => 20,
                 'G' => 30,
                 'T' => 40,
-                _ => return Err(format!("bad size '{s}': suffixes are K, M, G, T")),
+                'P' => 50,
+                'E' => 60,
+                _ => return Err(format!("bad size '{s}': suffixes are K, M, G, T, P, E")),
             };
             (&s[..i], shift)
         }

@@ -26,6 +26,15 @@ impl Archive {
     /// directories.
     pub fn add_bytes(&mut self, dst: &Path, perm: u32, data: Vec<u8>) -> Result<(), String> {
         let rel = relative(dst)?;
+        if u32::try_from(data.len()).is_err() {
+            return Err(format!(
+                "{}: 4 GiB or more does not fit a cpio entry",
+                dst.display()
+            ));
+        }
+        if matches!(self.entries.get(&rel), Some((mode, _)) if mode & S_IFDIR != 0) {
+            return Err(format!("{}: a directory of the initramfs", dst.display()));
+        }
         let mut dir = PathBuf::new();
         if let Some(parent) = rel.parent() {
             for c in parent.components() {

@@ -169,40 +169,67 @@ fn load(name: &str, kernel: &Path, initrd: Option<&PathBuf>, cmdline: &str) -> R
     abi::load(name, kernel, initrd.as_ref(), cmdline)
 }
 
+/// One instance as `ps` shows it.
+struct Row {
+    name: String,
+    id: u64,
+    state: String,
+    cpus: String,
+    memory: u64,
+    uptime_ms: Option<u64>,
+    tx: u64,
+    rx: u64,
+    last_stop: String,
+}
+
+fn row(name: &str) -> Row {
+    let get = |f: &str| inst_read(name, f).unwrap_or_default();
+    let num = |f: &str| get(f).parse::<u64>().unwrap_or(0);
+    Row {
+        name: name.to_string(),
+        id: num("id"),
+        state: get("state"),
+        cpus: get("cpus"),
+        memory: abi::range_bytes(&get("memory")).unwrap_or(0),
+        uptime_ms: get("uptime_ms").parse().ok(),
+        tx: num("ikc/tx"),
+        rx: num("ikc/rx"),
+        last_stop: get("last_stop"),
+    }
+}
+
+/// Milliseconds as the table shows them: "42s", "3m07s", "2h05m".
+fn uptime(ms: Option<u64>) -> String {
+    let Some(ms) = ms else {
+        return "-".to_string();
+    };
+    let s = ms / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s / 60 % 60),
+    }
+}
+
 fn ps(json: bool) -> Result {
     let names = abi::instances().map_err(|e| Error::new(status::ENVIRONMENT, e.to_string()))?;
-    let rows: Vec<[String; 8]> = names
-        .iter()
-        .map(|n| {
-            let get = |f: &str| inst_read(n, f).unwrap_or_default();
-            let mem = abi::range_bytes(&get("memory")).unwrap_or(0);
-            [
-                n.clone(),
-                get("id"),
-                get("state"),
-                get("cpus"),
-                format!("{}M", mem >> 20),
-                get("ikc/tx"),
-                get("ikc/rx"),
-                get("last_stop"),
-            ]
-        })
-        .collect();
+    let rows: Vec<Row> = names.iter().map(|n| row(n)).collect();
     if json {
         let items: Vec<String> = rows
             .iter()
             .map(|r| {
                 format!(
                     "{{\"name\":{},\"id\":{},\"state\":{},\"cpus\":{},\"memory_bytes\":{},\
-                     \"ikc_tx\":{},\"ikc_rx\":{},\"last_stop\":{}}}",
-                    json_str(&r[0]),
-                    r[1].parse::<u64>().unwrap_or(0),
-                    json_str(&r[2]),
-                    json_str(&r[3]),
-                    r[4].trim_end_matches('M').parse::<u64>().unwrap_or(0) << 20,
-                    r[5].parse::<u64>().unwrap_or(0),
-                    r[6].parse::<u64>().unwrap_or(0),
-                    json_str(&r[7]),
+                     \"uptime_ms\":{},\"ikc_tx\":{},\"ikc_rx\":{},\"last_stop\":{}}}",
+                    json_str(&r.name),
+                    r.id,
+                    json_str(&r.state),
+                    json_str(&r.cpus),
+                    r.memory,
+                    r.uptime_ms.map_or("null".to_string(), |u| u.to_string()),
+                    r.tx,
+                    r.rx,
+                    json_str(&r.last_stop),
                 )
             })
             .collect();
@@ -215,27 +242,41 @@ fn ps(json: bool) -> Result {
         "STATE",
         "CPUS",
         "MEMORY",
+        "UPTIME",
         "IKC_TX",
         "IKC_RX",
         "LAST_STOP",
-    ];
+    ]
+    .map(String::from);
+    let cells: Vec<[String; 9]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.name.clone(),
+                r.id.to_string(),
+                r.state.clone(),
+                r.cpus.clone(),
+                format!("{}M", r.memory >> 20),
+                uptime(r.uptime_ms),
+                r.tx.to_string(),
+                r.rx.to_string(),
+                r.last_stop.clone(),
+            ]
+        })
+        .collect();
     let mut widths: Vec<usize> = head.iter().map(|h| h.len()).collect();
-    for r in &rows {
+    for r in &cells {
         for (w, c) in widths.iter_mut().zip(r.iter()) {
             *w = (*w).max(c.len());
         }
     }
-    let line = |cells: Vec<&str>| {
-        let parts: Vec<String> = cells
+    for r in std::iter::once(&head).chain(cells.iter()) {
+        let parts: Vec<String> = r
             .iter()
             .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
         println!("{}", parts.join("  ").trim_end());
-    };
-    line(head.to_vec());
-    for r in &rows {
-        line(r.iter().map(String::as_str).collect());
     }
     Ok(())
 }
@@ -561,5 +602,19 @@ fn main() {
             eprintln!("mkctl: {e}");
             std::process::exit(e.status);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_words() {
+        assert_eq!(uptime(None), "-");
+        assert_eq!(uptime(Some(42_999)), "42s");
+        assert_eq!(uptime(Some(187_000)), "3m07s");
+        assert_eq!(uptime(Some(7_500_000)), "2h05m");
+        assert_eq!(json_str("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
     }
 }

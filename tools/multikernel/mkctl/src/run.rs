@@ -130,6 +130,11 @@ fn build_initramfs(args: &RunArgs) -> Result<File> {
         } else {
             Path::new("/").join(dst)
         };
+        if dst == Path::new("/init") || dst.starts_with("/mkctl") {
+            return Err(Error::usage(format!(
+                "--file {spec}: /init and /mkctl are mkctl's own in the instance"
+            )));
+        }
         // An executable comes with the libraries it needs.
         let exec = std::fs::metadata(src).is_ok_and(|m| {
             use std::os::unix::fs::PermissionsExt;

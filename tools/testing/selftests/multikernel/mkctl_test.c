@@ -122,7 +122,8 @@ TEST_F_TIMEOUT(mkctl, lifecycle, 240)
 	snprintf(self->err, sizeof(self->err),
 		 "%s ps --json | python3 -c 'import json,sys; i = [x for x in json.load(sys.stdin) "
 		 "if x[\"name\"] == \"mc0\"][0]; assert i[\"state\"] == \"running\", i; "
-		 "assert i[\"cpus\"] == \"%d\", i; assert i[\"memory_bytes\"] == 256 << 20, i'",
+		 "assert i[\"cpus\"] == \"%d\", i; assert i[\"memory_bytes\"] == 256 << 20, i; "
+		 "assert i[\"uptime_ms\"] > 0, i'",
 		 mkctl, cpu);
 	EXPECT_EQ(0, system(self->err));
 	EXPECT_EQ(0, mk(self->out, NULL, sizeof(self->out), "ping mc0 -c 2 -s 128"));
@@ -309,6 +310,9 @@ TEST_F_TIMEOUT(mkctl, errors, 180)
 	EXPECT_EQ(1, mk(NULL, self->err, sizeof(self->err),
 			"create mc4 --cpus %d --memory 64M --key net=maybe", cpus[0]));
 	EXPECT_NE(NULL, strstr(self->err, "the kernel refused 'mc4 cpus=")) TH_LOG("%s", self->err);
+	/* Not running. */
+	EXPECT_EQ(1, mk(NULL, self->err, sizeof(self->err), "ping mc3"));
+	EXPECT_STREQ("mkctl: mc3 is not running (mkctl start mc3)\n", self->err);
 	/* Start with nothing loaded. */
 	EXPECT_EQ(1, mk(NULL, self->err, sizeof(self->err), "start mc3"));
 	EXPECT_NE(NULL, strstr(self->err, "mc3 cannot start in its state now"))

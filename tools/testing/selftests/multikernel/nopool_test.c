@@ -2,14 +2,17 @@
 /*
  * A kernel booted without multikernel.pool=: the pool files read 0, there is
  * no pool in /proc/iomem, and creating an instance fails with ENOMEM without
- * touching any CPU. make check runs this in a VM of its own; elsewhere it
- * skips if the kernel has a pool, or no CPU besides CPU 0 to ask for.
+ * touching any CPU; mkctl says so in words. make check runs this in a VM of
+ * its own; elsewhere it skips if the kernel has a pool, or no CPU besides
+ * CPU 0 to ask for.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "../kselftest_harness.h"
 #include "mk_util.h"
@@ -59,6 +62,27 @@ TEST(no_pool)
 	/* Syntax is still checked first. */
 	snprintf(spec, sizeof(spec), "kst0 cpus=%d", cpu);
 	EXPECT_EQ(-EINVAL, write_str(MK "/create", spec));
+}
+
+/* mkctl says what to do about it (exit status 3). */
+TEST(mkctl_names_the_fix)
+{
+	const char *mkctl = getenv("MK_MKCTL");
+	char cmd[512], err[512] = "";
+	FILE *p;
+	int status;
+
+	if (!mkctl || access(mkctl, X_OK))
+		SKIP(return, "needs $MK_MKCTL, the built mkctl");
+	snprintf(cmd, sizeof(cmd), "%s create kst0 --cpus 1 --memory 2M 2>&1", mkctl);
+	p = popen(cmd, "r");
+	ASSERT_NE(NULL, p);
+	if (!fgets(err, sizeof(err), p))
+		err[0] = '\0';
+	status = pclose(p);
+	EXPECT_EQ(3, WEXITSTATUS(status));
+	EXPECT_STREQ("mkctl: the host was booted without multikernel.pool= (add e.g. "
+		     "multikernel.pool=1G to its command line)\n", err);
 }
 
 TEST_HARNESS_MAIN
