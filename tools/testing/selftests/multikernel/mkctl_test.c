@@ -321,6 +321,14 @@ TEST_F_TIMEOUT(mkctl, errors, 180)
 	EXPECT_EQ(1, mk(NULL, self->err, sizeof(self->err), "load mc3 /bin/true"));
 	EXPECT_STREQ("mkctl: /bin/true cannot run as an instance: it must be an x86-64 bzImage "
 		     "built with CONFIG_MULTIKERNEL (a distro kernel is refused)\n", self->err);
+	/* An image too big for the instance's memory. */
+	ASSERT_EQ(0, mk(NULL, self->err, sizeof(self->err), "create mc5 --cpus %d --memory 8M",
+			cpus[0]));
+	EXPECT_EQ(1, mk(NULL, self->err, sizeof(self->err), "load mc5 %s --initrd %s",
+			getenv("MK_KERNEL_IMAGE"), getenv("MK_INITRAMFS")));
+	EXPECT_NE(NULL, strstr(self->err, "do not fit mc5's memory: create it with more"))
+		TH_LOG("%s", self->err);
+	EXPECT_EQ(0, mk(NULL, NULL, 0, "destroy mc5"));
 	/* Destroy while running. */
 	ASSERT_EQ(0, mk(NULL, self->err, sizeof(self->err),
 			"load mc3 %s --initrd %s --cmdline 'console=ttyS1 kunit.enable=0'",
