@@ -8,7 +8,9 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 export CARGO_TARGET_DIR=$MK_BUILD/mkctl RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
-# Debian's cargo subcommands (cargo-clippy, cargo-fmt) before any rustup ones.
+# Debian's cargo subcommands (cargo-clippy, cargo-fmt) before any rustup ones
+# (cargo would put a CARGO_HOME's bin/ first).
+unset CARGO_HOME
 export PATH=/usr/bin:$PATH
 CARGO=/usr/bin/cargo
 SRC=$MK_ROOT/tools/multikernel/mkctl

@@ -53,7 +53,12 @@ if ! "$HOME/.cargo/bin/bindgen" --version 2>/dev/null | grep -q "^bindgen $BINDG
 fi
 
 # virtme-ng: one already in PATH is used; else it goes into $MK_CACHE/venv
-# (lib.sh puts its bin/ at the end of PATH).
+# (lib.sh puts its bin/ at the end of PATH). A venv that no longer works (its
+# Python upgraded) or holds another version is made again.
+if [ -x "$MK_CACHE/venv/bin/vng" ] && ! "$MK_CACHE/venv/bin/vng" --version 2>/dev/null |
+	grep -q "$VIRTME_NG_VERSION"; then
+	rm -rf "$MK_CACHE/venv"
+fi
 if ! command -v vng >/dev/null 2>&1; then
 	step "install: virtme-ng $VIRTME_NG_VERSION into $MK_CACHE/venv (pip)"
 	if ! { /usr/bin/python3 -m venv "$MK_CACHE/venv" &&

@@ -428,10 +428,11 @@ pub fn parse_number(s: &str) -> std::result::Result<u64, String> {
     r.map_err(|_| format!("not a number: '{s}'"))
 }
 
-/// Parses a size with an optional K/M/G/T suffix (binary units), as `create` takes it.
+/// Parses a size with an optional K/M/G/T/P/E suffix (binary units), as `create` takes it.
 pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    // (In hexadecimal, a last letter is a digit: 0x1E is 30, as the kernel reads it.)
     let (digits, shift) = match s.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
+        Some((i, c)) if c.is_ascii_alphabetic() && !s.starts_with("0x") => {
             let shift = match c.to_ascii_uppercase() {
                 'K' => 10,
                 'M' => 20,
@@ -479,6 +480,8 @@ mod tests {
         assert_eq!(parse_size("1g").unwrap(), 1 << 30);
         assert_eq!(parse_size("4096").unwrap(), 4096);
         assert_eq!(parse_size("0x1000").unwrap(), 4096);
+        assert_eq!(parse_size("0x1E").unwrap(), 30);
+        assert_eq!(parse_size("2P").unwrap(), 2 << 50);
         assert!(parse_size("0").is_err());
         assert!(parse_size("12Q").is_err());
         assert!(parse_size("M").is_err());

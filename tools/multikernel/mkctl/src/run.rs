@@ -116,9 +116,16 @@ fn build_initramfs(args: &RunArgs) -> Result<File> {
     a.add_program(&me, Path::new("/init"))
         .map_err(Error::usage)?;
     let prog = find_program(&args.command[0]).map_err(Error::usage)?;
-    // Where the user named it (symlinks kept: a program may look at its own name).
-    let inside =
+    // Where the user named it: its directory resolved, its own name kept (a symlinked program
+    // may look at the name it was run by).
+    let abs =
         std::path::absolute(&prog).map_err(|e| Error::usage(format!("{}: {e}", prog.display())))?;
+    let inside = match (abs.parent(), abs.file_name()) {
+        (Some(dir), Some(file)) => std::fs::canonicalize(dir)
+            .map_err(|e| Error::usage(format!("{}: {e}", dir.display())))?
+            .join(file),
+        _ => abs,
+    };
     a.add_program(&prog, &inside).map_err(Error::usage)?;
     for spec in &args.files {
         let (src, dst) = match spec.split_once(':') {
@@ -152,7 +159,7 @@ fn build_initramfs(args: &RunArgs) -> Result<File> {
             .map_err(Error::usage)?;
     }
     let mut argv = Vec::new();
-    argv.extend_from_slice(inside.to_string_lossy().as_bytes());
+    argv.extend_from_slice(std::os::unix::ffi::OsStrExt::as_bytes(inside.as_os_str()));
     argv.push(0);
     for arg in &args.command[1..] {
         argv.extend_from_slice(arg.as_bytes());

@@ -171,6 +171,12 @@ TEST_F_TIMEOUT(mkctl, run_program, 400)
 			getenv("MK_KERNEL_IMAGE")))
 		TH_LOG("%s", self->err);
 	EXPECT_STREQ("line-a\nline-b\n2\n", self->out);
+	/* A path through "..": its directory is resolved. */
+	EXPECT_EQ(0, mk(self->out, self->err, sizeof(self->out),
+			"run --kernel %s -- /usr/bin/../bin/sh -c 'echo dotdot-$((6*7))'",
+			getenv("MK_KERNEL_IMAGE")))
+		TH_LOG("%s", self->err);
+	EXPECT_STREQ("dotdot-42\n", self->out);
 	/* Empty arguments stay; a signal's death is 128 + its number. */
 	EXPECT_EQ(0, mk(self->out, self->err, sizeof(self->out),
 			"run --kernel %s -- /bin/sh -c 'printf \"[%%s]\" \"$@\"' sh '' x",
