@@ -123,29 +123,7 @@ enum Cmd {
                   else $MKCTL_KERNEL, else /boot/vmlinuz-$(uname -r), else \
                   /lib/modules/$(uname -r)/vmlinuz; it must be built with CONFIG_MULTIKERNEL."
     )]
-    Run {
-        /// CPU list for the instance (default: the highest free ones).
-        #[arg(long, conflicts_with = "count")]
-        cpus: Option<String>,
-        /// How many CPUs, picked among the free ones.
-        #[arg(short = 'c', default_value_t = 1)]
-        count: u32,
-        #[arg(long, default_value = "256M")]
-        memory: String,
-        #[arg(long)]
-        kernel: Option<PathBuf>,
-        /// SRC[:DST]: a file to put into the instance (DST defaults to SRC).
-        #[arg(long = "file", value_name = "SRC[:DST]")]
-        files: Vec<String>,
-        /// The instance kernel's command line (default: "quiet loglevel=1 panic=0").
-        #[arg(long)]
-        cmdline: Option<String>,
-        /// Print the instance's console (its kernel log) afterwards.
-        #[arg(long)]
-        console: bool,
-        #[arg(last = true, required = true, value_name = "CMD")]
-        command: Vec<String>,
-    },
+    Run(run::RunArgs),
     /// Creates, loads and starts every instance of a manifest.
     #[command(
         after_help = "Example: mkctl up instances.conf (format: Documentation/multikernel/mkctl.rst)"
@@ -560,27 +538,7 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
                 p.largest >> 20
             );
         }
-        Cmd::Run {
-            cpus,
-            count,
-            memory,
-            kernel,
-            files,
-            cmdline,
-            console,
-            command,
-        } => {
-            return run::run(run::RunArgs {
-                cpus,
-                count,
-                memory,
-                kernel,
-                files,
-                cmdline,
-                keep_console: console,
-                command,
-            })
-        }
+        Cmd::Run(args) => return run::run(args),
         Cmd::Up { file } => up(&file)?,
         Cmd::Down { file } => down(&file)?,
         Cmd::Completion { shell } => {

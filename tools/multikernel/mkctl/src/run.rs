@@ -53,14 +53,29 @@ fn readable(dev: &File, ms: i32) -> bool {
     unsafe { libc::poll(&mut p, 1, ms) > 0 }
 }
 
+/// What `mkctl run` takes (its command line).
+#[derive(clap::Args)]
 pub struct RunArgs {
+    /// CPU list for the instance (default: the highest free ones).
+    #[arg(long, conflicts_with = "count")]
     pub cpus: Option<String>,
+    /// How many CPUs, picked among the free ones.
+    #[arg(short = 'c', default_value_t = 1)]
     pub count: u32,
+    #[arg(long, default_value = "256M")]
     pub memory: String,
+    #[arg(long)]
     pub kernel: Option<PathBuf>,
+    /// SRC[:DST]: a file to put into the instance (DST defaults to SRC).
+    #[arg(long = "file", value_name = "SRC[:DST]")]
     pub files: Vec<String>,
+    /// The instance kernel's command line (default: "quiet loglevel=1 panic=0").
+    #[arg(long)]
     pub cmdline: Option<String>,
+    /// Print the instance's console (its kernel log) afterwards.
+    #[arg(long = "console")]
     pub keep_console: bool,
+    #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
 }
 
@@ -204,9 +219,8 @@ fn state(name: &str) -> String {
     abi::inst_read(name, "state").unwrap_or_default()
 }
 
-/// Runs the program; returns its exit status.
+/// Runs the program (the caller checked the environment); returns its exit status.
 pub fn run(args: RunArgs) -> Result<i32> {
-    abi::check_environment()?;
     let kernel = match &args.kernel {
         Some(k) => k.clone(),
         None => default_kernel()?,
