@@ -62,23 +62,12 @@ int main(int argc, char **argv)
 	int rounds = argc > 1 ? atoi(argv[1]) : 201, i, fd;
 	static struct { struct mk_ikc_msg h; unsigned char data[4096]; } m;
 	double rtt64, rtt4k, call[5], copy[5], call_ns, copy_ns, t0, secs, mbs, copy_mbs;
-	char buf[64], base[512], spec[64];
-	int ret, cpu;
+	char buf[64], base[512];
 
 	if (rounds < 1 || rounds > 1001)
 		rounds = 201;
-	if (mk_pick_cpus(0, 1, &cpu)) {
-		fprintf(stderr, "ikc_bench: no CPU besides CPU 0 for the instance\n");
+	if (start_bench_instance("ikc_bench", NAME, cmdline, sizeof(cmdline)))
 		return 1;
-	}
-	snprintf(spec, sizeof(spec), NAME " cpus=%d memory=256M", cpu);
-	ret = start_instance(NAME, spec, cmdline, sizeof(cmdline));
-	if (ret) {
-		fprintf(stderr, "ikc_bench: cannot start an instance on CPU %d: %s\n", cpu,
-			strerror(-ret));
-		mk_remove(NAME);
-		return 1;
-	}
 	rtt64 = ping_median("64", rounds);
 	rtt4k = ping_median("4096", rounds);
 	/* Each read of the file measures anew: one read gives both numbers of a round. */

@@ -125,6 +125,32 @@ static inline int start_instance(const char *name, const char *spec, const char 
 }
 
 /*
+ * For the benchmarks: starts instance NAME (256 MiB) on the highest CPU
+ * besides CPU 0 with the command line; 0 once it runs, else -1 after saying
+ * why on stderr, prefixed with PROG (and nothing left behind).
+ */
+static inline int start_bench_instance(const char *prog, const char *name, const char *line,
+				       size_t len)
+{
+	char spec[64];
+	int ret, cpu;
+
+	if (mk_pick_cpus(0, 1, &cpu)) {
+		fprintf(stderr, "%s: no CPU besides CPU 0 for the instance\n", prog);
+		return -1;
+	}
+	snprintf(spec, sizeof(spec), "%s cpus=%d memory=256M", name, cpu);
+	ret = start_instance(name, spec, line, len);
+	if (ret) {
+		fprintf(stderr, "%s: cannot start an instance on CPU %d: %s\n", prog, cpu,
+			strerror(-ret));
+		mk_remove(name);
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Saves what instance NAME's kernel printed (its live console device, from
  * the oldest byte kept) to $MK_RESULTS/instance-NAME-PID-N.log, where the
  * harness scans it for BUG, Oops and WARNING reports. Nothing without

@@ -126,27 +126,17 @@ int main(void)
 {
 	/* What the sample init's source sends (mk_sample=netbench). */
 	long long bytes = 100000000LL;
-	char spec[64], addr[32], id[16];
+	char addr[32], id[16];
 	struct result mkv, veth;
-	int cpu, n, i, ret;
+	int n, i, ret;
 
 	xfer = getenv("MK_NET_XFER");
 	if (!xfer || access(xfer, R_OK)) {
 		fprintf(stderr, "net_bench: needs $MK_NET_XFER (mk_net_xfer.py)\n");
 		return 1;
 	}
-	if (mk_pick_cpus(0, 1, &cpu)) {
-		fprintf(stderr, "net_bench: no CPU besides CPU 0 for the instance\n");
+	if (start_bench_instance("net_bench", NAME, cmdline, sizeof(cmdline)))
 		return 1;
-	}
-	snprintf(spec, sizeof(spec), NAME " cpus=%d memory=256M", cpu);
-	ret = start_instance(NAME, spec, cmdline, sizeof(cmdline));
-	if (ret) {
-		fprintf(stderr, "net_bench: cannot start an instance on CPU %d: %s\n", cpu,
-			strerror(-ret));
-		mk_remove(NAME);
-		return 1;
-	}
 	instance_file(NAME, "id", id, sizeof(id));
 	n = atoi(id);
 	snprintf(addr, sizeof(addr), "169.254.%d.2", n % 256);
