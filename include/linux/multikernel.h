@@ -130,7 +130,7 @@ void *multikernel_net_create(const char *name, const u8 *mac);
 void multikernel_net_destroy(void *dev);
 void multikernel_net_attach(void *dev, void *link);
 void multikernel_net_detach(void *dev);
-void multikernel_net_kick(void *dev);
+void multikernel_net_kick(void *dev, bool frames);
 void multikernel_net_broken(void *dev);
 #define MULTIKERNEL_NET_HDR	12
 struct multikernel_net_part {

@@ -258,7 +258,7 @@ void multikernel_net_attach(void *ctx, void *link)
 	rcu_assign_pointer(n->link, link);
 	netif_carrier_on(n->dev);
 	netif_wake_queue(n->dev);
-	multikernel_net_kick(ctx);
+	multikernel_net_kick(ctx, true);
 }
 
 /* It stopped: carrier down; no xmit or poll uses the link once this returns. */
@@ -279,29 +279,31 @@ void multikernel_net_broken(void *ctx)
 	netif_carrier_off(n->dev);
 }
 
-static void mk_net_kick(struct mk_net *n)
+static void mk_net_kick(struct mk_net *n, bool frames)
 {
-	napi_schedule(&n->napi);
+	if (frames)
+		napi_schedule(&n->napi);
 	if (netif_running(n->dev) && netif_queue_stopped(n->dev) && netif_carrier_ok(n->dev))
 		netif_wake_queue(n->dev);
 }
 
 /*
  * A doorbell (hard interrupt), or the channel's heartbeat work looking for
- * one that was lost (a throttled doorbell vector): frames may wait, or room
- * may have appeared. From process context bottom halves go off around it,
- * so the softirq it raises runs right away.
+ * one that was lost (a throttled doorbell vector): @frames wait (the poll is
+ * scheduled), or room may have appeared (a stopped queue wakes). From
+ * process context bottom halves go off around it, so the softirq it raises
+ * runs right away.
  */
-void multikernel_net_kick(void *ctx)
+void multikernel_net_kick(void *ctx, bool frames)
 {
 	struct mk_net *n = ctx;
 
 	if (in_hardirq() || irqs_disabled()) {
-		mk_net_kick(n);
+		mk_net_kick(n, frames);
 		return;
 	}
 	local_bh_disable();
-	mk_net_kick(n);
+	mk_net_kick(n, frames);
 	local_bh_enable();
 }
 

@@ -220,13 +220,19 @@ impl NetLink {
         }
     }
 
-    /// A doorbell came (any context): frames may wait, or room may have appeared.
+    /// A doorbell came (any context): frames may wait, or room may have appeared. Every
+    /// doorbell of the channel comes here (messages too), and the heartbeat every 100 ms: the
+    /// poll is scheduled only if the receive ring holds something (its head is not our tail;
+    /// a head the peer broke counts, so the poll finds it).
     pub(crate) fn kick(&self) {
         let dev = self.dev.load(Ordering::Acquire);
         if !dev.is_null() && !self.broken.load(Ordering::Relaxed) {
+            let (_, rx_off) = self.offsets();
+            let rx = self.ring(rx_off);
+            let frames = rx.load_seqcst(ring::OFF_HEAD) != rx.load_seqcst(ring::OFF_TAIL);
             // SAFETY: The device is registered while attached; scheduling NAPI and waking the
             // queue are safe in any context.
-            unsafe { bindings::multikernel_net_kick(dev) };
+            unsafe { bindings::multikernel_net_kick(dev, frames) };
         }
     }
 
@@ -242,8 +248,7 @@ impl NetLink {
     /// index far outside it, as a broken peer would; the next poll must break the link.
     pub(crate) fn inject_ring(&self) -> Result {
         let (_, rx_off) = self.offsets();
-        self.mem
-            .store_seqcst(rx_off + crate::base::ring::OFF_HEAD, u64::MAX / 3);
+        self.mem.store_seqcst(rx_off + ring::OFF_HEAD, u64::MAX / 3);
         self.kick();
         Ok(())
     }
