@@ -87,7 +87,7 @@ fi
 RUNS=(
 	"main|multikernel.pool=512M crashkernel=64M loglevel=7|sysfs_test sysfs_sample_test reserve_test kexec_test mkctl_test|kunit"
 	"nopool|loglevel=7 kunit.enable=0|nopool_test|"
-	"kexec-reboot|multikernel.pool=512M loglevel=7 kunit.enable=0|@guest-kexec-reboot.sh|"
+	"kexec-reboot|multikernel.pool=768M loglevel=7 kunit.enable=0|@guest-kexec-reboot.sh|||5"
 	"spawn|multikernel.pool=512M kunit.enable=0 loglevel=7|spawn_test soak_test||ttyS1||6G|high"
 	"ikc|multikernel.pool=1G kunit.enable=0 loglevel=7|ikc_test isolation_test lifecycle_test|||6||low"
 )
@@ -139,7 +139,7 @@ judge_kunit() {
 				if (cases == 1) printf "    # %s: pass:%d fail:%d skip:%d total:1\n", suite,
 					(bad || skip) ? 0 : 1, bad ? 1 : 0, skip ? 1 : 0
 				suite=""; bad=0 }' || true)
-	for suite in ${MK_KUNIT_SUITES:-rust_doctests_kernel multikernel_control multikernel_report multikernel_spec multikernel_pool multikernel_cpus multikernel_loader multikernel_ring multikernel_ikc}; do
+	for suite in ${MK_KUNIT_SUITES:-rust_doctests_kernel multikernel_control multikernel_report multikernel_spec multikernel_pool multikernel_cpus multikernel_loader multikernel_ring multikernel_ikc multikernel_handover}; do
 		echo "$ktap" | grep -q "# $suite: " || fail "KUnit suite $suite did not run"
 	done
 	while read -r line; do

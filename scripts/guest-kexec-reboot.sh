@@ -1,20 +1,39 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Runs inside the kexec-reboot VM (booted with multikernel.pool=), twice:
-# ordinary kexec must still replace the running kernel, but not while an
-# instance runs. First boot: start an instance, kexec -s -l this kernel with
-# the same command line plus a marker, check kexec -e is refused (EBUSY, the
-# instance still running), kill and destroy the instance, then kexec -e.
-# Second boot (marker seen): start an instance whose init shuts down in order
-# when asked, report success and leave it running: the VM's power-off must
-# stop it in order, which check.sh reads in the kernel log ("host going down:
-# hd is stopped (stop)").
+# Runs inside the kexec-reboot VM (booted with multikernel.pool=), once per
+# kernel it boots (the kernel command line says which):
+#
+# 1. No KHO (kho=on is not given): ordinary kexec must still replace the
+#    running kernel, but not while an instance runs. Start an instance, check
+#    kexec -e is refused (EBUSY, the instance still running), kill and
+#    destroy it, kexec -e into this kernel with mk_kexec_second kho=on.
+# 2. The host update (Documentation/multikernel/update.rst), mk_update=0:
+#    start u1 (1 CPU) and u2 (2 CPUs), each running mk-clock (a loop that
+#    stamps time); check the refusals (a kexec_load()ed kernel: no KHO; a
+#    kernel without the handover record); record what each instance is, then
+#    kexec -s -l this kernel with mk_update=1 and kexec -e.
+# 3. mk_update=1: the new host adopted both: same id, CPUs, state running,
+#    uptime that went on, ping, its devices, its console log from before,
+#    and inside, the same boot id, a count that advanced and no gap longer
+#    than MAX_GAP_US in its loop. Update again (mk_update=2).
+# 4. mk_update=2: the same checks; then stop u1 in order, kill u2, destroy
+#    both: the CPUs come online and the pool is whole again. Then start an
+#    instance whose init shuts down in order when asked and leave it
+#    running: the VM's power-off must stop it in order, which check.sh reads
+#    in the kernel log ("host going down: hd is stopped (stop)").
 #   guest-kexec-reboot.sh RESULTS_DIR KERNEL_IMAGE KSELFTEST_DIR
 . "$(dirname "$0")/guest-lib.sh"
 res=$1 img=$2 kst=$3
 export MK_KERNEL_IMAGE=$img MK_INITRAMFS=$(dirname "$kst")/initramfs.cpio.gz
+mk=/sys/kernel/multikernel
 tap=$res/kselftest-kexec_reboot.tap
+utap=$res/kselftest-host_update.tap
+ures=$res/host-update.results
+# The longest gap the instance's loop may see during an update: an instance
+# whose CPUs stopped for the update (tens of seconds under TCG) shows one far
+# longer; TCG's own scheduling of the VM's vCPUs stays well below.
+MAX_GAP_US=2000000
 report() {
 	printf 'TAP version 13\n1..1\n%s\n' "$1" >"$tap"
 	echo "$2" >"$res/kselftest-kexec_reboot.status"
@@ -22,23 +41,191 @@ report() {
 	touch "$res/done"
 	exit "$2"
 }
-# The highest online CPU, for the instance.
-cpu=$(tr ',' '\n' </sys/devices/system/cpu/online | tail -1 | sed 's/.*-//')
+# The host update's results, one per line, accumulated across the kernels.
+uok() { echo "ok $*" >>"$ures"; }
+unot() { echo "not ok $*" >>"$ures"; }
+ucheck() {
+	local what=$1
+	shift
+	if "$@"; then uok "$what"; else unot "$what"; fi
+}
+ufinish() {
+	[ -f "$ures" ] || echo "not ok the host update never ran" >"$ures"
+	{
+		printf 'TAP version 13\n1..%d\n' "$(wc -l <"$ures")"
+		awk '{ if (sub(/^not ok /, "")) print "not ok " NR " " $0; else { sub(/^ok /, ""); print "ok " NR " " $0 } }' "$ures"
+	} >"$utap"
+	if grep -q '^not ok' "$ures"; then echo 1; else echo 0; fi >"$res/kselftest-host_update.status"
+}
+# The highest CPU, for the instance (after an update the instances' CPUs are
+# not online, but still possible).
+cpu=$(tr ',' '\n' </sys/devices/system/cpu/possible | tail -1 | sed 's/.*-//')
 line="kunit.enable=0 panic=0 loglevel=6 mk_sample=graceful"
-if grep -qw mk_kexec_second /proc/cmdline; then
+stage=$(grep -o 'mk_update=[0-9]' /proc/cmdline | tail -1 | cut -d= -f2)
+
+# The last MK-CLOCK line of instance $1's console: "BOOT N MAX_US".
+clock_of() {
+	grep -a -o 'MK-CLOCK boot=[^ ]* n=[0-9]* max_us=[0-9]*' "$mk/instances/$1/console" |
+		tail -1 | sed 's/MK-CLOCK boot=\([^ ]*\) n=\([0-9]*\) max_us=\([0-9]*\)/\1 \2 \3/'
+}
+# Records what instance $1 is now, for the next kernel to compare.
+record() {
+	local d=$mk/instances/$1
+	{
+		echo "id=$(cat "$d/id")"
+		echo "cpus=$(cat "$d/cpus")"
+		echo "memory=$(cat "$d/memory")"
+		echo "uptime=$(cat "$d/uptime_ms")"
+		echo "clock=\"$(clock_of "$1")\""
+	} >"$res/update-$1"
+}
+# Waits up to $2 s for a MK-CLOCK line of instance $1 with a count above $3.
+clock_after() {
+	local i now
+	for i in $(seq $(($2 * 5))); do
+		now=$(clock_of "$1")
+		if [ -n "$now" ] && [ "$(echo "$now" | cut -d' ' -f2)" -gt "$3" ]; then
+			echo "$now"
+			return 0
+		fi
+		sleep 0.2
+	done
+	return 1
+}
+# Checks the adoption of instance $1 after an update ($2: which).
+adopted() {
+	local name=$1 upd=$2 d=$mk/instances/$1 id cpus memory uptime clock now boot n max
+	# shellcheck disable=SC1090
+	. "$res/update-$name"
+	if [ ! -d "$d" ]; then
+		unot "update $upd: $name adopted (no $d)"
+		return
+	fi
+	uok "update $upd: $name adopted"
+	ucheck "update $upd: $name keeps id $id, CPUs $cpus, memory $memory" \
+		test "$(cat "$d/id") $(cat "$d/cpus") $(cat "$d/memory")" = "$id $cpus $memory"
+	ucheck "update $upd: $name is running ($(cat "$d/state"))" test "$(cat "$d/state")" = running
+	ucheck "update $upd: $name's uptime went on ($(cat "$d/uptime_ms") ms, was $uptime)" \
+		test "$(cat "$d/uptime_ms")" -gt "$uptime"
+	ucheck "update $upd: $name's devices are back" test -c "/dev/mk-$name" -a -c "/dev/mk-$name.console"
+	ucheck "update $upd: $name answers a ping" cat "$d/ping"
+	ucheck "update $upd: $name's console log goes back before the update" \
+		grep -aq 'MULTIKERNEL-SAMPLE-INIT clock running' "$d/console"
+	set -- $clock
+	boot=$1 n=$2
+	if ! now=$(clock_after "$name" 20 "$n"); then
+		unot "update $upd: $name's loop went on (no MK-CLOCK line after n=$n)"
+		return
+	fi
+	set -- $now
+	ucheck "update $upd: $name's kernel did not restart (boot id $1, was $boot)" test "$1" = "$boot"
+	uok "update $upd: $name's loop went on (n=$2, was $n)"
+	ucheck "update $upd: $name's loop never stopped longer than $MAX_GAP_US us (longest gap $3 us)" \
+		test "$3" -le "$MAX_GAP_US"
+}
+# kexec -e into this kernel again with $1 appended; returns only on failure.
+update_to() {
+	local name
+	for name in $names; do record "$name"; done
+	kexec -s -l "$img" --reuse-cmdline --append="$1" ||
+		{ unot "kexec -s -l for $1"; return 1; }
+	dmesg >"$res/dmesg-update-$stage.txt"
+	sync
+	kexec -e
+	unot "kexec -e for $1 returned (refused?): $(dmesg | grep -a 'multikernel' | tail -2 | tr '\n' ' ')"
+	return 1
+}
+
+case "$stage" in
+0)
 	# The first kernel got here only through the refusal check (a kexec -e that
 	# was not refused would boot this kernel too, without the mark).
 	[ -f "$res/kexec-refused" ] ||
 		report "not ok 1 kexec -e was not refused while instance kx ran (it booted this kernel)" 1
+	rm -f "$ures"
+	for name in u1 u2; do
+		if [ "$name" = u1 ]; then spec="cpus=$cpu memory=224M"; else spec="cpus=1-2 memory=224M"; fi
+		ucheck "start $name ($spec) with mk-clock" \
+			"$kst/multikernel/mk_start" "$name" "$spec" "$line mk_sample=clock" "MK-CLOCK"
+	done
+	# Refused, the instances untouched: a kernel loaded by kexec_load (no KHO).
+	if kexec -c -l "$img" --reuse-cmdline --append=mk_update=9; then
+		if kexec -e; then unot "kexec -e of a kexec_load()ed kernel refused"; else uok "kexec -e of a kexec_load()ed kernel refused"; fi
+		kexec -u
+	else
+		unot "kexec -c -l (kexec_load) of this kernel"
+	fi
+	# A kernel that does not declare the handover: its MKHO record, in the
+	# kernel_info the setup header points to, renamed.
+	sects=$(od -An -tu1 -j $((0x1f1)) -N1 "$img" | tr -d ' ')
+	info=$(( (sects + 1) * 512 + $(od -An -tu4 -j $((0x268)) -N4 "$img" | tr -d ' ') ))
+	off=$(dd if="$img" bs=1 skip="$info" count=256 status=none | grep -obUa MKHO | head -1 | cut -d: -f1)
+	[ -n "$off" ] && off=$((info + off))
+	cp "$img" /tmp/no-mkho
+	if [ -n "$off" ] && printf XKHO | dd of=/tmp/no-mkho bs=1 seek="$off" conv=notrunc status=none &&
+		kexec -s -l /tmp/no-mkho --reuse-cmdline --append=mk_update=9; then
+		if kexec -e; then unot "kexec -e of a kernel without the handover record refused"; else uok "kexec -e of a kernel without the handover record refused"; fi
+		kexec -u
+	else
+		unot "kexec -s -l of a kernel without the handover record"
+	fi
+	ucheck "after the refusals u1 and u2 are running" \
+		test "$(cat $mk/instances/u1/state) $(cat $mk/instances/u2/state)" = "running running"
+	# u3 is still starting at kexec -e: the update waits until it runs.
+	"$kst/multikernel/mk_start" u3 "cpus=3 memory=224M" "$line mk_sample=clock" &
+	for i in $(seq 100); do
+		[ "$(cat $mk/instances/u3/state 2>/dev/null)" = starting ] && break
+		sleep 0.1
+	done
+	ucheck "u3 is starting at kexec -e" test "$(cat $mk/instances/u3/state)" = starting
+	names="u1 u2"
+	update_to mk_update=1
+	ufinish
+	report "ok 1 kexec -e refused while an instance ran; the host update ran (its results: host_update)" 0
+	;;
+1)
+	adopted u1 1
+	adopted u2 1
+	ucheck "update 1: u3, starting at kexec -e, was adopted once it ran ($(cat $mk/instances/u3/state))" \
+		test "$(cat $mk/instances/u3/state)" = running
+	ucheck "update 1: u3's loop runs" clock_after u3 20 0
+	names="u1 u2 u3"
+	update_to mk_update=2
+	ufinish
+	report "ok 1 kexec -e refused while an instance ran; the host update ran (its results: host_update)" 0
+	;;
+2)
+	adopted u1 2
+	adopted u2 2
+	adopted u3 2
+	echo stop >$mk/instances/u1/control
+	for i in $(seq 100); do [ "$(cat $mk/instances/u1/state)" = stopped ] && break; sleep 0.2; done
+	ucheck "u1 stops in order after the updates ($(cat $mk/instances/u1/state), $(cat $mk/instances/u1/last_stop))" \
+		test "$(cat $mk/instances/u1/state)" = stopped
+	ucheck "u2 and u3 are killed after the updates" \
+		sh -c "echo kill >$mk/instances/u2/control && echo kill >$mk/instances/u3/control"
+	ucheck "u1, u2 and u3 are destroyed" \
+		sh -c "echo u1 >$mk/destroy && echo u2 >$mk/destroy && echo u3 >$mk/destroy"
+	ucheck "their CPUs are online again ($(cat /sys/devices/system/cpu/online))" \
+		test "$(cat /sys/devices/system/cpu/online)" = "0-$cpu"
+	ucheck "the pool is whole again" test "$(cat $mk/pool/free_bytes)" = "$(cat $mk/pool/total_bytes)"
+	ufinish
 	"$kst/multikernel/mk_start" hd "cpus=$cpu memory=256M" "$line" "stop handling ready" ||
-		report "not ok 1 second kernel: cannot start instance hd" 1
-	report "ok 1 kexec -e refused while an instance ran, then started a second kernel ($(uname -r)), which left an instance running for the power-off" 0
-fi
+		report "not ok 1 last kernel: cannot start instance hd" 1
+	report "ok 1 kexec -e refused while an instance ran, then a second kernel ($(uname -r)) ran the host update and left an instance running for the power-off" 0
+	;;
+9)
+	unot "a kexec -e that had to be refused booted this kernel"
+	ufinish
+	report "not ok 1 a kexec -e that had to be refused booted this kernel" 1
+	;;
+esac
+
 dmesg >"$res/dmesg-first.txt"
 rm -f "$res/kexec-refused"
 "$kst/multikernel/mk_start" kx "cpus=$cpu memory=256M" "$line" ||
 	report "not ok 1 cannot start instance kx" 1
-if ! kexec -s -l "$img" --reuse-cmdline --append=mk_kexec_second; then
+if ! kexec -s -l "$img" --reuse-cmdline --append="mk_kexec_second kho=on mk_update=0"; then
 	report "not ok 1 kexec -s -l failed" 1
 fi
 [ "$(cat /sys/kernel/kexec_loaded)" = 1 ] || report "not ok 1 kexec_loaded is not 1" 1

@@ -44,9 +44,36 @@ struct multikernel_wakeup {
 #define MULTIKERNEL_STOP_KEXEC		4
 #define MULTIKERNEL_STOP_PANIC		5
 
+/*
+ * The host update (Documentation/multikernel/update.rst): the old host hands
+ * its instances to the next kernel in a KHO blob named "multikernel". It
+ * starts with this header, the part the next kernel reads in setup_arch()
+ * (C, before the page allocator exists): the pool to reserve again, and the
+ * APIC ids of the CPUs instances run on, which it must not bring up. The
+ * instance records after it are the Rust side's (kernel/multikernel/base/
+ * handover.rs). Every field is little endian; offsets count from the header.
+ * A kernel declares the version it adopts in kernel_info ("MKHO", patch 0008).
+ */
+#define MULTIKERNEL_HANDOVER_MAGIC	0x564f444e41484b4dULL	/* "MKHANDOV" */
+#define MULTIKERNEL_HANDOVER_VERSION	1
+#define MULTIKERNEL_HANDOVER_NAME	"multikernel"
+struct multikernel_handover {
+	u64 magic;
+	u32 version;
+	u32 size;		/* of the whole blob */
+	u64 pool_base;
+	u64 pool_size;
+	u32 nr_held;		/* u32 APIC ids at held_offset */
+	u32 held_offset;
+	u32 nr_records;		/* instance records at records_offset */
+	u32 records_offset;
+};
+
 #ifdef CONFIG_MULTIKERNEL
 /* Reserves the pool asked for by multikernel.pool=; called from setup_arch(). */
 void __init multikernel_reserve_pool(void);
+/* After a host update, the pool and CPUs handed over (handover.c). */
+bool __init multikernel_handover_early(phys_addr_t *base, phys_addr_t *size);
 /* The reserved pool, if any: base and size, both multiples of 2 MiB. */
 bool multikernel_pool_region(phys_addr_t *base, phys_addr_t *size);
 /*
@@ -170,13 +197,49 @@ void multikernel_host_going_down(void);
  * (multikernel_sleep_refused(), kernel/multikernel/control.rs).
  */
 bool multikernel_sleep_refused(bool suspend);
-/* kernel_kexec() refuses (EBUSY) while instances run (kernel/multikernel/kexec.rs). */
-bool multikernel_kexec_refused(void);
+/*
+ * kernel_kexec() (patch 0010), for a reboot into @image: while instances
+ * exist, multikernel_kexec_prepare() checks they can be handed over (KHO on,
+ * the image loaded with it and declaring our handover version, no instance
+ * starting or stopping) and sets the handover up; it refuses with -EBUSY or
+ * -EINVAL, changing nothing. multikernel_kexec_commit() then hands them over
+ * (cannot fail); multikernel_kexec_cancel() undoes a prepare whose kexec
+ * failed before the commit. kernel/multikernel/handover.c and handover.rs.
+ */
+struct kimage;
+int multikernel_kexec_prepare(struct kimage *image);
+void multikernel_kexec_commit(void);
+void multikernel_kexec_cancel(void);
+/* The handover version a kexec_file_load()ed kernel declares (0: none). */
+u32 multikernel_image_handover_version(const void *kernel, unsigned long len);
+/* Rust: the checks and the records (kernel/multikernel/handover.rs). */
+int multikernel_handover_prepare(bool kho, bool jump, u32 next_version);
+void multikernel_handover_commit(void);
+void multikernel_handover_cancel(void);
+/*
+ * KHO for the Rust side: a preserved, zeroed blob of @size bytes published
+ * under MULTIKERNEL_HANDOVER_NAME (NULL on failure), and its removal; in the
+ * next kernel, the blob handed over (NULL: none) and its release.
+ */
+void *multikernel_handover_publish(size_t size);
+void multikernel_handover_unpublish(void *blob);
+void *multikernel_handover_take(size_t *size);
+void multikernel_handover_release(void *blob);
+/* The next kernel: whether SMP bring-up must leave @cpu alone (kernel/cpu.c). */
+bool multikernel_cpu_held(unsigned int cpu);
+/* An adopted instance now owns @cpu: the hold is no longer needed. */
+void multikernel_cpu_unhold(unsigned int cpu);
+/* The CPU whose APIC id is @apic_id, or -1. */
+int multikernel_cpu_by_apic(u32 apic_id);
 #else
 static inline void multikernel_reserve_pool(void) { }
 static inline bool multikernel_ipi_shorthand_off(void) { return false; }
 static inline bool multikernel_devmem_allowed(unsigned long pfn) { return true; }
-static inline bool multikernel_kexec_refused(void) { return false; }
+static inline bool multikernel_cpu_held(unsigned int cpu) { return false; }
+struct kimage;
+static inline int multikernel_kexec_prepare(struct kimage *image) { return 0; }
+static inline void multikernel_kexec_commit(void) { }
+static inline void multikernel_kexec_cancel(void) { }
 #endif
 
 #endif /* _LINUX_MULTIKERNEL_H */

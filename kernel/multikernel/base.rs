@@ -5,6 +5,7 @@
 //! allocator (`pool`), CPU ownership (`cpus`), and refusal messages (`report`).
 
 pub(crate) mod cpus;
+pub(crate) mod handover;
 pub(crate) mod loader;
 pub(crate) mod pool;
 pub(crate) mod report;

@@ -38,6 +38,7 @@ use crate::{
         MAX_ID, //
     },
     sys::{
+        handover::Published,
         pool_map::{
             pool_region,
             PoolMapping, //
@@ -95,6 +96,8 @@ pub(crate) struct Registry {
     /// instance in it may be shared with a kexec load that works without the registry lock,
     /// under the instance's `life` lock, and sees it `dying` once destroy took that lock.
     instances: KVec<Dir<InstanceDir>>,
+    /// A host update set up by `kexec -e` and not yet committed or cancelled (`handover.rs`).
+    pub(crate) handover: Option<Published>,
 }
 
 impl Registry {
@@ -103,7 +106,85 @@ impl Registry {
             pool: None,
             instances_dir: None,
             instances: KVec::new(),
+            handover: None,
         }
+    }
+
+    /// Every instance, shared.
+    pub(crate) fn instances_arc(&self) -> impl Iterator<Item = &Arc<Instance>> {
+        self.instances.iter().map(|i| &i.data().0)
+    }
+
+    /// The pool's range, if there is a pool.
+    pub(crate) fn pool_range(&self) -> Option<pool::Range> {
+        self.pool.as_ref().map(Pool::range)
+    }
+
+    /// After a host update: takes in an instance the previous kernel had, its CPUs
+    /// (`cpus`: held, offline, never brought up here) and `memory`, as `create` would, but
+    /// taking nothing from the host. All or nothing; `EEXIST`, `EBUSY`, `EINVAL` (said once).
+    pub(crate) fn adopt(
+        &mut self,
+        id: u32,
+        name: spec::Name,
+        cpus: KVec<u32>,
+        memory: pool::Range,
+        policies: (spec::Policy, spec::Policy),
+        net: bool,
+    ) -> Result<Arc<Instance>> {
+        let label = name.as_str();
+        if self.find(&name).is_some() || self.by_id(id).is_some() || id == 0 || id > MAX_ID {
+            warn(format_args!(
+                "host update: {label}: its name or id {id} is taken or out of range"
+            ));
+            return Err(EEXIST);
+        }
+        let Some(pool) = self.pool.as_mut() else {
+            return Err(EINVAL);
+        };
+        if let Err(e) = pool.alloc_at(memory) {
+            warn(format_args!(
+                "host update: {label}: its memory {memory:?} is not free in the pool ({e:?})"
+            ));
+            return Err(e);
+        }
+        if let Err(e) = self
+            .instances
+            .reserve(1, GFP_KERNEL)
+            .map_err(Error::from)
+            .and_then(|()| cpus::adopt(&cpus))
+        {
+            warn(format_args!(
+                "host update: {label}: its CPUs are owned twice, or no memory ({e:?})"
+            ));
+            self.undo_memory(memory);
+            return Err(e);
+        }
+        hide_cpus(label, &cpus);
+        let Some(parent) = self.instances_dir.as_ref().map(|dir| dir.kobject()) else {
+            return Err(ENODEV);
+        };
+        let made = Arc::pin_init(
+            Instance::new(id, name, cpus, memory, policies, net),
+            GFP_KERNEL,
+        )
+        .and_then(|instance| {
+            let dir = Dir::new(parent, name.as_cstr(), InstanceDir(instance.clone()))?;
+            dir.data()
+                .notify_state_to(FileNotifier::new(dir.kobject(), c"state")?);
+            self.instances
+                .push_within_capacity(dir)
+                .map_err(|_| ENOMEM)?;
+            Ok(instance)
+        });
+        if let Err(e) = &made {
+            // Its CPUs stay owned and offline: its kernel may run there.
+            warn(format_args!(
+                "host update: {label}: cannot create its directory or devices ({e:?}): \
+                 its CPUs and memory stay out of use"
+            ));
+        }
+        made
     }
 
     /// The instance with id `id`.
@@ -494,6 +575,10 @@ pub(crate) const HOST_DOWN_STOP_MS: i64 = 10_000;
 /// run. Its kernel log says what happened to each.
 #[no_mangle]
 extern "C" fn multikernel_host_going_down() {
+    // A kexec that hands the instances over leaves them running.
+    if crate::spawn::handed_over() {
+        return;
+    }
     let mut instances = KVec::new();
     {
         let registry = registry();

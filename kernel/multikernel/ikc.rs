@@ -25,12 +25,15 @@
 //! checks it as often and, after [`HEARTBEAT_MISSES`] checks without change (once the first
 //! beat was seen), declares the instance crashed.
 
-use crate::base::ring::{
-    self,
-    Consumer,
-    Producer,
-    RingError,
-    RingMemory, //
+use crate::base::{
+    handover::Positions,
+    ring::{
+        self,
+        Consumer,
+        Producer,
+        RingError,
+        RingMemory, //
+    },
 };
 use crate::sys::{
     device::{

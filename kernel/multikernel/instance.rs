@@ -26,6 +26,7 @@ use crate::{
 };
 use core::sync::atomic::{
     AtomicU32,
+    AtomicU64,
     Ordering, //
 };
 use kernel::{
@@ -120,10 +121,12 @@ impl StopReason {
     ];
 
     fn from_u8(value: u8) -> Self {
-        Self::ALL
-            .get(usize::from(value))
-            .copied()
-            .unwrap_or(Self::None)
+        Self::from_raw(value).unwrap_or(Self::None)
+    }
+
+    /// The reason whose value is `value`, if there is one (a host update's record).
+    pub(crate) fn from_raw(value: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(value)).copied()
     }
 
     /// What an instance kernel wrote into its mailbox (`MULTIKERNEL_STOP_*`), if it is one of
@@ -176,10 +179,12 @@ impl State {
     ];
 
     fn from_u8(value: u8) -> Self {
-        Self::ALL
-            .get(usize::from(value))
-            .copied()
-            .unwrap_or(Self::Reserved)
+        Self::from_raw(value).unwrap_or(Self::Reserved)
+    }
+
+    /// The state whose value is `value`, if there is one (a host update's record).
+    pub(crate) fn from_raw(value: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(value)).copied()
     }
 
     /// The word `instances/NAME/state` shows.
@@ -322,9 +327,36 @@ pub(crate) struct ImageInfo {
     /// The instance's memory holds the image as loaded (no run has decompressed over it
     /// since it was written): the next start need not write it again.
     pub(crate) fresh: bool,
+    /// Handed over by the previous host (`handover.rs`): what it says and where it lies, but
+    /// not its bytes: it cannot be started again until a kernel is loaded.
+    pub(crate) carried: bool,
 }
 
 impl ImageInfo {
+    /// What a host update carried of a running instance's image (`carried`).
+    pub(crate) fn carried(
+        kernel_size: u64,
+        initrd_size: u64,
+        cmdline: KVec<u8>,
+        layout: Layout,
+    ) -> Result<KBox<Self>> {
+        Ok(KBox::new(
+            Self {
+                kernel_size,
+                initrd_size,
+                cmdline,
+                layout,
+                payload: VVec::new(),
+                initrd: VVec::new(),
+                boot_cmdline: KVec::new(),
+                zero_page: KBox::new([0u8; 4096], GFP_KERNEL)?,
+                fresh: false,
+                carried: true,
+            },
+            GFP_KERNEL,
+        )?)
+    }
+
     /// Writes the image into the instance's memory, as loaded: kernel, boot parameters,
     /// command line, initrd; clears the mailbox.
     pub(crate) fn write(&self, memory: Range) -> Result {
@@ -394,6 +426,9 @@ pub(crate) struct Instance {
     /// written with `life` locked by [`Instance::set_phase`], held only to copy it.
     #[pin]
     shown_since: SpinLock<Option<Instant<Monotonic>>>,
+    /// How long the kernel that runs had run under the previous host (a host update), added
+    /// to what `shown_since` says; 0 once another kernel starts.
+    pub(crate) uptime_carried_ns: AtomicU64,
     /// Taken under `life`.
     #[pin]
     image: Mutex<Option<KBox<ImageInfo>>>,
@@ -512,6 +547,7 @@ impl Instance {
             life <- new_mutex!(life, "multikernel::Instance::life"),
             shown: AtomicU32::new(State::Reserved as u32),
             shown_since <- new_spinlock!(None, "multikernel::Instance::shown_since"),
+            uptime_carried_ns: AtomicU64::new(0),
             image <- new_mutex!(None, "multikernel::Instance::image"),
             endpoint: endpoint?,
             console: console?,
@@ -567,7 +603,8 @@ impl Instance {
     /// running or stopping); never waits behind an operation.
     pub(crate) fn uptime(&self) -> Option<kernel::time::Delta> {
         let since = *self.shown_since.lock();
-        since.map(|s| s.elapsed())
+        let carried = self.uptime_carried_ns.load(Ordering::Relaxed);
+        since.map(|s| s.elapsed() + kernel::time::Delta::from_nanos(carried as i64))
     }
 
     /// Automatic restarts in a row. Not with the life cycle locked (takes the lock).
@@ -590,6 +627,13 @@ impl Instance {
                 file.notify();
             }
         }
+    }
+
+    /// After a host update: the life cycle the previous host had, with `life` locked (a new
+    /// instance's).
+    pub(crate) fn adopt_life(&self, life: &mut Life, phase: Phase, last_stop: StopReason) {
+        life.last_stop = last_stop;
+        self.set_phase(life, phase);
     }
 
     /// The kernel stopped (or never came up) for `reason`: moves to `phase` (`stopped`,

@@ -83,16 +83,10 @@ unsafe extern "C" fn multikernel_kexec_file_load(
     }
 }
 
-/// Called by `kernel_kexec()` (patch 0010): a kexec reboot would hand the CPUs and memory
-/// instances run on to the next kernel, so it is refused while any instance's kernel may run
-/// (`starting`, `running`, `stopping`, `failed`, `crashed`), with one message naming them.
-/// Instances do not survive a host kexec yet. A crash kexec (kdump) does not come here.
-#[no_mangle]
-extern "C" fn multikernel_kexec_refused() -> bool {
-    if !ENABLED.load(Ordering::Acquire) {
-        return false;
-    }
-    crate::control::refused_while_running("kexec -e", "instances do not survive a host kexec yet")
+/// Whether the subsystem is up (module init finished): `kernel_kexec()`'s handover
+/// (`handover.rs`) has nothing to do before.
+pub(crate) fn enabled() -> bool {
+    ENABLED.load(Ordering::Acquire)
 }
 
 /// The instance with id `id`. Only the lookup holds the registry lock: a load that copies
@@ -224,6 +218,7 @@ fn load(req: &Load<'_>) -> Result {
             boot_cmdline,
             zero_page,
             fresh: false,
+            carried: false,
         },
         GFP_KERNEL,
     )?;

@@ -19,6 +19,7 @@ use kernel::{
 mod base;
 mod control;
 mod files;
+mod handover;
 mod ikc;
 mod instance;
 mod kexec;
@@ -56,6 +57,8 @@ impl kernel::Module for Multikernel {
         // SAFETY: Once, from module init, before anything else reaches the registry (the
         // kexec entry is enabled below, sysfs appears with it).
         let control = unsafe { control::Control::new() }?;
+        // After a host update: the instances the previous kernel handed over.
+        handover::adopt();
         kexec::enable();
         sys::spawn::watch_shutdown()?;
         pr_info!(

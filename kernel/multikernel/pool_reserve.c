@@ -53,6 +53,23 @@ void __init multikernel_reserve_pool(void)
 {
 	phys_addr_t size, base;
 
+	/*
+	 * After a host update the pool holds running instances: it is where
+	 * the old host had it, whatever the command line says now.
+	 */
+	if (multikernel_handover_early(&base, &size)) {
+		if (pool_size_req && ALIGN(pool_size_req, POOL_ALIGN) != size)
+			pr_warn("multikernel.pool=%pa ignored: the pool handed over is %pa bytes\n",
+				&pool_size_req, &size);
+		if (!IS_ALIGNED(base | size, POOL_ALIGN) || !size || base + size < base ||
+		    !memblock_is_region_memory(base, size) ||
+		    memblock_is_region_reserved(base, size) || memblock_reserve(base, size)) {
+			pr_err("host update: cannot reserve the pool %pa+%pa again: its instances are lost\n",
+			       &base, &size);
+			return;
+		}
+		goto reserved;
+	}
 	if (!pool_size_req)
 		return;
 	size = ALIGN(pool_size_req, POOL_ALIGN);
@@ -83,8 +100,17 @@ void __init multikernel_reserve_pool(void)
 			pr_err("cannot reserve a %pa-byte pool\n", &size);
 			return;
 		}
+		/*
+		 * A plain reservation, not a kernel allocation: KHO sizes its
+		 * scratch areas after the memory the kernel allocated this
+		 * early (200%), which the pool, never the kernel's, must not
+		 * inflate.
+		 */
+		memblock_phys_free(base, size);
+		memblock_reserve(base, size);
 	}
 
+reserved:
 	pool_res.start = base;
 	pool_res.end = base + size - 1;
 	pr_info("pool reserved at %pa, %llu MiB\n", &base, (u64)size >> 20);

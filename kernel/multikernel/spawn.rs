@@ -69,6 +69,30 @@ pub(crate) fn set_going_down() {
     GOING_DOWN.store(true, Ordering::Release);
 }
 
+/// Set once this kernel handed its instances to the next one (a host update): it leaves
+/// them alone from then on (its reboot notifier does not stop them).
+static HANDED_OVER: AtomicBool = AtomicBool::new(false);
+
+/// Whether this kernel handed its instances over.
+pub(crate) fn handed_over() -> bool {
+    HANDED_OVER.load(Ordering::Acquire)
+}
+
+/// This kernel hands its instances over: nothing of it touches them any more.
+pub(crate) fn set_handed_over() {
+    HANDED_OVER.store(true, Ordering::Release);
+}
+
+/// A host update that was set up did not happen (`handover.rs`): instances may start again.
+pub(crate) fn clear_going_down() {
+    GOING_DOWN.store(false, Ordering::Release);
+}
+
+/// After a host update: the instance's work watches its kernel, as after a start.
+pub(crate) fn watch_adopted(instance: &Arc<Instance>) {
+    watch_later(instance, WATCH_MS);
+}
+
 /// Starts `instance`, whose life cycle `life` is locked.
 pub(crate) fn start(instance: &Arc<Instance>, life: &mut Life) -> Result {
     let name = instance.name.as_str();
@@ -95,6 +119,12 @@ pub(crate) fn start(instance: &Arc<Instance>, life: &mut Life) -> Result {
     let layout = {
         let mut guard = instance.image();
         let image = (*guard).as_mut().ok_or(EINVAL)?;
+        if image.carried {
+            warn(format_args!(
+                "start {name}: its image did not survive the host update: load a kernel first"
+            ));
+            return Err(ENOEXEC);
+        }
         // The kernel decompresses over its image: written afresh unless no run has been since
         // the load wrote it.
         if !image.fresh {
@@ -199,6 +229,7 @@ pub(crate) fn start(instance: &Arc<Instance>, life: &mut Life) -> Result {
     .inspect_err(|_| stop())?;
     life.cpus_out = false;
     life.dirty = true;
+    instance.uptime_carried_ns.store(0, Ordering::Relaxed);
     instance.set_phase(
         life,
         Phase::Starting {

@@ -8,6 +8,7 @@
 pub(crate) mod baseline;
 pub(crate) mod device;
 pub(crate) mod doorbell;
+pub(crate) mod handover;
 pub(crate) mod kexec;
 pub(crate) mod pool_map;
 pub(crate) mod shared;

@@ -169,6 +169,18 @@ pub(crate) fn take(cpus: &[u32]) -> core::result::Result<(), (u32, Refusal)> {
     Ok(())
 }
 
+/// Marks `cpus` owned without taking them offline: a host update's instance runs on them, and
+/// this kernel never brought them up. `EBUSY` (nothing marked) if one is owned already.
+pub(crate) fn adopt(cpus: &[u32]) -> Result {
+    if cpus.iter().any(|&cpu| is_owned(cpu) || cpu >= MAX_CPUS) {
+        return Err(EBUSY);
+    }
+    for &cpu in cpus {
+        set_owned(cpu, true);
+    }
+    Ok(())
+}
+
 /// Gives `cpus` back to the host: clears the marks and brings each online. A CPU the hotplug
 /// core refuses to bring up stays offline (and unowned: the host can retry); it is reported in
 /// the result, first failure only.

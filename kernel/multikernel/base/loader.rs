@@ -84,6 +84,9 @@ const KERNEL_INFO_VERSION: u16 = 0x020f;
 const INSTANCE_RECORD: &[u8; 4] = b"MKIN";
 /// The instance protocol this loader speaks.
 const INSTANCE_VERSION: u32 = 1;
+/// The record that says "this kernel adopts the instances of a host it replaces", followed by
+/// the handover version it reads (`handover.rs`).
+const HANDOVER_RECORD: &[u8; 4] = b"MKHO";
 /// `loadflags` bit 0: the protected-mode code is loaded at 0x100000 or above.
 const LOADED_HIGH: u8 = 1 << 0;
 /// `type_of_loader`: "undefined", as the boot protocol allows for loaders without an id.
@@ -219,24 +222,51 @@ impl<'a> BzImage<'a> {
 /// 2.15) whose variable-length data holds the [`INSTANCE_RECORD`] with our
 /// [`INSTANCE_VERSION`]. `kernel_info_offset` counts from the start of `payload`.
 fn declares_instance(file: &[u8], payload: &[u8]) -> bool {
+    kernel_info_records(file, payload).is_some_and(|mut r| {
+        r.any(|(tag, value)| tag == *INSTANCE_RECORD && value == INSTANCE_VERSION)
+    })
+}
+
+/// The records of a `kernel_info` (boot protocol 2.15) in its variable-length data: 4-byte
+/// aligned, a tag then its 32-bit value. `None` without a well-formed `kernel_info`.
+fn kernel_info_records<'a>(
+    file: &[u8],
+    payload: &'a [u8],
+) -> Option<impl Iterator<Item = ([u8; 4], u32)> + 'a> {
     if u16_at(file, off::VERSION) < KERNEL_INFO_VERSION {
-        return false;
+        return None;
     }
     let at = u32_at(file, off::KERNEL_INFO_OFFSET) as usize;
-    let Some(info) = payload.get(at..).filter(|info| info.len() >= 12) else {
-        return false;
-    };
+    let info = payload.get(at..).filter(|info| info.len() >= 12)?;
     if &info[..4] != b"LToP" {
-        return false;
+        return None;
     }
     let (fixed, total) = (u32_at(info, 4) as usize, u32_at(info, 8) as usize);
-    let Some(data) = info.get(fixed..total).filter(|_| fixed >= 12) else {
-        return false;
+    let data = info.get(fixed..total).filter(|_| fixed >= 12)?;
+    Some(
+        data.windows(8)
+            .step_by(4)
+            .map(|r| ([r[0], r[1], r[2], r[3]], u32_at(r, 4))),
+    )
+}
+
+/// The handover version a kernel image declares it adopts instances with (its `MKHO`
+/// record, patch 0008); 0 if it is no bzImage or declares none (a kernel without the
+/// subsystem). Checked for the kernel a host update boots (`handover.rs`).
+pub(crate) fn handover_version(file: &[u8]) -> u32 {
+    if file.len() < 0x400 || &file[off::HEADER..off::HEADER + 4] != b"HdrS" {
+        return 0;
+    }
+    let setup_sects = match file[off::SETUP_SECTS] {
+        0 => 4,
+        n => usize::from(n),
     };
-    // Records are 4-byte aligned: a tag, then its 32-bit value.
-    data.windows(8)
-        .step_by(4)
-        .any(|r| &r[..4] == INSTANCE_RECORD && u32_at(r, 4) == INSTANCE_VERSION)
+    let Some(payload) = file.get((setup_sects + 1) * 512..) else {
+        return 0;
+    };
+    kernel_info_records(file, payload)
+        .and_then(|mut r| r.find(|(tag, _)| tag == HANDOVER_RECORD))
+        .map_or(0, |(_, version)| version)
 }
 
 /// Where the pieces of a load go, as physical ranges inside the instance's memory.
@@ -425,6 +455,25 @@ mod tests {
         file[info + 16..info + 20].copy_from_slice(b"MKIN");
         file[info + 20..info + 24].copy_from_slice(&1u32.to_le_bytes());
         Ok(file)
+    }
+
+    /// The handover record is found where the kernel declares it, and nowhere else.
+    #[test]
+    fn handover_record() -> Result {
+        let info = 5 * 512 + 64;
+        let mut file = fake_image(1000)?;
+        assert_eq!(handover_version(&file), 0);
+        // A second record after MKIN: "MKHO", version 7.
+        file[info + 8..info + 12].copy_from_slice(&32u32.to_le_bytes());
+        file[info + 24..info + 28].copy_from_slice(b"MKHO");
+        file[info + 28..info + 32].copy_from_slice(&7u32.to_le_bytes());
+        assert_eq!(handover_version(&file), 7);
+        assert!(BzImage::parse(&file).is_ok());
+        assert_eq!(handover_version(&file[..0x3ff]), 0);
+        assert_eq!(handover_version(&file[..info + 20]), 0);
+        file[off::HEADER] = b'X';
+        assert_eq!(handover_version(&file), 0);
+        Ok(())
     }
 
     fn not_kernel(file: &[u8]) -> bool {

@@ -85,6 +85,14 @@ impl Pool {
         })
     }
 
+    /// Where the pool is.
+    pub(crate) fn range(&self) -> Range {
+        Range {
+            start: self.base,
+            len: self.size,
+        }
+    }
+
     /// Size of the pool in bytes.
     pub(crate) fn total_bytes(&self) -> u64 {
         self.size
@@ -141,6 +149,55 @@ impl Pool {
         // sorted and separated; capacity was reserved for `live + 1 + 2`.
         self.live += 1;
         Ok(range)
+    }
+
+    /// Allocates exactly `range` (a host update adopts an instance where the previous kernel
+    /// had it). `EINVAL` for a range that is empty, misaligned or outside the pool, `EBUSY` if
+    /// part of it is not free, `ENOMEM` if bookkeeping memory cannot be reserved. On failure
+    /// nothing changes.
+    pub(crate) fn alloc_at(&mut self, range: Range) -> Result {
+        if range.len == 0
+            || range.start % GRANULE != 0
+            || range.len % GRANULE != 0
+            || range.start < self.base
+            || range.end() > self.base + self.size
+        {
+            return Err(EINVAL);
+        }
+        let index = self
+            .free
+            .iter()
+            .position(|r| r.start <= range.start && range.end() <= r.end())
+            .ok_or(EBUSY)?;
+        // Up to one more free range (the hole splits), and room for `live + 1 + 2`.
+        let needed = (self.live + 4).saturating_sub(self.free.len());
+        self.free.reserve(needed, GFP_KERNEL)?;
+        let hole = self.free[index];
+        let before = Range {
+            start: hole.start,
+            len: range.start - hole.start,
+        };
+        let after = Range {
+            start: range.end(),
+            len: hole.end() - range.end(),
+        };
+        match (before.len, after.len) {
+            (0, 0) => {
+                self.free.remove(index).map_err(|_| EINVAL)?;
+            }
+            (0, _) => self.free[index] = after,
+            (_, 0) => self.free[index] = before,
+            _ => {
+                self.free[index] = before;
+                self.free
+                    .insert_within_capacity(index + 1, after)
+                    .map_err(|_| ENOMEM)?;
+            }
+        }
+        // INVARIANT: The hole was replaced by its parts before and after `range`, in order,
+        // non-empty, still apart from their neighbours; capacity was reserved above.
+        self.live += 1;
+        Ok(())
     }
 
     /// Returns `range` (from [`Pool::alloc`]) to the pool, merging with free neighbours.
@@ -201,6 +258,42 @@ mod tests {
 
     const M: u64 = 1 << 20;
     const BASE: u64 = 0x1_0000_0000;
+
+    /// Exact allocations (a host update's) split holes, refuse what is not free, and free
+    /// like any other.
+    #[test]
+    fn alloc_at_exact() -> Result {
+        let mut pool = Pool::new(BASE, 64 * M)?;
+        let mid = Range {
+            start: BASE + 16 * M,
+            len: 8 * M,
+        };
+        pool.alloc_at(mid)?;
+        assert_eq!(pool.free_ranges(), 2);
+        assert_eq!(pool.free_bytes(), 56 * M);
+        assert_eq!(pool.alloc_at(mid), Err(EBUSY));
+        let overlapping = Range {
+            start: BASE + 22 * M,
+            len: 4 * M,
+        };
+        assert_eq!(pool.alloc_at(overlapping), Err(EBUSY));
+        let outside = Range {
+            start: BASE + 62 * M,
+            len: 4 * M,
+        };
+        assert_eq!(pool.alloc_at(outside), Err(EINVAL));
+        let first = Range {
+            start: BASE,
+            len: 16 * M,
+        };
+        pool.alloc_at(first)?;
+        assert_eq!(pool.free_ranges(), 1);
+        pool.free(first)?;
+        pool.free(mid)?;
+        assert_eq!(pool.free_ranges(), 1);
+        assert_eq!(pool.free_bytes(), 64 * M);
+        Ok(())
+    }
 
     #[test]
     fn new_checks_alignment() {

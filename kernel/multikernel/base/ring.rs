@@ -192,6 +192,25 @@ impl Producer {
         }
     }
 
+    /// Where this producer is: `(head, seq, tail_seen)`, for a host update to carry
+    /// (`handover.rs`). [`Producer::resume`] continues from it.
+    pub(crate) fn position(&self) -> [u64; 3] {
+        [self.head, self.seq, self.tail_seen]
+    }
+
+    /// A producer of messages of up to `limit` bytes that continues a stream at `position`
+    /// (what [`Producer::position`] returned in the kernel before). The ring itself is left as
+    /// it is: the peer kept using it meanwhile. `None` if the position cannot be one a
+    /// producer had (the tail it saw ahead of its head).
+    pub(crate) fn resume(limit: usize, [head, seq, tail_seen]: [u64; 3]) -> Option<Self> {
+        (tail_seen <= head).then_some(Self {
+            head,
+            seq,
+            tail_seen,
+            limit,
+        })
+    }
+
     /// Sends one message. Returns whether the consumer asked for a doorbell (it is waiting);
     /// the flag is cleared, so one doorbell covers a burst.
     pub(crate) fn send(
@@ -302,6 +321,18 @@ impl Consumer {
             seq: 0,
             limit,
         }
+    }
+
+    /// Where this consumer is: `(tail, seq)`, for a host update to carry (`handover.rs`).
+    pub(crate) fn position(&self) -> [u64; 2] {
+        [self.tail, self.seq]
+    }
+
+    /// A consumer of messages of up to `limit` bytes that continues a stream at `position`
+    /// (what [`Consumer::position`] returned in the kernel before): messages the peer sent
+    /// meanwhile come out next, in order.
+    pub(crate) fn resume(limit: usize, [tail, seq]: [u64; 2]) -> Self {
+        Self { tail, seq, limit }
     }
 
     /// Receives one message into `out`; for the tests (the channel peeks, handles, then
@@ -458,6 +489,35 @@ mod tests {
             })
         );
         assert_eq!(rx.recv(&mut mem, &mut out), Err(RingError::Empty));
+        Ok(())
+    }
+
+    /// A host update: both ends' positions are carried to new producer and consumer objects
+    /// (the new host's); messages sent before, during (by the peer, which keeps running) and
+    /// after come out once each, in order, across a wrap.
+    #[test]
+    fn resume_after_handover() -> Result {
+        let mut mem = ring(256)?;
+        let (mut tx, mut rx) = (Producer::new(), Consumer::new());
+        let mut out = [0u8; 64];
+        for i in 0..5u16 {
+            tx.send(&mut mem, i, &[i as u8; 40])
+                .map_err(|e| e.errno())?;
+            rx.recv(&mut mem, &mut out).map_err(|e| e.errno())?;
+        }
+        tx.send(&mut mem, 5, b"before").map_err(|e| e.errno())?;
+        // The old kernel goes; only its positions travel (the new objects shadow the old).
+        let (tx_at, rx_at) = (tx.position(), rx.position());
+        let mut tx = Producer::resume(MAX_PAYLOAD, tx_at).ok_or(EINVAL)?;
+        let mut rx = Consumer::resume(MAX_PAYLOAD, rx_at);
+        tx.send(&mut mem, 6, b"after").map_err(|e| e.errno())?;
+        let got = rx.recv(&mut mem, &mut out).map_err(|e| e.errno())?;
+        assert_eq!((got.port, got.seq, &out[..6]), (5, 5, &b"before"[..]));
+        let got = rx.recv(&mut mem, &mut out).map_err(|e| e.errno())?;
+        assert_eq!((got.port, got.seq, &out[..5]), (6, 6, &b"after"[..]));
+        assert_eq!(rx.recv(&mut mem, &mut out), Err(RingError::Empty));
+        // A position no producer had is refused.
+        assert!(Producer::resume(MAX_PAYLOAD, [8, 0, 16]).is_none());
         Ok(())
     }
 

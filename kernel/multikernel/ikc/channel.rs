@@ -137,6 +137,19 @@ impl Channel {
         mem.store_seqcst(OFF_ID, u64::from(id));
         mem.store_seqcst(OFF_HEARTBEAT, 0);
         mem.store_seqcst(OFF_MAGIC, MAGIC);
+        Self::open_host(name, mem, mailbox, peer_apic, console, endpoint, None)
+    }
+
+    /// Opens the host's end on `mem`, watching the mailbox page at `mailbox`.
+    fn open_host(
+        name: &str,
+        mem: SharedMem,
+        mailbox: u64,
+        peer_apic: u32,
+        console: Arc<ConsoleLog>,
+        endpoint: &Endpoint,
+        at: Option<Positions>,
+    ) -> Result<Arc<Self>> {
         let name = CString::try_from_fmt(fmt!("{name}"))?;
         let mailbox = SharedMem::map_pool(mailbox, 4096)?;
         Self::open(
@@ -147,18 +160,58 @@ impl Channel {
             peer_apic,
             Some(console),
             endpoint,
+            at,
         )
+    }
+
+    /// `EPROTO` unless `mem` starts with a channel header of this layout for instance `id`.
+    fn check_header(mem: &SharedMem, id: u32) -> Result {
+        if mem.load_seqcst(OFF_MAGIC) != MAGIC
+            || mem.load_seqcst(OFF_VERSION) != VERSION
+            || mem.load_seqcst(OFF_ID) != u64::from(id)
+        {
+            return Err(EPROTO);
+        }
+        Ok(())
+    }
+
+    /// Host, after a host update: opens the host's end of the channel the previous kernel
+    /// had at `start` with instance `id`, whose kernel kept running; its rings go on from
+    /// `at` (where the previous kernel left them). What the instance sent meanwhile is
+    /// drained now, as on every open.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn adopt(
+        name: &str,
+        id: u32,
+        start: u64,
+        mailbox: u64,
+        peer_apic: u32,
+        console: Arc<ConsoleLog>,
+        endpoint: &Endpoint,
+        at: Positions,
+    ) -> Result<Arc<Self>> {
+        let mem = SharedMem::map_pool(start, IKC_BYTES as u64)?;
+        Self::check_header(&mem, id)?;
+        Self::open_host(name, mem, mailbox, peer_apic, console, endpoint, Some(at))
+    }
+
+    /// Host update, in the kernel going away: closes this end (as [`Channel::close`]) and
+    /// returns where its rings and its network link's are, for the next kernel to go on from.
+    /// Nothing is written into the channel's memory: the instance's kernel keeps using it.
+    /// Messages already taken off the ring but not read by user space are lost.
+    pub(crate) fn hand_over(&self) -> (Positions, Option<Positions>) {
+        self.close();
+        let at = Positions {
+            tx: self.tx.lock().position(),
+            rx: self.rx.lock().consumer.position(),
+        };
+        (at, self.net.as_ref().map(|link| link.positions()))
     }
 
     /// Instance: opens this kernel's end of the channel the host described.
     pub(crate) fn instance(info: &InstanceInfo, endpoint: &Endpoint) -> Result<Arc<Self>> {
         let mem = SharedMem::map_host_channel(0, IKC_BYTES as u64)?;
-        if mem.load_seqcst(OFF_MAGIC) != MAGIC
-            || mem.load_seqcst(OFF_VERSION) != VERSION
-            || mem.load_seqcst(OFF_ID) != u64::from(info.id)
-        {
-            return Err(EPROTO);
-        }
+        Self::check_header(&mem, info.id)?;
         let name = CString::try_from_fmt(fmt!("host"))?;
         Self::open(
             name,
@@ -168,9 +221,12 @@ impl Channel {
             info.host_apic,
             None,
             endpoint,
+            None,
         )
     }
 
+    /// Opens an end on `mem`, its rings new (`at` is `None`) or going on from `at`.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn open(
         name: CString,
         side: Side,
@@ -179,7 +235,15 @@ impl Channel {
         peer_apic: u32,
         console: Option<Arc<ConsoleLog>>,
         endpoint: &Endpoint,
+        at: Option<Positions>,
     ) -> Result<Arc<Self>> {
+        let (producer, consumer) = match at {
+            None => (Producer::new(), Consumer::new()),
+            Some(at) => (
+                Producer::resume(ring::MAX_PAYLOAD, at.tx).ok_or(EPROTO)?,
+                Consumer::resume(ring::MAX_PAYLOAD, at.rx),
+            ),
+        };
         let services = endpoint.services.clone();
         let waiters = endpoint.waiters.clone();
         let buf = KVec::from_elem(0u8, ring::MAX_PAYLOAD, GFP_KERNEL)?;
@@ -196,9 +260,9 @@ impl Channel {
                 state: AtomicU8::new(LinkState::Open as u8),
                 counters: Counters::default(),
                 console,
-                tx <- new_raw_spinlock_irq!(Producer::new(), "multikernel::Channel::tx"),
+                tx <- new_raw_spinlock_irq!(producer, "multikernel::Channel::tx"),
                 rx <- new_raw_spinlock_irq!(
-                    Rx { consumer: Consumer::new(), buf },
+                    Rx { consumer, buf },
                     "multikernel::Channel::rx"
                 ),
                 work_buf <- new_mutex!(work_buf, "multikernel::Channel::work_buf"),

@@ -71,6 +71,29 @@ impl ConsoleLog {
         buf.copy_from(from, out).1
     }
 
+    /// For a host update: bytes ever appended, and the last of them (up to
+    /// [`CONSOLE_BYTES`]); an empty copy if there is no memory for one.
+    pub(crate) fn snapshot(&self) -> (u64, KVec<u8>) {
+        let mut out = KVec::from_elem(0u8, CONSOLE_BYTES, GFP_KERNEL).unwrap_or_default();
+        let buf = self.buf.lock();
+        let from = buf.total.saturating_sub(out.len() as u64);
+        let n = buf.copy_from(from, &mut out).1;
+        let total = buf.total;
+        drop(buf);
+        out.truncate(n);
+        (total, out)
+    }
+
+    /// After a host update: the log goes on from what the previous kernel had (`total` bytes
+    /// ever, the last of which are `bytes`); for a new log only.
+    pub(crate) fn restore(&self, total: u64, bytes: &[u8]) {
+        let bytes = &bytes[bytes.len().saturating_sub(CONSOLE_BYTES)..];
+        let mut buf = self.buf.lock();
+        buf.total = total.saturating_sub(bytes.len() as u64);
+        drop(buf);
+        self.append(bytes);
+    }
+
     /// No more output will come (the instance is destroyed): readers get end of file.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);

@@ -128,7 +128,30 @@ impl NetLink {
             .map_err(|e| e.errno())?;
         }
         mem.store_seqcst(0, NET_MAGIC);
-        Self::new(mem, Side::Host, peer_apic, device)
+        Self::new(mem, Side::Host, peer_apic, device, None)
+    }
+
+    /// Host, after a host update: the link the previous kernel had at `start`, whose rings go
+    /// on from `at`, attached to `device`.
+    pub(crate) fn adopt(
+        start: u64,
+        peer_apic: u32,
+        device: Arc<NetDevice>,
+        at: Positions,
+    ) -> Result<Arc<Self>> {
+        let mem = SharedMem::map_pool(start, NET_BYTES as u64)?;
+        if mem.load_seqcst(0) != NET_MAGIC {
+            return Err(EPROTO);
+        }
+        Self::new(mem, Side::Host, peer_apic, device, Some(at))
+    }
+
+    /// Where the rings are, for a host update (once detached: no frame moves any more).
+    pub(crate) fn positions(&self) -> Positions {
+        Positions {
+            tx: self.tx.lock().position(),
+            rx: self.rx.lock().0.position(),
+        }
     }
 
     /// Host: marks the network area at `start` as holding no link (the instance then has no
@@ -149,7 +172,7 @@ impl NetLink {
             SharedMem::map_host_channel(crate::base::wire::NET_OFFSET as u64, NET_BYTES as u64)?;
         match mem.load_seqcst(0) {
             0 => Ok(None),
-            NET_MAGIC => Self::new(mem, Side::Instance, info.host_apic, device()?).map(Some),
+            NET_MAGIC => Self::new(mem, Side::Instance, info.host_apic, device()?, None).map(Some),
             _ => Err(EPROTO),
         }
     }
@@ -159,7 +182,18 @@ impl NetLink {
         side: Side,
         peer_apic: u32,
         device: Arc<NetDevice>,
+        at: Option<Positions>,
     ) -> Result<Arc<Self>> {
+        let (producer, consumer) = match at {
+            None => (
+                Producer::with_limit(NET_FRAME_MAX),
+                Consumer::with_limit(NET_FRAME_MAX),
+            ),
+            Some(at) => (
+                Producer::resume(NET_FRAME_MAX, at.tx).ok_or(EPROTO)?,
+                Consumer::resume(NET_FRAME_MAX, at.rx),
+            ),
+        };
         let buf = KVVec::from_elem(0u8, NET_FRAME_MAX, GFP_KERNEL)?;
         let raw = device.0.as_ptr();
         let attached = device.clone();
@@ -168,12 +202,9 @@ impl NetLink {
                 mem,
                 side,
                 peer_apic,
-                tx <- new_spinlock!(
-                    Producer::with_limit(NET_FRAME_MAX),
-                    "multikernel::NetLink::tx"
-                ),
+                tx <- new_spinlock!(producer, "multikernel::NetLink::tx"),
                 rx <- new_spinlock!(
-                    (Consumer::with_limit(NET_FRAME_MAX), buf),
+                    (consumer, buf),
                     "multikernel::NetLink::rx"
                 ),
                 dev: AtomicPtr::new(core::ptr::null_mut()),

@@ -1,0 +1,506 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The host update (`Documentation/multikernel/update.rst`): instances keep running while the
+//! host kexecs into a new kernel, which adopts them.
+//!
+//! In the kernel going away, `kernel_kexec()` (patch 0010) calls, through `handover.c`:
+//!
+//! * [`multikernel_handover_prepare`]: refuses (nothing changed) unless the instances can be
+//!   handed over: KHO on, the next kernel loaded with it and declaring our version, none
+//!   starting or stopping (waited for, bounded). Then starts are refused from here on and a
+//!   KHO blob big enough for every instance is published.
+//! * [`multikernel_handover_commit`]: closes the host's end of each channel (nothing is
+//!   written into the instance's memory), and writes each instance's record (`base/
+//!   handover.rs`). The instances' kernels keep running on their CPUs, untouched by the rest
+//!   of the kexec (their CPUs are offline and not present here, their memory is the pool).
+//! * [`multikernel_handover_cancel`]: a kexec that failed after the prepare.
+//!
+//! In the next kernel, `handover.c` reserved the pool again and held the instances' CPUs out
+//! of SMP bring-up; [`adopt`], at module init, makes each instance again from its record,
+//! opens its channel where the rings were left, and lets its work watch it.
+
+use crate::{
+    base::{
+        handover::{
+            self,
+            blob_bytes,
+            CarriedImage,
+            Positions,
+            Record, //
+        },
+        report::warn,
+        spec::Policy,
+        wire::NET_OFFSET,
+    },
+    control::registry,
+    ikc::{
+        net::NetLink,
+        Channel,
+        LinkState, //
+    },
+    instance::{
+        ImageInfo,
+        Instance,
+        Phase,
+        State,
+        StopReason, //
+    },
+    sys::handover::{
+        cpu_by_apic,
+        held,
+        unhold,
+        Published,
+        Taken, //
+    },
+};
+use core::{
+    ffi::c_int,
+    sync::atomic::Ordering, //
+};
+use kernel::{
+    bindings,
+    cpu::CpuId,
+    prelude::*,
+    sync::Arc,
+    time::{
+        delay::fsleep,
+        Delta,
+        Instant,
+        Monotonic, //
+    },
+};
+
+// The header C reads is the one `base/handover.rs` writes.
+const _: () =
+    assert!(core::mem::size_of::<bindings::multikernel_handover>() == handover::HEADER_BYTES);
+const _: () = assert!(bindings::MULTIKERNEL_HANDOVER_MAGIC == handover::MAGIC);
+const _: () = assert!(bindings::MULTIKERNEL_HANDOVER_VERSION == handover::VERSION);
+
+/// Called by `kexec_file_load()` (patch 0010) for a kernel it loaded to replace this one: the
+/// handover version the image declares (its `MKHO` record), 0 for none.
+#[no_mangle]
+extern "C" fn multikernel_image_handover_version(
+    kernel: *const core::ffi::c_void,
+    len: core::ffi::c_ulong,
+) -> u32 {
+    // SAFETY: `kexec_file.c` passes the image it read into `kernel_buf`, `len` bytes, which
+    // stay unchanged during the call.
+    let file = unsafe { crate::sys::handover::image_bytes(kernel, len as usize) };
+    crate::base::loader::handover_version(file)
+}
+
+/// How long `kexec -e` waits for instances that are starting or stopping to settle.
+pub(crate) const SETTLE_MS: i64 = 10_000;
+
+/// Called by `kernel_kexec()` (patch 0010, through `handover.c`) before anything else of the
+/// kexec: 0, or a refusal (`-EBUSY`, `-EINVAL`, `-ENOMEM`) that changed nothing. `kho`: KHO
+/// is on and the image was loaded with it; `jump`: a kexec jump (it comes back); the version
+/// the next kernel declares.
+#[no_mangle]
+extern "C" fn multikernel_handover_prepare(kho: bool, jump: bool, next_version: u32) -> c_int {
+    match prepare(kho, jump, next_version) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+fn prepare(kho: bool, jump: bool, next_version: u32) -> Result {
+    if !crate::kexec::enabled() {
+        return Ok(());
+    }
+    let mut registry = registry();
+    if registry.instances().next().is_none() {
+        return Ok(());
+    }
+    // Only instances whose kernel may run need the handover; without one, others (reserved,
+    // loaded, stopped) go with the old kernel, as they always did.
+    let running = |registry: &crate::control::Registry| {
+        registry.instances_arc().any(|i| {
+            let mut life = i.life();
+            crate::spawn::observe(i, &mut life);
+            life.state().killable()
+        })
+    };
+    let why = if jump {
+        Some("a kexec jump cannot hand them over")
+    } else if !kho {
+        Some("hand them over with kho=on at boot and the next kernel loaded by kexec_file_load (kexec -s)")
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        if !running(&registry) {
+            return Ok(());
+        }
+        drop(registry);
+        crate::control::refused_while_running("kexec -e", why);
+        return Err(EBUSY);
+    }
+    if next_version != handover::VERSION {
+        if !running(&registry) {
+            return Ok(());
+        }
+        warn(format_args!(
+            "kexec -e refused: the next kernel cannot adopt the instances (its handover \
+             version is {next_version}, this kernel's {}; 0: it has no multikernel)",
+            handover::VERSION
+        ));
+        return Err(EINVAL);
+    }
+    // Instances that are starting or stopping settle first, bounded: a restart under way
+    // (stopping, then starting) completes. Once none is busy, starts are refused (and the
+    // instances looked at again, for one that began meanwhile).
+    let busy = |registry: &crate::control::Registry| {
+        registry.instances_arc().find_map(|i| {
+            let mut life = i.life();
+            crate::spawn::observe(i, &mut life);
+            matches!(life.state(), State::Starting | State::Stopping)
+                .then(|| (i.clone(), life.state()))
+        })
+    };
+    let deadline = Instant::<Monotonic>::now() + Delta::from_millis(SETTLE_MS);
+    loop {
+        let mut found = busy(&registry);
+        if found.is_none() {
+            crate::spawn::set_going_down();
+            found = busy(&registry);
+            if found.is_none() {
+                break;
+            }
+            crate::spawn::clear_going_down();
+        }
+        if let Some((instance, state)) = found.filter(|_| deadline.elapsed().as_nanos() >= 0) {
+            warn(format_args!(
+                "kexec -e refused: instance {} is still {} after {SETTLE_MS} ms",
+                instance.name.as_str(),
+                state.as_str()
+            ));
+            return Err(EBUSY);
+        }
+        drop(registry);
+        fsleep(Delta::from_millis(100));
+        registry = crate::control::registry();
+    }
+    let size = blob_bytes(registry.instances().map(|i| i.cpus.len()));
+    match Published::new(size) {
+        Ok(blob) => {
+            registry.handover = Some(blob);
+            Ok(())
+        }
+        Err(e) => {
+            crate::spawn::clear_going_down();
+            warn(format_args!(
+                "kexec -e refused: KHO cannot preserve the instances' {size}-byte handover"
+            ));
+            Err(e)
+        }
+    }
+}
+
+/// Called by `kernel_kexec()` when a prepared handover's kexec failed before the commit.
+#[no_mangle]
+extern "C" fn multikernel_handover_cancel() {
+    let blob = registry().handover.take();
+    if blob.is_some() {
+        crate::spawn::clear_going_down();
+    }
+    drop(blob);
+}
+
+/// Called by `kernel_kexec()` once nothing can fail any more: hands every instance over (a
+/// no-op unless prepared).
+#[no_mangle]
+extern "C" fn multikernel_handover_commit() {
+    let mut registry = registry();
+    let Some(mut blob) = registry.handover.take() else {
+        return;
+    };
+    crate::spawn::set_handed_over();
+    let Some(pool) = registry.pool_range() else {
+        return;
+    };
+    let mut records = KVec::new();
+    let _ = records.reserve(registry.instances().count(), GFP_KERNEL);
+    let mut carried = 0;
+    for instance in registry.instances_arc() {
+        let mut life = instance.life();
+        // Its work leaves it alone from now on; so does every operation.
+        life.dying = true;
+        match record(instance, &life) {
+            Ok(rec) => {
+                if records.push_within_capacity(rec).is_ok() {
+                    carried += 1;
+                }
+            }
+            Err(e) => pr_err!(
+                "host update: {}: cannot record it ({e:?}): it is lost\n",
+                instance.name.as_str()
+            ),
+        }
+    }
+    if let Err(why) = handover::encode(blob.bytes(), pool, &records) {
+        pr_err!("host update: cannot write the handover ({why}): the instances are lost\n");
+        return;
+    }
+    pr_info!("host update: {carried} instance(s) handed over to the next kernel\n");
+    blob.hand_over();
+}
+
+/// The record of `instance`, whose channel closes here (its life cycle `life` locked).
+fn record(instance: &Instance, life: &crate::instance::Life) -> Result<Record> {
+    let (channel, net_link) = match instance.endpoint.channel() {
+        Some(ch) if ch.state() == LinkState::Open => {
+            let (at, net) = ch.hand_over();
+            (Some(at), net)
+        }
+        Some(ch) => {
+            ch.close();
+            (None, None)
+        }
+        None => (None, None),
+    };
+    let mut apic_ids = KVec::with_capacity(instance.cpus.len(), GFP_KERNEL)?;
+    for &cpu in instance.cpus.iter() {
+        let id = CpuId::from_u32(cpu).ok_or(EINVAL)?;
+        apic_ids.push(crate::sys::spawn::apic_id(id), GFP_KERNEL)?;
+    }
+    let image = instance.image();
+    let image = match image.as_ref() {
+        Some(img) => {
+            let mut cmdline = KVec::new();
+            let keep = img.cmdline.len().min(handover::CMDLINE_MAX);
+            cmdline.extend_from_slice(&img.cmdline[..keep], GFP_KERNEL)?;
+            Some(CarriedImage {
+                kernel_size: img.kernel_size,
+                initrd_size: img.initrd_size,
+                cmdline,
+                layout: img.layout,
+            })
+        }
+        None => None,
+    };
+    let (console_total, console) = instance.console.snapshot();
+    let uptime_ns = instance
+        .uptime()
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(0));
+    Ok(Record {
+        id: instance.id,
+        name: instance.name,
+        apic_ids,
+        memory: instance.memory,
+        state: life.state() as u8,
+        last_stop: life.last_stop() as u8,
+        on_reboot: policy_raw(instance.on_reboot),
+        on_crash: policy_raw(instance.on_crash),
+        net: instance.net_device().is_some(),
+        cpus_out: life.cpus_out,
+        dirty: life.dirty,
+        auto_restarts: life.auto_restarts,
+        stop_timeout_ms: instance.stop_timeout_ms.load(Ordering::Relaxed),
+        start_timeout_ms: instance.start_timeout_ms.load(Ordering::Relaxed),
+        uptime_ns,
+        image,
+        channel,
+        net_link,
+        console_total,
+        console,
+    })
+}
+
+fn policy_raw(p: Policy) -> u8 {
+    match p {
+        Policy::Stop => 0,
+        Policy::Restart => 1,
+    }
+}
+
+fn policy_from_raw(v: u8) -> Option<Policy> {
+    match v {
+        0 => Some(Policy::Stop),
+        1 => Some(Policy::Restart),
+        _ => None,
+    }
+}
+
+/// At module init, after the registry exists: adopts the instances the previous kernel
+/// handed over, if it did. Each is adopted whole or not at all (said); one that is not keeps
+/// its CPUs held and its memory reserved, since its kernel may still run there.
+pub(crate) fn adopt() {
+    let Some(taken) = Taken::take() else {
+        return;
+    };
+    let h = match handover::decode(taken.bytes()) {
+        Ok(h) => h,
+        Err(why) => {
+            pr_err!("host update: the handed-over state is unusable ({why}): instances are lost\n");
+            return;
+        }
+    };
+    let pool = registry().pool_range();
+    if pool != Some(h.pool) {
+        pr_err!(
+            "host update: the pool is not the one handed over ({:?}, not {:?}): instances are lost\n",
+            pool,
+            h.pool
+        );
+        return;
+    }
+    let (mut adopted, mut lost) = (0, 0);
+    for rec in h.records {
+        let result = rec
+            .and_then(|rec| {
+                // The CPUs C held out of SMP bring-up are those of the records.
+                if rec.apic_ids.iter().all(|a| h.held.contains(a)) {
+                    Ok(rec)
+                } else {
+                    Err("a CPU not in the header's list")
+                }
+            })
+            .map_err(|why| {
+                pr_err!("host update: an instance's record is unusable ({why}): it is lost\n");
+                EINVAL
+            })
+            .and_then(adopt_one);
+        match result {
+            Ok(()) => adopted += 1,
+            Err(_) => lost += 1,
+        }
+    }
+    pr_info!("host update: {adopted} instance(s) adopted, {lost} lost\n");
+    drop(taken);
+}
+
+/// Makes one instance again from its record.
+fn adopt_one(rec: Record) -> Result {
+    let label = rec.name;
+    let label = label.as_str();
+    let bad = |what: &str| {
+        pr_err!("host update: {label}: {what}: it is lost\n");
+        EINVAL
+    };
+    let state = State::from_raw(rec.state).ok_or_else(|| bad("unknown state"))?;
+    let last_stop = StopReason::from_raw(rec.last_stop).ok_or_else(|| bad("unknown stop"))?;
+    let policies = (
+        policy_from_raw(rec.on_reboot).ok_or_else(|| bad("unknown policy"))?,
+        policy_from_raw(rec.on_crash).ok_or_else(|| bad("unknown policy"))?,
+    );
+    let mut cpus = KVec::with_capacity(rec.apic_ids.len(), GFP_KERNEL)?;
+    for &apic in rec.apic_ids.iter() {
+        let cpu = cpu_by_apic(apic)
+            .filter(|&c| held(c))
+            .ok_or_else(|| bad("a CPU this kernel does not hold for it"))?;
+        if cpus.contains(&cpu.as_u32()) {
+            return Err(bad("a CPU twice"));
+        }
+        cpus.push(cpu.as_u32(), GFP_KERNEL)?;
+    }
+    // The CPU order is the instance's (its first CPU takes doorbells); the registry keeps
+    // them sorted, as `create` does.
+    let first = *cpus.first().ok_or(EINVAL)?;
+    let mut sorted = KVec::new();
+    sorted.extend_from_slice(&cpus, GFP_KERNEL)?;
+    sorted.sort_unstable();
+    if sorted.first() != Some(&first) {
+        return Err(bad("its first CPU is not its lowest"));
+    }
+    let instance = registry().adopt(rec.id, rec.name, sorted, rec.memory, policies, rec.net)?;
+    // From here the instance exists: what fails below leaves it without a channel (said).
+    let mut life = instance.life();
+    let now = Instant::<Monotonic>::now();
+    // Reserved and loaded instances come back reserved: the image's bytes are not carried.
+    let (phase, image) = match state {
+        State::Reserved | State::Loaded => (Phase::Reserved, None),
+        State::Starting => (Phase::Starting { since: now }, rec.image),
+        State::Running | State::Stopping => (Phase::Running { since: now }, rec.image),
+        State::Failed => (Phase::Failed, rec.image),
+        State::Stopped => (Phase::Stopped, rec.image),
+        State::Crashed => (Phase::Crashed, rec.image),
+    };
+    life.cpus_out = rec.cpus_out;
+    life.dirty = rec.dirty;
+    life.auto_restarts = rec.auto_restarts;
+    instance
+        .stop_timeout_ms
+        .store(rec.stop_timeout_ms, Ordering::Relaxed);
+    instance
+        .start_timeout_ms
+        .store(rec.start_timeout_ms, Ordering::Relaxed);
+    instance.console.restore(rec.console_total, &rec.console);
+    let layout = image.as_ref().map(|img| img.layout);
+    if let Some(img) = image {
+        let info = ImageInfo::carried(img.kernel_size, img.initrd_size, img.cmdline, img.layout)?;
+        instance.set_image(&mut life, Some(info));
+    }
+    if phase.since().is_some() {
+        instance
+            .uptime_carried_ns
+            .store(rec.uptime_ns, Ordering::Relaxed);
+    }
+    instance.adopt_life(&mut life, phase, last_stop);
+    if let (Some(layout), Some(at)) = (layout, rec.channel) {
+        open_channel(&instance, layout, rec.apic_ids[0], at, rec.net_link);
+    }
+    // Owned and hidden now: the ownership gate keeps the CPUs offline from here.
+    for &cpu in instance.cpus.iter() {
+        if let Some(id) = CpuId::from_u32(cpu) {
+            unhold(id);
+        }
+    }
+    if phase.since().is_some() {
+        crate::spawn::watch_adopted(&instance);
+    }
+    pr_info!(
+        "host update: {label} adopted: {}, CPUs {:?}, uptime {} ms\n",
+        life.state().as_str(),
+        &instance.cpus[..],
+        instance.uptime().map_or(0, |d| d.as_millis())
+    );
+    Ok(())
+}
+
+/// Opens the host's end of the adopted instance's channel where the previous kernel left it,
+/// and its network link; without them (said) the instance runs on, unreachable.
+fn open_channel(
+    instance: &Arc<Instance>,
+    layout: crate::base::loader::Layout,
+    peer_apic: u32,
+    at: Positions,
+    net_at: Option<Positions>,
+) {
+    let name = instance.name.as_str();
+    let channel = Channel::adopt(
+        name,
+        instance.id,
+        layout.channel.start,
+        layout.mailbox.start,
+        peer_apic,
+        instance.console.clone(),
+        &instance.endpoint,
+        at,
+    );
+    let channel = match channel {
+        Ok(channel) => channel,
+        Err(e) => {
+            warn(format_args!(
+                "host update: {name}: cannot open its channel again ({e:?})"
+            ));
+            return;
+        }
+    };
+    if let (Some(net_at), Some(dev)) = (net_at, instance.net_device()) {
+        match NetLink::adopt(
+            layout.channel.start + NET_OFFSET as u64,
+            peer_apic,
+            dev,
+            net_at,
+        ) {
+            Ok(link) => {
+                let _ = channel.set_net(link);
+            }
+            Err(e) => warn(format_args!(
+                "host update: {name}: cannot attach its network link again ({e:?})"
+            )),
+        }
+    }
+    instance.endpoint.set(Some(channel));
+}
