@@ -30,6 +30,22 @@ cat "$RES/bench.txt" 2>/dev/null || true
 # Baseline for the spawn: a cold QEMU boot (TCG, 1 vCPU, 256 MiB, like the
 # instance) of the same kernel and initramfs until its init has run (the
 # sample init powers off at once with mk_sample=poweroff). Median of 3.
+# The host update (update.rst): a VM of its own, since it kexecs its kernel
+# twice (an ordinary kexec as the baseline, then an update with an instance).
+step "boot: update bench VM ($VM_CPUS vCPUs, kho=on multikernel.pool=512M)"
+URES=$RES/update
+mkdir -p "$URES"
+urc=0
+vm_run 600 "$URES/console.log" "kho=on multikernel.pool=512M kunit.enable=0 loglevel=4" \
+	"$MK_ROOT/scripts/guest-update-bench.sh" "$URES" "$KERNEL_IMAGE" "$MK_BUILD/kselftest" \
+	"$MK_BUILD/initramfs.cpio.gz" || urc=$?
+if [ -s "$URES/update.txt" ] && ! grep -q FAILED "$URES/update.txt"; then
+	cat "$URES/update.txt" | tee -a "$RES/bench.txt"
+else
+	cat "$URES/update.txt" 2>/dev/null || true
+	die "update benchmark failed (status $urc, log: $URES/console.log)"
+fi
+
 step "bench: cold QEMU boot of the same kernel and initramfs (3 boots)"
 cold=()
 for _ in 1 2 3; do

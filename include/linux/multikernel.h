@@ -72,6 +72,8 @@ struct multikernel_handover {
 #ifdef CONFIG_MULTIKERNEL
 /* Reserves the pool asked for by multikernel.pool=; called from setup_arch(). */
 void __init multikernel_reserve_pool(void);
+/* After a KHO kexec, once KHO reserved its memory: a pool deferred (mm_core_init()). */
+void __init multikernel_reserve_pool_late(void);
 /* After a host update, the pool and CPUs handed over (handover.c). */
 bool __init multikernel_handover_early(phys_addr_t *base, phys_addr_t *size);
 /* The reserved pool, if any: base and size, both multiples of 2 MiB. */
@@ -233,6 +235,7 @@ void multikernel_cpu_unhold(unsigned int cpu);
 int multikernel_cpu_by_apic(u32 apic_id);
 #else
 static inline void multikernel_reserve_pool(void) { }
+static inline void multikernel_reserve_pool_late(void) { }
 static inline bool multikernel_ipi_shorthand_off(void) { return false; }
 static inline bool multikernel_devmem_allowed(unsigned long pfn) { return true; }
 static inline bool multikernel_cpu_held(unsigned int cpu) { return false; }

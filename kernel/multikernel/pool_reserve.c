@@ -10,6 +10,7 @@
 
 #include <linux/init.h>
 #include <linux/ioport.h>
+#include <linux/kexec_handover.h>
 #include <linux/kernel.h>
 #include <linux/memblock.h>
 #include <linux/multikernel.h>
@@ -49,6 +50,67 @@ static int __init parse_multikernel_pool(char *arg)
 }
 early_param("multikernel.pool", parse_multikernel_pool);
 
+/* Places a pool of @size bytes (a multiple of POOL_ALIGN); 0 on failure (said). */
+static phys_addr_t __init mk_place_pool(phys_addr_t size)
+{
+	phys_addr_t base;
+
+	if (pool_addr_fixed) {
+		base = pool_addr_req;
+		if (!IS_ALIGNED(base, POOL_ALIGN) || base + size < base) {
+			pr_err("pool address %pa is not 2 MiB aligned\n", &base);
+			return 0;
+		}
+		if (!memblock_is_region_memory(base, size) ||
+		    memblock_is_region_reserved(base, size)) {
+			pr_err("pool %pa+%pa is not free RAM\n", &base, &size);
+			return 0;
+		}
+		if (memblock_reserve(base, size)) {
+			pr_err("cannot reserve pool at %pa\n", &base);
+			return 0;
+		}
+		return base;
+	}
+	base = memblock_phys_alloc_range(size, POOL_ALIGN, 0, MEMBLOCK_ALLOC_ACCESSIBLE);
+	if (!base) {
+		pr_err("cannot reserve a %pa-byte pool\n", &size);
+		return 0;
+	}
+	/*
+	 * A plain reservation, not a kernel allocation: KHO sizes its scratch
+	 * areas after the memory the kernel allocated this early (200%),
+	 * which the pool, never the kernel's, must not inflate.
+	 */
+	memblock_phys_free(base, size);
+	memblock_reserve(base, size);
+	return base;
+}
+
+static void __init mk_pool_reserved(phys_addr_t base, phys_addr_t size)
+{
+	pool_res.start = base;
+	pool_res.end = base + size - 1;
+	pr_info("pool reserved at %pa, %llu MiB\n", &base, (u64)size >> 20);
+}
+
+/* The pool multikernel.pool= asks for. */
+static void __init mk_reserve_requested(void)
+{
+	phys_addr_t size = ALIGN(pool_size_req, POOL_ALIGN), base;
+
+	if (size < pool_size_req) {
+		pr_err("pool size %pa too large\n", &pool_size_req);
+		return;
+	}
+	base = mk_place_pool(size);
+	if (base)
+		mk_pool_reserved(base, size);
+}
+
+/* A KHO kexec without a pool handed over: the pool is placed late. */
+static bool pool_deferred __initdata;
+
 void __init multikernel_reserve_pool(void)
 {
 	phys_addr_t size, base;
@@ -68,52 +130,30 @@ void __init multikernel_reserve_pool(void)
 			       &base, &size);
 			return;
 		}
-		goto reserved;
+		mk_pool_reserved(base, size);
+		return;
 	}
 	if (!pool_size_req)
 		return;
-	size = ALIGN(pool_size_req, POOL_ALIGN);
-	if (size < pool_size_req) {
-		pr_err("pool size %pa too large\n", &pool_size_req);
+	/*
+	 * After a KHO kexec, memblock allocates only from KHO's scratch areas
+	 * (too small for a pool), and the memory KHO preserved is not yet
+	 * reserved (a fixed address could land on it): place the pool once it
+	 * is, in multikernel_reserve_pool_late().
+	 */
+	if (is_kho_boot()) {
+		pool_deferred = true;
 		return;
 	}
+	mk_reserve_requested();
+}
 
-	if (pool_addr_fixed) {
-		base = pool_addr_req;
-		if (!IS_ALIGNED(base, POOL_ALIGN) || base + size < base) {
-			pr_err("pool address %pa is not 2 MiB aligned\n", &base);
-			return;
-		}
-		if (!memblock_is_region_memory(base, size) ||
-		    memblock_is_region_reserved(base, size)) {
-			pr_err("pool %pa+%pa is not free RAM\n", &base, &size);
-			return;
-		}
-		if (memblock_reserve(base, size)) {
-			pr_err("cannot reserve pool at %pa\n", &base);
-			return;
-		}
-	} else {
-		base = memblock_phys_alloc_range(size, POOL_ALIGN, 0,
-						 MEMBLOCK_ALLOC_ACCESSIBLE);
-		if (!base) {
-			pr_err("cannot reserve a %pa-byte pool\n", &size);
-			return;
-		}
-		/*
-		 * A plain reservation, not a kernel allocation: KHO sizes its
-		 * scratch areas after the memory the kernel allocated this
-		 * early (200%), which the pool, never the kernel's, must not
-		 * inflate.
-		 */
-		memblock_phys_free(base, size);
-		memblock_reserve(base, size);
-	}
-
-reserved:
-	pool_res.start = base;
-	pool_res.end = base + size - 1;
-	pr_info("pool reserved at %pa, %llu MiB\n", &base, (u64)size >> 20);
+void __init multikernel_reserve_pool_late(void)
+{
+	if (!pool_deferred)
+		return;
+	pool_deferred = false;
+	mk_reserve_requested();
 }
 
 bool multikernel_pool_region(phys_addr_t *base, phys_addr_t *size)

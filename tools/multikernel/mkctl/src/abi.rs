@@ -152,6 +152,13 @@ pub fn explain(op: Op, errno: i32, name: &str, detail: &str) -> Error {
             status::REFUSED,
             format!("cannot {cmd} {name}: the host is going down"),
         ),
+        (Op::Control(cmd), ENOEXEC) => (
+            status::REFUSED,
+            format!(
+                "cannot {cmd} {name}: its image did not survive the host update \
+                 (mkctl load {name} KERNEL first)"
+            ),
+        ),
         (Op::Control(cmd), EIO) => (
             status::REFUSED,
             format!("{cmd} {name}: a CPU did not come back to the host (dmesg)"),
