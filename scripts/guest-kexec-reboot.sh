@@ -11,17 +11,24 @@
 # 2. The host update (Documentation/multikernel/update.rst), mk_update=0:
 #    start u1 (1 CPU) and u2 (2 CPUs), each running mk-clock (a loop that
 #    stamps time); check the refusals (a kexec_load()ed kernel: no KHO; a
-#    kernel without the handover record); record what each instance is, then
-#    kexec -s -l this kernel with mk_update=1 and kexec -e.
+#    kernel without the handover record); start u3 and, while it is still
+#    starting, kexec -s -l this kernel with mk_update=1 and kexec -e.
 # 3. mk_update=1: the new host adopted both: same id, CPUs, state running,
 #    uptime that went on, ping, its devices, its console log from before,
 #    and inside, the same boot id, a count that advanced and no gap longer
-#    than MAX_GAP_US in its loop. Update again (mk_update=2).
-# 4. mk_update=2: the same checks; then stop u1 in order, kill u2, destroy
-#    both: the CPUs come online and the pool is whole again. Then start an
-#    instance whose init shuts down in order when asked and leave it
-#    running: the VM's power-off must stop it in order, which check.sh reads
-#    in the kernel log ("host going down: hd is stopped (stop)").
+#    than MAX_GAP_US in its loop. u3, started just before the kexec -e, is
+#    adopted once it ran. Update again (mk_update=2).
+# 4. mk_update=2: the same checks (u3 too); u3 is killed (its CPU waits in
+#    the host's play_dead, which must send it to wait-for-SIPI before the
+#    update); a third update.
+# 5. mk_update=3: the same checks for u1 and u2; u3 is back stopped and
+#    cannot start (its image was not carried); stop u1 in order, kill u2,
+#    destroy all three: the CPUs come online and the pool is whole again.
+#    Then a KHO kexec with no instances (mk_update=4).
+# 6. mk_update=4: the pool is there again (placed after KHO's reservations).
+#    Start an instance whose init shuts down in order when asked and leave
+#    it running: the VM's power-off must stop it in order, which check.sh
+#    reads in the kernel log ("host going down: hd is stopped (stop)").
 #   guest-kexec-reboot.sh RESULTS_DIR KERNEL_IMAGE KSELFTEST_DIR
 . "$(dirname "$0")/guest-lib.sh"
 res=$1 img=$2 kst=$3
@@ -92,6 +99,13 @@ clock_after() {
 	done
 	return 1
 }
+# Whether the loop counts of instance $1's MK-CLOCK lines only go up (the
+# lines written while no host listened came in order, after the others).
+in_order() {
+	# (Not the last line: it may still be arriving.)
+	grep -a -o 'MK-CLOCK boot=[^ ]* n=[0-9]*' "$mk/instances/$1/console" | sed 's/.*n=//' |
+		head -n -1 | awk 'NR > 1 && $1 <= last { bad = 1 } { last = $1 } END { exit bad }'
+}
 # Checks the adoption of instance $1 after an update ($2: which).
 adopted() {
 	local name=$1 upd=$2 d=$mk/instances/$1 id cpus memory uptime clock now boot n max
@@ -109,6 +123,7 @@ adopted() {
 		test "$(cat "$d/uptime_ms")" -gt "$uptime"
 	ucheck "update $upd: $name's devices are back" test -c "/dev/mk-$name" -a -c "/dev/mk-$name.console"
 	ucheck "update $upd: $name answers a ping" cat "$d/ping"
+	ucheck "update $upd: $name's channel is open ($(cat "$d/ikc/state"))" test "$(cat "$d/ikc/state")" = open
 	ucheck "update $upd: $name's console log goes back before the update" \
 		grep -aq 'MULTIKERNEL-SAMPLE-INIT clock running' "$d/console"
 	set -- $clock
@@ -119,21 +134,35 @@ adopted() {
 	fi
 	set -- $now
 	ucheck "update $upd: $name's kernel did not restart (boot id $1, was $boot)" test "$1" = "$boot"
+	ucheck "update $upd: $name's console lines arrived in order" in_order "$name"
 	uok "update $upd: $name's loop went on (n=$2, was $n)"
 	ucheck "update $upd: $name's loop never stopped longer than $MAX_GAP_US us (longest gap $3 us)" \
 		test "$3" -le "$MAX_GAP_US"
 }
-# kexec -e into this kernel again with $1 appended; returns only on failure.
+# kexec -e into this kernel again with $1 appended (after running $2, if
+# given, between the load and the kexec -e); on failure it reports that.
 update_to() {
 	local name
 	for name in $names; do record "$name"; done
 	kexec -s -l "$img" --reuse-cmdline --append="$1" ||
-		{ unot "kexec -s -l for $1"; return 1; }
+		{ unot "kexec -s -l for $1"; ufinish; report "not ok 1 kexec -s -l failed" 1; }
+	[ -z "${2:-}" ] || "$2"
 	dmesg >"$res/dmesg-update-$stage.txt"
 	sync
 	kexec -e
 	unot "kexec -e for $1 returned (refused?): $(dmesg | grep -a 'multikernel' | tail -2 | tr '\n' ' ')"
-	return 1
+	ufinish
+	report "not ok 1 the kexec -e for $1 failed" 1
+}
+# Starts u3 and returns while it is still starting (for the update to wait).
+start_u3() {
+	"$kst/multikernel/mk_start" u3 "cpus=3 memory=224M" "$line mk_sample=clock" &
+	for i in $(seq 100); do
+		[ "$(cat $mk/instances/u3/state 2>/dev/null)" = starting ] && break
+		sleep 0.05
+	done
+	ucheck "u3 is starting at kexec -e" test "$(cat $mk/instances/u3/state)" = starting
+	ufinish
 }
 
 case "$stage" in
@@ -172,16 +201,8 @@ case "$stage" in
 	ucheck "after the refusals u1 and u2 are running" \
 		test "$(cat $mk/instances/u1/state) $(cat $mk/instances/u2/state)" = "running running"
 	# u3 is still starting at kexec -e: the update waits until it runs.
-	"$kst/multikernel/mk_start" u3 "cpus=3 memory=224M" "$line mk_sample=clock" &
-	for i in $(seq 100); do
-		[ "$(cat $mk/instances/u3/state 2>/dev/null)" = starting ] && break
-		sleep 0.1
-	done
-	ucheck "u3 is starting at kexec -e" test "$(cat $mk/instances/u3/state)" = starting
 	names="u1 u2"
-	update_to mk_update=1
-	ufinish
-	report "ok 1 kexec -e refused while an instance ran; the host update ran (its results: host_update)" 0
+	update_to mk_update=1 start_u3
 	;;
 1)
 	adopted u1 1
@@ -191,24 +212,46 @@ case "$stage" in
 	ucheck "update 1: u3's loop runs" clock_after u3 20 0
 	names="u1 u2 u3"
 	update_to mk_update=2
-	ufinish
-	report "ok 1 kexec -e refused while an instance ran; the host update ran (its results: host_update)" 0
 	;;
 2)
 	adopted u1 2
 	adopted u2 2
 	adopted u3 2
+	# u3 goes through the third update killed: its CPU waits in this
+	# kernel's play_dead, which the next one must not leave it in.
+	ucheck "u3 is killed before the third update" sh -c "echo kill >$mk/instances/u3/control"
+	names="u1 u2"
+	update_to mk_update=3
+	;;
+3)
+	adopted u1 3
+	adopted u2 3
+	ucheck "update 3: u3 is back stopped ($(cat $mk/instances/u3/state), $(cat $mk/instances/u3/last_stop))" \
+		test "$(cat $mk/instances/u3/state) $(cat $mk/instances/u3/last_stop)" = "stopped kill"
+	if echo start 2>/dev/null >$mk/instances/u3/control; then
+		unot "update 3: u3 cannot start without its image (it started)"
+	else
+		uok "update 3: u3 cannot start without its image"
+	fi
 	echo stop >$mk/instances/u1/control
 	for i in $(seq 100); do [ "$(cat $mk/instances/u1/state)" = stopped ] && break; sleep 0.2; done
 	ucheck "u1 stops in order after the updates ($(cat $mk/instances/u1/state), $(cat $mk/instances/u1/last_stop))" \
 		test "$(cat $mk/instances/u1/state)" = stopped
-	ucheck "u2 and u3 are killed after the updates" \
-		sh -c "echo kill >$mk/instances/u2/control && echo kill >$mk/instances/u3/control"
+	ucheck "u2 is killed after the updates" sh -c "echo kill >$mk/instances/u2/control"
 	ucheck "u1, u2 and u3 are destroyed" \
 		sh -c "echo u1 >$mk/destroy && echo u2 >$mk/destroy && echo u3 >$mk/destroy"
 	ucheck "their CPUs are online again ($(cat /sys/devices/system/cpu/online))" \
 		test "$(cat /sys/devices/system/cpu/online)" = "0-$cpu"
 	ucheck "the pool is whole again" test "$(cat $mk/pool/free_bytes)" = "$(cat $mk/pool/total_bytes)"
+	cat $mk/pool/total_bytes >"$res/pool-total"
+	# A KHO kexec with no instance to hand over: the next kernel places its
+	# pool once KHO reserved its memory, outside KHO's scratch areas.
+	names=""
+	update_to mk_update=4
+	;;
+4)
+	ucheck "after a KHO kexec without instances the pool is there ($(cat $mk/pool/total_bytes) bytes)" \
+		test "$(cat $mk/pool/total_bytes)" = "$(cat "$res/pool-total")"
 	ufinish
 	"$kst/multikernel/mk_start" hd "cpus=$cpu memory=256M" "$line" "stop handling ready" ||
 		report "not ok 1 last kernel: cannot start instance hd" 1

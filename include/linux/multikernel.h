@@ -76,6 +76,7 @@ void __init multikernel_reserve_pool(void);
 void __init multikernel_reserve_pool_late(void);
 /* After a host update, the pool and CPUs handed over (handover.c). */
 bool __init multikernel_handover_early(phys_addr_t *base, phys_addr_t *size);
+void __init multikernel_handover_drop_holds(void);
 /* The reserved pool, if any: base and size, both multiples of 2 MiB. */
 bool multikernel_pool_region(phys_addr_t *base, phys_addr_t *size);
 /*

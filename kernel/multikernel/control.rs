@@ -120,6 +120,21 @@ impl Registry {
         self.pool.as_ref().map(Pool::range)
     }
 
+    /// After a host update: `memory` may hold a kernel that still runs (an instance that could
+    /// not be adopted): it is taken out of the pool for good.
+    pub(crate) fn quarantine(&mut self, memory: pool::Range) {
+        if let Some(pool) = self.pool.as_mut() {
+            // Already out (the adoption got that far): nothing to do.
+            let _ = pool.alloc_at(memory);
+        }
+    }
+
+    /// After a host update whose records cannot be trusted: any part of the pool may hold a
+    /// kernel that still runs, so none of it is given out (`create` finds no pool).
+    pub(crate) fn quarantine_pool(&mut self) {
+        self.pool = None;
+    }
+
     /// After a host update: takes in an instance the previous kernel had, its CPUs
     /// (`cpus`: held, offline, never brought up here) and `memory`, as `create` would, but
     /// taking nothing from the host. All or nothing; `EEXIST`, `EBUSY`, `EINVAL` (said once).
@@ -154,10 +169,10 @@ impl Registry {
             .map_err(Error::from)
             .and_then(|()| cpus::adopt(&cpus))
         {
+            // Its memory stays allocated: its kernel may run there.
             warn(format_args!(
                 "host update: {label}: its CPUs are owned twice, or no memory ({e:?})"
             ));
-            self.undo_memory(memory);
             return Err(e);
         }
         hide_cpus(label, &cpus);
@@ -218,6 +233,7 @@ impl Registry {
     /// Creates an instance: all or nothing.
     fn create(&mut self, spec: spec::Spec) -> Result {
         let name = spec.name.as_str();
+        refuse_going_down("create", name)?;
         if self.find(&spec.name).is_some() {
             warn(format_args!(
                 "create {name}: an instance of that name exists"
@@ -346,6 +362,7 @@ impl Registry {
 
     /// Destroys an instance: removes its directory, then gives its CPUs and memory back.
     fn destroy(&mut self, name: &spec::Name) -> Result {
+        refuse_going_down("destroy", name.as_str())?;
         let Some(index) = self.find(name) else {
             warn(format_args!("destroy {}: no such instance", name.as_str()));
             return Err(ENOENT);
@@ -539,6 +556,18 @@ impl Control {
     pub(crate) fn pool_bytes(&self) -> u64 {
         registry().pool.as_ref().map_or(0, Pool::total_bytes)
     }
+}
+
+/// `ESHUTDOWN` (said) once the host is going down or handing its instances to the next kernel:
+/// CPUs and memory stay as they are until then.
+pub(crate) fn refuse_going_down(what: &str, name: &str) -> Result {
+    if crate::spawn::going_down() {
+        warn(format_args!(
+            "{what} {name}: the host is going down (or hands its instances over)"
+        ));
+        return Err(ESHUTDOWN);
+    }
+    Ok(())
 }
 
 /// Takes `cpus`, just taken from the host, out of its view (`sys::spawn::hide_cpu`): tools

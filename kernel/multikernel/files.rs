@@ -44,7 +44,8 @@ impl InstanceDir {
             b"start" => crate::spawn::start(&this.0, &mut life),
             b"stop" => crate::spawn::stop(&this.0, &mut life, false),
             b"restart" => crate::spawn::restart(&this.0, &mut life),
-            b"kill" => crate::spawn::kill(this, &mut life),
+            b"kill" => crate::control::refuse_going_down("kill", this.name.as_str())
+                .and_then(|()| crate::spawn::kill(this, &mut life)),
             _ => {
                 warn(format_args!(
                     "control {}: unknown command (known: start, stop, restart, kill)",

@@ -77,8 +77,11 @@ static struct multikernel_handover *mk_handover_header(phys_addr_t *phys, size_t
 	h = phys_to_virt(*phys);
 	if (h->magic != MULTIKERNEL_HANDOVER_MAGIC ||
 	    h->version != MULTIKERNEL_HANDOVER_VERSION || h->size > *size ||
-	    h->held_offset < sizeof(*h) || h->held_offset % 4 ||
-	    h->nr_held > (h->size - h->held_offset) / 4)
+	    h->size < sizeof(*h) || h->held_offset < sizeof(*h) ||
+	    h->held_offset > h->size || h->held_offset % 4 ||
+	    h->nr_held > (h->size - h->held_offset) / 4 || !h->pool_size ||
+	    !IS_ALIGNED(h->pool_base | h->pool_size, SZ_2M) ||
+	    h->pool_base + h->pool_size < h->pool_base)
 		return NULL;
 	return h;
 }
@@ -117,6 +120,15 @@ bool __init multikernel_handover_early(phys_addr_t *base, phys_addr_t *size)
 	pr_info("host update: %u instance(s) on %u CPU(s) handed over; pool at %pa\n",
 		h->nr_records, h->nr_held, base);
 	return true;
+}
+
+/*
+ * The pool handed over could not be reserved: its instances cannot be
+ * adopted. SMP bring-up then sends their CPUs INIT, which stops them.
+ */
+void __init multikernel_handover_drop_holds(void)
+{
+	mk_nr_held = 0;
 }
 
 void *multikernel_handover_take(size_t *size)

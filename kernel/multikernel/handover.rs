@@ -159,6 +159,7 @@ fn prepare(kho: bool, jump: bool, next_version: u32) -> Result {
         })
     };
     let deadline = Instant::<Monotonic>::now() + Delta::from_millis(SETTLE_MS);
+    let mut said = false;
     loop {
         let mut found = busy(&registry);
         if found.is_none() {
@@ -169,13 +170,24 @@ fn prepare(kho: bool, jump: bool, next_version: u32) -> Result {
             }
             crate::spawn::clear_going_down();
         }
-        if let Some((instance, state)) = found.filter(|_| deadline.elapsed().as_nanos() >= 0) {
+        if let Some((instance, state)) = found
+            .as_ref()
+            .filter(|_| deadline.elapsed().as_nanos() >= 0)
+        {
             warn(format_args!(
                 "kexec -e refused: instance {} is still {} after {SETTLE_MS} ms",
                 instance.name.as_str(),
                 state.as_str()
             ));
             return Err(EBUSY);
+        }
+        if let Some((instance, state)) = found.as_ref().filter(|_| !said) {
+            said = true;
+            pr_info!(
+                "kexec -e: waiting for instance {} ({}) to settle before the host update\n",
+                instance.name.as_str(),
+                state.as_str()
+            );
         }
         drop(registry);
         fsleep(Delta::from_millis(100));
@@ -208,41 +220,62 @@ extern "C" fn multikernel_handover_cancel() {
 }
 
 /// Called by `kernel_kexec()` once nothing can fail any more: hands every instance over (a
-/// no-op unless prepared).
+/// no-op unless prepared). Should the records not fit (no memory for them), nothing is
+/// handed over: the reboot notifier then stops the instances as for any reboot, and the
+/// next kernel brings their CPUs up.
 #[no_mangle]
 extern "C" fn multikernel_handover_commit() {
     let mut registry = registry();
     let Some(mut blob) = registry.handover.take() else {
         return;
     };
-    crate::spawn::set_handed_over();
-    let Some(pool) = registry.pool_range() else {
-        return;
-    };
     let mut records = KVec::new();
-    let _ = records.reserve(registry.instances().count(), GFP_KERNEL);
-    let mut carried = 0;
+    let mut whole = registry.pool_range().is_some()
+        && records
+            .reserve(registry.instances().count(), GFP_KERNEL)
+            .is_ok();
     for instance in registry.instances_arc() {
-        let mut life = instance.life();
-        // Its work leaves it alone from now on; so does every operation.
-        life.dying = true;
+        if !whole {
+            break;
+        }
+        let life = instance.life();
         match record(instance, &life) {
-            Ok(rec) => {
-                if records.push_within_capacity(rec).is_ok() {
-                    carried += 1;
-                }
+            Ok(rec) => whole = records.push_within_capacity(rec).is_ok(),
+            Err(e) => {
+                pr_err!(
+                    "host update: {}: cannot record it ({e:?})\n",
+                    instance.name.as_str()
+                );
+                whole = false;
             }
-            Err(e) => pr_err!(
-                "host update: {}: cannot record it ({e:?}): it is lost\n",
-                instance.name.as_str()
-            ),
         }
     }
-    if let Err(why) = handover::encode(blob.bytes(), pool, &records) {
-        pr_err!("host update: cannot write the handover ({why}): the instances are lost\n");
+    let written = match registry.pool_range() {
+        Some(pool) if whole => handover::encode(blob.bytes(), pool, &records)
+            .inspect_err(|why| pr_err!("host update: cannot write the handover ({why})\n"))
+            .is_ok(),
+        _ => false,
+    };
+    if !written {
+        pr_err!("host update: the instances are not handed over: they stop as for a reboot\n");
         return;
     }
-    pr_info!("host update: {carried} instance(s) handed over to the next kernel\n");
+    for instance in registry.instances_arc() {
+        let mut life = instance.life();
+        // CPUs that run no instance kernel wait in this kernel's `play_dead`, in memory the
+        // next kernel reuses, and it never brings them up (they are held): INIT parks them in
+        // wait-for-SIPI, which needs no memory.
+        if life.cpus_out {
+            crate::spawn::reset_cpus(instance);
+        }
+        // Its work leaves it alone from now on; so does every operation.
+        life.dying = true;
+    }
+    crate::spawn::set_handed_over();
+    pr_info!(
+        "host update: {} instance(s) handed over to the next kernel\n",
+        records.len()
+    );
     blob.hand_over();
 }
 
@@ -329,21 +362,25 @@ pub(crate) fn adopt() {
     let Some(taken) = Taken::take() else {
         return;
     };
+    // Unless every record can be read, any part of the pool may hold a kernel that still
+    // runs on a held CPU: none of it is given out.
+    let lost_all = |why: &str| {
+        pr_err!(
+            "host update: the handed-over state is unusable ({why}): instances are lost, \
+             the pool stays out of use\n"
+        );
+        registry().quarantine_pool();
+    };
     let h = match handover::decode(taken.bytes()) {
         Ok(h) => h,
-        Err(why) => {
-            pr_err!("host update: the handed-over state is unusable ({why}): instances are lost\n");
-            return;
-        }
+        Err(why) => return lost_all(why),
     };
-    let pool = registry().pool_range();
-    if pool != Some(h.pool) {
-        pr_err!(
-            "host update: the pool is not the one handed over ({:?}, not {:?}): instances are lost\n",
-            pool,
-            h.pool
-        );
-        return;
+    if registry().pool_range() != Some(h.pool) {
+        return lost_all("the pool is not the one handed over");
+    }
+    if h.records.iter().any(|r| r.is_err()) {
+        // The others are adopted; the pool is not given out.
+        registry().quarantine_pool();
     }
     let (mut adopted, mut lost) = (0, 0);
     for rec in h.records {
@@ -370,8 +407,14 @@ pub(crate) fn adopt() {
     drop(taken);
 }
 
-/// Makes one instance again from its record.
+/// Makes one instance again from its record; if it cannot, its memory stays out of use (its
+/// kernel may run there, on CPUs that stay held).
 fn adopt_one(rec: Record) -> Result {
+    let memory = rec.memory;
+    adopt_record(rec).inspect_err(|_| registry().quarantine(memory))
+}
+
+fn adopt_record(rec: Record) -> Result {
     let label = rec.name;
     let label = label.as_str();
     let bad = |what: &str| {
@@ -387,7 +430,7 @@ fn adopt_one(rec: Record) -> Result {
     let mut cpus = KVec::with_capacity(rec.apic_ids.len(), GFP_KERNEL)?;
     for &apic in rec.apic_ids.iter() {
         let cpu = cpu_by_apic(apic)
-            .filter(|&c| held(c))
+            .filter(|&c| held(c) && c.as_u32() != 0 && !kernel::cpu_hotplug::is_online(c))
             .ok_or_else(|| bad("a CPU this kernel does not hold for it"))?;
         if cpus.contains(&cpu.as_u32()) {
             return Err(bad("a CPU twice"));
@@ -403,9 +446,6 @@ fn adopt_one(rec: Record) -> Result {
     if sorted.first() != Some(&first) {
         return Err(bad("its first CPU is not its lowest"));
     }
-    let instance = registry().adopt(rec.id, rec.name, sorted, rec.memory, policies, rec.net)?;
-    // From here the instance exists: what fails below leaves it without a channel (said).
-    let mut life = instance.life();
     let now = Instant::<Monotonic>::now();
     // Reserved and loaded instances come back reserved: the image's bytes are not carried.
     let (phase, image) = match state {
@@ -416,6 +456,13 @@ fn adopt_one(rec: Record) -> Result {
         State::Stopped => (Phase::Stopped, rec.image),
         State::Crashed => (Phase::Crashed, rec.image),
     };
+    let layout = image.as_ref().map(|img| img.layout);
+    let info = image
+        .map(|img| ImageInfo::carried(img.kernel_size, img.initrd_size, img.cmdline, img.layout))
+        .transpose()?;
+    let instance = registry().adopt(rec.id, rec.name, sorted, rec.memory, policies, rec.net)?;
+    // From here the instance exists: what fails below leaves it without a channel (said).
+    let mut life = instance.life();
     life.cpus_out = rec.cpus_out;
     life.dirty = rec.dirty;
     life.auto_restarts = rec.auto_restarts;
@@ -426,15 +473,14 @@ fn adopt_one(rec: Record) -> Result {
         .start_timeout_ms
         .store(rec.start_timeout_ms, Ordering::Relaxed);
     instance.console.restore(rec.console_total, &rec.console);
-    let layout = image.as_ref().map(|img| img.layout);
-    if let Some(img) = image {
-        let info = ImageInfo::carried(img.kernel_size, img.initrd_size, img.cmdline, img.layout)?;
-        instance.set_image(&mut life, Some(info));
+    if info.is_some() {
+        instance.set_image(&mut life, info);
     }
     if phase.since().is_some() {
+        // At most a few centuries: the sum with this kernel's time never overflows.
         instance
             .uptime_carried_ns
-            .store(rec.uptime_ns, Ordering::Relaxed);
+            .store(rec.uptime_ns.min(1 << 62), Ordering::Relaxed);
     }
     instance.adopt_life(&mut life, phase, last_stop);
     if let (Some(layout), Some(at)) = (layout, rec.channel) {

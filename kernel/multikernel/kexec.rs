@@ -106,6 +106,7 @@ fn load(req: &Load<'_>) -> Result {
     if life.dying {
         return Err(ENOENT);
     }
+    crate::control::refuse_going_down("kexec load", name)?;
     crate::spawn::observe(&instance, &mut life);
     let state = life.state();
     if !state.loadable() {
@@ -254,6 +255,7 @@ fn unload(id: u32) -> Result {
     if life.dying {
         return Err(ENOENT);
     }
+    crate::control::refuse_going_down("kexec unload", instance.name.as_str())?;
     crate::spawn::observe(&instance, &mut life);
     let state = life.state();
     if !state.loadable() {

@@ -50,6 +50,26 @@ static int __init parse_multikernel_pool(char *arg)
 }
 early_param("multikernel.pool", parse_multikernel_pool);
 
+/*
+ * A free range of @size bytes outside KHO's scratch areas (where the next
+ * kexec puts its segments: nothing that lives across a kexec may be there),
+ * allocated; 0 if there is none. Top-down: each try ends below the last.
+ */
+static phys_addr_t __init mk_alloc_outside_scratch(phys_addr_t size)
+{
+	phys_addr_t end = MEMBLOCK_ALLOC_ACCESSIBLE, base;
+	int tries;
+
+	for (tries = 0; tries < 16; tries++) {
+		base = memblock_phys_alloc_range(size, POOL_ALIGN, 0, end);
+		if (!base || !kho_scratch_overlap(base, size))
+			return base;
+		memblock_phys_free(base, size);
+		end = base;
+	}
+	return 0;
+}
+
 /* Places a pool of @size bytes (a multiple of POOL_ALIGN); 0 on failure (said). */
 static phys_addr_t __init mk_place_pool(phys_addr_t size)
 {
@@ -62,7 +82,7 @@ static phys_addr_t __init mk_place_pool(phys_addr_t size)
 			return 0;
 		}
 		if (!memblock_is_region_memory(base, size) ||
-		    memblock_is_region_reserved(base, size)) {
+		    memblock_is_region_reserved(base, size) || kho_scratch_overlap(base, size)) {
 			pr_err("pool %pa+%pa is not free RAM\n", &base, &size);
 			return 0;
 		}
@@ -72,7 +92,7 @@ static phys_addr_t __init mk_place_pool(phys_addr_t size)
 		}
 		return base;
 	}
-	base = memblock_phys_alloc_range(size, POOL_ALIGN, 0, MEMBLOCK_ALLOC_ACCESSIBLE);
+	base = mk_alloc_outside_scratch(size);
 	if (!base) {
 		pr_err("cannot reserve a %pa-byte pool\n", &size);
 		return 0;
@@ -123,11 +143,17 @@ void __init multikernel_reserve_pool(void)
 		if (pool_size_req && ALIGN(pool_size_req, POOL_ALIGN) != size)
 			pr_warn("multikernel.pool=%pa ignored: the pool handed over is %pa bytes\n",
 				&pool_size_req, &size);
-		if (!IS_ALIGNED(base | size, POOL_ALIGN) || !size || base + size < base ||
-		    !memblock_is_region_memory(base, size) ||
-		    memblock_is_region_reserved(base, size) || memblock_reserve(base, size)) {
-			pr_err("host update: cannot reserve the pool %pa+%pa again: its instances are lost\n",
+		/*
+		 * Running kernels are in it: reserved whatever else is (the
+		 * header was checked: aligned, not empty, no wrap).
+		 */
+		if (memblock_is_region_reserved(base, size))
+			pr_warn("host update: part of the pool %pa+%pa is reserved already\n",
+				&base, &size);
+		if (!memblock_is_region_memory(base, size) || memblock_reserve(base, size)) {
+			pr_err("host update: cannot reserve the pool %pa+%pa again: its instances are stopped\n",
 			       &base, &size);
+			multikernel_handover_drop_holds();
 			return;
 		}
 		mk_pool_reserved(base, size);
@@ -153,7 +179,15 @@ void __init multikernel_reserve_pool_late(void)
 	if (!pool_deferred)
 		return;
 	pool_deferred = false;
+	/*
+	 * KHO has reserved what it preserved (kho_memory_init()); memblock
+	 * still allocates only from its scratch areas until
+	 * memblock_free_all(): lift that for the pool, which must lie outside
+	 * them.
+	 */
+	memblock_clear_kho_scratch_only();
 	mk_reserve_requested();
+	memblock_set_kho_scratch_only();
 }
 
 bool multikernel_pool_region(phys_addr_t *base, phys_addr_t *size)

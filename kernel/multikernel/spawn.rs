@@ -284,7 +284,7 @@ fn cycle(id: CpuId) -> Result {
 }
 
 /// INIT to every CPU of the instance: stops whatever they run.
-fn reset_cpus(instance: &Instance) {
+pub(crate) fn reset_cpus(instance: &Instance) {
     for &cpu in instance.cpus.iter() {
         if let Some(id) = CpuId::from_u32(cpu) {
             spawn::disarm(id);

@@ -32,8 +32,8 @@ pub(crate) const VERSION: u32 = 1;
 pub(crate) const HEADER_BYTES: usize = 48;
 /// The longest command line a record carries (longer ones are cut: only `image` shows it).
 pub(crate) const CMDLINE_MAX: usize = 4096;
-/// The most console bytes a record carries.
-pub(crate) const CONSOLE_MAX: usize = 65536;
+/// The most console bytes a record carries (what the host keeps of an instance's console).
+pub(crate) const CONSOLE_MAX: usize = 16384;
 /// The most CPUs one instance has in a record.
 pub(crate) const CPUS_MAX: usize = 1024;
 

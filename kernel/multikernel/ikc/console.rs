@@ -24,8 +24,8 @@ pub(super) struct ConsoleBuf {
     pub(super) total: u64,
 }
 
-/// Bytes of console output the host keeps per instance.
-pub(super) const CONSOLE_BYTES: usize = 16384;
+/// Bytes of console output the host keeps per instance; a host update carries them all.
+pub(super) const CONSOLE_BYTES: usize = crate::base::handover::CONSOLE_MAX;
 
 impl ConsoleBuf {
     /// Copies bytes from stream position `from`, or from the oldest byte kept if that is

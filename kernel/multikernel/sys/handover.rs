@@ -15,7 +15,7 @@ use kernel::{
 /// # Invariants
 ///
 /// `ptr` points to `len` bytes returned by `multikernel_handover_publish(len)`, not yet
-/// unpublished; only this object uses them.
+/// unpublished; only this object writes them (KHO's debugfs, if built, may read them).
 pub(crate) struct Published {
     ptr: NonNull<u8>,
     len: usize,
