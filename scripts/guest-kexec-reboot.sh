@@ -106,6 +106,19 @@ in_order() {
 	grep -a -o 'MK-CLOCK boot=[^ ]* n=[0-9]*' "$mk/instances/$1/console" | sed 's/.*n=//' |
 		head -n -1 | awk 'NR > 1 && $1 <= last { bad = 1 } { last = $1 } END { exit bad }'
 }
+# Gives the host's side of instance $1's link 169.254.$1.1/24 and pings the
+# instance's side (the sample init gives its mkv0 .2).
+# (A few tries: the instance may still be bringing its side up.)
+net_ping() {
+	local i
+	ip addr add "169.254.$1.1/24" dev "mkv$1" 2>/dev/null
+	ip link set "mkv$1" up || return 1
+	for i in 1 2 3 4 5; do
+		busybox ping -c 1 -W 3 "169.254.$1.2" >/dev/null && return 0
+		sleep 1
+	done
+	return 1
+}
 # Checks the adoption of instance $1 after an update ($2: which).
 adopted() {
 	local name=$1 upd=$2 d=$mk/instances/$1 id cpus memory uptime clock now boot n max
@@ -124,10 +137,12 @@ adopted() {
 	ucheck "update $upd: $name's devices are back" test -c "/dev/mk-$name" -a -c "/dev/mk-$name.console"
 	ucheck "update $upd: $name answers a ping" cat "$d/ping"
 	ucheck "update $upd: $name's channel is open ($(cat "$d/ikc/state"))" test "$(cat "$d/ikc/state")" = open
-	ucheck "update $upd: $name's console log goes back before the update" \
-		grep -aq 'MULTIKERNEL-SAMPLE-INIT clock running' "$d/console"
+	# Its network link (the host's address on mkvID is host state: set again).
+	ucheck "update $upd: $name's network link carries a ping" net_ping "$id"
 	set -- $clock
 	boot=$1 n=$2
+	ucheck "update $upd: $name's console log goes back before the update (to n=$n)" \
+		grep -aq "MK-CLOCK boot=$boot n=$n " "$d/console"
 	if ! now=$(clock_after "$name" 20 "$n"); then
 		unot "update $upd: $name's loop went on (no MK-CLOCK line after n=$n)"
 		return
@@ -198,6 +213,8 @@ case "$stage" in
 	else
 		unot "kexec -s -l of a kernel without the handover record"
 	fi
+	ucheck "u1's network link carries a ping" net_ping "$(cat $mk/instances/u1/id)"
+	ucheck "u2's network link carries a ping" net_ping "$(cat $mk/instances/u2/id)"
 	ucheck "after the refusals u1 and u2 are running" \
 		test "$(cat $mk/instances/u1/state) $(cat $mk/instances/u2/state)" = "running running"
 	# u3 is still starting at kexec -e: the update waits until it runs.

@@ -67,6 +67,7 @@ struct multikernel_handover {
 	u32 held_offset;
 	u32 nr_records;		/* instance records at records_offset */
 	u32 records_offset;
+	u64 tsc;		/* the TSC when the records were written */
 };
 
 #ifdef CONFIG_MULTIKERNEL
@@ -77,6 +78,15 @@ void __init multikernel_reserve_pool_late(void);
 /* After a host update, the pool and CPUs handed over (handover.c). */
 bool __init multikernel_handover_early(phys_addr_t *base, phys_addr_t *size);
 void __init multikernel_handover_drop_holds(void);
+/* local_bh_disable()/local_bh_enable() for Rust. */
+void multikernel_bh_disable(void);
+void multikernel_bh_enable(void);
+/* The TSC now; nanoseconds since @tsc was read (0 if the TSC went back). */
+u64 multikernel_tsc_now(void);
+u64 multikernel_tsc_since_ns(u64 tsc);
+/* Whether setup_arch() found a handover; INIT to the CPUs still held. */
+bool multikernel_handover_seen(void);
+void multikernel_handover_stop_held(void);
 /* The reserved pool, if any: base and size, both multiples of 2 MiB. */
 bool multikernel_pool_region(phys_addr_t *base, phys_addr_t *size);
 /*

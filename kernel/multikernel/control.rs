@@ -98,6 +98,9 @@ pub(crate) struct Registry {
     instances: KVec<Dir<InstanceDir>>,
     /// A host update set up by `kexec -e` and not yet committed or cancelled (`handover.rs`).
     pub(crate) handover: Option<Published>,
+    /// After a host update, some instance could not be adopted: its kernel may still run
+    /// somewhere in the pool, so `create` takes nothing from it until the machine reboots.
+    quarantined: bool,
 }
 
 impl Registry {
@@ -107,6 +110,7 @@ impl Registry {
             instances_dir: None,
             instances: KVec::new(),
             handover: None,
+            quarantined: false,
         }
     }
 
@@ -120,19 +124,11 @@ impl Registry {
         self.pool.as_ref().map(Pool::range)
     }
 
-    /// After a host update: `memory` may hold a kernel that still runs (an instance that could
-    /// not be adopted): it is taken out of the pool for good.
-    pub(crate) fn quarantine(&mut self, memory: pool::Range) {
-        if let Some(pool) = self.pool.as_mut() {
-            // Already out (the adoption got that far): nothing to do.
-            let _ = pool.alloc_at(memory);
-        }
-    }
-
-    /// After a host update whose records cannot be trusted: any part of the pool may hold a
-    /// kernel that still runs, so none of it is given out (`create` finds no pool).
+    /// After a host update: an instance could not be adopted (or the handover not read), so a
+    /// kernel may still run somewhere in the pool: `create` takes nothing from it from now on.
+    /// The adopted instances keep their memory; the pool is handed over at the next update.
     pub(crate) fn quarantine_pool(&mut self) {
-        self.pool = None;
+        self.quarantined = true;
     }
 
     /// After a host update: takes in an instance the previous kernel had, its CPUs
@@ -251,6 +247,13 @@ impl Registry {
                 self.warn_cpu(name, cpu, refusal);
                 return Err(refusal.errno());
             }
+        }
+        if self.quarantined {
+            warn(format_args!(
+                "create {name}: the pool may hold instances a host update could not adopt \
+                 (the kernel log says which): it is out of use until the machine reboots"
+            ));
+            return Err(ENOMEM);
         }
         let Some(pool) = self.pool.as_mut() else {
             warn(format_args!(
@@ -608,6 +611,9 @@ extern "C" fn multikernel_host_going_down() {
     if crate::spawn::handed_over() {
         return;
     }
+    // Instances a host update could not adopt still run on held CPUs: stopped, or they would
+    // run into the next kernel's memory.
+    crate::sys::handover::stop_held();
     let mut instances = KVec::new();
     {
         let registry = registry();

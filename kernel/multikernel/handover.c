@@ -8,6 +8,7 @@
  */
 #define pr_fmt(fmt) "multikernel: " fmt
 
+#include <linux/bottom_half.h>
 #include <linux/cpumask.h>
 #include <linux/kexec.h>
 #include <linux/kexec_handover.h>
@@ -15,11 +16,15 @@
 #include <linux/mm.h>
 #include <linux/multikernel.h>
 #include <linux/percpu.h>
+#include <linux/math64.h>
 #include <asm/smp.h>
+#include <asm/tsc.h>
 
 /* Held CPUs: APIC ids from the blob; U32_MAX once unheld. Read-mostly. */
 static u32 *mk_held;
 static u32 mk_nr_held;
+/* setup_arch() found a usable handover header (the pool was reserved by it). */
+static bool mk_seen;
 
 int multikernel_kexec_prepare(struct kimage *image)
 {
@@ -106,15 +111,21 @@ bool __init multikernel_handover_early(phys_addr_t *base, phys_addr_t *size)
 			pr_err("host update: the handed-over state is unusable (another version?): instances are lost\n");
 		return false;
 	}
+	/*
+	 * Without the list, bring-up sends the instances' CPUs INIT (they are
+	 * lost), but their pool is still reserved below: what they wrote until
+	 * then stays out of this kernel's way.
+	 */
 	if (h->nr_held) {
 		mk_held = memblock_alloc(h->nr_held * sizeof(u32), SMP_CACHE_BYTES);
-		if (!mk_held) {
-			pr_err("host update: no memory for the list of instance CPUs\n");
-			return false;
+		if (mk_held) {
+			memcpy(mk_held, (void *)h + h->held_offset, h->nr_held * sizeof(u32));
+			mk_nr_held = h->nr_held;
+		} else {
+			pr_err("host update: no memory for the list of instance CPUs: instances are stopped\n");
 		}
-		memcpy(mk_held, (void *)h + h->held_offset, h->nr_held * sizeof(u32));
-		mk_nr_held = h->nr_held;
 	}
+	mk_seen = true;
 	*base = h->pool_base;
 	*size = h->pool_size;
 	pr_info("host update: %u instance(s) on %u CPU(s) handed over; pool at %pa\n",
@@ -129,6 +140,49 @@ bool __init multikernel_handover_early(phys_addr_t *base, phys_addr_t *size)
 void __init multikernel_handover_drop_holds(void)
 {
 	mk_nr_held = 0;
+}
+
+void multikernel_bh_disable(void)
+{
+	local_bh_disable();
+}
+
+void multikernel_bh_enable(void)
+{
+	local_bh_enable();
+}
+
+u64 multikernel_tsc_now(void)
+{
+	return rdtsc();
+}
+
+u64 multikernel_tsc_since_ns(u64 tsc)
+{
+	u64 now = rdtsc();
+
+	if (now < tsc || !tsc_khz)
+		return 0;
+	return mul_u64_u32_div(now - tsc, NSEC_PER_MSEC, tsc_khz);
+}
+
+bool multikernel_handover_seen(void)
+{
+	return mk_seen;
+}
+
+void multikernel_handover_stop_held(void)
+{
+	u32 i;
+	int cpu;
+
+	for (i = 0; i < mk_nr_held; i++) {
+		if (READ_ONCE(mk_held[i]) == U32_MAX)
+			continue;
+		cpu = multikernel_cpu_by_apic(mk_held[i]);
+		if (cpu >= 0)
+			multikernel_cpu_reset(cpu);
+	}
 }
 
 void *multikernel_handover_take(size_t *size)

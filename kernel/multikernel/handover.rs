@@ -229,6 +229,9 @@ extern "C" fn multikernel_handover_commit() {
     let Some(mut blob) = registry.handover.take() else {
         return;
     };
+    // Everything that can fail first, with every channel still open: should a record not
+    // be made (no memory), nothing is handed over and the reboot notifier stops the
+    // instances in order, as for any reboot.
     let mut records = KVec::new();
     let mut whole = registry.pool_range().is_some()
         && records
@@ -238,7 +241,10 @@ extern "C" fn multikernel_handover_commit() {
         if !whole {
             break;
         }
-        let life = instance.life();
+        let mut life = instance.life();
+        // What it is now, not what its work saw last (a kernel that stopped beating is
+        // carried crashed, not running).
+        crate::spawn::observe(instance, &mut life);
         match record(instance, &life) {
             Ok(rec) => whole = records.push_within_capacity(rec).is_ok(),
             Err(e) => {
@@ -250,18 +256,23 @@ extern "C" fn multikernel_handover_commit() {
             }
         }
     }
-    let written = match registry.pool_range() {
-        Some(pool) if whole => handover::encode(blob.bytes(), pool, &records)
-            .inspect_err(|why| pr_err!("host update: cannot write the handover ({why})\n"))
-            .is_ok(),
-        _ => false,
-    };
-    if !written {
+    if !whole {
         pr_err!("host update: the instances are not handed over: they stop as for a reboot\n");
         return;
     }
-    for instance in registry.instances_arc() {
+    // Then each channel closes (nothing more moves through it here) and its rings' positions
+    // are taken.
+    for (instance, rec) in registry.instances_arc().zip(records.iter_mut()) {
         let mut life = instance.life();
+        match instance.endpoint.channel() {
+            Some(ch) if ch.state() == LinkState::Open => {
+                let (at, net) = ch.hand_over();
+                rec.channel = Some(at);
+                rec.net_link = net;
+            }
+            Some(ch) => ch.close(),
+            None => (),
+        }
         // CPUs that run no instance kernel wait in this kernel's `play_dead`, in memory the
         // next kernel reuses, and it never brings them up (they are held): INIT parks them in
         // wait-for-SIPI, which needs no memory.
@@ -271,6 +282,26 @@ extern "C" fn multikernel_handover_commit() {
         // Its work leaves it alone from now on; so does every operation.
         life.dying = true;
     }
+    let written = match registry.pool_range() {
+        Some(pool) => handover::encode(
+            blob.bytes(),
+            pool,
+            crate::sys::handover::tsc_now(),
+            &records,
+        )
+        .inspect_err(|why| pr_err!("host update: cannot write the handover ({why})\n"))
+        .is_ok(),
+        None => false,
+    };
+    if !written {
+        // Sized in `prepare` for these instances: not expected. Their channels are closed;
+        // the reboot notifier kills them.
+        for instance in registry.instances_arc() {
+            instance.life().dying = false;
+        }
+        pr_err!("host update: the instances are not handed over: they are killed\n");
+        return;
+    }
     crate::spawn::set_handed_over();
     pr_info!(
         "host update: {} instance(s) handed over to the next kernel\n",
@@ -279,19 +310,8 @@ extern "C" fn multikernel_handover_commit() {
     blob.hand_over();
 }
 
-/// The record of `instance`, whose channel closes here (its life cycle `life` locked).
+/// The record of `instance` (its life cycle `life` locked), without its channel's positions.
 fn record(instance: &Instance, life: &crate::instance::Life) -> Result<Record> {
-    let (channel, net_link) = match instance.endpoint.channel() {
-        Some(ch) if ch.state() == LinkState::Open => {
-            let (at, net) = ch.hand_over();
-            (Some(at), net)
-        }
-        Some(ch) => {
-            ch.close();
-            (None, None)
-        }
-        None => (None, None),
-    };
     let mut apic_ids = KVec::with_capacity(instance.cpus.len(), GFP_KERNEL)?;
     for &cpu in instance.cpus.iter() {
         let id = CpuId::from_u32(cpu).ok_or(EINVAL)?;
@@ -333,8 +353,8 @@ fn record(instance: &Instance, life: &crate::instance::Life) -> Result<Record> {
         start_timeout_ms: instance.start_timeout_ms.load(Ordering::Relaxed),
         uptime_ns,
         image,
-        channel,
-        net_link,
+        channel: None,
+        net_link: None,
         console_total,
         console,
     })
@@ -359,9 +379,6 @@ fn policy_from_raw(v: u8) -> Option<Policy> {
 /// handed over, if it did. Each is adopted whole or not at all (said); one that is not keeps
 /// its CPUs held and its memory reserved, since its kernel may still run there.
 pub(crate) fn adopt() {
-    let Some(taken) = Taken::take() else {
-        return;
-    };
     // Unless every record can be read, any part of the pool may hold a kernel that still
     // runs on a held CPU: none of it is given out.
     let lost_all = |why: &str| {
@@ -371,6 +388,12 @@ pub(crate) fn adopt() {
         );
         registry().quarantine_pool();
     };
+    let Some(taken) = Taken::take() else {
+        if crate::sys::handover::seen() {
+            lost_all("KHO cannot give the blob back");
+        }
+        return;
+    };
     let h = match handover::decode(taken.bytes()) {
         Ok(h) => h,
         Err(why) => return lost_all(why),
@@ -378,10 +401,8 @@ pub(crate) fn adopt() {
     if registry().pool_range() != Some(h.pool) {
         return lost_all("the pool is not the one handed over");
     }
-    if h.records.iter().any(|r| r.is_err()) {
-        // The others are adopted; the pool is not given out.
-        registry().quarantine_pool();
-    }
+    // What ran on, unseen, between the records and now: part of each kernel's uptime.
+    let gap_ns = crate::sys::handover::tsc_since_ns(h.tsc);
     let (mut adopted, mut lost) = (0, 0);
     for rec in h.records {
         let result = rec
@@ -397,24 +418,24 @@ pub(crate) fn adopt() {
                 pr_err!("host update: an instance's record is unusable ({why}): it is lost\n");
                 EINVAL
             })
-            .and_then(adopt_one);
+            .and_then(|rec| adopt_one(rec, gap_ns));
         match result {
             Ok(()) => adopted += 1,
             Err(_) => lost += 1,
         }
     }
     pr_info!("host update: {adopted} instance(s) adopted, {lost} lost\n");
+    if lost > 0 {
+        // A lost instance's kernel may run on in the pool: the adopted ones keep their
+        // memory, nothing else is given out.
+        registry().quarantine_pool();
+    }
     drop(taken);
 }
 
-/// Makes one instance again from its record; if it cannot, its memory stays out of use (its
-/// kernel may run there, on CPUs that stay held).
-fn adopt_one(rec: Record) -> Result {
-    let memory = rec.memory;
-    adopt_record(rec).inspect_err(|_| registry().quarantine(memory))
-}
-
-fn adopt_record(rec: Record) -> Result {
+/// Makes one instance again from its record (`gap_ns`: how long the update took, for its
+/// uptime). If it cannot, its CPUs stay held (its kernel may still run there).
+fn adopt_one(rec: Record, gap_ns: u64) -> Result {
     let label = rec.name;
     let label = label.as_str();
     let bad = |what: &str| {
@@ -478,9 +499,10 @@ fn adopt_record(rec: Record) -> Result {
     }
     if phase.since().is_some() {
         // At most a few centuries: the sum with this kernel's time never overflows.
-        instance
-            .uptime_carried_ns
-            .store(rec.uptime_ns.min(1 << 62), Ordering::Relaxed);
+        instance.uptime_carried_ns.store(
+            rec.uptime_ns.saturating_add(gap_ns).min(1 << 62),
+            Ordering::Relaxed,
+        );
     }
     instance.adopt_life(&mut life, phase, last_stop);
     if let (Some(layout), Some(at)) = (layout, rec.channel) {

@@ -57,10 +57,11 @@ impl kernel::Module for Multikernel {
         // SAFETY: Once, from module init, before anything else reaches the registry (the
         // kexec entry is enabled below, sysfs appears with it).
         let control = unsafe { control::Control::new() }?;
-        // After a host update: the instances the previous kernel handed over.
+        sys::spawn::watch_shutdown()?;
+        // After a host update: the instances the previous kernel handed over (last: nothing
+        // after this fails, which would drop what owns them).
         handover::adopt();
         kexec::enable();
-        sys::spawn::watch_shutdown()?;
         pr_info!(
             "multikernel {} ready, pool {} MiB\n",
             control::VERSION,

@@ -144,13 +144,15 @@ void __init multikernel_reserve_pool(void)
 			pr_warn("multikernel.pool=%pa ignored: the pool handed over is %pa bytes\n",
 				&pool_size_req, &size);
 		/*
-		 * Running kernels are in it: reserved whatever else is (the
-		 * header was checked: aligned, not empty, no wrap).
+		 * Running kernels are in it: reserved whatever else is, and
+		 * whatever this kernel's memory map says (the header was
+		 * checked: aligned, not empty, no wrap).
 		 */
-		if (memblock_is_region_reserved(base, size))
-			pr_warn("host update: part of the pool %pa+%pa is reserved already\n",
+		if (memblock_is_region_reserved(base, size) ||
+		    !memblock_is_region_memory(base, size))
+			pr_warn("host update: the pool %pa+%pa is not all free RAM here\n",
 				&base, &size);
-		if (!memblock_is_region_memory(base, size) || memblock_reserve(base, size)) {
+		if (memblock_reserve(base, size)) {
 			pr_err("host update: cannot reserve the pool %pa+%pa again: its instances are stopped\n",
 			       &base, &size);
 			multikernel_handover_drop_holds();

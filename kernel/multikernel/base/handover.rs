@@ -29,7 +29,7 @@ pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"MKHANDOV");
 /// record of its `kernel_info` declares it).
 pub(crate) const VERSION: u32 = 1;
 /// `struct multikernel_handover`.
-pub(crate) const HEADER_BYTES: usize = 48;
+pub(crate) const HEADER_BYTES: usize = 56;
 /// The longest command line a record carries (longer ones are cut: only `image` shows it).
 pub(crate) const CMDLINE_MAX: usize = 4096;
 /// The most console bytes a record carries (what the host keeps of an instance's console).
@@ -396,8 +396,9 @@ fn read_record(r: &mut Reader<'_>) -> Result<Record, Bad> {
     })
 }
 
-/// Writes the blob for `pool` and `records` into `out` (zeroed, [`blob_bytes`] long).
-pub(crate) fn encode(out: &mut [u8], pool: Range, records: &[Record]) -> Result<(), Bad> {
+/// Writes the blob for `pool` and `records` into `out` (zeroed, [`blob_bytes`] long), the TSC
+/// read then being `tsc`.
+pub(crate) fn encode(out: &mut [u8], pool: Range, tsc: u64, records: &[Record]) -> Result<(), Bad> {
     let size = u32::try_from(out.len()).map_err(|_| "blob too large")?;
     let held: usize = records.iter().map(|r| r.apic_ids.len()).sum();
     let held_offset = HEADER_BYTES;
@@ -412,6 +413,7 @@ pub(crate) fn encode(out: &mut [u8], pool: Range, records: &[Record]) -> Result<
     w.u32(held_offset as u32)?;
     w.u32(u32::try_from(records.len()).map_err(|_| "too many")?)?;
     w.u32(records_offset as u32)?;
+    w.u64(tsc)?;
     for rec in records {
         for a in rec.apic_ids.iter() {
             w.u32(*a)?;
@@ -428,6 +430,8 @@ pub(crate) fn encode(out: &mut [u8], pool: Range, records: &[Record]) -> Result<
 /// record that failed its checks is `Err` with why.
 pub(crate) struct Handover {
     pub(crate) pool: Range,
+    /// The TSC when the records were written.
+    pub(crate) tsc: u64,
     pub(crate) held: KVec<u32>,
     pub(crate) records: KVec<Result<Record, Bad>>,
 }
@@ -449,6 +453,7 @@ pub(crate) fn decode(blob: &[u8]) -> Result<Handover, Bad> {
     let pool = r.range()?;
     let (nr_held, held_offset) = (r.u32()? as usize, r.u32()? as usize);
     let (nr_records, records_offset) = (r.u32()? as usize, r.u32()? as usize);
+    let tsc = r.u64()?;
     let mut held = KVec::new();
     let mut hr = Reader {
         buf: blob,
@@ -480,6 +485,7 @@ pub(crate) fn decode(blob: &[u8]) -> Result<Handover, Bad> {
     }
     Ok(Handover {
         pool,
+        tsc,
         held,
         records,
     })
@@ -553,7 +559,7 @@ mod tests {
             start: 0x1_0000_0000,
             len: 512 * M,
         };
-        encode(&mut blob, pool, records).map_err(|_| EINVAL)?;
+        encode(&mut blob, pool, 42, records).map_err(|_| EINVAL)?;
         Ok(blob)
     }
 
@@ -573,6 +579,7 @@ mod tests {
         let blob = blob_for(&records)?;
         let h = decode(&blob).map_err(|_| EINVAL)?;
         assert_eq!(h.pool.len, 512 * M);
+        assert_eq!(h.tsc, 42);
         assert_eq!(&h.held[..], &[2, 4, 6]);
         assert_eq!(h.records.len(), 2);
         for (got, want) in h.records.iter().zip(records.iter()) {

@@ -148,10 +148,15 @@ impl NetLink {
 
     /// Where the rings are, for a host update (once detached: no frame moves any more).
     pub(crate) fn positions(&self) -> Positions {
-        Positions {
+        // The locks are taken in softirq context too (xmit, the poll).
+        let bh = crate::sys::handover::BhOff::new();
+        // Bound first: the lock guards go before bottom halves come back on.
+        let at = Positions {
             tx: self.tx.lock().position(),
             rx: self.rx.lock().0.position(),
-        }
+        };
+        drop(bh);
+        at
     }
 
     /// Host: marks the network area at `start` as holding no link (the instance then has no

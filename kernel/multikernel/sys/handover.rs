@@ -101,6 +101,54 @@ pub(crate) fn unhold(cpu: CpuId) {
     unsafe { bindings::multikernel_cpu_unhold(cpu.as_u32()) };
 }
 
+/// Bottom halves off on this CPU while it lives: for taking, in process context, a lock the
+/// networking core takes in softirq context.
+/// Not `Send`: it must end where it began.
+pub(crate) struct BhOff(core::marker::PhantomData<*mut ()>);
+
+impl BhOff {
+    pub(crate) fn new() -> Self {
+        // SAFETY: Any context; undone once by `drop`. Bottom halves off also keep the task
+        // on this CPU until then, so the enable pairs with this disable.
+        unsafe { bindings::multikernel_bh_disable() };
+        Self(core::marker::PhantomData)
+    }
+}
+
+impl Drop for BhOff {
+    fn drop(&mut self) {
+        // SAFETY: Disabled by `new`, once.
+        unsafe { bindings::multikernel_bh_enable() };
+    }
+}
+
+/// The time stamp counter now (it goes on across a kexec).
+pub(crate) fn tsc_now() -> u64 {
+    // SAFETY: No precondition.
+    unsafe { bindings::multikernel_tsc_now() }
+}
+
+/// Nanoseconds since the TSC read `tsc` (0 if it went back: another machine state).
+pub(crate) fn tsc_since_ns(tsc: u64) -> u64 {
+    // SAFETY: No precondition.
+    unsafe { bindings::multikernel_tsc_since_ns(tsc) }
+}
+
+/// Whether `setup_arch()` found a handover from the previous kernel (its pool reserved, its
+/// CPUs held), whether or not the rest of it can be read now.
+pub(crate) fn seen() -> bool {
+    // SAFETY: Reads a flag set at boot.
+    unsafe { bindings::multikernel_handover_seen() }
+}
+
+/// INIT to every CPU still held for an instance of the previous kernel (one that could not be
+/// adopted): before this kernel goes, without handing them over, so that nothing of theirs
+/// runs into the next kernel's memory.
+pub(crate) fn stop_held() {
+    // SAFETY: No precondition; the CPUs are offline here.
+    unsafe { bindings::multikernel_handover_stop_held() };
+}
+
 /// Whether `cpu` is held for an instance of the previous kernel.
 pub(crate) fn held(cpu: CpuId) -> bool {
     // SAFETY: Any CPU number.
