@@ -36,6 +36,7 @@ use crate::{
     ikc::{
         net::NetLink,
         Channel,
+        HostPlace,
         LinkState, //
     },
     instance::{
@@ -536,15 +537,17 @@ fn open_channel(
     net_at: Option<Positions>,
 ) {
     let name = instance.name.as_str();
-    let channel = Channel::adopt(
-        name,
-        instance.id,
-        layout.channel.start,
-        layout.mailbox.start,
-        peer_apic,
-        instance.console.clone(),
-        &instance.endpoint,
-        at,
+    let channel = Channel::host(
+        HostPlace {
+            name,
+            id: instance.id,
+            start: layout.channel.start,
+            mailbox: layout.mailbox.start,
+            peer_apic,
+            console: instance.console.clone(),
+            endpoint: &instance.endpoint,
+        },
+        Some(at),
     );
     let channel = match channel {
         Ok(channel) => channel,
@@ -556,11 +559,11 @@ fn open_channel(
         }
     };
     if let (Some(net_at), Some(dev)) = (net_at, instance.net_device()) {
-        match NetLink::adopt(
+        match NetLink::host(
             layout.channel.start + NET_OFFSET as u64,
             peer_apic,
             dev,
-            net_at,
+            Some(net_at),
         ) {
             Ok(link) => {
                 let _ = channel.set_net(link);

@@ -296,8 +296,11 @@ pub(crate) mod guest;
 pub(crate) mod net;
 mod services;
 
-pub(crate) use channel::Channel;
 use channel::PENDING_PONG;
+pub(crate) use channel::{
+    Channel,
+    HostPlace, //
+};
 pub(crate) use console::{
     ConsoleDevice,
     ConsoleLog, //

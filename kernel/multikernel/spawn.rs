@@ -19,6 +19,7 @@ use crate::{
     },
     ikc::{
         Channel,
+        HostPlace,
         LinkState, //
     },
     instance::{
@@ -164,7 +165,7 @@ pub(crate) fn start(instance: &Arc<Instance>, life: &mut Life) -> Result {
     // the instance still starts (said once).
     let net_start = layout.channel.start + crate::base::wire::NET_OFFSET as u64;
     let net = instance.net_device().and_then(|dev| {
-        crate::ikc::net::NetLink::host(net_start, first_apic, dev)
+        crate::ikc::net::NetLink::host(net_start, first_apic, dev, None)
             .inspect_err(|e| warn(format_args!("start {name}: no network link ({e:?})")))
             .ok()
     });
@@ -177,13 +178,16 @@ pub(crate) fn start(instance: &Arc<Instance>, life: &mut Life) -> Result {
         })?;
     }
     let channel = Channel::host(
-        name,
-        instance.id,
-        layout.channel.start,
-        layout.mailbox.start,
-        first_apic,
-        instance.console.clone(),
-        &instance.endpoint,
+        HostPlace {
+            name,
+            id: instance.id,
+            start: layout.channel.start,
+            mailbox: layout.mailbox.start,
+            peer_apic: first_apic,
+            console: instance.console.clone(),
+            endpoint: &instance.endpoint,
+        },
+        None,
     )
     .inspect_err(|e| {
         warn(format_args!(

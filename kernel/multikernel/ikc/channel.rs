@@ -100,6 +100,21 @@ pub(crate) struct Channel {
     pub(super) net: SetOnce<Arc<net::NetLink>>,
 }
 
+/// Where the host's end of an instance's channel is ([`Channel::host`]).
+pub(crate) struct HostPlace<'a> {
+    /// The instance's name.
+    pub(crate) name: &'a str,
+    pub(crate) id: u32,
+    /// The channel's memory (inside the instance's).
+    pub(crate) start: u64,
+    /// The instance's mailbox page.
+    pub(crate) mailbox: u64,
+    /// The instance CPU doorbells go to.
+    pub(crate) peer_apic: u32,
+    pub(crate) console: Arc<ConsoleLog>,
+    pub(crate) endpoint: &'a Endpoint,
+}
+
 /// How often [`Channel::send_console`] tries the producer lock before it gives up.
 const CONSOLE_LOCK_TRIES: u32 = 1000;
 
@@ -111,55 +126,42 @@ impl_has_delayed_work! {
 }
 
 impl Channel {
-    /// Host: sets up the channel memory at `start` (inside the instance `id`'s memory, which no
-    /// kernel runs on yet) and opens the host's end; doorbells go to APIC id `peer_apic`. The
-    /// heartbeat also watches the stop word of the instance's mailbox page at `mailbox`.
-    pub(crate) fn host(
-        name: &str,
-        id: u32,
-        start: u64,
-        mailbox: u64,
-        peer_apic: u32,
-        console: Arc<ConsoleLog>,
-        endpoint: &Endpoint,
-    ) -> Result<Arc<Self>> {
-        let mem = SharedMem::map_pool(start, IKC_BYTES as u64)?;
-        mem.write(0, &[0u8; 64]);
-        for off in [TO_INSTANCE, TO_HOST] {
-            ring::init(&mut RingView {
-                mem: &mem,
-                off,
-                bytes: RING_BYTES,
-            })
-            .map_err(|e| e.errno())?;
+    /// Host: opens the host's end of instance `place.id`'s channel at `place.start` (inside its
+    /// memory); doorbells go to APIC id `place.peer_apic`. The heartbeat also watches the
+    /// stop word of the instance's mailbox page at `place.mailbox`. Without `at` the channel
+    /// is set up afresh (no kernel runs on that memory yet); with `at`, after a host update,
+    /// it is the previous kernel's, whose instance kept running: its header must still be
+    /// ours and its rings go on from `at`. What the instance sent meanwhile is drained now, as
+    /// on every open.
+    pub(crate) fn host(place: HostPlace<'_>, at: Option<Positions>) -> Result<Arc<Self>> {
+        let mem = SharedMem::map_pool(place.start, IKC_BYTES as u64)?;
+        if at.is_some() {
+            Self::check_header(&mem, place.id)?;
+        } else {
+            mem.write(0, &[0u8; 64]);
+            for off in [TO_INSTANCE, TO_HOST] {
+                ring::init(&mut RingView {
+                    mem: &mem,
+                    off,
+                    bytes: RING_BYTES,
+                })
+                .map_err(|e| e.errno())?;
+            }
+            mem.store_seqcst(OFF_VERSION, VERSION);
+            mem.store_seqcst(OFF_ID, u64::from(place.id));
+            mem.store_seqcst(OFF_HEARTBEAT, 0);
+            mem.store_seqcst(OFF_MAGIC, MAGIC);
         }
-        mem.store_seqcst(OFF_VERSION, VERSION);
-        mem.store_seqcst(OFF_ID, u64::from(id));
-        mem.store_seqcst(OFF_HEARTBEAT, 0);
-        mem.store_seqcst(OFF_MAGIC, MAGIC);
-        Self::open_host(name, mem, mailbox, peer_apic, console, endpoint, None)
-    }
-
-    /// Opens the host's end on `mem`, watching the mailbox page at `mailbox`.
-    fn open_host(
-        name: &str,
-        mem: SharedMem,
-        mailbox: u64,
-        peer_apic: u32,
-        console: Arc<ConsoleLog>,
-        endpoint: &Endpoint,
-        at: Option<Positions>,
-    ) -> Result<Arc<Self>> {
-        let name = CString::try_from_fmt(fmt!("{name}"))?;
-        let mailbox = SharedMem::map_pool(mailbox, 4096)?;
+        let name = CString::try_from_fmt(fmt!("{}", place.name))?;
+        let mailbox = SharedMem::map_pool(place.mailbox, 4096)?;
         Self::open(
             name,
             Side::Host,
             mem,
             Some(mailbox),
-            peer_apic,
-            Some(console),
-            endpoint,
+            place.peer_apic,
+            Some(place.console),
+            place.endpoint,
             at,
         )
     }
@@ -173,26 +175,6 @@ impl Channel {
             return Err(EPROTO);
         }
         Ok(())
-    }
-
-    /// Host, after a host update: opens the host's end of the channel the previous kernel
-    /// had at `start` with instance `id`, whose kernel kept running; its rings go on from
-    /// `at` (where the previous kernel left them). What the instance sent meanwhile is
-    /// drained now, as on every open.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn adopt(
-        name: &str,
-        id: u32,
-        start: u64,
-        mailbox: u64,
-        peer_apic: u32,
-        console: Arc<ConsoleLog>,
-        endpoint: &Endpoint,
-        at: Positions,
-    ) -> Result<Arc<Self>> {
-        let mem = SharedMem::map_pool(start, IKC_BYTES as u64)?;
-        Self::check_header(&mem, id)?;
-        Self::open_host(name, mem, mailbox, peer_apic, console, endpoint, Some(at))
     }
 
     /// Host update, in the kernel going away: closes this end (as [`Channel::close`]) and

@@ -114,36 +114,34 @@ pub(crate) struct NetLink {
 }
 
 impl NetLink {
-    /// Host: sets up the network area at `start` (inside the instance's memory, which no kernel
-    /// runs on yet) and attaches it to `device`; doorbells go to `peer_apic`.
-    pub(crate) fn host(start: u64, peer_apic: u32, device: Arc<NetDevice>) -> Result<Arc<Self>> {
-        let mem = SharedMem::map_pool(start, NET_BYTES as u64)?;
-        mem.write(0, &[0u8; 64]);
-        for off in [NET_TO_INSTANCE, NET_TO_HOST] {
-            ring::init(&mut RingView {
-                mem: &mem,
-                off,
-                bytes: NET_RING_BYTES,
-            })
-            .map_err(|e| e.errno())?;
-        }
-        mem.store_seqcst(0, NET_MAGIC);
-        Self::new(mem, Side::Host, peer_apic, device, None)
-    }
-
-    /// Host, after a host update: the link the previous kernel had at `start`, whose rings go
-    /// on from `at`, attached to `device`.
-    pub(crate) fn adopt(
+    /// Host: the network area at `start` (inside the instance's memory), attached to
+    /// `device`; doorbells go to `peer_apic`. Without `at` it is set up afresh (no kernel runs
+    /// on that memory yet); with `at`, after a host update, it is the previous kernel's link,
+    /// whose rings go on from `at`.
+    pub(crate) fn host(
         start: u64,
         peer_apic: u32,
         device: Arc<NetDevice>,
-        at: Positions,
+        at: Option<Positions>,
     ) -> Result<Arc<Self>> {
         let mem = SharedMem::map_pool(start, NET_BYTES as u64)?;
-        if mem.load_seqcst(0) != NET_MAGIC {
-            return Err(EPROTO);
+        if at.is_some() {
+            if mem.load_seqcst(0) != NET_MAGIC {
+                return Err(EPROTO);
+            }
+        } else {
+            mem.write(0, &[0u8; 64]);
+            for off in [NET_TO_INSTANCE, NET_TO_HOST] {
+                ring::init(&mut RingView {
+                    mem: &mem,
+                    off,
+                    bytes: NET_RING_BYTES,
+                })
+                .map_err(|e| e.errno())?;
+            }
+            mem.store_seqcst(0, NET_MAGIC);
         }
-        Self::new(mem, Side::Host, peer_apic, device, Some(at))
+        Self::new(mem, Side::Host, peer_apic, device, at)
     }
 
     /// Where the rings are, for a host update (once detached: no frame moves any more).
