@@ -10,10 +10,7 @@ set -euo pipefail
 . "$MK_ROOT/scripts/vm.sh"
 
 need_root
-"$MK_ROOT/scripts/install-deps.sh"
-"$MK_ROOT/scripts/build.sh"
-"$MK_ROOT/scripts/build-tests.sh"
-"$MK_ROOT/scripts/initramfs.sh"
+prepare install-deps build build-tests initramfs
 
 RES=$MK_BUILD/results/bench
 rm -rf "$RES"

@@ -28,11 +28,7 @@ export MK_VM_BOOT_LIMIT=${MK_VM_BOOT_LIMIT:-150}
 if [ -n "${MK_RUNS:-}" ]; then
 	step "MK_RUNS=\"$MK_RUNS\": only these VMs (not a full run)"
 fi
-"$MK_ROOT/scripts/install-deps.sh"
-"$MK_ROOT/scripts/build.sh"
-"$MK_ROOT/scripts/modules.sh"
-"$MK_ROOT/scripts/build-tests.sh"
-"$MK_ROOT/scripts/initramfs.sh"
+prepare install-deps build modules build-tests initramfs
 
 KST=$MK_BUILD/kselftest
 RES=$MK_BUILD/results

@@ -8,9 +8,7 @@ set -euo pipefail
 . "$MK_ROOT/scripts/vm.sh"
 
 need_root
-"$MK_ROOT/scripts/install-deps.sh"
-"$MK_ROOT/scripts/build.sh"
-"$MK_ROOT/scripts/initramfs.sh"
+prepare install-deps build initramfs
 
 mkdir -p "$MK_BUILD/results"
 step "boot: $KERNEL_IMAGE under QEMU, $VM_CPUS vCPUs (TCG: about a minute)"

@@ -23,3 +23,9 @@ MK_MAKEFLAGS=(LLVM=1 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
 step() { printf '==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 need_root() { [ "$(id -u)" = 0 ] || die "must run as root (installs packages, boots VMs)"; }
+# Runs scripts/STEP.sh for each STEP, in order (each is idempotent and fast
+# when there is nothing to do): what a target needs before it boots a VM.
+prepare() {
+	local s
+	for s in "$@"; do "$MK_ROOT/scripts/$s.sh"; done
+}

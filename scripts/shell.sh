@@ -12,9 +12,7 @@ set -euo pipefail
 . "$MK_ROOT/scripts/vm.sh"
 
 need_root
-"$MK_ROOT/scripts/install-deps.sh"
-"$MK_ROOT/scripts/build.sh"
-"$MK_ROOT/scripts/initramfs.sh"
+prepare install-deps build initramfs
 
 release=$(cat "$MK_BUILD/obj/include/config/kernel.release")
 dir=$MK_BUILD/shell
