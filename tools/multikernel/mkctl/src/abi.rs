@@ -242,7 +242,8 @@ fn pool_exhausted() -> String {
     )
 }
 
-fn errno_of(e: &io::Error) -> i32 {
+/// The errno of `e`, EIO for an error that has none (a short write, a malformed message).
+pub fn errno_of(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(libc::EIO)
 }
 
@@ -289,7 +290,21 @@ pub fn instances() -> io::Result<Vec<String>> {
 }
 
 pub fn exists(name: &str) -> bool {
-    inst_path(name, "state").exists()
+    // A path component, never a way out of instances/ (a name the kernel takes has none).
+    !name.is_empty()
+        && !name.contains('/')
+        && name != "."
+        && name != ".."
+        && inst_path(name, "state").exists()
+}
+
+/// `Ok` if instance `name` exists, else the ENOENT sentence for `op`.
+pub fn require(name: &str, op: Op) -> Result {
+    if exists(name) {
+        Ok(())
+    } else {
+        Err(explain(op, libc::ENOENT, name, ""))
+    }
 }
 
 /// A file of instance `name`, trimmed; the error says when there is no such instance.
@@ -331,18 +346,19 @@ pub fn destroy(name: &str) -> Result {
 }
 
 pub fn control(name: &str, cmd: &'static str) -> Result {
-    if !exists(name) {
-        return Err(explain(Op::Control(cmd), libc::ENOENT, name, ""));
-    }
+    require(name, Op::Control(cmd))?;
     write(inst_path(name, "control"), cmd)
         .map_err(|e| explain(Op::Control(cmd), errno_of(&e), name, ""))
 }
 
 /// Loads `kernel` (and `initrd`) with `cmdline` into instance `name`.
 pub fn load(name: &str, kernel: &Path, initrd: Option<&fs::File>, cmdline: &str) -> Result {
+    // Ids are 1-4095: the flags carry them in 12 bits.
     let id: u64 = inst_read(name, "id")?
         .parse()
-        .map_err(|_| Error::usage("unreadable instance id"))?;
+        .ok()
+        .filter(|id| (1..=0xfff).contains(id))
+        .ok_or_else(|| Error::usage("unreadable instance id"))?;
     let k = fs::File::open(kernel).map_err(|e| {
         Error::new(
             status::USAGE,
@@ -356,7 +372,7 @@ pub fn load(name: &str, kernel: &Path, initrd: Option<&fs::File>, cmdline: &str)
     let initrd_fd = match initrd {
         Some(f) => f.as_raw_fd(),
         None => {
-            flags |= 0x4;
+            flags |= libc::KEXEC_FILE_NO_INITRAMFS as libc::c_ulong;
             -1
         }
     };
@@ -462,7 +478,10 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
 /// The size of a memory range as the `memory` file shows it ("0xA-0xB", inclusive).
 pub fn range_bytes(range: &str) -> Option<u64> {
     let (a, b) = range.trim().split_once('-')?;
-    Some(parse_number(b).ok()? - parse_number(a).ok()? + 1)
+    parse_number(b)
+        .ok()?
+        .checked_sub(parse_number(a).ok()?)?
+        .checked_add(1)
 }
 
 #[cfg(test)]

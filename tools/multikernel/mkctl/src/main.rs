@@ -306,9 +306,7 @@ impl Drop for RawTerminal {
 const DETACH: u8 = 0x1d;
 
 fn console(name: &str, once: bool) -> Result {
-    if !abi::exists(name) {
-        return Err(abi::explain(abi::Op::Open, libc::ENOENT, name, ""));
-    }
+    abi::require(name, abi::Op::Open)?;
     let path = format!("/dev/mk-{name}.console");
     let mut dev = OpenOptions::new()
         .read(true)
@@ -410,14 +408,12 @@ fn io_err(e: io::Error) -> Error {
 
 fn ping(name: &str, count: u32, size: u32) -> Result {
     let file = inst_path(name, "ping");
-    if !abi::exists(name) {
-        return Err(abi::explain(abi::Op::Ping, libc::ENOENT, name, ""));
-    }
+    abi::require(name, abi::Op::Ping)?;
     abi::write(&file, &size.to_string())
-        .map_err(|e| abi::explain(abi::Op::Ping, e.raw_os_error().unwrap_or(0), name, ""))?;
+        .map_err(|e| abi::explain(abi::Op::Ping, abi::errno_of(&e), name, ""))?;
     for i in 0..count {
         let ns = abi::read(&file)
-            .map_err(|e| abi::explain(abi::Op::Ping, e.raw_os_error().unwrap_or(0), name, ""))?;
+            .map_err(|e| abi::explain(abi::Op::Ping, abi::errno_of(&e), name, ""))?;
         let ns: f64 = ns.trim().parse().unwrap_or(0.0);
         println!("{size} bytes to {name}: seq={i} time={:.1} us", ns / 1000.0);
     }
@@ -425,14 +421,12 @@ fn ping(name: &str, count: u32, size: u32) -> Result {
 }
 
 fn open_msg(name: &str) -> Result<File> {
-    if !abi::exists(name) {
-        return Err(abi::explain(abi::Op::Open, libc::ENOENT, name, ""));
-    }
+    abi::require(name, abi::Op::Open)?;
     OpenOptions::new()
         .read(true)
         .write(true)
         .open(format!("/dev/mk-{name}"))
-        .map_err(|e| abi::explain(abi::Op::Open, e.raw_os_error().unwrap_or(0), name, ""))
+        .map_err(|e| abi::explain(abi::Op::Open, abi::errno_of(&e), name, ""))
 }
 
 fn send(name: &str, port: u16) -> Result {
@@ -440,7 +434,7 @@ fn send(name: &str, port: u16) -> Result {
     let mut data = Vec::new();
     io::stdin().read_to_end(&mut data).map_err(io_err)?;
     msg::send_all(&dev, port, &data)
-        .map_err(|e| abi::explain(abi::Op::Send, e.raw_os_error().unwrap_or(0), name, ""))
+        .map_err(|e| abi::explain(abi::Op::Send, abi::errno_of(&e), name, ""))
 }
 
 fn recv(name: &str, port: u16, count: Option<u64>) -> Result {
@@ -449,7 +443,7 @@ fn recv(name: &str, port: u16, count: Option<u64>) -> Result {
     let mut out = io::stdout();
     while count.is_none_or(|c| got < c) {
         let (p, data) = msg::recv(&dev)
-            .map_err(|e| abi::explain(abi::Op::Send, e.raw_os_error().unwrap_or(0), name, ""))?;
+            .map_err(|e| abi::explain(abi::Op::Send, abi::errno_of(&e), name, ""))?;
         if p == port {
             out.write_all(&data)
                 .and_then(|()| out.flush())

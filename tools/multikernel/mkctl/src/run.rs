@@ -296,6 +296,10 @@ pub fn run(args: RunArgs) -> Result<i32> {
             }
             Ok((port::STATUS, data)) if data.len() == 4 => {
                 let code = i32::from_le_bytes([data[0], data[1], data[2], data[3]]);
+                // An exit status is 0-255: anything else did not come from guest.rs.
+                if !(0..=255).contains(&code) {
+                    return Err(failed(&name, "sent a bad exit status"));
+                }
                 let _ = msg::send(&dev, port::STATUS, b"ok");
                 // It powers off; the cleanup kills what is left.
                 let start = Instant::now();
