@@ -111,7 +111,8 @@ pub fn explain(op: Op, errno: i32, name: &str, detail: &str) -> Error {
         (Op::Create, ENOMEM) => (
             status::ENVIRONMENT,
             "the host was booted without multikernel.pool= (add e.g. multikernel.pool=1G to its \
-             command line)"
+             command line), or a host update could not adopt every instance and the pool is out \
+             of use until the machine reboots (dmesg)"
                 .to_string(),
         ),
         (Op::Create, ENOSPC) => (status::REFUSED, pool_exhausted()),
@@ -151,6 +152,10 @@ pub fn explain(op: Op, errno: i32, name: &str, detail: &str) -> Error {
         (Op::Control(cmd), ESHUTDOWN) => (
             status::REFUSED,
             format!("cannot {cmd} {name}: the host is going down"),
+        ),
+        (_, ESHUTDOWN) => (
+            status::REFUSED,
+            format!("{name}: the host is going down or hands its instances to the next kernel"),
         ),
         (Op::Control(cmd), ENOEXEC) => (
             status::REFUSED,
