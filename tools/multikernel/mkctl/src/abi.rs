@@ -111,8 +111,7 @@ pub fn explain(op: Op, errno: i32, name: &str, detail: &str) -> Error {
         (Op::Create, ENOMEM) => (
             status::ENVIRONMENT,
             "the host was booted without multikernel.pool= (add e.g. multikernel.pool=1G to its \
-             command line), or a host update could not adopt every instance and the pool is out \
-             of use until the machine reboots (dmesg)"
+             command line)"
                 .to_string(),
         ),
         (Op::Create, ENOSPC) => (status::REFUSED, pool_exhausted()),
