@@ -180,7 +180,6 @@ void __init multikernel_reserve_pool_late(void)
 {
 	if (!pool_deferred)
 		return;
-	pool_deferred = false;
 	/*
 	 * KHO has reserved what it preserved (kho_memory_init()); memblock
 	 * still allocates only from its scratch areas until

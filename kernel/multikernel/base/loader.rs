@@ -156,13 +156,7 @@ pub(crate) struct BzImage<'a> {
 impl<'a> BzImage<'a> {
     /// Checks `file` is a relocatable x86-64 bzImage with a 64-bit entry point.
     pub(crate) fn parse(file: &'a [u8]) -> Result<Self, LoadError> {
-        if file.len() < 0x400 {
-            return Err(LoadError::NotKernel("file too small for a bzImage"));
-        }
-        if u16_at(file, off::BOOT_FLAG) != 0xaa55 || &file[off::HEADER..off::HEADER + 4] != b"HdrS"
-        {
-            return Err(LoadError::NotKernel("no x86 boot header (HdrS)"));
-        }
+        let payload = payload(file)?;
         if u16_at(file, off::VERSION) < MIN_VERSION {
             return Err(LoadError::NotKernel("boot protocol older than 2.12"));
         }
@@ -177,17 +171,6 @@ impl<'a> BzImage<'a> {
         if !alignment.is_power_of_two() || u64::from(alignment) > crate::base::pool::GRANULE {
             return Err(LoadError::NotKernel("kernel alignment above 2 MiB"));
         }
-        let setup_sects = match file[off::SETUP_SECTS] {
-            0 => 4,
-            n => usize::from(n),
-        };
-        let payload_start = (setup_sects + 1) * 512;
-        if payload_start >= file.len() {
-            return Err(LoadError::NotKernel(
-                "setup sectors run past the end of the file",
-            ));
-        }
-        let payload = &file[payload_start..];
         let init_size = u64::from(u32_at(file, off::INIT_SIZE));
         if init_size < payload.len() as u64 {
             return Err(LoadError::NotKernel("init_size smaller than the kernel"));
@@ -216,6 +199,28 @@ impl<'a> BzImage<'a> {
         let end = (off::HEADER + usize::from(self.file[off::JUMP + 1])).min(0x280);
         &self.file[off::SETUP_SECTS..end]
     }
+}
+
+/// The protected-mode part of a bzImage `file` (after its setup sectors), once its x86 boot
+/// header is checked.
+fn payload(file: &[u8]) -> Result<&[u8], LoadError> {
+    if file.len() < 0x400 {
+        return Err(LoadError::NotKernel("file too small for a bzImage"));
+    }
+    if u16_at(file, off::BOOT_FLAG) != 0xaa55 || &file[off::HEADER..off::HEADER + 4] != b"HdrS" {
+        return Err(LoadError::NotKernel("no x86 boot header (HdrS)"));
+    }
+    let setup_sects = match file[off::SETUP_SECTS] {
+        0 => 4,
+        n => usize::from(n),
+    };
+    let payload_start = (setup_sects + 1) * 512;
+    if payload_start >= file.len() {
+        return Err(LoadError::NotKernel(
+            "setup sectors run past the end of the file",
+        ));
+    }
+    Ok(&file[payload_start..])
 }
 
 /// Whether the kernel declares that it can run as an instance: a `kernel_info` (boot protocol
@@ -254,14 +259,7 @@ fn kernel_info_records<'a>(
 /// record, patch 0008); 0 if it is no bzImage or declares none (a kernel without the
 /// subsystem). Checked for the kernel a host update boots (`handover.rs`).
 pub(crate) fn handover_version(file: &[u8]) -> u32 {
-    if file.len() < 0x400 || &file[off::HEADER..off::HEADER + 4] != b"HdrS" {
-        return 0;
-    }
-    let setup_sects = match file[off::SETUP_SECTS] {
-        0 => 4,
-        n => usize::from(n),
-    };
-    let Some(payload) = file.get((setup_sects + 1) * 512..) else {
+    let Ok(payload) = payload(file) else {
         return 0;
     };
     kernel_info_records(file, payload)

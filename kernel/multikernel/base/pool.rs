@@ -122,32 +122,16 @@ impl Pool {
         if len == 0 || len % GRANULE != 0 {
             return Err(EINVAL);
         }
-        let (index, _) = self
+        let start = self
             .free
             .iter()
-            .enumerate()
-            .filter(|(_, r)| r.len >= len)
-            .min_by_key(|(_, r)| r.len)
-            .ok_or(ENOSPC)?;
-        // Freeing this allocation later may add one range: keep room for it now.
-        // After this allocation `live + 1` ranges are out; the free list must then have room
-        // for `live + 1 + 2` entries.
-        let needed = (self.live + 3).saturating_sub(self.free.len());
-        self.free.reserve(needed, GFP_KERNEL)?;
-        let hole = &mut self.free[index];
-        let range = Range {
-            start: hole.start,
-            len,
-        };
-        if hole.len == len {
-            self.free.remove(index).map_err(|_| EINVAL)?;
-        } else {
-            hole.start += len;
-            hole.len -= len;
-        }
-        // INVARIANT: The allocation came off the front of a free range, which keeps the list
-        // sorted and separated; capacity was reserved for `live + 1 + 2`.
-        self.live += 1;
+            .filter(|r| r.len >= len)
+            .min_by_key(|r| r.len)
+            .ok_or(ENOSPC)?
+            .start;
+        // The front of the best-fitting hole.
+        let range = Range { start, len };
+        self.alloc_at(range)?;
         Ok(range)
     }
 
