@@ -172,22 +172,7 @@ impl Registry {
             return Err(e);
         }
         hide_cpus(label, &cpus);
-        let Some(parent) = self.instances_dir.as_ref().map(|dir| dir.kobject()) else {
-            return Err(ENODEV);
-        };
-        let made = Arc::pin_init(
-            Instance::new(id, name, cpus, memory, policies, net),
-            GFP_KERNEL,
-        )
-        .and_then(|instance| {
-            let dir = Dir::new(parent, name.as_cstr(), InstanceDir(instance.clone()))?;
-            dir.data()
-                .notify_state_to(FileNotifier::new(dir.kobject(), c"state")?);
-            self.instances
-                .push_within_capacity(dir)
-                .map_err(|_| ENOMEM)?;
-            Ok(instance)
-        });
+        let made = self.publish(id, name, cpus, memory, policies, net);
         if let Err(e) = &made {
             // Its CPUs stay owned and offline: its kernel may run there.
             warn(format_args!(
@@ -196,6 +181,37 @@ impl Registry {
             ));
         }
         made
+    }
+
+    /// Makes instance `id` with its devices and its directory under `instances/`, and adds it
+    /// to the registry (the caller reserved room for it); on failure the caller undoes what it
+    /// took for it.
+    fn publish(
+        &mut self,
+        id: u32,
+        name: spec::Name,
+        cpus: KVec<u32>,
+        memory: pool::Range,
+        policies: (spec::Policy, spec::Policy),
+        net: bool,
+    ) -> Result<Arc<Instance>> {
+        let parent = self
+            .instances_dir
+            .as_ref()
+            .map(|dir| dir.kobject())
+            .ok_or(ENODEV)?;
+        let instance = Arc::pin_init(
+            Instance::new(id, name, cpus, memory, policies, net),
+            GFP_KERNEL,
+        )?;
+        let dir = Dir::new(parent, name.as_cstr(), InstanceDir(instance.clone()))?;
+        // `poll(2)` on its `state` wakes when the state changes.
+        dir.data()
+            .notify_state_to(FileNotifier::new(dir.kobject(), c"state")?);
+        self.instances
+            .push_within_capacity(dir)
+            .map_err(|_| ENOMEM)?;
+        Ok(instance)
     }
 
     /// The instance with id `id`.
@@ -290,10 +306,10 @@ impl Registry {
             self.undo_memory(memory);
             return Err(e.into());
         }
-        let Some(parent) = self.instances_dir.as_ref().map(|dir| dir.kobject()) else {
+        if self.instances_dir.is_none() {
             self.undo_memory(memory);
             return Err(ENODEV);
-        };
+        }
         if let Err((cpu, refusal)) = cpus::take(&taken) {
             self.warn_cpu(name, cpu, refusal);
             self.undo_memory(memory);
@@ -302,25 +318,14 @@ impl Registry {
         hide_cpus(name, &taken);
         // Capacity for the push was reserved above; were it refused, the directory would be
         // dropped with the error and everything given back like any other failure.
-        let made = Arc::pin_init(
-            Instance::new(
-                id,
-                spec.name,
-                spec.cpus,
-                memory,
-                (spec.on_reboot, spec.on_crash),
-                spec.net,
-            ),
-            GFP_KERNEL,
-        )
-        .and_then(|instance| Dir::new(parent, spec.name.as_cstr(), InstanceDir(instance)))
-        .and_then(|dir| {
-            // `poll(2)` on its `state` wakes when the state changes.
-            dir.data()
-                .notify_state_to(FileNotifier::new(dir.kobject(), c"state")?);
-            Ok(dir)
-        })
-        .and_then(|dir| self.instances.push_within_capacity(dir).map_err(|_| ENOMEM));
+        let made = self.publish(
+            id,
+            spec.name,
+            spec.cpus,
+            memory,
+            (spec.on_reboot, spec.on_crash),
+            spec.net,
+        );
         if let Err(e) = made {
             warn(format_args!(
                 "create {name}: cannot create its sysfs directory or devices ({e:?})"
