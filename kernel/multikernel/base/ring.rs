@@ -124,6 +124,13 @@ pub(crate) fn init(mem: &mut impl RingMemory) -> Result<usize, RingError> {
     Ok(size)
 }
 
+/// Whether the ring holds something its consumer has not taken (or a head its producer
+/// broke, which the next read then finds): its published head is not its tail. Two loads,
+/// for a doorbell to decide whether a drain is worth scheduling.
+pub(crate) fn unread(mem: &impl RingMemory) -> bool {
+    mem.load_seqcst(OFF_HEAD) != mem.load_seqcst(OFF_TAIL)
+}
+
 /// Reads and checks the ring's fixed header: magic and a size that fits the memory.
 fn geometry(mem: &impl RingMemory) -> Result<usize, RingError> {
     let mut word = [0u8; 8];
@@ -199,11 +206,19 @@ impl Producer {
     }
 
     /// A producer of messages of up to `limit` bytes that continues a stream at `position`
-    /// (what [`Producer::position`] returned in the kernel before). The ring itself is left as
-    /// it is: the peer kept using it meanwhile. `None` if the position cannot be one a
-    /// producer had (the tail it saw ahead of its head).
-    pub(crate) fn resume(limit: usize, [head, seq, tail_seen]: [u64; 3]) -> Option<Self> {
-        (tail_seen <= head).then_some(Self {
+    /// (what [`Producer::position`] returned in the kernel before) on the ring in `mem`. The
+    /// ring itself is left as it is: the peer kept using it meanwhile. `None` if the position
+    /// is not this ring's: the head it published is not `head` (only the producer writes it),
+    /// or the tail it saw is ahead of its head or a ring's size behind it.
+    pub(crate) fn resume(
+        limit: usize,
+        [head, seq, tail_seen]: [u64; 3],
+        mem: &impl RingMemory,
+    ) -> Option<Self> {
+        let size = geometry(mem).ok()? as u64;
+        let mine = mem.load_seqcst(OFF_HEAD) == head
+            && head.checked_sub(tail_seen).is_some_and(|used| used <= size);
+        mine.then_some(Self {
             head,
             seq,
             tail_seen,
@@ -329,10 +344,15 @@ impl Consumer {
     }
 
     /// A consumer of messages of up to `limit` bytes that continues a stream at `position`
-    /// (what [`Consumer::position`] returned in the kernel before): messages the peer sent
-    /// meanwhile come out next, in order.
-    pub(crate) fn resume(limit: usize, [tail, seq]: [u64; 2]) -> Self {
-        Self { tail, seq, limit }
+    /// (what [`Consumer::position`] returned in the kernel before) on the ring in `mem`:
+    /// messages the peer sent meanwhile come out next, in order. `None` if the tail the ring
+    /// holds is not `tail` (only the consumer writes it): the position is not this ring's.
+    pub(crate) fn resume(
+        limit: usize,
+        [tail, seq]: [u64; 2],
+        mem: &impl RingMemory,
+    ) -> Option<Self> {
+        (mem.load_seqcst(OFF_TAIL) == tail).then_some(Self { tail, seq, limit })
     }
 
     /// Receives one message into `out`; for the tests (the channel peeks, handles, then
@@ -508,8 +528,8 @@ mod tests {
         tx.send(&mut mem, 5, b"before").map_err(|e| e.errno())?;
         // The old kernel goes; only its positions travel (the new objects shadow the old).
         let (tx_at, rx_at) = (tx.position(), rx.position());
-        let mut tx = Producer::resume(MAX_PAYLOAD, tx_at).ok_or(EINVAL)?;
-        let mut rx = Consumer::resume(MAX_PAYLOAD, rx_at);
+        let mut tx = Producer::resume(MAX_PAYLOAD, tx_at, &mem).ok_or(EINVAL)?;
+        let mut rx = Consumer::resume(MAX_PAYLOAD, rx_at, &mem).ok_or(EINVAL)?;
         tx.send(&mut mem, 6, b"after").map_err(|e| e.errno())?;
         let got = rx.recv(&mut mem, &mut out).map_err(|e| e.errno())?;
         assert_eq!((got.port, got.seq, &out[..6]), (5, 5, &b"before"[..]));
@@ -517,7 +537,7 @@ mod tests {
         assert_eq!((got.port, got.seq, &out[..5]), (6, 6, &b"after"[..]));
         assert_eq!(rx.recv(&mut mem, &mut out), Err(RingError::Empty));
         // A position no producer had is refused.
-        assert!(Producer::resume(MAX_PAYLOAD, [8, 0, 16]).is_none());
+        assert!(Producer::resume(MAX_PAYLOAD, [8, 0, 16], &mem).is_none());
         Ok(())
     }
 

@@ -221,10 +221,21 @@ impl Channel {
     ) -> Result<Arc<Self>> {
         let (producer, consumer) = match at {
             None => (Producer::new(), Consumer::new()),
-            Some(at) => (
-                Producer::resume(ring::MAX_PAYLOAD, at.tx).ok_or(EPROTO)?,
-                Consumer::resume(ring::MAX_PAYLOAD, at.rx),
-            ),
+            Some(at) => {
+                let (tx_off, rx_off) = match side {
+                    Side::Host => (TO_INSTANCE, TO_HOST),
+                    Side::Instance => (TO_HOST, TO_INSTANCE),
+                };
+                let ring = |off| RingView {
+                    mem: &mem,
+                    off,
+                    bytes: RING_BYTES,
+                };
+                (
+                    Producer::resume(ring::MAX_PAYLOAD, at.tx, &ring(tx_off)).ok_or(EPROTO)?,
+                    Consumer::resume(ring::MAX_PAYLOAD, at.rx, &ring(rx_off)).ok_or(EPROTO)?,
+                )
+            }
         };
         let services = endpoint.services.clone();
         let waiters = endpoint.waiters.clone();

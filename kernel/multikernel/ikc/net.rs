@@ -192,10 +192,21 @@ impl NetLink {
                 Producer::with_limit(NET_FRAME_MAX),
                 Consumer::with_limit(NET_FRAME_MAX),
             ),
-            Some(at) => (
-                Producer::resume(NET_FRAME_MAX, at.tx).ok_or(EPROTO)?,
-                Consumer::resume(NET_FRAME_MAX, at.rx),
-            ),
+            Some(at) => {
+                let (tx_off, rx_off) = match side {
+                    Side::Host => (NET_TO_INSTANCE, NET_TO_HOST),
+                    Side::Instance => (NET_TO_HOST, NET_TO_INSTANCE),
+                };
+                let ring = |off| RingView {
+                    mem: &mem,
+                    off,
+                    bytes: NET_RING_BYTES,
+                };
+                (
+                    Producer::resume(NET_FRAME_MAX, at.tx, &ring(tx_off)).ok_or(EPROTO)?,
+                    Consumer::resume(NET_FRAME_MAX, at.rx, &ring(rx_off)).ok_or(EPROTO)?,
+                )
+            }
         };
         let buf = KVVec::from_elem(0u8, NET_FRAME_MAX, GFP_KERNEL)?;
         let raw = device.0.as_ptr();
@@ -263,7 +274,7 @@ impl NetLink {
         if !dev.is_null() && !self.broken.load(Ordering::Relaxed) {
             let (_, rx_off) = self.offsets();
             let rx = self.ring(rx_off);
-            let frames = rx.load_seqcst(ring::OFF_HEAD) != rx.load_seqcst(ring::OFF_TAIL);
+            let frames = ring::unread(&rx);
             // SAFETY: The device is registered while attached; scheduling NAPI and waking the
             // queue are safe in any context.
             unsafe { bindings::multikernel_net_kick(dev, frames) };
