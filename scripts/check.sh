@@ -83,7 +83,7 @@ fi
 RUNS=(
 	"main|multikernel.pool=512M crashkernel=64M loglevel=7|sysfs_test sysfs_sample_test reserve_test kexec_test mkctl_test|kunit"
 	"nopool|loglevel=7 kunit.enable=0|nopool_test|"
-	"kexec-reboot|multikernel.pool=768M loglevel=7 kunit.enable=0|@guest-kexec-reboot.sh|||5"
+	"kexec-reboot|multikernel.pool=768M loglevel=7 kunit.enable=0|@guest-kexec-reboot.sh|||5|6G|high"
 	"spawn|multikernel.pool=512M kunit.enable=0 loglevel=7|spawn_test soak_test||ttyS1||6G|high"
 	"ikc|multikernel.pool=1G kunit.enable=0 loglevel=7|ikc_test isolation_test lifecycle_test|||6||low"
 )
