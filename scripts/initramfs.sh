@@ -15,10 +15,11 @@ if readelf -l "$BUSYBOX" | grep -q INTERP; then
 	die "$BUSYBOX is dynamically linked: install busybox-static"
 fi
 if [ -f "$OUT" ] && [ "$OUT" -nt "$SRC/init" ] && [ "$OUT" -nt "$SRC/mk-kexec.c" ] &&
-	[ "$OUT" -nt "$SRC/mk-clock.c" ] && [ "$OUT" -nt "$BUSYBOX" ]; then
+	[ "$OUT" -nt "$SRC/mk-clock.c" ] && [ "$OUT" -nt "$SRC/mk-jitter.c" ] &&
+	[ "$OUT" -nt "$BUSYBOX" ] && [ -x "$MK_BUILD/mk-jitter" ]; then
 	exit 0
 fi
-step "initramfs: $OUT (busybox-static + samples/multikernel/initramfs/{init,mk-kexec.c,mk-clock.c})"
+step "initramfs: $OUT (busybox-static + samples/multikernel/initramfs/{init,mk-kexec.c,mk-clock.c,mk-jitter.c})"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/bin" "$tmp/dev" "$tmp/proc" "$tmp/sys"
@@ -26,6 +27,9 @@ cp "$BUSYBOX" "$tmp/bin/busybox"
 # The uapi headers of the patched tree (make headers in build.sh) for <linux/kexec.h>.
 gcc -static -O2 -Wall -Werror -isystem "$MK_BUILD/obj/usr/include" -o "$tmp/bin/mk-kexec" "$SRC/mk-kexec.c"
 gcc -static -O2 -Wall -Werror -o "$tmp/bin/mk-clock" "$SRC/mk-clock.c"
+gcc -static -O2 -Wall -Werror -o "$tmp/bin/mk-jitter" "$SRC/mk-jitter.c"
+# The host's copy, for make bench's jitter comparison (the VM sees $MK_BUILD).
+cp "$tmp/bin/mk-jitter" "$MK_BUILD/mk-jitter"
 cp "$SRC/init" "$tmp/init"
 chmod 755 "$tmp/init" "$tmp/bin/busybox"
 ln -s busybox "$tmp/bin/sh"

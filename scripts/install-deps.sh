@@ -18,6 +18,9 @@ DEB_PKGS=(
 	libelf-dev libssl-dev python3-pip python3-venv
 	kexec-tools
 )
+# Packages only some commands need, named by them (make bench: stress-ng).
+read -r -a extra <<<"${MK_DEB_EXTRA:-}"
+DEB_PKGS+=("${extra[@]}")
 BINDGEN_VERSION=0.71.1
 VIRTME_NG_VERSION=1.42
 

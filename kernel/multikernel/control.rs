@@ -496,6 +496,35 @@ impl Root {
         Ok(())
     }
 
+    /// One cross-CPU call round trip to an idle CPU: the baseline `make bench` interleaves
+    /// with pings (a doorbell wakes an idle instance CPU the same way).
+    fn show_cpu_call(_this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
+        admin("cpu_call")?;
+        let (cpu, ns) = crate::sys::baseline::idle_call_round_trip()?;
+        writeln!(buf, "{ns} {cpu}")?;
+        Ok(())
+    }
+
+    fn show_unpack(_this: &Self, buf: &mut ShowBuffer<'_>) -> Result {
+        writeln!(buf, "{}", u8::from(crate::kexec::unpacks()))?;
+        Ok(())
+    }
+
+    /// 1: loads unpack LZ4 kernels (the default); 0: every kernel decompresses itself.
+    fn store_unpack(_this: &Self, input: &[u8]) -> Result {
+        admin("unpack")?;
+        let on = match core::str::from_utf8(input).map(str::trim) {
+            Ok("1") => true,
+            Ok("0") => false,
+            _ => {
+                warn(format_args!("unpack: write 0 or 1"));
+                return Err(EINVAL);
+            }
+        };
+        crate::kexec::set_unpack(on);
+        Ok(())
+    }
+
     fn show_pool(buf: &mut ShowBuffer<'_>, value: fn(&Pool) -> u64) -> Result {
         let bytes = registry().pool.as_ref().map_or(0, value);
         writeln!(buf, "{bytes}")?;
@@ -523,6 +552,8 @@ kernel::sysfs_attributes! {
             create: write_only(Root::store_create),
             destroy: write_only(Root::store_destroy),
             ikc_baseline: read_only(Root::show_ikc_baseline) mode 0o400,
+            cpu_call: read_only(Root::show_cpu_call) mode 0o400,
+            unpack: read_write(Root::show_unpack, Root::store_unpack) mode 0o644,
         },
         group pool {
             total_bytes: read_only(Root::show_total),

@@ -111,6 +111,9 @@ impl InstanceDir {
         writeln!(buf)?;
         let layout = &image.layout;
         writeln!(buf, "entry {:#x}", layout.entry)?;
+        // How the kernel is entered: unpacked at load, or decompressing itself.
+        let boot = if image.unpacked { "vmlinux" } else { "bzimage" };
+        writeln!(buf, "boot {boot}")?;
         let mut segment = |name: &str, r: &Range| -> Result {
             writeln!(buf, "segment {name} {:#x}-{:#x}", r.start, r.last())?;
             Ok(())

@@ -320,12 +320,15 @@ pub(crate) struct ImageInfo {
     pub(crate) initrd_size: u64,
     pub(crate) cmdline: KVec<u8>,
     pub(crate) layout: Layout,
+    /// `payload` is the kernel unpacked at load (`base/vmlinux.rs`), entered at its
+    /// `startup_64`; else the bzImage's protected-mode part, which decompresses itself.
+    pub(crate) unpacked: bool,
     pub(crate) payload: VVec<u8>,
     pub(crate) initrd: VVec<u8>,
     pub(crate) boot_cmdline: KVec<u8>,
     pub(crate) zero_page: KBox<[u8; 4096]>,
-    /// The instance's memory holds the image as loaded (no run has decompressed over it
-    /// since it was written): the next start need not write it again.
+    /// The instance's memory holds the image as loaded (no run has decompressed over it or
+    /// written its data since it was written): the next start need not write it again.
     pub(crate) fresh: bool,
     /// Handed over by the previous host (`handover.rs`): what it says and where it lies, but
     /// not its bytes: it cannot be started again until a kernel is loaded.
@@ -345,6 +348,8 @@ impl ImageInfo {
                 kernel_size,
                 initrd_size,
                 cmdline,
+                // Entered elsewhere than the bzImage's entry: it had been unpacked.
+                unpacked: layout.entry != layout.kernel.start + crate::base::loader::BZIMAGE_ENTRY,
                 layout,
                 payload: VVec::new(),
                 initrd: VVec::new(),

@@ -17,6 +17,7 @@ use crate::{
         },
         report::warn,
         spec::VecWriter, //
+        vmlinux,
     },
     control::registry,
     instance::{
@@ -45,6 +46,21 @@ use kernel::{
 
 /// Set once the subsystem is up: loads before that (or after a failed init) get `ENODEV`.
 static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Whether a load unpacks an LZ4 kernel (`base/vmlinux.rs`), so starts enter it at its
+/// `startup_64` without decompressing; `/sys/kernel/multikernel/unpack`. Applies to the next
+/// load.
+static UNPACK: AtomicBool = AtomicBool::new(true);
+
+/// Whether loads unpack LZ4 kernels.
+pub(crate) fn unpacks() -> bool {
+    UNPACK.load(Ordering::Relaxed)
+}
+
+/// Makes the next loads unpack LZ4 kernels, or leave every kernel to decompress itself.
+pub(crate) fn set_unpack(on: bool) {
+    UNPACK.store(on, Ordering::Relaxed);
+}
 
 /// Lets `kexec_file_load(2)` reach the instances; call once the registry is set up.
 pub(crate) fn enable() {
@@ -139,10 +155,26 @@ fn load(req: &Load<'_>) -> Result {
                  {pref:#x}: its decompressor would move it out of the instance",
                 memory.start
             )),
+            LoadError::NoMemory => warn(format_args!(
+                "kexec load {name}: no memory to unpack the kernel into"
+            )),
         }
         e.errno()
     };
     let image = BzImage::parse(req.kernel).map_err(refused)?;
+    // Decompressed here once, rather than on the instance's CPU at every start.
+    let unpacked = if unpacks() {
+        vmlinux::unpack(
+            image.file,
+            image.payload,
+            image.pref_address,
+            image.init_size,
+            sys::lz4::decode,
+        )
+        .map_err(refused)?
+    } else {
+        None
+    };
     let initrd = req.initrd.filter(|initrd| !initrd.is_empty());
     // The command line the kernel gets: the user's, then what tells it it is an instance.
     // The mailbox and channel addresses depend on the layout, which depends on the length: the
@@ -196,14 +228,22 @@ fn load(req: &Load<'_>) -> Result {
         &image,
         initrd.map(|i| i.len() as u64),
         boot_cmdline_len as u64,
+        unpacked.as_ref().map_or(loader::BZIMAGE_ENTRY, |k| k.entry),
     )
     .map_err(refused)?;
     let boot_cmdline = instance_params(layout.mailbox.start, layout.channel.start)?;
     let zero_page = loader::boot_params(&image, &layout, memory)?;
     let mut cmdline = KVec::new();
     cmdline.extend_from_slice(req.cmdline, GFP_KERNEL)?;
-    let mut payload = VVec::new();
-    payload.extend_from_slice(image.payload, GFP_KERNEL)?;
+    let is_unpacked = unpacked.is_some();
+    let payload = match unpacked {
+        Some(kernel) => kernel.image,
+        None => {
+            let mut payload = VVec::new();
+            payload.extend_from_slice(image.payload, GFP_KERNEL)?;
+            payload
+        }
+    };
     let mut initrd_copy = VVec::new();
     if let Some(bytes) = initrd {
         initrd_copy.extend_from_slice(bytes, GFP_KERNEL)?;
@@ -214,6 +254,7 @@ fn load(req: &Load<'_>) -> Result {
             initrd_size: initrd.map_or(0, |i| i.len() as u64),
             cmdline,
             layout,
+            unpacked: is_unpacked,
             payload,
             initrd: initrd_copy,
             boot_cmdline,

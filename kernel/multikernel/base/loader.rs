@@ -23,8 +23,11 @@
 //! end:   initrd (page-aligned, at the top)
 //! ```
 //!
-//! The 64-bit entry point is the load address + 0x200; the load address is the start of the
-//! instance's memory, which is 2 MiB aligned, which every x86-64 kernel accepts.
+//! The load address is the start of the instance's memory, which is 2 MiB aligned, which every
+//! x86-64 kernel accepts. What is written there is either the bzImage's protected-mode part,
+//! entered at its 64-bit entry (load address + [`BZIMAGE_ENTRY`]), which decompresses the kernel
+//! over itself at every start; or the kernel already unpacked at load (`vmlinux.rs`), entered at
+//! its `startup_64`.
 
 use crate::base::pool::Range;
 use kernel::{
@@ -70,6 +73,8 @@ mod off {
     pub(super) const E820_TABLE: usize = 0x2d0;
 }
 
+/// The bzImage's 64-bit entry point, from its load address.
+pub(crate) const BZIMAGE_ENTRY: u64 = 0x200;
 /// `xloadflags`: the kernel has a 64-bit entry point at load address + 0x200.
 const XLF_KERNEL_64: u16 = 1 << 0;
 /// `xloadflags`: the kernel and its boot data may live above 4 GiB.
@@ -125,6 +130,8 @@ pub(crate) enum LoadError {
     /// The instance's memory starts below the kernel's preferred address (`pref_address`,
     /// 16 MiB): its decompressor would move itself there, outside the instance.
     BelowPreferred(u64),
+    /// No memory to unpack the kernel into (`vmlinux.rs`).
+    NoMemory,
 }
 
 impl LoadError {
@@ -134,6 +141,7 @@ impl LoadError {
             Self::CmdlineTooLong(_) => EINVAL,
             Self::TooBig(_) => ENOMEM,
             Self::BelowPreferred(_) => EINVAL,
+            Self::NoMemory => ENOMEM,
         }
     }
 }
@@ -148,8 +156,9 @@ pub(crate) struct BzImage<'a> {
     pub(crate) init_size: u64,
     /// Longest command line the kernel takes, NUL excluded.
     pub(crate) cmdline_size: u32,
-    /// The lowest address the kernel runs at without moving itself (`pref_address`).
-    pref_address: u64,
+    /// The lowest address the kernel runs at without moving itself (`pref_address`), which is
+    /// also the physical address it is linked at (`LOAD_PHYSICAL_ADDR`).
+    pub(crate) pref_address: u64,
     above_4g: bool,
 }
 
@@ -284,18 +293,21 @@ pub(crate) struct Layout {
     /// The inter-kernel channel (`ikc.rs`), set up by the host at each start.
     pub(crate) channel: Range,
     pub(crate) initrd: Option<Range>,
-    /// The 64-bit entry point: kernel load address + 0x200.
+    /// The 64-bit entry point: the kernel's load address + [`BZIMAGE_ENTRY`], or + the offset
+    /// of `startup_64` in a kernel unpacked at load.
     pub(crate) entry: u64,
 }
 
 impl Layout {
     /// Plans a load of `image` with an initrd of `initrd_len` bytes (if any) and a command line
-    /// of `cmdline_len` bytes (NUL excluded) into `memory`.
+    /// of `cmdline_len` bytes (NUL excluded) into `memory`, entered `entry` bytes above its
+    /// load address ([`BZIMAGE_ENTRY`], or `startup_64` of the unpacked kernel).
     pub(crate) fn plan(
         memory: Range,
         image: &BzImage<'_>,
         initrd_len: Option<u64>,
         cmdline_len: u64,
+        entry: u64,
     ) -> Result<Self, LoadError> {
         if cmdline_len > u64::from(image.cmdline_size) {
             return Err(LoadError::CmdlineTooLong(image.cmdline_size));
@@ -363,7 +375,7 @@ impl Layout {
             park,
             channel,
             initrd,
-            entry: memory.start + 0x200,
+            entry: memory.start + entry,
         };
         // Boot data the kernel reads through 32-bit fields must sit below 4 GiB unless the
         // kernel says it copes (every x86-64 kernel since 3.9 does).
@@ -541,7 +553,8 @@ mod tests {
             start: 0x4000_0000,
             len: 64 * M,
         };
-        let layout = Layout::plan(memory, &image, Some(5000), 10).map_err(|e| e.errno())?;
+        let layout =
+            Layout::plan(memory, &image, Some(5000), 10, BZIMAGE_ENTRY).map_err(|e| e.errno())?;
         assert_eq!(
             layout.kernel,
             Range {
@@ -576,7 +589,7 @@ mod tests {
         assert!(initrd.start >= layout.channel.end());
 
         // No initrd, empty command line.
-        let layout = Layout::plan(memory, &image, None, 0).map_err(|e| e.errno())?;
+        let layout = Layout::plan(memory, &image, None, 0, BZIMAGE_ENTRY).map_err(|e| e.errno())?;
         assert_eq!(layout.initrd, None);
         assert_eq!(layout.cmdline.len, 1);
         Ok(())
@@ -592,13 +605,13 @@ mod tests {
             len: 2 * M,
         };
         assert_eq!(
-            Layout::plan(small, &image, None, 0),
+            Layout::plan(small, &image, None, 0, BZIMAGE_ENTRY),
             Err(LoadError::TooBig(
                 8 * M + 3 * 4096 + PARK_BYTES + PAGETABLE_BYTES + CHANNEL_BYTES
             ))
         );
         assert_eq!(
-            Layout::plan(small, &image, None, 0)
+            Layout::plan(small, &image, None, 0, BZIMAGE_ENTRY)
                 .err()
                 .map(|e| e.errno()),
             Some(ENOMEM)
@@ -608,33 +621,33 @@ mod tests {
             start: 0x4000_0000,
             len: 8 * M + 3 * 4096 + PARK_BYTES + PAGETABLE_BYTES + CHANNEL_BYTES,
         };
-        assert!(Layout::plan(exact, &image, None, 0).is_ok());
+        assert!(Layout::plan(exact, &image, None, 0, BZIMAGE_ENTRY).is_ok());
         let big = Range {
             start: 0x4000_0000,
             len: 64 * M,
         };
         assert_eq!(
-            Layout::plan(big, &image, Some(60 * M), 0),
+            Layout::plan(big, &image, Some(60 * M), 0, BZIMAGE_ENTRY),
             Err(LoadError::TooBig(
                 68 * M + 3 * 4096 + PARK_BYTES + PAGETABLE_BYTES + CHANNEL_BYTES
             ))
         );
         assert_eq!(
-            Layout::plan(big, &image, Some(u64::MAX), 0),
+            Layout::plan(big, &image, Some(u64::MAX), 0, BZIMAGE_ENTRY),
             Err(LoadError::TooBig(u64::MAX))
         );
         assert_eq!(
-            Layout::plan(big, &image, None, 2048),
+            Layout::plan(big, &image, None, 2048, BZIMAGE_ENTRY),
             Err(LoadError::CmdlineTooLong(2047))
         );
-        assert!(Layout::plan(big, &image, None, 2047).is_ok());
+        assert!(Layout::plan(big, &image, None, 2047, BZIMAGE_ENTRY).is_ok());
         // Below 16 MiB the decompressor would move the kernel out of the instance.
         let low = Range {
             start: 2 * M,
             len: 64 * M,
         };
         assert_eq!(
-            Layout::plan(low, &image, None, 0),
+            Layout::plan(low, &image, None, 0, BZIMAGE_ENTRY),
             Err(LoadError::BelowPreferred(16 * M))
         );
         assert_eq!(LoadError::BelowPreferred(16 * M).errno(), EINVAL);
@@ -649,7 +662,8 @@ mod tests {
             start: 0x1_4000_0000,
             len: 64 * M,
         };
-        let layout = Layout::plan(memory, &image, Some(5000), 10).map_err(|e| e.errno())?;
+        let layout =
+            Layout::plan(memory, &image, Some(5000), 10, BZIMAGE_ENTRY).map_err(|e| e.errno())?;
         let page = boot_params(&image, &layout, memory)?;
         // The setup header is the file's, with the loader's fields filled in.
         assert_eq!(&page[off::HEADER..off::HEADER + 4], b"HdrS");

@@ -35,6 +35,28 @@ pub(crate) fn call_round_trip(cpu: CpuId) -> Result<Delta> {
     Ok(start.elapsed())
 }
 
+/// One round trip of an empty function call to an online CPU other than this one that is
+/// idle (`idle_cpu()`): the IPI has to wake it, as a doorbell wakes an instance's idle CPU,
+/// and the caller spins for the answer, as `ping` does. The CPU and the nanoseconds; `ENXIO`
+/// if no other CPU is idle.
+pub(crate) fn idle_call_round_trip() -> Result<(u32, i64)> {
+    let here = CpuId::current().as_u32();
+    for cpu in (0..kernel::cpu::nr_cpu_ids()).filter(|&c| c != here) {
+        // SAFETY: `idle_cpu` reads the run queue of any possible CPU without locks.
+        if unsafe { bindings::idle_cpu(cpu as c_int) } == 0 {
+            continue;
+        }
+        let Some(id) = CpuId::from_u32(cpu) else {
+            continue;
+        };
+        // Offline (an instance's CPU, say): the next.
+        if let Ok(t) = call_round_trip(id) {
+            return Ok((cpu, t.as_nanos()));
+        }
+    }
+    Err(ENXIO)
+}
+
 /// In-kernel costs of the same exchanges, medians, in nanoseconds.
 pub(crate) struct Baseline {
     pub(crate) call_ns: i64,

@@ -151,6 +151,41 @@ static void remove_instances(void)
 	mk_remove("kx_small");
 }
 
+/* The whole of fd, in a malloc'd buffer of *len bytes. */
+static unsigned char *slurp(int fd, size_t *len)
+{
+	struct stat st;
+	unsigned char *buf;
+
+	if (fstat(fd, &st))
+		return NULL;
+	buf = malloc(st.st_size);
+	if (buf && pread(fd, buf, st.st_size, 0) != st.st_size) {
+		free(buf);
+		return NULL;
+	}
+	*len = st.st_size;
+	return buf;
+}
+
+static unsigned int le32(const unsigned char *p)
+{
+	return p[0] | p[1] << 8 | p[2] << 16 | (unsigned int)p[3] << 24;
+}
+
+/*
+ * Offset in the bzImage file of the last 4 bytes of its compressed kernel
+ * (the decompressed size), from the boot header: the protected-mode part
+ * starts after (setup_sects + 1) sectors, payload_offset and payload_length
+ * place the compressed kernel in it.
+ */
+static size_t size_field(const unsigned char *file)
+{
+	size_t pm = ((file[0x1f1] ? file[0x1f1] : 4) + 1) * 512;
+
+	return pm + le32(file + 0x248) + le32(file + 0x24c) - 4;
+}
+
 FIXTURE_SETUP(kx)
 {
 	const char *path = getenv("MK_KERNEL_IMAGE");
@@ -179,12 +214,14 @@ FIXTURE_TEARDOWN(kx)
 	if (self->kernel_fd >= 0)
 		close(self->kernel_fd);
 	remove_instances();
+	write_str(MK "/unpack", "1");
 }
 
 /* Load, look, reload, unload. */
 TEST_F(kx, load_reload_unload)
 {
 	char image[4096], buf[256];
+	struct range kernel;
 	int initrd = memfd_with(100000, 0x5a);
 
 	ASSERT_GE(initrd, 0);
@@ -201,8 +238,18 @@ TEST_F(kx, load_reload_unload)
 	EXPECT_STREQ("100000", buf);
 	ASSERT_NE(NULL, image_field(image, "cmdline", buf, sizeof(buf)));
 	EXPECT_STREQ("console=ttyS1 first", buf);
+	/*
+	 * Unpacked at load (LZ4, the test kernel's compression): entered at its
+	 * startup_64, inside the kernel segment, not at the bzImage's entry.
+	 */
+	ASSERT_NE(NULL, image_field(image, "boot", buf, sizeof(buf)));
+	EXPECT_STREQ("vmlinux", buf);
 	ASSERT_NE(NULL, image_field(image, "entry", buf, sizeof(buf)));
-	EXPECT_EQ(memory_of("kx0").start + 0x200, strtoull(buf, NULL, 0));
+	ASSERT_EQ(1, segments(image, &kernel, 1));
+	EXPECT_EQ(memory_of("kx0").start, kernel.start);
+	EXPECT_GE(strtoull(buf, NULL, 0), kernel.start);
+	EXPECT_LT(strtoull(buf, NULL, 0), kernel.end);
+	EXPECT_NE(kernel.start + 0x200, strtoull(buf, NULL, 0));
 
 	/* Reload: replaces, here without an initrd. */
 	ASSERT_EQ(0, mk_load(self->id0, self->kernel_fd, -1, "second"));
@@ -301,6 +348,73 @@ TEST_F(kx, errors_keep_image)
 	instance_file("kx0", "state", after, sizeof(after));
 	EXPECT_STREQ("loaded\n", after);
 	close(junk);
+}
+
+/*
+ * /sys/kernel/multikernel/unpack: 0 makes the next load leave the kernel
+ * compressed, entered at the bzImage's 64-bit entry (load address + 0x200);
+ * 1 (the default) unpacks it. Anything else: EINVAL.
+ */
+TEST_F(kx, unpack_switch)
+{
+	char image[4096], buf[64];
+	unsigned long long start = memory_of("kx0").start;
+
+	read_file(MK "/unpack", buf, sizeof(buf));
+	ASSERT_STREQ("1\n", buf);
+	EXPECT_EQ(-EINVAL, write_str(MK "/unpack", "2"));
+	EXPECT_EQ(-EINVAL, write_str(MK "/unpack", "yes"));
+	EXPECT_EQ(-EINVAL, write_str(MK "/unpack", "\n"));
+	ASSERT_EQ(0, write_str(MK "/unpack", "0"));
+	read_file(MK "/unpack", buf, sizeof(buf));
+	EXPECT_STREQ("0\n", buf);
+	EXPECT_EQ(0, mk_load(self->id0, self->kernel_fd, -1, "packed"));
+	ASSERT_EQ(0, write_str(MK "/unpack", "1\n"));
+	instance_file("kx0", "image", image, sizeof(image));
+	ASSERT_NE(NULL, image_field(image, "boot", buf, sizeof(buf))) TH_LOG("%s", image);
+	EXPECT_STREQ("bzimage", buf);
+	ASSERT_NE(NULL, image_field(image, "entry", buf, sizeof(buf)));
+	EXPECT_EQ(start + 0x200, strtoull(buf, NULL, 0));
+
+	ASSERT_EQ(0, mk_load(self->id0, self->kernel_fd, -1, "unpacked"));
+	instance_file("kx0", "image", image, sizeof(image));
+	ASSERT_NE(NULL, image_field(image, "boot", buf, sizeof(buf)));
+	EXPECT_STREQ("vmlinux", buf);
+}
+
+/*
+ * A kernel whose compressed form does not decompress to what it records is
+ * refused at load (ENOEXEC), not at start on the instance's CPU; the image
+ * loaded before stays. Left compressed (unpack 0), the same file loads: only
+ * unpacking reads the compressed kernel.
+ */
+TEST_F(kx, corrupt_kernel_refused)
+{
+	char before[4096], after[4096];
+	unsigned char *file;
+	size_t len, at;
+	int fd;
+
+	file = slurp(self->kernel_fd, &len);
+	ASSERT_NE(NULL, file);
+	at = size_field(file);
+	ASSERT_LT(at + 4, len + 1);
+	/* The decompressed size it records, one larger. */
+	file[at]++;
+	fd = memfd_create("mk-corrupt", 0);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ((ssize_t)len, write(fd, file, len));
+	free(file);
+
+	ASSERT_EQ(0, mk_load(self->id0, self->kernel_fd, -1, "good"));
+	instance_file("kx0", "image", before, sizeof(before));
+	EXPECT_EQ(-ENOEXEC, mk_load(self->id0, fd, -1, "corrupt"));
+	instance_file("kx0", "image", after, sizeof(after));
+	EXPECT_STREQ(before, after);
+	ASSERT_EQ(0, write_str(MK "/unpack", "0"));
+	EXPECT_EQ(0, mk_load(self->id0, fd, -1, "corrupt"));
+	ASSERT_EQ(0, write_str(MK "/unpack", "1"));
+	close(fd);
 }
 
 /* An instance too small for the kernel: ENOMEM, the log says how much is needed. */

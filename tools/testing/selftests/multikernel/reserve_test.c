@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -132,7 +133,7 @@ TEST_F(mk, layout)
 	char names[512];
 
 	ASSERT_EQ(0, list_dir(MK, names, sizeof(names)));
-	EXPECT_STREQ("create destroy doorbells ikc_baseline instances pool version", names);
+	EXPECT_STREQ("cpu_call create destroy doorbells ikc_baseline instances pool unpack version", names);
 	ASSERT_EQ(0, list_dir(MK "/pool", names, sizeof(names)));
 	EXPECT_STREQ("free_bytes largest_free_bytes total_bytes", names);
 	EXPECT_EQ(0200U, mode_of(CREATE));
@@ -140,6 +141,42 @@ TEST_F(mk, layout)
 	EXPECT_EQ(0444U, mode_of(MK "/pool/total_bytes"));
 	EXPECT_EQ(0444U, mode_of(MK "/pool/free_bytes"));
 	EXPECT_EQ(0444U, mode_of(MK "/pool/largest_free_bytes"));
+	EXPECT_EQ(0400U, mode_of(MK "/cpu_call"));
+	EXPECT_EQ(0644U, mode_of(MK "/unpack"));
+}
+
+/*
+ * cpu_call: one call round trip to an idle CPU other than the reader's,
+ * "NS CPU". Pinned to CPU 0, the reader never gets its own. ENXIO means no
+ * other CPU was idle at that instant (a kworker ran): read again.
+ */
+TEST_F(mk, cpu_call)
+{
+	unsigned long long ns;
+	cpu_set_t set, old;
+	char buf[64];
+	int cpu, n, tries = 0;
+	ssize_t len;
+
+	ASSERT_EQ(0, sched_getaffinity(0, sizeof(old), &old));
+	CPU_ZERO(&set);
+	CPU_SET(0, &set);
+	ASSERT_EQ(0, sched_setaffinity(0, sizeof(set), &set));
+	for (n = 0; n < 20 && tries < 1000; tries++) {
+		len = read_file(MK "/cpu_call", buf, sizeof(buf));
+		if (len == -ENXIO) {
+			usleep(1000);
+			continue;
+		}
+		ASSERT_GT(len, 0) TH_LOG("%s", strerror((int)-len));
+		ASSERT_EQ(2, sscanf(buf, "%llu %d", &ns, &cpu)) TH_LOG("%s", buf);
+		EXPECT_GT(ns, 0ULL);
+		EXPECT_NE(0, cpu);
+		EXPECT_EQ(1, cpu_online(cpu));
+		n++;
+	}
+	EXPECT_EQ(20, n);
+	sched_setaffinity(0, sizeof(old), &old);
 }
 
 /* The pool is in /proc/iomem, 2 MiB aligned, as large as total_bytes, all free. */
@@ -410,6 +447,7 @@ TEST_F(mk, conflicts)
 TEST_F(mk, needs_cap_sys_admin)
 {
 	pid_t pid = fork();
+	char buf[64];
 	int status;
 
 	ASSERT_GE(pid, 0);
@@ -420,6 +458,9 @@ TEST_F(mk, needs_cap_sys_admin)
 			_exit(12);
 		if (write_str(DESTROY, "kst0") != -EPERM)
 			_exit(13);
+		if (read_file(MK "/cpu_call", buf, sizeof(buf)) != -EPERM ||
+		    write_str(MK "/unpack", "1") != -EPERM)
+			_exit(16);
 		if (setgid(65534) || setuid(65534))
 			_exit(14);
 		if (write_fmt(CREATE, "kst0 cpus=%d memory=2M", self->cpu[1]) != -EACCES)

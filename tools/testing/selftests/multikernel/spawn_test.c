@@ -118,9 +118,9 @@ TEST_F_TIMEOUT(spawn, start_runs, 180)
 {
 	volatile unsigned long *progress;
 	double mono0, real0, mono1, real1, deadline;
-	char state[64], online[1024], without[1024], all[1024], spec[64];
+	char state[64], online[1024], without[1024], all[1024], spec[64], image[4096];
 	unsigned long before;
-	int cpu, host_cpu;
+	int cpu, host_cpu, ret;
 	pid_t worker;
 
 	MK_REQUIRE(256, 2);
@@ -197,6 +197,21 @@ TEST_F_TIMEOUT(spawn, start_runs, 180)
 		wait_started("sp0", state, sizeof(state));
 		EXPECT_STREQ("running\n", state) TH_LOG("round %d", round);
 	}
+
+	/*
+	 * Loaded with unpack 0, the kernel stays compressed and is entered at
+	 * the bzImage's 64-bit entry, decompressing itself: it boots too.
+	 */
+	ASSERT_EQ(0, control("sp0", "kill"));
+	ASSERT_EQ(0, write_str(MK "/unpack", "0"));
+	ret = load();
+	write_str(MK "/unpack", "1");
+	ASSERT_EQ(0, ret);
+	instance_file("sp0", "image", image, sizeof(image));
+	EXPECT_NE(NULL, strstr(image, "\nboot bzimage\n")) TH_LOG("%s", image);
+	ASSERT_EQ(0, control("sp0", "start"));
+	wait_started("sp0", state, sizeof(state));
+	EXPECT_STREQ("running\n", state);
 
 	/* Kill, destroy: the CPU comes back online and the memory goes back to the pool. */
 	ASSERT_EQ(0, control("sp0", "kill"));

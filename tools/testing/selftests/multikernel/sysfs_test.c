@@ -42,7 +42,7 @@ TEST_F(tree, root_contents)
 	ASSERT_EQ(0, stat(MK_ROOT, &st));
 	EXPECT_TRUE(S_ISDIR(st.st_mode));
 	ASSERT_EQ(0, list_dir(MK_ROOT, names, sizeof(names)));
-	EXPECT_STREQ("create destroy doorbells ikc_baseline instances pool version", names);
+	EXPECT_STREQ("cpu_call create destroy doorbells ikc_baseline instances pool unpack version", names);
 }
 
 /* version: one line, MAJOR.MINOR.PATCH, readable by all, root-owned. */
