@@ -83,12 +83,15 @@ field() { # LINE LABEL
 for kind in unpacked compressed; do
 	line=$(grep "^spawn ($kind)" "$RES/bench.txt" || true)
 	[ -n "$line" ] || continue
+	load=$(field "$line" load)
+	[ -n "$load" ] && [ -n "$(field "$line" start-to-running)" ] && [ -n "$(field "$line" start-to-init)" ] ||
+		die "cannot read the spawn's numbers from: $line"
 	running=$(field "$line" start-to-running)
 	init=$(field "$line" start-to-init)
 	goal=""
 	[ "$kind" = unpacked ] && goal=" (goal <= 0.5)"
-	awk -v k="$kind" -v r="$running" -v i="$init" -v c="$cold_ms" -v g="$goal" 'BEGIN {
-		printf "spawn (%s): start-to-running / cold boot %.2f%s, start-to-init / cold boot %.2f\n", k, r / c, g, i / c }'
+	awk -v k="$kind" -v l="$load" -v r="$running" -v i="$init" -v c="$cold_ms" -v g="$goal" 'BEGIN {
+		printf "spawn (%s): start-to-running / cold boot %.2f%s, start-to-init / cold boot %.2f, load + start-to-init / cold boot %.2f\n", k, r / c, g, i / c, (l + i) / c }'
 done
 spawn_ms=$(field "$(grep '^spawn (unpacked)' "$RES/bench.txt" || true)" start-to-running)
 # Graceful stop and restart, beside the start of the same run: a restart is a stop and a

@@ -19,15 +19,21 @@ export MK_KERNEL_IMAGE=$2 MK_INITRAMFS=$4
 mk=/sys/kernel/multikernel
 out=$res/jitter.txt
 RUNS=5 SECS=10
+stress=
 fail() {
 	echo "jitter: FAILED: $*" >>"$out"
-	pkill stress-ng 2>/dev/null
+	[ -z "$stress" ] || kill "$stress" 2>/dev/null
+	if [ -d "$mk/instances/jit" ]; then
+		echo kill >"$mk/instances/jit/control" 2>/dev/null
+		echo jit >"$mk/destroy" 2>/dev/null
+	fi
 	dmesg >"$res/dmesg.txt"
 	exit 1
 }
 rm -f "$out"
 command -v stress-ng >/dev/null || fail "stress-ng is not installed"
 grep -qw 'nohz_full=2' /proc/cmdline || fail "not booted with nohz_full=2"
+[ "$(nproc --all)" -ge 4 ] || fail "needs 4 CPUs (host CPUs 0-2, the instance on CPU 3), has $(nproc --all)"
 
 stress-ng --cpu 2 --vm 2 --vm-bytes 64M --taskset 0,1 --timeout $((RUNS * SECS + 60)) \
 	>"$res/stress.log" 2>&1 &

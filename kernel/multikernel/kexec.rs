@@ -162,6 +162,10 @@ fn load(req: &Load<'_>) -> Result {
         e.errno()
     };
     let image = BzImage::parse(req.kernel).map_err(refused)?;
+    // Whether it fits at all, before unpacking (up to init_size bytes) for nothing; the
+    // command line is counted below, with the real layout.
+    let initrd_len = req.initrd.map(|i| i.len() as u64).filter(|&len| len > 0);
+    Layout::plan(memory, &image, initrd_len, 0, loader::BZIMAGE_ENTRY).map_err(refused)?;
     // Decompressed here once, rather than on the instance's CPU at every start.
     let unpacked = if unpacks() {
         vmlinux::unpack(

@@ -165,7 +165,10 @@ fn place(elf: &[u8], link_address: u64, init_size: u64) -> Result<Unpacked, Load
     let table = usize::try_from(phoff)
         .ok()
         .filter(|_| usize::from(phentsize) == PHDR_SIZE)
-        .and_then(|at| elf.get(at..at + PHDR_SIZE * usize::from(phnum)))
+        .and_then(|at| {
+            let end = at.checked_add(PHDR_SIZE * usize::from(phnum))?;
+            elf.get(at..end)
+        })
         .ok_or(corrupt(
             "the kernel's ELF program headers run past the file",
         ))?;
@@ -201,9 +204,7 @@ fn place(elf: &[u8], link_address: u64, init_size: u64) -> Result<Unpacked, Load
     let entry = u64_at(elf, 24)
         .checked_sub(link_address)
         .filter(|e| *e < end)
-        .ok_or(corrupt(
-            "the kernel's entry point lies outside its segments",
-        ))?;
+        .ok_or(corrupt("the kernel's entry point lies outside its image"))?;
     let mut image =
         VVec::from_elem(0u8, end as usize, GFP_KERNEL).map_err(|_| LoadError::NoMemory)?;
     for &(from, to, len) in segments.iter() {
@@ -347,14 +348,25 @@ mod tests {
         assert!(check(&|e| e[18] = 3, 0x2000)?); // EM_386
         assert!(check(&|e| e[4] = 1, 0x2000)?); // 32-bit
         assert!(check(&|e| e[56] = 200, 0x2000)?); // headers past the file
-                                                   // The .bss of the second segment ends at 0x1080: past an init_size of 0x1000.
+                                                   // A header offset that wraps around (a panic, were it added unchecked).
+        assert!(check(
+            &|e| e[32..40].copy_from_slice(&(u64::MAX - 8).to_le_bytes()),
+            0x2000
+        )?);
+        // More file bytes than memory for a segment.
+        assert!(check(&|e| e[64 + 32] = 0x80, 0x2000)?);
+        // The .bss of the second segment ends at 0x1080: past an init_size of 0x1000.
         assert!(check(&|_| (), 0x1000)?);
         // A segment below the link address; one whose bytes are past the file.
         assert!(check(&|e| e[64 + 24 + 3] = 0, 0x2000)?);
         assert!(check(&|e| e[64 + 2 * PHDR_SIZE + 9] = 0x10, 0x2000)?);
-        // The entry outside the segments.
+        // The entry past the end of the last segment, or below the link address.
         assert!(check(
             &|e| e[24..32].copy_from_slice(&(LINK + 0x100).to_le_bytes()),
+            0x2000
+        )?);
+        assert!(check(
+            &|e| e[24..32].copy_from_slice(&(LINK - 1).to_le_bytes()),
             0x2000
         )?);
         Ok(())

@@ -42,16 +42,19 @@ pub(crate) fn call_round_trip(cpu: CpuId) -> Result<Delta> {
 pub(crate) fn idle_call_round_trip() -> Result<(u32, i64)> {
     let here = CpuId::current().as_u32();
     for cpu in (0..kernel::cpu::nr_cpu_ids()).filter(|&c| c != here) {
-        // SAFETY: `idle_cpu` reads the run queue of any possible CPU without locks.
+        // SAFETY: `idle_cpu` reads the run queue of any possible CPU without locks; on x86
+        // every id below `nr_cpu_ids` is possible (`prefill_possible_map()`).
         if unsafe { bindings::idle_cpu(cpu as c_int) } == 0 {
             continue;
         }
         let Some(id) = CpuId::from_u32(cpu) else {
             continue;
         };
-        // Offline (an instance's CPU, say): the next.
-        if let Ok(t) = call_round_trip(id) {
-            return Ok((cpu, t.as_nanos()));
+        // Offline (an instance's CPU, say): the next. Had this task moved to `cpu` meanwhile
+        // (it is preemptible), the call ran here, with no IPI: not a measurement.
+        match call_round_trip(id) {
+            Ok(t) if CpuId::current().as_u32() != cpu => return Ok((cpu, t.as_nanos())),
+            _ => continue,
         }
     }
     Err(ENXIO)

@@ -30,11 +30,15 @@ static long long ns_of(const struct timespec *t)
 	return t->tv_sec * 1000000000LL + t->tv_nsec;
 }
 
-/* The smallest latency that `part` of the n samples do not exceed. */
+/* The smallest latency that `part` of the n samples do not exceed (nearest rank). */
 static long percentile(unsigned long long n, double part)
 {
-	unsigned long long want = (unsigned long long)(n * part), seen = 0;
+	double rank = n * part;
+	unsigned long long want = (unsigned long long)rank, seen = 0;
 	long us;
+
+	if (want < rank)
+		want++;
 
 	for (us = 0; us < BUCKETS; us++) {
 		seen += hist[us];
@@ -56,7 +60,9 @@ int main(int argc, char **argv)
 	char line[256];
 	cpu_set_t set;
 
-	if (secs < 1 || interval < 50) {
+	int rt = 1;
+
+	if (secs < 1 || interval < 50 || interval > 1000000) {
 		fprintf(stderr, "usage: mk-jitter LABEL SECONDS [CPU [INTERVAL_US]]\n");
 		return 2;
 	}
@@ -68,10 +74,14 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (mlockall(MCL_CURRENT | MCL_FUTURE))
+	if (mlockall(MCL_CURRENT | MCL_FUTURE)) {
 		perror("mk-jitter: mlockall (going on)");
-	if (sched_setscheduler(0, SCHED_FIFO, &sp))
+		rt = 0;
+	}
+	if (sched_setscheduler(0, SCHED_FIFO, &sp)) {
 		perror("mk-jitter: SCHED_FIFO (going on)");
+		rt = 0;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &next);
 	end = ns_of(&next) + secs * 1000000000LL;
 	for (;;) {
@@ -80,6 +90,7 @@ int main(int argc, char **argv)
 			next.tv_nsec -= 1000000000;
 			next.tv_sec++;
 		}
+		/* Interrupted by a signal: the wake-up is late all the same; count it. */
 		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		late = (ns_of(&now) - ns_of(&next)) / 1000;
@@ -94,8 +105,8 @@ int main(int argc, char **argv)
 			break;
 	}
 	snprintf(line, sizeof(line),
-		 "MK-JITTER label=%s n=%llu max_us=%lld p999_us=%ld p99_us=%ld avg_us=%.1f\n",
-		 label, n, max, percentile(n, 0.999), percentile(n, 0.99), (double)sum / n);
+		 "MK-JITTER label=%s n=%llu max_us=%lld p999_us=%ld p99_us=%ld avg_us=%.1f rt=%d\n",
+		 label, n, max, percentile(n, 0.999), percentile(n, 0.99), (double)sum / n, rt);
 	fputs(line, stdout);
 	return 0;
 }
