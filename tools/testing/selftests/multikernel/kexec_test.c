@@ -266,10 +266,11 @@ TEST_F(kx, load_reload_unload)
 	EXPECT_EQ(memory_of("kx0").start, kernel.start);
 	EXPECT_GE(strtoull(buf, NULL, 0), kernel.start);
 	EXPECT_LT(strtoull(buf, NULL, 0), kernel.end);
-	if (self->lz4)
+	if (self->lz4) {
 		EXPECT_NE(kernel.start + 0x200, strtoull(buf, NULL, 0));
-	else
+	} else {
 		EXPECT_EQ(kernel.start + 0x200, strtoull(buf, NULL, 0));
+	}
 
 	/* Reload: replaces, here without an initrd. */
 	ASSERT_EQ(0, mk_load(self->id0, self->kernel_fd, -1, "second"));
