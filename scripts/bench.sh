@@ -43,12 +43,12 @@ else
 fi
 
 # Real-time jitter (spawn.rst): a VM of its own, booted with host CPU 2
-# isolated (isolcpus= nohz_full=), the instance on CPU 3.
-step "boot: jitter bench VM ($VM_CPUS vCPUs, isolcpus=2 nohz_full=2)"
+# isolated (isolcpus=), the instance on CPU 3.
+step "boot: jitter bench VM ($VM_CPUS vCPUs, isolcpus=2)"
 JRES=$RES/jitter
 mkdir -p "$JRES"
 jrc=0
-vm_run 600 "$JRES/console.log" "multikernel.pool=512M kunit.enable=0 loglevel=4 isolcpus=2 nohz_full=2" \
+vm_run 600 "$JRES/console.log" "multikernel.pool=512M kunit.enable=0 loglevel=4 isolcpus=2" \
 	"$MK_ROOT/scripts/guest-jitter-bench.sh" "$JRES" "$KERNEL_IMAGE" "$MK_BUILD/kselftest" \
 	"$MK_BUILD/initramfs.cpio.gz" "$MK_BUILD/mk-jitter" || jrc=$?
 if [ -s "$JRES/jitter.txt" ] && ! grep -q FAILED "$JRES/jitter.txt"; then
