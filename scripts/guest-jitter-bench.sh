@@ -35,14 +35,14 @@ command -v stress-ng >/dev/null || fail "stress-ng is not installed"
 grep -qw 'isolcpus=2' /proc/cmdline || fail "not booted with isolcpus=2"
 [ "$(nproc --all)" -ge 4 ] || fail "needs 4 CPUs (host CPUs 0-2, the instance on CPU 3), has $(nproc --all)"
 
-stress-ng --cpu 2 --vm 2 --vm-bytes 64M --taskset 0,1 --timeout $((RUNS * SECS + 60)) \
+stress-ng --temp-path /tmp --cpu 2 --vm 2 --vm-bytes 64M --taskset 0,1 --timeout $((RUNS * SECS + 60)) \
 	>"$res/stress.log" 2>&1 &
 stress=$!
 sleep 2
 kill -0 $stress 2>/dev/null || fail "stress-ng did not start (log: $res/stress.log)"
 
 "$kst/multikernel/mk_start" jit "cpus=3 memory=256M" \
-	"kunit.enable=0 panic=0 loglevel=6 mk_sample=jitter mk_jitter_secs=$SECS mk_jitter_runs=$RUNS" \
+	"kunit.enable=0 panic=0 loglevel=6 tsc=reliable mk_sample=jitter mk_jitter_secs=$SECS mk_jitter_runs=$RUNS" \
 	"jitter running" || fail "cannot start the instance"
 for i in $(seq $RUNS); do
 	"$jitter" host $SECS 2 >>"$res/host.txt" || fail "mk-jitter on the host"
@@ -52,7 +52,7 @@ for i in $(seq 100); do
 	[ "$(grep -a -c 'MK-JITTER label=instance' "$mk/instances/jit/console")" -ge $RUNS ] && break
 	sleep 0.2
 done
-grep -a -o 'MK-JITTER label=instance[^\r]*' "$mk/instances/jit/console" >"$res/instance.txt"
+grep -a -o 'MK-JITTER label=instance[^\r]*' "$mk/instances/jit/console" | awk '!seen[$0]++' >"$res/instance.txt"
 kill $stress 2>/dev/null
 wait $stress 2>/dev/null
 echo kill >"$mk/instances/jit/control"
