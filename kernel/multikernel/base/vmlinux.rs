@@ -3,7 +3,7 @@
 //! The kernel inside a bzImage, unpacked once at load so that no start decompresses it.
 //!
 //! A bzImage carries its kernel (`vmlinux`, an ELF file) compressed, behind a decompressor
-//! that every boot runs first: on an instance's CPU, under emulation, that took most of a
+//! that every boot runs first: on an instance's CPU, under emulation, about 0.2 s of a 1.4 s
 //! start (`Documentation/multikernel/spawn.rst`, "Where a start's time goes"). The boot
 //! protocol points a loader at the compressed kernel (`payload_offset`, `payload_length`)
 //! and lets it enter the kernel's own 64-bit entry (`startup_64`) directly, as Xen's PVH
