@@ -48,15 +48,22 @@ for i in $(seq $RUNS); do
 	"$jitter" host $SECS 2 >>"$res/host.txt" || fail "mk-jitter on the host"
 done
 # The instance's runs end at about the same time; give it a little longer.
+# Each run's line reaches the console twice (the init's stdout and the kernel
+# log): one per run label (instance-1 ...).
+instance_runs() {
+	grep -a -o 'MK-JITTER label=instance-[0-9]*[^\r]*' "$mk/instances/jit/console" |
+		awk '!seen[$2]++'
+}
 for i in $(seq 100); do
-	[ "$(grep -a -c 'MK-JITTER label=instance' "$mk/instances/jit/console")" -ge $RUNS ] && break
+	[ "$(instance_runs | wc -l)" -ge $RUNS ] && break
 	sleep 0.2
 done
-grep -a -o 'MK-JITTER label=instance[^\r]*' "$mk/instances/jit/console" | awk '!seen[$0]++' >"$res/instance.txt"
+instance_runs >"$res/instance.txt"
 kill $stress 2>/dev/null
 wait $stress 2>/dev/null
 echo kill >"$mk/instances/jit/control"
 echo jit >"$mk/destroy"
+! grep -q ' rt=0' "$res/host.txt" "$res/instance.txt" || fail "a run went without SCHED_FIFO or mlockall (rt=0)"
 [ "$(wc -l <"$res/instance.txt")" -ge $RUNS ] || fail "the instance reported $(wc -l <"$res/instance.txt") of $RUNS runs"
 
 # "median (lowest-highest)" of field $2 of the MK-JITTER lines in file $1.

@@ -5,14 +5,16 @@
  * INTERVAL_US microseconds and records how late each wakeup was; at the end
  * it prints:
  *
- *   MK-JITTER label=LABEL n=SAMPLES max_us=MAX p999_us=P99.9 p99_us=P99 avg_us=AVG
+ *   MK-JITTER label=LABEL n=SAMPLES max_us=MAX p999_us=P99.9 p99_us=P99 avg_us=AVG rt=RT
  *
  *   mk-jitter LABEL SECONDS [CPU [INTERVAL_US]]
  *
  * CPU: the CPU to run on (default: where it starts); INTERVAL_US: 1000.
- * Without the right to SCHED_FIFO or to lock memory it says so and goes on.
+ * Without the right to SCHED_FIFO or to lock memory it says so and goes on,
+ * with rt=0 (1 otherwise).
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,8 +92,9 @@ int main(int argc, char **argv)
 			next.tv_nsec -= 1000000000;
 			next.tv_sec++;
 		}
-		/* Interrupted by a signal: the wake-up is late all the same; count it. */
-		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+		/* Interrupted by a signal: sleep on to the same deadline. */
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
+			;
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		late = (ns_of(&now) - ns_of(&next)) / 1000;
 		if (late < 0)
