@@ -16,10 +16,11 @@ if readelf -l "$BUSYBOX" | grep -q INTERP; then
 fi
 if [ -f "$OUT" ] && [ "$OUT" -nt "$SRC/init" ] && [ "$OUT" -nt "$SRC/mk-kexec.c" ] &&
 	[ "$OUT" -nt "$SRC/mk-clock.c" ] && [ "$OUT" -nt "$SRC/mk-jitter.c" ] &&
+	[ "$OUT" -nt "$SRC/mk-stream.c" ] && [ "$OUT" -nt "$MK_ROOT/include/uapi/linux/multikernel.h" ] &&
 	[ "$OUT" -nt "$BUSYBOX" ] && [ -x "$MK_BUILD/mk-jitter" ]; then
 	exit 0
 fi
-step "initramfs: $OUT (busybox-static + samples/multikernel/initramfs/{init,mk-kexec.c,mk-clock.c,mk-jitter.c})"
+step "initramfs: $OUT (busybox-static + samples/multikernel/initramfs/{init,mk-kexec.c,mk-clock.c,mk-jitter.c,mk-stream.c})"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/bin" "$tmp/dev" "$tmp/proc" "$tmp/sys"
@@ -28,6 +29,7 @@ cp "$BUSYBOX" "$tmp/bin/busybox"
 gcc -static -O2 -Wall -Werror -isystem "$MK_BUILD/obj/usr/include" -o "$tmp/bin/mk-kexec" "$SRC/mk-kexec.c"
 gcc -static -O2 -Wall -Werror -o "$tmp/bin/mk-clock" "$SRC/mk-clock.c"
 gcc -static -O2 -Wall -Werror -o "$tmp/bin/mk-jitter" "$SRC/mk-jitter.c"
+gcc -static -O2 -Wall -Werror -isystem "$MK_BUILD/obj/usr/include" -o "$tmp/bin/mk-stream" "$SRC/mk-stream.c"
 # The host's copy, for make bench's jitter comparison (the VM sees $MK_BUILD).
 cp "$tmp/bin/mk-jitter" "$MK_BUILD/mk-jitter"
 cp "$SRC/init" "$tmp/init"

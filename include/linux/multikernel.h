@@ -55,7 +55,12 @@ struct multikernel_wakeup {
  * A kernel declares the version it adopts in kernel_info ("MKHO", patch 0008).
  */
 #define MULTIKERNEL_HANDOVER_MAGIC	0x564f444e41484b4dULL	/* "MKHANDOV" */
-#define MULTIKERNEL_HANDOVER_VERSION	1
+/*
+ * 2: IKC rings of 1 MiB (the channel layout, kernel/multikernel/base/wire.rs
+ * VERSION 4). Raised whenever what an instance shares with its host changes,
+ * so that a host never hands instances to a kernel that cannot adopt them.
+ */
+#define MULTIKERNEL_HANDOVER_VERSION	2
 #define MULTIKERNEL_HANDOVER_NAME	"multikernel"
 struct multikernel_handover {
 	u64 magic;

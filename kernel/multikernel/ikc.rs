@@ -7,9 +7,9 @@
 //! one per direction:
 //!
 //! ```text
-//! +0        header: magic, version, instance id, heartbeat, host doorbell CPU  (4 KiB)
-//! +4 KiB    ring host -> instance                                             (68 KiB)
-//! +72 KiB   ring instance -> host                                             (68 KiB)
+//! +0             header: magic, version, instance id, heartbeat, host doorbell CPU  (4 KiB)
+//! +4 KiB         ring host -> instance                                (4 KiB + 1 MiB)
+//! +1 MiB + 8 KiB ring instance -> host                                (4 KiB + 1 MiB)
 //! ```
 //!
 //! The host sets the memory up at each start; each kernel opens its end ([`Channel::host`],
@@ -86,6 +86,8 @@ use kernel::{
         Monotonic, //
     },
     uaccess::{
+        UserPtr,
+        UserSlice,
         UserSliceReader,
         UserSliceWriter, //
     },
@@ -240,8 +242,14 @@ impl RingMemory for RingView<'_> {
     fn read(&self, off: usize, out: &mut [u8]) {
         self.mem.read(self.off + off, out)
     }
+    fn read_payload(&self, off: usize, out: &mut [u8]) {
+        self.mem.read_bulk(self.off + off, out)
+    }
     fn write(&mut self, off: usize, bytes: &[u8]) {
         self.mem.write(self.off + off, bytes)
+    }
+    fn write_payload(&mut self, off: usize, bytes: &[u8]) {
+        self.mem.write_bulk(self.off + off, bytes)
     }
     fn load_seqcst(&self, off: usize) -> u64 {
         self.mem.load_seqcst(self.off + off)
@@ -280,6 +288,97 @@ impl Waiters {
 pub(crate) struct Message {
     pub(crate) port: u16,
     pub(crate) data: KVec<u8>,
+}
+
+/// The messages waiting for user space, oldest first: a ring of slots allocated once, so
+/// taking the oldest does not move the others.
+pub(crate) struct Inbox {
+    slots: KVec<Option<Message>>,
+    /// The oldest message's slot.
+    head: usize,
+    len: usize,
+    /// Buffers of [`ring::MAX_PAYLOAD`] bytes that readers gave back, for the drain to take
+    /// the next messages into: a stream does not allocate and free one per message.
+    spare: KVec<KVec<u8>>,
+}
+
+/// Buffers an inbox keeps for reuse (128 KiB).
+const SPARE_MAX: usize = 32;
+
+impl Inbox {
+    /// Room for [`INBOX_MAX`] messages that the drain queues, and a few that readers put
+    /// back (a reader that took one and could not copy it out).
+    fn new() -> Result<Self> {
+        let mut slots = KVec::with_capacity(INBOX_MAX + 8, GFP_KERNEL)?;
+        for _ in 0..INBOX_MAX + 8 {
+            slots.push(None, GFP_KERNEL)?;
+        }
+        Ok(Self {
+            slots,
+            head: 0,
+            len: 0,
+            spare: KVec::with_capacity(SPARE_MAX, GFP_KERNEL)?,
+        })
+    }
+
+    /// A buffer given back by a reader, [`ring::MAX_PAYLOAD`] bytes long, if there is one.
+    pub(crate) fn take_spare(&mut self) -> Option<KVec<u8>> {
+        self.spare.pop()
+    }
+
+    /// Keeps `buf` (a buffer of [`ring::MAX_PAYLOAD`] bytes) for reuse, if there is room.
+    fn keep_spare(&mut self, buf: KVec<u8>) {
+        let _ = self.spare.push_within_capacity(buf);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The oldest message.
+    pub(crate) fn front(&self) -> Option<&Message> {
+        if self.len == 0 {
+            return None;
+        }
+        self.slots[self.head].as_ref()
+    }
+
+    /// Takes the oldest message.
+    pub(crate) fn pop_front(&mut self) -> Option<Message> {
+        if self.len == 0 {
+            return None;
+        }
+        let msg = self.slots[self.head].take();
+        self.head = (self.head + 1) % self.slots.len();
+        self.len -= 1;
+        msg
+    }
+
+    /// Queues `msg` as the newest; gives it back if every slot is taken.
+    pub(crate) fn push_back(&mut self, msg: Message) -> Result<(), Message> {
+        if self.len == self.slots.len() {
+            return Err(msg);
+        }
+        let at = (self.head + self.len) % self.slots.len();
+        self.slots[at] = Some(msg);
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Puts `msg` back as the oldest; gives it back if every slot is taken.
+    pub(crate) fn push_front(&mut self, msg: Message) -> Result<(), Message> {
+        if self.len == self.slots.len() {
+            return Err(msg);
+        }
+        self.head = (self.head + self.slots.len() - 1) % self.slots.len();
+        self.slots[self.head] = Some(msg);
+        self.len += 1;
+        Ok(())
+    }
 }
 
 /// The receive side: the consumer and a buffer for atomic handlers, used under the lock.

@@ -26,8 +26,9 @@ use kernel::prelude::*;
 /// "MKHANDOV" (`MULTIKERNEL_HANDOVER_MAGIC`).
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"MKHANDOV");
 /// The version this kernel writes and reads (`MULTIKERNEL_HANDOVER_VERSION`; the `MKHO`
-/// record of its `kernel_info` declares it).
-pub(crate) const VERSION: u32 = 1;
+/// record of its `kernel_info` declares it). Raised with the channel layout
+/// ([`crate::base::wire::VERSION`]): an instance's channel is handed over as it is.
+pub(crate) const VERSION: u32 = 2;
 /// `struct multikernel_handover`.
 pub(crate) const HEADER_BYTES: usize = 56;
 /// The longest command line a record carries (longer ones are cut: only `image` shows it).
@@ -537,8 +538,8 @@ mod tests {
                     pagetables: at(17 * M, M),
                     mailbox: at(18 * M, 4096),
                     park: at(18 * M + 4096, 8192),
-                    channel: at(20 * M, 4 * M),
-                    initrd: Some(at(24 * M, M)),
+                    channel: at(20 * M, 5 * M),
+                    initrd: Some(at(26 * M, M)),
                     entry: start + 0x200,
                 },
             }),
@@ -600,7 +601,7 @@ mod tests {
             assert!(decode(&blob[..cut]).is_err());
         }
         let mut bad = copy(&blob)?;
-        bad[8] = 2; // version
+        bad[8] = VERSION as u8 + 1; // a version this kernel does not read
         assert!(decode(&bad).is_err());
         // The first record's memory no longer in whole granules: that record only.
         let rec0 = HEADER_BYTES + 8;

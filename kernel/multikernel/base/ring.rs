@@ -60,6 +60,11 @@ pub(crate) trait RingMemory {
     }
     /// Copies bytes in; `off + bytes.len() <= bytes()` is the caller's promise.
     fn write(&mut self, off: usize, bytes: &[u8]);
+    /// Copies payload bytes in, which the peer reads only once a later index store publishes
+    /// them: may be a faster, plain copy.
+    fn write_payload(&mut self, off: usize, bytes: &[u8]) {
+        self.write(off, bytes)
+    }
     /// Reads an index the peer publishes (sequentially consistent).
     fn load_seqcst(&self, off: usize) -> u64;
     /// Publishes an index to the peer: ordered after every earlier access and before every
@@ -151,12 +156,18 @@ fn geometry(mem: &impl RingMemory) -> Result<usize, RingError> {
     fits.ok_or(RingError::Corrupt("bad size"))
 }
 
-/// Copies `bytes` into the data area at ring position `pos`, wrapping.
-fn put(mem: &mut impl RingMemory, size: usize, pos: u64, bytes: &[u8]) {
+/// Copies `bytes` into the data area at ring position `pos`, wrapping; `payload` says which
+/// write.
+fn put(mem: &mut impl RingMemory, size: usize, pos: u64, bytes: &[u8], payload: bool) {
     let at = (pos % size as u64) as usize;
     let first = bytes.len().min(size - at);
-    mem.write(HEADER_LEN + at, &bytes[..first]);
-    mem.write(HEADER_LEN, &bytes[first..]);
+    if payload {
+        mem.write_payload(HEADER_LEN + at, &bytes[..first]);
+        mem.write_payload(HEADER_LEN, &bytes[first..]);
+    } else {
+        mem.write(HEADER_LEN + at, &bytes[..first]);
+        mem.write(HEADER_LEN, &bytes[first..]);
+    }
 }
 
 /// Copies out of the data area at ring position `pos`, wrapping; `payload` says which read.
@@ -261,7 +272,7 @@ impl Producer {
             if part.len() > len - at {
                 return Err(RingError::TooBig);
             }
-            put(mem, size, self.head + (MSG_HEADER + at) as u64, part);
+            put(mem, size, self.head + (MSG_HEADER + at) as u64, part, true);
             at += part.len();
         }
         if at != len {
@@ -271,7 +282,7 @@ impl Producer {
         header[0..2].copy_from_slice(&port.to_le_bytes());
         header[4..8].copy_from_slice(&(len as u32).to_le_bytes());
         header[8..16].copy_from_slice(&self.seq.to_le_bytes());
-        put(mem, size, self.head, &header);
+        put(mem, size, self.head, &header, false);
         self.head += need as u64;
         self.seq += 1;
         mem.store_seqcst(OFF_HEAD, self.head);
@@ -375,6 +386,14 @@ impl Consumer {
         mem: &impl RingMemory,
         out: &mut [u8],
     ) -> Result<Received, RingError> {
+        let msg = self.peek_header(mem)?;
+        self.payload(mem, &msg, out)?;
+        Ok(msg)
+    }
+
+    /// Reads and checks the next message's header, without its payload and without consuming
+    /// it: [`Consumer::payload`] copies the payload out, [`Consumer::advance`] consumes it.
+    pub(crate) fn peek_header(&self, mem: &impl RingMemory) -> Result<Received, RingError> {
         let size = geometry(mem)?;
         let head = mem.load_seqcst(OFF_HEAD);
         let avail = head
@@ -404,17 +423,30 @@ impl Consumer {
         if seq != self.seq {
             return Err(RingError::Corrupt("sequence number out of order"));
         }
-        if out.len() < len {
+        Ok(Received { port, len, seq })
+    }
+
+    /// Copies the payload of `msg`, the header [`Consumer::peek_header`] just returned (the
+    /// message is not consumed meanwhile), into `out`: [`RingError::TooBig`] if it is shorter.
+    /// Only checked lengths are used, whatever the peer wrote since.
+    pub(crate) fn payload(
+        &self,
+        mem: &impl RingMemory,
+        msg: &Received,
+        out: &mut [u8],
+    ) -> Result<(), RingError> {
+        let size = geometry(mem)?;
+        if out.len() < msg.len {
             return Err(RingError::TooBig);
         }
         get(
             mem,
             size,
             self.tail + MSG_HEADER as u64,
-            &mut out[..len],
+            &mut out[..msg.len],
             true,
         );
-        Ok(Received { port, len, seq })
+        Ok(())
     }
 
     /// Consumes `msg`, which [`Consumer::peek`] just returned: its room goes back to the
@@ -430,6 +462,17 @@ impl Consumer {
     pub(crate) fn want_doorbell(&self, mem: &mut impl RingMemory) -> bool {
         mem.store_seqcst(OFF_WAITING, 1);
         mem.load_seqcst(OFF_HEAD) != self.tail
+    }
+
+    /// As [`Consumer::space_wanted`], but only once at least half the ring is free: a producer
+    /// that waits for room is woken for a good part of the ring, not for every message taken
+    /// (when the ring runs empty the caller asks [`Consumer::space_wanted`] itself).
+    pub(crate) fn space_wanted_half(&self, mem: &mut impl RingMemory) -> bool {
+        let Ok(size) = geometry(mem) else {
+            return self.space_wanted(mem);
+        };
+        let used = mem.load_seqcst(OFF_HEAD).wrapping_sub(self.tail);
+        used <= (size / 2) as u64 && self.space_wanted(mem)
     }
 
     /// Whether the producer asked for a doorbell when room is freed (it found the ring full);
@@ -815,6 +858,52 @@ mod tests {
         assert_eq!(tx.fits(&mem, 100), Ok(false));
         // Asking when it already fits says so: the producer must not sleep.
         assert_eq!(tx.want_space(&mut mem, 4), Ok(true));
+        Ok(())
+    }
+
+    /// The hysteresis: a waiting producer is rung once half the ring is free, not before.
+    #[test]
+    fn space_doorbell_at_half() -> Result {
+        let mut mem = ring(256)?;
+        let (mut tx, mut rx) = (Producer::new(), Consumer::new());
+        // 16-byte header + 8-byte payload: 24 bytes a message, 10 in 256 bytes.
+        let mut sent = 0;
+        while tx.send(&mut mem, 1, b"abcdefgh").is_ok() {
+            sent += 1;
+        }
+        assert_eq!(sent, 10);
+        assert_eq!(tx.want_space(&mut mem, 8), Ok(false));
+        let mut out = [0u8; 8];
+        // 240 bytes used; after 4 messages 144 (more than half): no doorbell yet.
+        for _ in 0..4 {
+            rx.recv(&mut mem, &mut out).map_err(|e| e.errno())?;
+            assert!(!rx.space_wanted_half(&mut mem));
+        }
+        // After the fifth, 120 of 256: rung, once.
+        rx.recv(&mut mem, &mut out).map_err(|e| e.errno())?;
+        assert!(rx.space_wanted_half(&mut mem));
+        assert!(!rx.space_wanted_half(&mut mem));
+        assert!(!rx.space_wanted(&mut mem));
+        Ok(())
+    }
+
+    /// A message's header alone, then its payload; a short buffer is `TooBig`.
+    #[test]
+    fn header_then_payload() -> Result {
+        let mut mem = ring(256)?;
+        let (mut tx, mut rx) = (Producer::new(), Consumer::new());
+        assert_eq!(rx.peek_header(&mem), Err(RingError::Empty));
+        tx.send(&mut mem, 9, b"payload").map_err(|e| e.errno())?;
+        let msg = rx.peek_header(&mem).map_err(|e| e.errno())?;
+        assert_eq!((msg.port, msg.len, msg.seq), (9, 7, 0));
+        let mut short = [0u8; 6];
+        assert_eq!(rx.payload(&mem, &msg, &mut short), Err(RingError::TooBig));
+        let mut out = [0u8; 7];
+        assert_eq!(rx.payload(&mem, &msg, &mut out), Ok(()));
+        assert_eq!(&out, b"payload");
+        assert_eq!(rx.peek_header(&mem), Ok(msg));
+        rx.advance(&mut mem, &msg);
+        assert_eq!(rx.peek_header(&mem), Err(RingError::Empty));
         Ok(())
     }
 

@@ -7,8 +7,9 @@
 
 /// The channel header page.
 pub(crate) const HEADER_BYTES: usize = 4096;
-/// One ring: its 64-byte header (in a page of its own) and 64 KiB of data.
-pub(crate) const RING_BYTES: usize = 4096 + 65536;
+/// One ring: its 64-byte header (in a page of its own) and 1 MiB of data (a stream of
+/// messages waits for room, and the peer's doorbell, once per half ring).
+pub(crate) const RING_BYTES: usize = 4096 + (1 << 20);
 /// The message channel: its header and two rings.
 pub(crate) const IKC_BYTES: usize = HEADER_BYTES + 2 * RING_BYTES;
 /// The network link's area, after the message channel: a header page and two frame rings.
@@ -43,5 +44,6 @@ pub(crate) const OFF_HEARTBEAT: usize = 24;
 pub(crate) const OFF_HOST_DOORBELL: usize = 32;
 /// "MKIKCCHN".
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"MKIKCCHN");
-/// The layout version both kernels must agree on.
-pub(crate) const VERSION: u64 = 3;
+/// The layout version both kernels must agree on. A change also raises the handover version
+/// (`crate::base::handover::VERSION`, `MULTIKERNEL_HANDOVER_VERSION`, the `MKHO` record).
+pub(crate) const VERSION: u64 = 4;

@@ -29,7 +29,7 @@ pub(super) enum Drained {
     Idle,
     /// The budget is spent and messages remain: the work continues.
     More,
-    /// A message that needs process context is next; with a buffer it was taken into it.
+    /// A message that needs process context is next (its header; [`Channel::take`] takes it).
     Process(ring::Received),
 }
 
@@ -67,7 +67,7 @@ pub(crate) struct Channel {
     #[pin]
     pub(super) space_gen: SpinLock<u64>,
     #[pin]
-    pub(super) inbox: SpinLock<KVec<Message>>,
+    pub(super) inbox: SpinLock<Inbox>,
     /// Where senders, readers and pollers wait (the endpoint's).
     pub(super) waiters: Arc<Waiters>,
     /// The inbox was full: draining stopped until user space reads.
@@ -241,7 +241,7 @@ impl Channel {
         let waiters = endpoint.waiters.clone();
         let buf = KVec::from_elem(0u8, ring::MAX_PAYLOAD, GFP_KERNEL)?;
         let work_buf = KVec::from_elem(0u8, ring::MAX_PAYLOAD, GFP_KERNEL)?;
-        let inbox = KVec::with_capacity(INBOX_MAX, GFP_KERNEL)?;
+        let inbox = Inbox::new()?;
         let ch = Arc::pin_init(
             pin_init!(Self {
                 name,
@@ -376,8 +376,15 @@ impl Channel {
     /// doorbell when it frees room. The state is checked under the producer lock, which
     /// `close` takes after marking the channel: nothing is written into a closed channel's
     /// memory (a new start sets it up afresh; a destroy gives it away). A `sender` (process
-    /// context) is also woken by the work when room appears.
-    pub(super) fn try_send(&self, port: u16, payload: &[u8], sender: bool) -> Attempt {
+    /// context) is also woken by the work when room appears. A doorbell the peer asked for is
+    /// rung, or with `owed` left to the caller (`*owed` set): a batch rings once.
+    pub(super) fn try_send(
+        &self,
+        port: u16,
+        payload: &[u8],
+        sender: bool,
+        owed: Option<&mut bool>,
+    ) -> Attempt {
         let mut tx = self.tx.lock();
         let state = self.state();
         if state != LinkState::Open {
@@ -390,7 +397,13 @@ impl Channel {
         match tx.send(&mut view, port, payload) {
             Ok(ring_it) => {
                 drop(tx);
-                self.sent(payload.len(), ring_it);
+                match owed {
+                    Some(owed) => {
+                        *owed |= ring_it;
+                        self.sent(payload.len(), false);
+                    }
+                    None => self.sent(payload.len(), ring_it),
+                }
                 Attempt::Sent
             }
             Err(RingError::Full) => {
@@ -412,7 +425,7 @@ impl Channel {
     pub(super) fn reply(&self, port: u16, payload: &[u8]) -> Reply {
         // Room that appears and vanishes again is a misbehaving peer: stop asking soon.
         for _ in 0..4 {
-            match self.try_send(port, payload, false) {
+            match self.try_send(port, payload, false, None) {
                 Attempt::Sent | Attempt::NotOpen(_) => return Reply::Done,
                 Attempt::Retry => continue,
                 Attempt::Full => return Reply::Later,
@@ -429,13 +442,31 @@ impl Channel {
     /// sleeps until there is room (interruptibly). `EMSGSIZE` above 4 KiB, `ENOTCONN` once the
     /// channel is closed or the peer dead, `EPROTO` once it is broken. Process context.
     pub(crate) fn send(&self, port: u16, payload: &[u8], wait: bool) -> Result {
+        let mut owed = false;
+        let sent = self.send_owing(port, payload, wait, &mut owed);
+        if owed {
+            self.ring_doorbell();
+        }
+        sent
+    }
+
+    /// As [`Channel::send`], one message of a batch: a doorbell the peer asked for is owed
+    /// (`*owed` set) rather than rung, except before this sleeps for room (the peer must
+    /// hear of what is there first). The caller rings once `*owed` at the end of the batch.
+    pub(crate) fn send_owing(
+        &self,
+        port: u16,
+        payload: &[u8],
+        wait: bool,
+        owed: &mut bool,
+    ) -> Result {
         if payload.len() > ring::MAX_PAYLOAD {
             return Err(EMSGSIZE);
         }
         let mut counted_full = false;
         loop {
             let generation = *self.space_gen.lock();
-            match self.try_send(port, payload, true) {
+            match self.try_send(port, payload, true, Some(&mut *owed)) {
                 Attempt::Sent => return Ok(()),
                 Attempt::Retry => continue,
                 Attempt::Full => (),
@@ -452,6 +483,9 @@ impl Channel {
             }
             if !wait {
                 return Err(EAGAIN);
+            }
+            if core::mem::take(owed) {
+                self.ring_doorbell();
             }
             let mut gen = self.space_gen.lock();
             if *gen == generation && self.state() == LinkState::Open {
@@ -515,14 +549,17 @@ impl Channel {
     pub(crate) fn recv_user(self: &Arc<Self>, max: usize, nonblock: bool) -> Result<Message> {
         let mut inbox = self.inbox.lock();
         loop {
-            if let Some(first) = inbox.first() {
+            if let Some(first) = inbox.front() {
                 if first.data.len() > max {
                     return Err(EMSGSIZE);
                 }
-                let msg = inbox.remove(0).map_err(|_| EINVAL)?;
+                let msg = inbox.pop_front().ok_or(EINVAL)?;
+                let half = inbox.len() <= INBOX_MAX / 2;
                 drop(inbox);
-                // Room again: resume a drain that stopped on a full inbox.
-                if self.paused.swap(false, Ordering::AcqRel) {
+                // Room again: resume a drain that stopped on a full inbox, once half of it is
+                // free (not for every message taken: each resumption switches to the work and
+                // back). A reader that goes on until it would block passes that mark.
+                if half && self.paused.swap(false, Ordering::AcqRel) {
                     self.kick();
                 }
                 return Ok(msg);
@@ -537,9 +574,20 @@ impl Channel {
         }
     }
 
+    /// Gives back the buffer of a message user space has read, for the next messages to be
+    /// taken into (kept if it can hold any message and the inbox keeps fewer than its share).
+    pub(crate) fn recycle(&self, mut data: KVec<u8>) {
+        if data.capacity() < ring::MAX_PAYLOAD
+            || data.resize(ring::MAX_PAYLOAD, 0, GFP_KERNEL).is_err()
+        {
+            return;
+        }
+        self.inbox.lock().keep_spare(data);
+    }
+
     /// Puts a message user space could not take (a faulting buffer) back at the head.
     pub(crate) fn unrecv(&self, msg: Message) {
-        if self.inbox.lock().insert_within_capacity(0, msg).is_err() {
+        if self.inbox.lock().push_front(msg).is_err() {
             add(&self.counters.errors, 1);
         }
     }
@@ -586,7 +634,7 @@ impl Channel {
     /// The doorbell's part (hard interrupt): runs the atomic handlers; returns whether the
     /// work has something to do (messages for process context, wakeups).
     pub(super) fn on_doorbell(&self) -> bool {
-        let process = !matches!(self.drain(None), Drained::Idle);
+        let process = !matches!(self.drain(), Drained::Idle);
         process
             || self.space_wanted.load(Ordering::Acquire)
             || self.pending.load(Ordering::Acquire) != 0
@@ -594,22 +642,17 @@ impl Channel {
 
     /// Drains the receive ring: atomic handlers run on the spot, under the receive lock.
     /// Stops at an empty ring (asking for a doorbell), at a message whose answer must wait,
-    /// or at a message for process context, which, given `out`, is taken (copied into it).
-    pub(super) fn drain(&self, out: Option<&mut [u8]>) -> Drained {
+    /// or at a message for process context, whose header it returns: the message stays in
+    /// the ring (its payload not even copied) until [`Channel::take`].
+    pub(super) fn drain(&self) -> Drained {
         let mut rx = self.rx.lock();
         let Rx { consumer, buf } = &mut *rx;
-        // In process context messages go straight into the caller's buffer.
-        let taking = out.is_some();
-        let buf: &mut [u8] = match out {
-            Some(out) => out,
-            None => buf,
-        };
         let mut view = self.view(self.rx_off());
         for _ in 0..DRAIN_BUDGET {
             if self.state() != LinkState::Open {
                 return Drained::Idle;
             }
-            let msg = match consumer.peek(&view, buf) {
+            let msg = match consumer.peek_header(&view) {
                 Ok(msg) => msg,
                 Err(RingError::Empty) => {
                     if consumer.space_wanted(&mut view) {
@@ -625,22 +668,40 @@ impl Channel {
                     return Drained::Idle;
                 }
             };
-            match self.handler(msg.port) {
-                Some(Handler::Atomic(handler)) => {
-                    if handler(self, &buf[..msg.len]) == Reply::Later {
-                        return Drained::Idle;
-                    }
-                }
-                _ => {
-                    if taking {
-                        self.consumed(consumer, &mut view, &msg);
-                    }
-                    return Drained::Process(msg);
-                }
+            let Some(Handler::Atomic(handler)) = self.handler(msg.port) else {
+                return Drained::Process(msg);
+            };
+            if let Err(e) = consumer.payload(&view, &msg, buf) {
+                self.fail(e);
+                return Drained::Idle;
+            }
+            if handler(self, &buf[..msg.len]) == Reply::Later {
+                return Drained::Idle;
             }
             self.consumed(consumer, &mut view, &msg);
         }
         Drained::More
+    }
+
+    /// Takes the message for process context [`Channel::drain`] stopped at, `msg`, copying
+    /// its payload into `out` (at least `msg.len` bytes). Only the work does, holding
+    /// `work_buf`: nothing else consumes a message for process context, so `msg` is still
+    /// the next one (checked by its sequence number all the same). Whether it was taken (not
+    /// on a closed or broken channel).
+    pub(super) fn take(&self, msg: &ring::Received, out: &mut [u8]) -> bool {
+        let mut rx = self.rx.lock();
+        // Not the next one any more (an atomic service registered on its port meanwhile
+        // consumed it in the interrupt): leave the ring to the next drain.
+        if self.state() != LinkState::Open || rx.consumer.position()[1] != msg.seq {
+            return false;
+        }
+        let mut view = self.view(self.rx_off());
+        if let Err(e) = rx.consumer.payload(&view, msg, out) {
+            self.fail(e);
+            return false;
+        }
+        self.consumed(&mut rx.consumer, &mut view, msg);
+        true
     }
 
     /// Whether the receive ring holds a message (or garbage) this side has not taken.
@@ -659,7 +720,7 @@ impl Channel {
         consumer.advance(view, msg);
         add(&self.counters.rx, 1);
         add(&self.counters.bytes, msg.len as u64);
-        if consumer.space_wanted(view) {
+        if consumer.space_wanted_half(view) {
             self.ring_doorbell();
         }
     }
@@ -682,13 +743,54 @@ impl Channel {
                 }
                 self.paused.store(false, Ordering::Release);
             }
-            match self.drain(Some(&mut buf)) {
+            match self.drain() {
                 Drained::Idle => {
                     again = false;
                     break;
                 }
                 Drained::More => break,
-                Drained::Process(msg) => self.dispatch(msg.port, &buf[..msg.len]),
+                Drained::Process(msg) => {
+                    // A kernel service in process context reads it from the work's buffer.
+                    if let Some(Handler::Process(handler)) = self.handler(msg.port) {
+                        if !self.take(&msg, &mut buf) {
+                            again = false;
+                            break;
+                        }
+                        handler(self, &buf[..msg.len]);
+                        continue;
+                    }
+                    // For user space: straight from the ring into the message it will read,
+                    // in a buffer a reader gave back or a new one (allocated once the lock is
+                    // let go).
+                    let spare = self.inbox.lock().take_spare();
+                    let data = match spare {
+                        Some(spare) => Ok(spare),
+                        None => KVec::from_elem(0u8, msg.len, GFP_KERNEL),
+                    };
+                    match data {
+                        Ok(mut data) => {
+                            if !self.take(&msg, &mut data) {
+                                again = false;
+                                break;
+                            }
+                            data.truncate(msg.len);
+                            self.queue_for_user(msg.port, data);
+                        }
+                        Err(_) => {
+                            // Taken all the same, or it would block the ring for good.
+                            if !self.take(&msg, &mut buf) {
+                                again = false;
+                                break;
+                            }
+                            add(&self.counters.errors, 1);
+                            crate::base::report::warn(format_args!(
+                                "ikc {}: out of memory, message on port {} dropped",
+                                self.label(),
+                                msg.port
+                            ));
+                        }
+                    }
+                }
             }
         }
         drop(buf);
@@ -714,23 +816,11 @@ impl Channel {
         }
     }
 
-    pub(super) fn dispatch(&self, port: u16, payload: &[u8]) {
-        if let Some(Handler::Process(handler)) = self.handler(port) {
-            handler(self, payload);
-            return;
-        }
-        let mut data = KVec::new();
-        if data.extend_from_slice(payload, GFP_KERNEL).is_err() {
-            add(&self.counters.errors, 1);
-            crate::base::report::warn(format_args!(
-                "ikc {}: out of memory, message on port {port} dropped",
-                self.label()
-            ));
-            return;
-        }
+    /// Queues a message for user space (its reader is woken).
+    pub(super) fn queue_for_user(&self, port: u16, data: KVec<u8>) {
         let mut inbox = self.inbox.lock();
         // `work` keeps the inbox below its reserved capacity.
-        if inbox.push_within_capacity(Message { port, data }).is_err() {
+        if inbox.push_back(Message { port, data }).is_err() {
             add(&self.counters.errors, 1);
         }
         drop(inbox);

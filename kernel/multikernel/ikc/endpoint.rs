@@ -9,6 +9,73 @@ use super::*;
 /// `include/uapi/linux/multikernel.h`): port, flags (0), payload length.
 pub(crate) const DEVICE_HEADER: usize = 8;
 
+/// `struct mk_ikc_batch`, the argument of the batch ioctls: buffer address, length, count,
+/// flags, reserved.
+const BATCH_BYTES: usize = 24;
+/// Where `len` and `count` are in it.
+const BATCH_LEN: usize = 8;
+const BATCH_COUNT: usize = 12;
+/// Records of a batch start at multiples of this (`MK_IKC_BATCH_ALIGN`).
+const BATCH_ALIGN: usize = 8;
+/// `MK_IKC_SEND`, `MK_IKC_RECV`: `_IOWR(0xB9, 1 or 2, struct mk_ikc_batch)`.
+const IOCTL_SEND: u32 = kernel::ioctl::_IOWR::<[u8; BATCH_BYTES]>(0xB9, 0x01);
+const IOCTL_RECV: u32 = kernel::ioctl::_IOWR::<[u8; BATCH_BYTES]>(0xB9, 0x02);
+
+/// The bytes a record with a `len`-byte payload takes in a batch, padding included.
+fn record_size(len: usize) -> usize {
+    (DEVICE_HEADER + len).next_multiple_of(BATCH_ALIGN)
+}
+
+/// A batch ioctl's argument as user space gave it.
+struct Batch {
+    at: usize,
+    buf: usize,
+    len: usize,
+}
+
+impl Batch {
+    /// Reads the `struct mk_ikc_batch` at user address `at`: `EINVAL` for flags or reserved
+    /// bits set.
+    fn read(endpoint: &Endpoint, at: usize) -> Result<Self> {
+        let mut raw = [0u8; BATCH_BYTES];
+        UserSlice::new(UserPtr::from_addr(at), BATCH_BYTES)
+            .reader()
+            .read_slice(&mut raw)?;
+        let word =
+            |off: usize| u32::from_ne_bytes([raw[off], raw[off + 1], raw[off + 2], raw[off + 3]]);
+        let mut buf = [0u8; 8];
+        buf.copy_from_slice(&raw[0..8]);
+        let (flags, reserved) = (word(16), word(20));
+        if flags != 0 || reserved != 0 {
+            return Err(endpoint.refuse(
+                EINVAL,
+                format_args!("batch with flags {flags:#x}, reserved {reserved:#x}"),
+            ));
+        }
+        let buf = usize::try_from(u64::from_ne_bytes(buf)).map_err(|_| EFAULT)?;
+        let batch = Self {
+            at,
+            buf,
+            len: word(BATCH_LEN) as usize,
+        };
+        // What the call writes back must be writable before anything is sent or taken: a
+        // fault afterwards would lose messages or invite a resend.
+        batch.set(BATCH_COUNT, 0)?;
+        batch.set(BATCH_LEN, batch.len as u32)?;
+        Ok(batch)
+    }
+
+    /// Writes a `u32` field of the argument back.
+    fn set(&self, off: usize, value: u32) -> Result {
+        UserSlice::new(
+            UserPtr::from_addr(self.at.checked_add(off).ok_or(EFAULT)?),
+            4,
+        )
+        .writer()
+        .write_slice(&value.to_ne_bytes())
+    }
+}
+
 /// "The channel to X" across restarts: what the message device and sysfs hold.
 #[pin_data]
 pub(crate) struct Endpoint {
@@ -115,6 +182,178 @@ impl DeviceOps for Endpoint {
     }
 }
 
+impl Endpoint {
+    /// Reads and checks a message header from `input`: flags 0, a port user space may send
+    /// to, a payload of at most 4 KiB and, given `follows`, of that length. Returns the port
+    /// and payload length.
+    fn read_header(
+        &self,
+        input: &mut UserSliceReader,
+        follows: Option<usize>,
+    ) -> Result<(u16, usize)> {
+        if let Some(len) = follows {
+            if len > ring::MAX_PAYLOAD {
+                return Err(self.refuse(
+                    EMSGSIZE,
+                    format_args!("write of a {len}-byte payload: at most 4096"),
+                ));
+            }
+        }
+        let mut header = [0u8; DEVICE_HEADER];
+        input.read_slice(&mut header)?;
+        let port = u16::from_le_bytes([header[0], header[1]]);
+        let flags = u16::from_le_bytes([header[2], header[3]]);
+        let declared = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        if flags != 0 || follows.is_some_and(|len| len != declared) {
+            return Err(self.refuse(
+                EINVAL,
+                format_args!(
+                    "header says flags {flags}, length {declared}; {} bytes follow",
+                    follows.unwrap_or(declared)
+                ),
+            ));
+        }
+        if declared > ring::MAX_PAYLOAD {
+            return Err(self.refuse(
+                EMSGSIZE,
+                format_args!("a {declared}-byte payload: at most 4096"),
+            ));
+        }
+        if !user_port_allowed(port) {
+            return Err(self.refuse(EINVAL, format_args!("port {port} belongs to the kernel")));
+        }
+        Ok((port, declared))
+    }
+
+    /// `MK_IKC_SEND`: sends the batch's records in order (see the uapi header); at most two
+    /// doorbells for the batch (after the first message and at the end), and one before each
+    /// wait for room.
+    fn send_batch(&self, batch: &Batch, nonblock: bool) -> Result<isize> {
+        let ch = self.channel().ok_or(ENOTCONN)?;
+        let mut input = UserSlice::new(UserPtr::from_addr(batch.buf), batch.len).reader();
+        let mut payload = KVec::from_elem(0u8, ring::MAX_PAYLOAD, GFP_KERNEL)?;
+        let mut owed = false;
+        let mut count = 0u32;
+        let mut failed = None;
+        while !input.is_empty() {
+            // A long batch that never waits for room still stops for a signal.
+            if count > 0 && kernel::current!().signal_pending() {
+                break;
+            }
+            let sent = self
+                .read_record(&mut input, &mut payload)
+                .and_then(|(port, len)| ch.send_owing(port, &payload[..len], !nonblock, &mut owed));
+            match sent {
+                Ok(()) => {
+                    // The first message rings a waiting peer at once, so that it works
+                    // while the rest are written; later ones that find it waiting again
+                    // (it was faster) ring once at the end.
+                    if count == 0 && core::mem::take(&mut owed) {
+                        ch.ring_doorbell();
+                    }
+                    count += 1;
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        if owed {
+            ch.ring_doorbell();
+        }
+        match failed {
+            Some(e) if count == 0 => Err(e),
+            _ => {
+                batch.set(BATCH_COUNT, count)?;
+                Ok(0)
+            }
+        }
+    }
+
+    /// Reads the next record of a batch into `payload`: its port and payload length. The
+    /// last record's padding may be left out.
+    fn read_record(&self, input: &mut UserSliceReader, payload: &mut [u8]) -> Result<(u16, usize)> {
+        let left = input.len();
+        if left < DEVICE_HEADER {
+            return Err(self.refuse(
+                EINVAL,
+                format_args!("batch ends inside a message header ({left} bytes left)"),
+            ));
+        }
+        let (port, len) = self.read_header(input, None)?;
+        if len > input.len() {
+            return Err(self.refuse(
+                EINVAL,
+                format_args!("batch ends inside a {len}-byte payload"),
+            ));
+        }
+        input.read_slice(&mut payload[..len])?;
+        let pad = (record_size(len) - DEVICE_HEADER - len).min(input.len());
+        input.skip(pad)?;
+        Ok((port, len))
+    }
+
+    /// `MK_IKC_RECV`: waits for a message unless `nonblock`, then writes as many whole
+    /// messages as fit (see the uapi header).
+    fn recv_batch(&self, batch: &Batch, nonblock: bool) -> Result<isize> {
+        let ch = self.channel().ok_or(ENOTCONN)?;
+        let mut out = UserSlice::new(UserPtr::from_addr(batch.buf), batch.len).writer();
+        let mut used = 0usize;
+        let mut count = 0u32;
+        loop {
+            let Some(max) = batch.len.checked_sub(used + DEVICE_HEADER) else {
+                if count == 0 {
+                    return Err(self.refuse(
+                        EMSGSIZE,
+                        format_args!("batch of {} bytes: no room for a message", batch.len),
+                    ));
+                }
+                break;
+            };
+            let msg = match ch.recv_user(max, nonblock || count > 0) {
+                Ok(msg) => msg,
+                Err(e) if count == 0 => {
+                    return Err(match e {
+                        EMSGSIZE => self.refuse(
+                            e,
+                            format_args!(
+                                "batch of {} bytes: the next message is longer",
+                                batch.len
+                            ),
+                        ),
+                        e => e,
+                    })
+                }
+                Err(_) => break,
+            };
+            let size = record_size(msg.data.len());
+            let pad = size.min(batch.len - used) - DEVICE_HEADER - msg.data.len();
+            let mut header = [0u8; DEVICE_HEADER];
+            header[0..2].copy_from_slice(&msg.port.to_le_bytes());
+            header[4..8].copy_from_slice(&(msg.data.len() as u32).to_le_bytes());
+            let copied = out
+                .write_slice(&header)
+                .and_then(|()| out.write_slice(&msg.data))
+                .and_then(|()| out.write_slice(&[0u8; BATCH_ALIGN][..pad]));
+            if let Err(e) = copied {
+                // Not lost: the next read gets it.
+                ch.unrecv(msg);
+                if count == 0 {
+                    return Err(e);
+                }
+                break;
+            }
+            used += size.min(batch.len - used);
+            count += 1;
+            ch.recycle(msg.data);
+        }
+        batch.set(BATCH_LEN, used as u32)?;
+        batch.set(BATCH_COUNT, count)?;
+        Ok(0)
+    }
+}
+
 impl FileOps for Endpoint {
     fn read(&self, out: &mut UserSliceWriter, nonblock: bool) -> Result<usize> {
         let ch = self.channel().ok_or(ENOTCONN)?;
@@ -142,7 +381,9 @@ impl FileOps for Endpoint {
             ch.unrecv(msg);
             return Err(e);
         }
-        Ok(DEVICE_HEADER + msg.data.len())
+        let len = msg.data.len();
+        ch.recycle(msg.data);
+        Ok(DEVICE_HEADER + len)
     }
 
     fn write(&self, mut input: UserSliceReader, len: usize, nonblock: bool) -> Result<usize> {
@@ -152,33 +393,20 @@ impl FileOps for Endpoint {
                 format_args!("write of {len} bytes: no message header"),
             ));
         };
-        if payload_len > ring::MAX_PAYLOAD {
-            return Err(self.refuse(
-                EMSGSIZE,
-                format_args!("write of a {payload_len}-byte payload: at most 4096"),
-            ));
-        }
-        let mut header = [0u8; DEVICE_HEADER];
-        input.read_slice(&mut header)?;
-        let port = u16::from_le_bytes([header[0], header[1]]);
-        let flags = u16::from_le_bytes([header[2], header[3]]);
-        let declared = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        if flags != 0 || declared as usize != payload_len {
-            return Err(self.refuse(
-                EINVAL,
-                format_args!(
-                    "header says flags {flags}, length {declared}; {payload_len} bytes follow"
-                ),
-            ));
-        }
-        if !user_port_allowed(port) {
-            return Err(self.refuse(EINVAL, format_args!("port {port} belongs to the kernel")));
-        }
+        let port = self.read_header(&mut input, Some(payload_len))?.0;
         let mut payload = KVec::new();
         input.read_all(&mut payload, GFP_KERNEL)?;
         let ch = self.channel().ok_or(ENOTCONN)?;
         ch.send(port, &payload, !nonblock)?;
         Ok(len)
+    }
+
+    fn ioctl(&self, cmd: u32, arg: usize, nonblock: bool) -> Result<isize> {
+        match cmd {
+            IOCTL_SEND => self.send_batch(&Batch::read(self, arg)?, nonblock),
+            IOCTL_RECV => self.recv_batch(&Batch::read(self, arg)?, nonblock),
+            _ => Err(ENOTTY),
+        }
     }
 
     fn poll(&self, file: &File, table: &PollTable<'_>) -> u32 {

@@ -60,6 +60,11 @@ pub(crate) trait FileOps: Send + Sync + 'static {
     fn write(&self, input: UserSliceReader, len: usize, nonblock: bool) -> Result<usize>;
     /// Registers `file` on the wait queues in `table` and returns the ready [`poll`] bits.
     fn poll(&self, file: &File, table: &PollTable<'_>) -> u32;
+    /// Runs ioctl `cmd` with its argument `arg` (a user address for the ones there are);
+    /// `ENOTTY` for a command the device does not have.
+    fn ioctl(&self, _cmd: u32, _arg: usize, _nonblock: bool) -> Result<isize> {
+        Err(ENOTTY)
+    }
 }
 
 /// A misc character device, `/dev/NAME`, root's only, without offsets (a stream or
@@ -91,6 +96,13 @@ impl<T: DeviceOps> MessageDevice<T> {
         fops.read = Some(Self::read);
         fops.write = Some(Self::write);
         fops.poll = Some(Self::poll);
+        fops.unlocked_ioctl = Some(Self::ioctl);
+        // The commands' arguments are user addresses of structures laid out alike for
+        // 32-bit processes.
+        #[cfg(CONFIG_COMPAT)]
+        {
+            fops.compat_ioctl = Some(bindings::compat_ptr_ioctl);
+        }
         fops.llseek = Some(bindings::noop_llseek);
         // The module the callbacks live in: the VFS holds it while a file is open (NULL when
         // built in, as this driver is).
@@ -235,6 +247,22 @@ impl<T: DeviceOps> MessageDevice<T> {
         // SAFETY: `file` is valid for the call; no `fdget_pos` region is active here.
         let f = unsafe { File::from_raw_file(file) };
         data.poll(f, &table)
+    }
+}
+
+impl<T: DeviceOps> MessageDevice<T> {
+    /// # Safety
+    ///
+    /// An `ioctl` of an open file of this device.
+    unsafe extern "C" fn ioctl(file: *mut bindings::file, cmd: c_uint, arg: c_ulong) -> c_long {
+        // SAFETY: Between `open` and `release`.
+        let data = unsafe { Self::data(file) };
+        // SAFETY: Called during the file's `ioctl`.
+        let nonblock = unsafe { Self::nonblock(file) };
+        match data.ioctl(cmd, arg, nonblock) {
+            Ok(n) => n as c_long,
+            Err(e) => e.to_errno() as c_long,
+        }
     }
 }
 
