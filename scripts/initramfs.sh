@@ -14,10 +14,13 @@ SRC=$MK_ROOT/samples/multikernel/initramfs
 if readelf -l "$BUSYBOX" | grep -q INTERP; then
 	die "$BUSYBOX is dynamically linked: install busybox-static"
 fi
-if [ -f "$OUT" ] && [ "$OUT" -nt "$SRC/init" ] && [ "$OUT" -nt "$SRC/mk-kexec.c" ] &&
-	[ "$OUT" -nt "$SRC/mk-clock.c" ] && [ "$OUT" -nt "$SRC/mk-jitter.c" ] &&
-	[ "$OUT" -nt "$SRC/mk-stream.c" ] && [ "$OUT" -nt "$MK_ROOT/include/uapi/linux/multikernel.h" ] &&
-	[ "$OUT" -nt "$BUSYBOX" ] && [ -x "$MK_BUILD/mk-jitter" ]; then
+# Rebuilt when the content of an input changes (not its time: a clone of the tree
+# building into the same cache must not pass for this tree's sources, or the reverse).
+inputs_id=$({ cat "$SRC/init" "$SRC"/*.c "$MK_ROOT/include/uapi/linux/multikernel.h" \
+	"$MK_BUILD/obj/usr/include/linux/kexec.h" "$BUSYBOX" 2>/dev/null || true; } |
+	sha256sum | cut -d' ' -f1)
+if [ -f "$OUT" ] && [ "$(cat "$OUT.id" 2>/dev/null)" = "$inputs_id" ] &&
+	[ -x "$MK_BUILD/mk-jitter" ]; then
 	exit 0
 fi
 step "initramfs: $OUT (busybox-static + samples/multikernel/initramfs/{init,mk-kexec.c,mk-clock.c,mk-jitter.c,mk-stream.c})"
@@ -37,3 +40,4 @@ chmod 755 "$tmp/init" "$tmp/bin/busybox"
 ln -s busybox "$tmp/bin/sh"
 (cd "$tmp" && find . | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 | gzip -9) >"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
+echo "$inputs_id" >"$OUT.id"
