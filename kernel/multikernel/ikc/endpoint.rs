@@ -21,6 +21,14 @@ const BATCH_ALIGN: usize = 8;
 const IOCTL_SEND: u32 = kernel::ioctl::_IOWR::<[u8; BATCH_BYTES]>(0xB9, 0x01);
 const IOCTL_RECV: u32 = kernel::ioctl::_IOWR::<[u8; BATCH_BYTES]>(0xB9, 0x02);
 
+/// The header `read` and `MK_IKC_RECV` give user space before a message's payload.
+fn device_header(msg: &Message) -> [u8; DEVICE_HEADER] {
+    let mut header = [0u8; DEVICE_HEADER];
+    header[0..2].copy_from_slice(&msg.port.to_le_bytes());
+    header[4..8].copy_from_slice(&(msg.data.len() as u32).to_le_bytes());
+    header
+}
+
 /// The bytes a record with a `len`-byte payload takes in a batch, padding included.
 fn record_size(len: usize) -> usize {
     (DEVICE_HEADER + len).next_multiple_of(BATCH_ALIGN)
@@ -329,9 +337,7 @@ impl Endpoint {
             };
             let size = record_size(msg.data.len());
             let pad = size.min(batch.len - used) - DEVICE_HEADER - msg.data.len();
-            let mut header = [0u8; DEVICE_HEADER];
-            header[0..2].copy_from_slice(&msg.port.to_le_bytes());
-            header[4..8].copy_from_slice(&(msg.data.len() as u32).to_le_bytes());
+            let header = device_header(&msg);
             let copied = out
                 .write_slice(&header)
                 .and_then(|()| out.write_slice(&msg.data))
@@ -370,9 +376,7 @@ impl FileOps for Endpoint {
             .ok_or(EMSGSIZE)
             .map_err(small)?;
         let msg = ch.recv_user(max, nonblock).map_err(small)?;
-        let mut header = [0u8; DEVICE_HEADER];
-        header[0..2].copy_from_slice(&msg.port.to_le_bytes());
-        header[4..8].copy_from_slice(&(msg.data.len() as u32).to_le_bytes());
+        let header = device_header(&msg);
         if let Err(e) = out
             .write_slice(&header)
             .and_then(|()| out.write_slice(&msg.data))
