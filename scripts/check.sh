@@ -135,7 +135,7 @@ judge_kunit() {
 				if (cases == 1) printf "    # %s: pass:%d fail:%d skip:%d total:1\n", suite,
 					(bad || skip) ? 0 : 1, bad ? 1 : 0, skip ? 1 : 0
 				suite=""; bad=0 }' || true)
-	for suite in ${MK_KUNIT_SUITES:-rust_doctests_kernel multikernel_control multikernel_report multikernel_spec multikernel_pool multikernel_cpus multikernel_loader multikernel_ring multikernel_ikc multikernel_handover multikernel_vmlinux}; do
+	for suite in ${MK_KUNIT_SUITES:-rust_doctests_kernel multikernel_control multikernel_report multikernel_spec multikernel_pool multikernel_cpus multikernel_loader multikernel_ring multikernel_stream multikernel_ikc multikernel_handover multikernel_vmlinux}; do
 		echo "$ktap" | grep -q "# $suite: " || fail "KUnit suite $suite did not run"
 	done
 	while read -r line; do

@@ -16,7 +16,8 @@ if readelf -l "$BUSYBOX" | grep -q INTERP; then
 fi
 # Rebuilt when the content of an input changes (not its time: a clone of the tree
 # building into the same cache must not pass for this tree's sources, or the reverse).
-inputs_id=$({ cat "$SRC/init" "$SRC"/*.c "$MK_ROOT/include/uapi/linux/multikernel.h" \
+STREAM_H=$MK_ROOT/tools/testing/selftests/multikernel/mk_stream.h
+inputs_id=$({ cat "$SRC/init" "$SRC"/*.c "$MK_ROOT/include/uapi/linux/multikernel.h" "$STREAM_H" \
 	"$MK_BUILD/obj/usr/include/linux/kexec.h" "$BUSYBOX" 2>/dev/null || true; } |
 	sha256sum | cut -d' ' -f1)
 if [ -f "$OUT" ] && [ "$(cat "$OUT.id" 2>/dev/null)" = "$inputs_id" ] &&
@@ -32,7 +33,9 @@ cp "$BUSYBOX" "$tmp/bin/busybox"
 gcc -static -O2 -Wall -Werror -isystem "$MK_BUILD/obj/usr/include" -o "$tmp/bin/mk-kexec" "$SRC/mk-kexec.c"
 gcc -static -O2 -Wall -Werror -o "$tmp/bin/mk-clock" "$SRC/mk-clock.c"
 gcc -static -O2 -Wall -Werror -o "$tmp/bin/mk-jitter" "$SRC/mk-jitter.c"
-gcc -static -O2 -Wall -Werror -isystem "$MK_BUILD/obj/usr/include" -o "$tmp/bin/mk-stream" "$SRC/mk-stream.c"
+# mk-stream also uses the selftests' stream helpers (mk_stream.h).
+gcc -static -O2 -Wall -Werror -isystem "$MK_BUILD/obj/usr/include" -I "$(dirname "$STREAM_H")" \
+	-o "$tmp/bin/mk-stream" "$SRC/mk-stream.c"
 # The host's copy, for make bench's jitter comparison (the VM sees $MK_BUILD).
 cp "$tmp/bin/mk-jitter" "$MK_BUILD/mk-jitter"
 cp "$SRC/init" "$tmp/init"

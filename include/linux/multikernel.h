@@ -60,7 +60,7 @@ struct multikernel_wakeup {
  * VERSION 4). Raised whenever what an instance shares with its host changes,
  * so that a host never hands instances to a kernel that cannot adopt them.
  */
-#define MULTIKERNEL_HANDOVER_VERSION	2
+#define MULTIKERNEL_HANDOVER_VERSION	3
 #define MULTIKERNEL_HANDOVER_NAME	"multikernel"
 struct multikernel_handover {
 	u64 magic;

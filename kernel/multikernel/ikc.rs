@@ -10,6 +10,7 @@
 //! +0             header: magic, version, instance id, heartbeat, host doorbell CPU  (4 KiB)
 //! +4 KiB         ring host -> instance                                (4 KiB + 1 MiB)
 //! +1 MiB + 8 KiB ring instance -> host                                (4 KiB + 1 MiB)
+//! +2 MiB + 12 KiB stream area, mapped by processes (`ikc/area.rs`)    (4 KiB + 2 MiB)
 //! ```
 //!
 //! The host sets the memory up at each start; each kernel opens its end ([`Channel::host`],
@@ -34,6 +35,7 @@ use crate::base::{
         RingError,
         RingMemory, //
     },
+    stream,
 };
 use crate::sys::{
     device::{
@@ -68,6 +70,7 @@ use kernel::{
         new_mutex,
         new_raw_spinlock_irq,
         new_spinlock,
+        new_spinlock_irq,
         poll::{
             PollCondVar,
             PollTable, //
@@ -78,7 +81,8 @@ use kernel::{
         Mutex,
         RawSpinLockIrq,
         SetOnce,
-        SpinLock, //
+        SpinLock,
+        SpinLockIrq, //
     },
     time::{
         msecs_to_jiffies,
@@ -112,6 +116,7 @@ use crate::base::wire::{
     OFF_MAGIC,
     OFF_VERSION,
     RING_BYTES,
+    STREAM_OFFSET,
     TO_HOST,
     TO_INSTANCE,
     VERSION, //
@@ -270,6 +275,15 @@ pub(crate) struct Waiters {
     /// Readers and pollers waiting for a message.
     #[pin]
     readable: PollCondVar,
+    /// Processes waiting in `MK_IKC_STREAM_WAIT` (`area.rs`). The doorbell interrupt wakes
+    /// them under this lock, which they hold from their last look at the indices until they
+    /// sleep, so a wakeup is never lost between the two.
+    #[pin]
+    stream_lock: SpinLockIrq<()>,
+    #[pin]
+    stream: CondVar,
+    /// How many wait there (the interrupt takes the lock only when some do).
+    stream_sleepers: AtomicU32,
 }
 
 impl Waiters {
@@ -278,6 +292,9 @@ impl Waiters {
             pin_init!(Self {
                 space <- new_poll_condvar!("multikernel::Waiters::space"),
                 readable <- new_poll_condvar!("multikernel::Waiters::readable"),
+                stream_lock <- new_spinlock_irq!((), "multikernel::Waiters::stream_lock"),
+                stream <- new_condvar!("multikernel::Waiters::stream"),
+                stream_sleepers: AtomicU32::new(0),
             }),
             GFP_KERNEL,
         )
@@ -387,6 +404,7 @@ struct Rx {
     buf: KVec<u8>,
 }
 
+mod area;
 mod channel;
 mod console;
 mod doorbell;

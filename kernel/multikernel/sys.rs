@@ -11,6 +11,7 @@ pub(crate) mod doorbell;
 pub(crate) mod handover;
 pub(crate) mod kexec;
 pub(crate) mod lz4;
+pub(crate) mod mapping;
 pub(crate) mod pool_map;
 pub(crate) mod shared;
 pub(crate) mod spawn;

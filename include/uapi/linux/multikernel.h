@@ -6,7 +6,9 @@
  * /dev/mk-host talks to the host. Each read(2) returns one message and each
  * write(2) sends one: a struct mk_ikc_msg header followed by len payload
  * bytes. The MK_IKC_SEND and MK_IKC_RECV ioctls move a batch of messages per
- * call (as sendmmsg(2) and recvmmsg(2) do for sockets). See
+ * call (as sendmmsg(2) and recvmmsg(2) do for sockets). A process may also map
+ * the channel's stream area (mmap(2) of MK_IKC_STREAM_BYTES at offset 0) and
+ * move bytes through it without a system call per message (below). See
  * Documentation/multikernel/ikc.rst.
  */
 #ifndef _UAPI_LINUX_MULTIKERNEL_H
@@ -67,5 +69,82 @@ struct mk_ikc_batch {
  */
 #define MK_IKC_SEND	_IOWR(0xB9, 0x01, struct mk_ikc_batch)
 #define MK_IKC_RECV	_IOWR(0xB9, 0x02, struct mk_ikc_batch)
+
+/*
+ * The stream area: two byte rings, one per direction, in memory both kernels
+ * share, which mmap(2) of the message device maps into a process (MAP_SHARED,
+ * offset 0, exactly MK_IKC_STREAM_BYTES; not executable, not inherited by a
+ * fork). Each direction has one producer and one consumer process, one in each
+ * kernel, and no system call is needed to move bytes: the producer copies
+ * them in at tail and publishes the new tail (a release store), the consumer
+ * copies them out from head and publishes the new head. Both indices count
+ * bytes ever moved (they wrap at 2^64); data sits at index % size.
+ *
+ * A process that finds no data (or no room) sleeps in MK_IKC_STREAM_WAIT,
+ * which first writes what it waits for into want_data (want_room): the other
+ * side, after publishing, issues a full barrier, reads that word and, if it
+ * is not 0 and now satisfied, calls MK_IKC_STREAM_KICK (a doorbell to the
+ * other kernel, which wakes its waiter). tools/testing/selftests/multikernel/
+ * mk_stream.h has helpers that do exactly this.
+ *
+ * The area is reset (zeroed, magic and size set) each time the instance
+ * starts; it is unmapped from the host's processes when the instance stops
+ * (a later access raises SIGBUS: map it again after the next start).
+ * Nothing in it is trusted: each kernel only reads the indices, and
+ * MK_IKC_STREAM_WAIT fails with EIO if they say more than size bytes are
+ * in a ring.
+ */
+#define MK_IKC_STREAM_MAGIC	0x4d41455254534b4dULL	/* "MKSTREAM" */
+/* Bytes of data per direction. */
+#define MK_IKC_STREAM_SIZE	(1U << 20)
+/* What mmap maps: the 4 KiB header page, then the two directions' data. */
+#define MK_IKC_STREAM_BYTES	(4096 + 2 * MK_IKC_STREAM_SIZE)
+
+/* One direction's indices, each word in a cache line of its own. */
+struct mk_ikc_stream_dir {
+	__u64 tail;		/* producer: bytes ever written */
+	__u64 pad0[7];
+	__u64 head;		/* consumer: bytes ever read */
+	__u64 pad1[7];
+	__u64 want_data;	/* consumer asleep until tail - head >= this (0: awake) */
+	__u64 pad2[7];
+	__u64 want_room;	/* producer asleep until size - (tail - head) >= this */
+	__u64 pad3[7];
+};
+
+/* The header page, at offset 0 of the mapping. */
+struct mk_ikc_stream {
+	__u64 magic;		/* MK_IKC_STREAM_MAGIC */
+	__u64 size;		/* MK_IKC_STREAM_SIZE */
+	__u64 pad[6];
+	struct mk_ikc_stream_dir to_instance;	/* host process -> instance process */
+	struct mk_ikc_stream_dir to_host;	/* instance process -> host process */
+};
+
+/* Where each direction's data starts in the mapping. */
+#define MK_IKC_STREAM_TO_INSTANCE	4096
+#define MK_IKC_STREAM_TO_HOST		(4096 + MK_IKC_STREAM_SIZE)
+
+/* MK_IKC_STREAM_WAIT: what to wait for, in this kernel's own directions. */
+#define MK_IKC_STREAM_DATA	1	/* bytes to read (the direction toward us) */
+#define MK_IKC_STREAM_ROOM	2	/* room to write (the direction away from us) */
+
+struct mk_ikc_stream_wait {
+	__u32 what;	/* MK_IKC_STREAM_DATA or MK_IKC_STREAM_ROOM */
+	__u32 bytes;	/* 1 to MK_IKC_STREAM_SIZE */
+};
+
+/*
+ * MK_IKC_STREAM_WAIT returns 0 once at least bytes are there to read (DATA)
+ * or free to write (ROOM): EAGAIN instead of sleeping with O_NONBLOCK, EINTR
+ * on a signal, ENOTCONN (EPROTO if the ring protocol broke) when the
+ * channel is not open, EIO if the indices are impossible, EBUSY if another
+ * thread of this kernel already waits for the same thing. EINVAL for an
+ * unknown what or bytes outside 1..MK_IKC_STREAM_SIZE.
+ * MK_IKC_STREAM_KICK rings the other kernel, whose waiter (if any) looks
+ * again; ENOTCONN (EPROTO) when the channel is not open.
+ */
+#define MK_IKC_STREAM_WAIT	_IOW(0xB9, 0x03, struct mk_ikc_stream_wait)
+#define MK_IKC_STREAM_KICK	_IO(0xB9, 0x04)
 
 #endif /* _UAPI_LINUX_MULTIKERNEL_H */

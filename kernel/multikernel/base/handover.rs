@@ -28,7 +28,7 @@ pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"MKHANDOV");
 /// The version this kernel writes and reads (`MULTIKERNEL_HANDOVER_VERSION`; the `MKHO`
 /// record of its `kernel_info` declares it). Raised with the channel layout
 /// ([`crate::base::wire::VERSION`]): an instance's channel is handed over as it is.
-pub(crate) const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 3;
 /// `struct multikernel_handover`.
 pub(crate) const HEADER_BYTES: usize = 56;
 /// The longest command line a record carries (longer ones are cut: only `image` shows it).

@@ -17,8 +17,8 @@
 //!        mailbox (4 KiB) the instance kernel reports through
 //!        park area (8 KiB): where its other CPUs wait to be started, and the GDT, IDT and
 //!        stacks all its CPUs enter on
-//!        IKC channel (4 MiB + 24 KiB): header and rings shared with the host (`ikc.rs`), then the
-//!                 network link's frame rings (`ikc/net.rs`)
+//!        IKC channel (6 MiB + 28 KiB): header, rings and stream area shared with the host
+//!                 (`ikc.rs`), then the network link's frame rings (`ikc/net.rs`)
 //!        ... free memory of the instance ...
 //! end:   initrd (page-aligned, at the top)
 //! ```

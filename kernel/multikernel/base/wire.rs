@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The layout of the inter-kernel channel in an instance's memory, as both kernels see it:
-//! a header page (magic, version, instance id, heartbeat, the host CPU to ring) and two rings
-//! (`ring.rs`), one per direction. Pure data at the bottom of the subsystem: the loader sizes
+//! a header page (magic, version, instance id, heartbeat, the host CPU to ring), two rings
+//! (`ring.rs`), one per direction, and the stream area processes map (`stream.rs`). Pure data at the bottom of the subsystem: the loader sizes
 //! the channel from it, IKC reads and writes it.
 
 /// The channel header page.
@@ -10,8 +10,10 @@ pub(crate) const HEADER_BYTES: usize = 4096;
 /// One ring: its 64-byte header (in a page of its own) and 1 MiB of data (a stream of
 /// messages waits for room, and the peer's doorbell, once per half ring).
 pub(crate) const RING_BYTES: usize = 4096 + (1 << 20);
-/// The message channel: its header and two rings.
-pub(crate) const IKC_BYTES: usize = HEADER_BYTES + 2 * RING_BYTES;
+/// Where the stream area (`stream.rs`) starts: after the rings, page aligned.
+pub(crate) const STREAM_OFFSET: usize = HEADER_BYTES + 2 * RING_BYTES;
+/// The message channel: its header, two rings and the stream area.
+pub(crate) const IKC_BYTES: usize = STREAM_OFFSET + crate::base::stream::BYTES;
 /// The network link's area, after the message channel: a header page and two frame rings.
 pub(crate) const NET_OFFSET: usize = IKC_BYTES;
 /// One frame ring: its header (in a page of its own) and 1 MiB of data.
@@ -46,4 +48,4 @@ pub(crate) const OFF_HOST_DOORBELL: usize = 32;
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"MKIKCCHN");
 /// The layout version both kernels must agree on. A change also raises the handover version
 /// (`crate::base::handover::VERSION`, `MULTIKERNEL_HANDOVER_VERSION`, the `MKHO` record).
-pub(crate) const VERSION: u64 = 4;
+pub(crate) const VERSION: u64 = 5;

@@ -42,6 +42,8 @@ pub(super) const PENDING_BROKEN: u32 = 1 << 1;
 pub(crate) struct Channel {
     pub(super) name: CString,
     pub(super) side: Side,
+    /// Physical address of the channel (of `mem`).
+    pub(super) phys: u64,
     pub(super) mem: SharedMem,
     /// Host: the instance's mailbox page, where its kernel writes why it stops.
     pub(super) mailbox: Option<SharedMem>,
@@ -147,6 +149,10 @@ impl Channel {
                 })
                 .map_err(|e| e.errno())?;
             }
+            // The stream area: nothing of an earlier run (or instance) shows through.
+            mem.zero_bulk(STREAM_OFFSET, stream::BYTES);
+            mem.store_seqcst(STREAM_OFFSET + stream::OFF_SIZE, stream::SIZE as u64);
+            mem.store_seqcst(STREAM_OFFSET + stream::OFF_MAGIC, stream::MAGIC);
             mem.store_seqcst(OFF_VERSION, VERSION);
             mem.store_seqcst(OFF_ID, u64::from(place.id));
             mem.store_seqcst(OFF_HEARTBEAT, 0);
@@ -157,6 +163,7 @@ impl Channel {
         Self::open(
             name,
             Side::Host,
+            place.start,
             mem,
             Some(mailbox),
             place.peer_apic,
@@ -198,6 +205,7 @@ impl Channel {
         Self::open(
             name,
             Side::Instance,
+            info.channel,
             mem,
             None,
             info.host_apic,
@@ -212,6 +220,7 @@ impl Channel {
     pub(super) fn open(
         name: CString,
         side: Side,
+        phys: u64,
         mem: SharedMem,
         mailbox: Option<SharedMem>,
         peer_apic: u32,
@@ -246,6 +255,7 @@ impl Channel {
             pin_init!(Self {
                 name,
                 side,
+                phys,
                 mem,
                 mailbox,
                 peer_apic,
@@ -861,6 +871,7 @@ impl Channel {
         self.waiters.readable.notify_all();
         *self.pong_gen.lock() += 1;
         self.pong_cv.notify_all();
+        self.waiters.wake_stream();
     }
 
     /// Sets the state (from open) and wakes every waiter (process context).

@@ -4,6 +4,8 @@
 //! device's file operations.
 
 use super::*;
+use crate::sys::mapping::PfnMapping;
+use kernel::mm::virt::VmaNew;
 
 /// The header of a message as the device reads and writes it (`struct mk_ikc_msg` in
 /// `include/uapi/linux/multikernel.h`): port, flags (0), payload length.
@@ -97,6 +99,11 @@ pub(crate) struct Endpoint {
     pub(super) services: Arc<Services>,
     /// Payload size of the pings `instances/NAME/ping` sends.
     pub(crate) ping_size: AtomicUsize,
+    /// What the device's files map: the current channel's stream area (`area.rs`).
+    #[pin]
+    pub(super) mapping: PfnMapping,
+    /// A process of this kernel waits for stream data, for stream room.
+    pub(super) stream_waiting: [AtomicBool; 2],
 }
 
 impl Endpoint {
@@ -121,6 +128,8 @@ impl Endpoint {
                 waiters,
                 services,
                 ping_size: AtomicUsize::new(64),
+                mapping <- PfnMapping::new(),
+                stream_waiting: [AtomicBool::new(false), AtomicBool::new(false)],
             }),
             GFP_KERNEL,
         )
@@ -130,9 +139,14 @@ impl Endpoint {
         self.current.lock().clone()
     }
 
-    /// Replaces the channel; returns the old one (to close, outside the lock).
+    /// Replaces the channel; returns the old one (to close, outside the lock). Processes that
+    /// mapped the old channel's stream area lose it before this returns: its memory may go to
+    /// another run once the old channel is closed.
     pub(crate) fn set(&self, channel: Option<Arc<Channel>>) -> Option<Arc<Channel>> {
-        core::mem::replace(&mut *self.current.lock(), channel)
+        let area = channel.as_ref().map(|ch| ch.stream_area());
+        let old = core::mem::replace(&mut *self.current.lock(), channel);
+        self.mapping.set(area);
+        old
     }
 
     /// Registers `handler` as the service on kernel port `port` (1-63) of this endpoint's
@@ -409,8 +423,14 @@ impl FileOps for Endpoint {
         match cmd {
             IOCTL_SEND => self.send_batch(&Batch::read(self, arg)?, nonblock),
             IOCTL_RECV => self.recv_batch(&Batch::read(self, arg)?, nonblock),
+            area::IOCTL_WAIT => self.stream_wait(arg, nonblock),
+            area::IOCTL_KICK => self.stream_kick(),
             _ => Err(ENOTTY),
         }
+    }
+
+    fn mmap(&self, vma: &VmaNew) -> Result {
+        self.stream_mmap(vma)
     }
 
     fn poll(&self, file: &File, table: &PollTable<'_>) -> u32 {

@@ -8,6 +8,7 @@ use kernel::{
     bindings,
     error::to_result,
     fs::File,
+    mm::virt::VmaNew,
     module::this_module,
     prelude::*,
     str::CString,
@@ -65,6 +66,10 @@ pub(crate) trait FileOps: Send + Sync + 'static {
     fn ioctl(&self, _cmd: u32, _arg: usize, _nonblock: bool) -> Result<isize> {
         Err(ENOTTY)
     }
+    /// Sets up `mmap` of the file; `ENODEV` for a device that maps nothing.
+    fn mmap(&self, _vma: &VmaNew) -> Result {
+        Err(ENODEV)
+    }
 }
 
 /// A misc character device, `/dev/NAME`, root's only, without offsets (a stream or
@@ -97,6 +102,7 @@ impl<T: DeviceOps> MessageDevice<T> {
         fops.write = Some(Self::write);
         fops.poll = Some(Self::poll);
         fops.unlocked_ioctl = Some(Self::ioctl);
+        fops.mmap = Some(Self::mmap);
         // The commands' arguments are user addresses of structures laid out alike for
         // 32-bit processes.
         #[cfg(CONFIG_COMPAT)]
@@ -262,6 +268,25 @@ impl<T: DeviceOps> MessageDevice<T> {
         match data.ioctl(cmd, arg, nonblock) {
             Ok(n) => n as c_long,
             Err(e) => e.to_errno() as c_long,
+        }
+    }
+}
+
+impl<T: DeviceOps> MessageDevice<T> {
+    /// # Safety
+    ///
+    /// An `mmap` of an open file of this device, `vma` the area being set up.
+    unsafe extern "C" fn mmap(
+        file: *mut bindings::file,
+        vma: *mut bindings::vm_area_struct,
+    ) -> c_int {
+        // SAFETY: Between `open` and `release`.
+        let data = unsafe { Self::data(file) };
+        // SAFETY: `vma` is being set up by this `mmap` for the duration of the call.
+        let vma = unsafe { VmaNew::from_raw(vma) };
+        match data.mmap(vma) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
         }
     }
 }

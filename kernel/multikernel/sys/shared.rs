@@ -201,6 +201,16 @@ impl SharedMem {
         };
     }
 
+    /// Zeroes `len` bytes at `off` with the C `memset` (nothing outside the mapping), as
+    /// [`SharedMem::write_bulk`] writes: for memory the peer does not use yet.
+    pub(crate) fn zero_bulk(&self, off: usize, len: usize) {
+        if !self.inside(off, len) {
+            return;
+        }
+        // SAFETY: `off..off + len` is inside the mapping (checked).
+        unsafe { bindings::memset(self.virt.as_ptr().add(off).cast(), 0, len) };
+    }
+
     fn word(&self, off: usize) -> Option<&AtomicU64> {
         if off % 8 != 0 || !self.inside(off, 8) {
             return None;

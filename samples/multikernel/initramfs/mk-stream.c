@@ -10,9 +10,15 @@
  *   port with "messages=N bytes=B bad=K calls=C us=T" (C receive calls since
  *   the last end, T microseconds from its first message to its last), and
  *   the next stream starts at 0;
+ * - a message on STREAM_MODE (port 202) says what a child process does with
+ *   the bytes that come through the stream area (mmap of the device, see
+ *   mk_stream.h): "echo" (the default) sends them back, "sink" reads and
+ *   drops them; answered on the same port with "mode=M sunk=B" (B: bytes
+ *   dropped since the last mode message);
  * - a message on any other port comes back as it came.
  *
- * It runs until the device fails (the channel closed), then exits 1.
+ * It runs until the device fails (the channel closed), then exits 1 (the
+ * child dies with it).
  *
  *   mk-stream [DEVICE]    (default /dev/mk-host)
  */
@@ -22,12 +28,18 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "mk_stream.h"
+
 #define STREAM_DATA 200
 #define STREAM_END 201
+#define STREAM_MODE 202
 /* Room for 64 records of the largest payload. */
 #define BATCH_BYTES (64 * MK_IKC_RECORD_SIZE(MK_IKC_MAX_PAYLOAD))
 
@@ -86,6 +98,43 @@ static int send_all(int fd, unsigned char *buf, size_t len)
 	return 0;
 }
 
+/* What the stream child does, shared with it. */
+struct mode {
+	int sink;
+	unsigned long long sunk;
+};
+
+/* Moves the stream area's bytes: back to the host, or nowhere (mode). */
+static void stream_child(int fd, struct mode *mode)
+{
+	static unsigned char buf[64 << 10];
+	struct mk_stream s;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	for (;;) {
+		ssize_t n;
+
+		/* A stream the host broke (impossible indices) is mapped again later. */
+		if (mk_stream_map(&s, fd, 0)) {
+			sleep(1);
+			continue;
+		}
+		for (;;) {
+			n = mk_stream_read(&s, buf, sizeof(buf));
+			if (n < 0)
+				break;
+			if (__atomic_load_n(&mode->sink, __ATOMIC_RELAXED)) {
+				__atomic_add_fetch(&mode->sunk, n, __ATOMIC_RELAXED);
+				continue;
+			}
+			if (mk_stream_write(&s, buf, n) < 0)
+				break;
+		}
+		mk_stream_unmap(&s);
+		usleep(100000);
+	}
+}
+
 static void take(struct stream *s, const struct mk_ikc_msg *m)
 {
 	uint64_t n = s->messages;
@@ -107,10 +156,20 @@ int main(int argc, char **argv)
 	struct stream s = { 0 };
 	int fd = open(dev, O_RDWR);
 
+	struct mode *mode;
+
 	if (fd < 0) {
 		fprintf(stderr, "mk-stream: %s: %s\n", dev, strerror(errno));
 		return 1;
 	}
+	mode = mmap(NULL, sizeof(*mode), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+		    -1, 0);
+	if (mode == MAP_FAILED) {
+		fprintf(stderr, "mk-stream: mmap: %s\n", strerror(errno));
+		return 1;
+	}
+	if (fork() == 0)
+		stream_child(fd, mode);
 	for (;;) {
 		struct mk_ikc_batch b = { .buf = (uintptr_t)in, .len = sizeof(in) };
 		size_t at = 0, echo = 0;
@@ -156,6 +215,19 @@ int main(int argc, char **argv)
 				r->len = n < 0 ? 0 : n < 256 ? n : 255;
 				echo += MK_IKC_RECORD_SIZE(r->len);
 				memset(&s, 0, sizeof(s));
+			} else if (m->port == STREAM_MODE) {
+				struct mk_ikc_msg *r = (struct mk_ikc_msg *)(out + echo);
+				int sink = m->len == 4 && !memcmp(m->data, "sink", 4);
+				int n;
+
+				__atomic_store_n(&mode->sink, sink, __ATOMIC_RELAXED);
+				n = snprintf((char *)r->data, 64, "mode=%s sunk=%llu",
+					     sink ? "sink" : "echo",
+					     __atomic_exchange_n(&mode->sunk, 0, __ATOMIC_RELAXED));
+				r->port = STREAM_MODE;
+				r->flags = 0;
+				r->len = n < 0 ? 0 : n < 64 ? n : 63;
+				echo += MK_IKC_RECORD_SIZE(r->len);
 			} else {
 				memcpy(out + echo, m, size);
 				echo += size;

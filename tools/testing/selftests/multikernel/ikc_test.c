@@ -35,13 +35,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <setjmp.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "../kselftest_harness.h"
 #include "mk_util.h"
 #include "mk_instance.h"
+#include "mk_stream.h"
 
 #define NAME "ik0"
 #define INST MK "/instances/" NAME
@@ -1057,6 +1060,198 @@ TEST_F_TIMEOUT(ikc, instance_user_space, 180)
 	EXPECT_LT(strlen(want), r->len);
 	EXPECT_EQ(0, memcmp(r->data, want, strlen(want)) || r->data[strlen(want)] != ' ')
 		TH_LOG("answer: %.*s", (int)r->len, (char *)r->data);
+}
+
+/* Byte i of a stream through the stream area. */
+static unsigned char stream_byte(uint64_t i)
+{
+	return (unsigned char)(i * 131 + (i >> 13));
+}
+
+struct area_writer {
+	struct mk_stream *s;
+	size_t total;
+	int error;
+};
+
+/* Writes w->total pattern bytes in pieces of 1 to 64 KiB. */
+static void *area_write(void *arg)
+{
+	static unsigned char buf[65536];
+	struct area_writer *w = arg;
+	size_t done = 0, i;
+
+	while (done < w->total) {
+		size_t n = 1 + (done * 7919 + 13) % sizeof(buf);
+		ssize_t r;
+
+		if (n > w->total - done)
+			n = w->total - done;
+		for (i = 0; i < n; i++)
+			buf[i] = stream_byte(done + i);
+		r = mk_stream_write(w->s, buf, n);
+		if (r < 0) {
+			w->error = (int)-r;
+			return NULL;
+		}
+		done += n;
+	}
+	return NULL;
+}
+
+static int area_wait(int fd, __u32 what, __u32 bytes)
+{
+	struct mk_ikc_stream_wait w = { .what = what, .bytes = bytes };
+
+	return ioctl(fd, MK_IKC_STREAM_WAIT, &w) ? errno : 0;
+}
+
+struct area_waiter {
+	int fd;
+	int error;
+};
+
+static void *area_wait_data(void *arg)
+{
+	struct area_waiter *w = arg;
+
+	w->error = area_wait(w->fd, MK_IKC_STREAM_DATA, 1);
+	return NULL;
+}
+
+static sigjmp_buf touch_jmp;
+
+static void touch_fault(int sig)
+{
+	siglongjmp(touch_jmp, sig);
+}
+
+/* Reads the word at p: 0 if it could, else the signal it raised. */
+static int touch(volatile __u64 *p, __u64 *value)
+{
+	struct sigaction sa = { .sa_handler = touch_fault }, old_bus, old_segv;
+	int sig;
+
+	sigaction(SIGBUS, &sa, &old_bus);
+	sigaction(SIGSEGV, &sa, &old_segv);
+	sig = sigsetjmp(touch_jmp, 1);
+	if (!sig)
+		*value = *p;
+	sigaction(SIGBUS, &old_bus, NULL);
+	sigaction(SIGSEGV, &old_segv, NULL);
+	return sig;
+}
+
+#define AREA_BYTES (8u << 20)
+
+/*
+ * The stream area (mmap of the device): what mmap and the waits refuse;
+ * 8 MiB through the 1 MiB rings to mk-stream's stream child and back
+ * (content, order, both sides waiting for data and for room); impossible
+ * indices; a fork does not inherit the mapping; a stopped instance takes it
+ * away (SIGBUS) and the next start shows a fresh area through it.
+ */
+TEST_F_TIMEOUT(ikc, stream_area, 300)
+{
+	static unsigned char buf[49152];
+	struct area_writer w = { .total = AREA_BYTES };
+	struct area_waiter waiter;
+	struct mk_stream s;
+	pthread_t thread;
+	size_t got = 0, i, bad = 0;
+	__u64 saved, value;
+	char state[64];
+	void *p;
+	int nb, status;
+	pid_t pid;
+
+	/* Whole, shared, at offset 0, not executable. */
+	p = mmap(NULL, MK_IKC_STREAM_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE, self->fd, 0);
+	EXPECT_TRUE(p == MAP_FAILED && errno == EINVAL);
+	p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd, 0);
+	EXPECT_TRUE(p == MAP_FAILED && errno == EINVAL);
+	p = mmap(NULL, MK_IKC_STREAM_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd, 4096);
+	EXPECT_TRUE(p == MAP_FAILED && errno == EINVAL);
+	p = mmap(NULL, MK_IKC_STREAM_BYTES, PROT_READ | PROT_EXEC, MAP_SHARED, self->fd, 0);
+	EXPECT_TRUE(p == MAP_FAILED && errno == EINVAL);
+	ASSERT_EQ(0, mk_stream_map(&s, self->fd, 1));
+	EXPECT_EQ(0ULL, s.tx->tail);
+	EXPECT_EQ(0ULL, s.rx->head);
+
+	/* Waits: bad arguments, nothing there, two waiters for the same thing. */
+	EXPECT_EQ(EINVAL, area_wait(self->fd, 0, 1));
+	EXPECT_EQ(EINVAL, area_wait(self->fd, 3, 1));
+	EXPECT_EQ(EINVAL, area_wait(self->fd, MK_IKC_STREAM_DATA, 0));
+	EXPECT_EQ(EINVAL, area_wait(self->fd, MK_IKC_STREAM_ROOM, MK_IKC_STREAM_SIZE + 1));
+	nb = open(DEV, O_RDWR | O_NONBLOCK);
+	ASSERT_LE(0, nb);
+	EXPECT_EQ(EAGAIN, area_wait(nb, MK_IKC_STREAM_DATA, 1));
+	EXPECT_EQ(0, area_wait(nb, MK_IKC_STREAM_ROOM, MK_IKC_STREAM_SIZE));
+	waiter.fd = self->fd;
+	waiter.error = -1;
+	ASSERT_EQ(0, pthread_create(&thread, NULL, area_wait_data, &waiter));
+	sleep(1);
+	EXPECT_EQ(EBUSY, area_wait(nb, MK_IKC_STREAM_DATA, 1));
+	/* One byte there and back (mk-stream echoes) wakes the waiter. */
+	buf[0] = stream_byte(0);
+	EXPECT_EQ(1, mk_stream_write(&s, buf, 1));
+	pthread_join(thread, NULL);
+	EXPECT_EQ(0, waiter.error);
+	EXPECT_EQ(1, mk_stream_read(&s, buf, sizeof(buf)));
+	EXPECT_EQ(stream_byte(0), buf[0]);
+	close(nb);
+
+	/* 8 MiB there and back, read in 48 KiB pieces while a thread writes. */
+	w.s = &s;
+	ASSERT_EQ(0, pthread_create(&thread, NULL, area_write, &w));
+	while (got < AREA_BYTES) {
+		ssize_t n = mk_stream_read(&s, buf, sizeof(buf));
+
+		if (n <= 0) {
+			TH_LOG("read after %zu bytes: %zd", got, n);
+			break;
+		}
+		for (i = 0; i < (size_t)n; i++)
+			bad += buf[i] != stream_byte(got + i);
+		got += n;
+	}
+	pthread_join(thread, NULL);
+	EXPECT_EQ(0, w.error);
+	EXPECT_EQ((size_t)AREA_BYTES, got);
+	EXPECT_EQ(0U, bad);
+
+	/* Impossible indices on our side: EIO (the instance's child maps it again). */
+	saved = s.tx->tail;
+	s.tx->tail = s.tx->head + MK_IKC_STREAM_SIZE + 1;
+	EXPECT_EQ(EIO, area_wait(self->fd, MK_IKC_STREAM_ROOM, 1));
+	s.tx->tail = saved;
+	EXPECT_EQ(0, area_wait(self->fd, MK_IKC_STREAM_ROOM, 1));
+
+	/* Not inherited by a fork: the child's access faults. */
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid)
+		_exit(touch(&s.st->magic, &value) == SIGSEGV ? 0 : 1);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+	/* Stopped: the mapping goes; started again: a fresh area behind it. */
+	ASSERT_EQ(0, control(NAME, "kill"));
+	EXPECT_EQ(SIGBUS, touch(&s.st->magic, &value));
+	EXPECT_EQ(ENOTCONN, area_wait(self->fd, MK_IKC_STREAM_DATA, 1));
+	EXPECT_EQ(ENOTCONN, ioctl(self->fd, MK_IKC_STREAM_KICK) ? errno : 0);
+	p = mmap(NULL, MK_IKC_STREAM_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd, 0);
+	EXPECT_TRUE(p == MAP_FAILED && errno == ENOTCONN);
+	ASSERT_EQ(0, control(NAME, "start"));
+	wait_started(NAME, state, sizeof(state));
+	ASSERT_STREQ("running\n", state);
+	ASSERT_EQ(0, touch(&s.st->magic, &value));
+	EXPECT_EQ(MK_IKC_STREAM_MAGIC, value);
+	EXPECT_EQ(0ULL, s.tx->tail);
+	for (i = 0, bad = 0; i < 4096; i++)
+		bad += s.txdata[i] != 0;
+	EXPECT_EQ(0U, bad);
+	mk_stream_unmap(&s);
 }
 
 struct blocked {

@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The stream area of a channel (`crate::base::stream`), seen from the message device: `mmap`
+//! maps it into a process, `MK_IKC_STREAM_WAIT` sleeps until the other side's process moved
+//! its index far enough, `MK_IKC_STREAM_KICK` rings the other kernel so its waiter looks again.
+//! The bytes themselves never pass through a kernel.
+
+use super::*;
+use kernel::mm::virt::VmaNew;
+
+/// `struct mk_ikc_stream_wait`: what, bytes.
+const WAIT_BYTES: usize = 8;
+/// `MK_IKC_STREAM_WAIT`, `MK_IKC_STREAM_KICK`.
+pub(super) const IOCTL_WAIT: u32 = kernel::ioctl::_IOW::<[u8; WAIT_BYTES]>(0xB9, 0x03);
+pub(super) const IOCTL_KICK: u32 = kernel::ioctl::_IO(0xB9, 0x04);
+
+impl Waiters {
+    /// The other kernel rang (or the channel changed state): stream waiters look again. Any
+    /// context; cheap when nobody waits.
+    pub(super) fn wake_stream(&self) {
+        if self.stream_sleepers.load(Ordering::SeqCst) != 0 {
+            // A waiter between its look and its sleep holds the lock: it sleeps first.
+            drop(self.stream_lock.lock());
+            self.stream.notify_all();
+        }
+    }
+}
+
+impl Channel {
+    /// Where this kernel's direction of the stream for `want` has its indices (in `mem`):
+    /// data comes toward it, room is wanted away from it.
+    fn stream_dir(&self, want: stream::Want) -> usize {
+        let toward_host = match (self.side, want) {
+            (Side::Host, stream::Want::Data) | (Side::Instance, stream::Want::Room) => true,
+            (Side::Host, stream::Want::Room) | (Side::Instance, stream::Want::Data) => false,
+        };
+        STREAM_OFFSET
+            + if toward_host {
+                stream::DIR_TO_HOST
+            } else {
+                stream::DIR_TO_INSTANCE
+            }
+    }
+
+    /// Physical address and length of the stream area, for mappings.
+    pub(super) fn stream_area(&self) -> (u64, usize) {
+        (self.phys + STREAM_OFFSET as u64, stream::BYTES)
+    }
+}
+
+/// Sets a flag for as long as it lives (`EBUSY` if it was set).
+struct Claim<'a>(&'a AtomicBool);
+
+impl<'a> Claim<'a> {
+    fn new(flag: &'a AtomicBool) -> Result<Self> {
+        if flag.swap(true, Ordering::Acquire) {
+            return Err(EBUSY);
+        }
+        Ok(Self(flag))
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+impl Endpoint {
+    /// `mmap` of the message device: the current channel's stream area (see
+    /// `PfnMapping::mmap` for what is refused). `ENOTCONN` without a channel.
+    pub(super) fn stream_mmap(&self, vma: &VmaNew) -> Result {
+        if self.channel().is_none() {
+            return Err(ENOTCONN);
+        }
+        self.mapping.mmap(vma, stream::BYTES).inspect_err(|e| {
+            if *e != EINVAL {
+                return;
+            }
+            let _ = self.refuse(
+                EINVAL,
+                format_args!(
+                    "mmap of {} bytes: the stream area is mapped whole, shared, at offset 0, \
+                     not executable",
+                    vma.end() - vma.start()
+                ),
+            );
+        })
+    }
+
+    /// `MK_IKC_STREAM_WAIT` (see the uapi header).
+    pub(super) fn stream_wait(&self, at: usize, nonblock: bool) -> Result<isize> {
+        let mut raw = [0u8; WAIT_BYTES];
+        UserSlice::new(UserPtr::from_addr(at), WAIT_BYTES)
+            .reader()
+            .read_slice(&mut raw)?;
+        let what = u32::from_ne_bytes([raw[0], raw[1], raw[2], raw[3]]);
+        let bytes = u32::from_ne_bytes([raw[4], raw[5], raw[6], raw[7]]);
+        let Some(want) = stream::Want::from_u32(what) else {
+            return Err(self.refuse(EINVAL, format_args!("stream wait for {what}")));
+        };
+        if bytes == 0 || bytes as usize > stream::SIZE {
+            return Err(self.refuse(
+                EINVAL,
+                format_args!("stream wait for {bytes} bytes: 1 to {}", stream::SIZE),
+            ));
+        }
+        let ch = self.channel().ok_or(ENOTCONN)?;
+        let _claim = Claim::new(&self.stream_waiting[want as usize - 1])?;
+        let dir = ch.stream_dir(want);
+        let waiters = &self.waiters;
+        waiters.stream_sleepers.fetch_add(1, Ordering::SeqCst);
+        let waited = (|| {
+            let mut guard = waiters.stream_lock.lock();
+            loop {
+                ch.usable()?;
+                // Say what we wait for, then look: the other side publishes its index, then
+                // reads this word (both sequentially consistent), so either it sees the word
+                // and kicks, or we see its index.
+                ch.mem.store_seqcst(dir + want.word(), u64::from(bytes));
+                let tail = ch.mem.load_seqcst(dir + stream::TAIL);
+                let head = ch.mem.load_seqcst(dir + stream::HEAD);
+                match stream::ready(want, tail, head, u64::from(bytes)) {
+                    Ok(true) => return Ok(()),
+                    Ok(false) if nonblock => return Err(EAGAIN),
+                    Ok(false) => {}
+                    Err(stream::Impossible) => {
+                        return Err(self.refuse(
+                            EIO,
+                            format_args!("stream indices tail {tail} head {head}: impossible"),
+                        ))
+                    }
+                }
+                if waiters.stream.wait_interruptible(&mut guard) {
+                    return Err(EINTR);
+                }
+            }
+        })();
+        ch.mem.store_seqcst(dir + want.word(), 0);
+        waiters.stream_sleepers.fetch_sub(1, Ordering::SeqCst);
+        waited.map(|()| 0)
+    }
+
+    /// `MK_IKC_STREAM_KICK`: rings the other kernel.
+    pub(super) fn stream_kick(&self) -> Result<isize> {
+        let ch = self.channel().ok_or(ENOTCONN)?;
+        ch.usable()?;
+        ch.ring_doorbell();
+        Ok(0)
+    }
+}

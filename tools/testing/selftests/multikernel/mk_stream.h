@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * One end of an IKC stream area (struct mk_ikc_stream in
+ * include/uapi/linux/multikernel.h), mapped from a message device: the host
+ * writes to_instance and reads to_host, an instance the other way round.
+ * Used by the tests, ikc_bench and the instance's mk-stream; a program of
+ * one's own may copy it.
+ */
+#ifndef MK_STREAM_H
+#define MK_STREAM_H
+
+#include <errno.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/types.h>
+#include <linux/multikernel.h>
+
+struct mk_stream {
+	int fd;
+	struct mk_ikc_stream *st;
+	struct mk_ikc_stream_dir *tx, *rx;
+	unsigned char *txdata, *rxdata;
+	__u64 size;
+};
+
+/* Maps the stream area of message device fd; host says which side we are. */
+static inline int mk_stream_map(struct mk_stream *s, int fd, int host)
+{
+	unsigned char *base = mmap(NULL, MK_IKC_STREAM_BYTES,
+				   PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	memset(s, 0, sizeof(*s));
+	if (base == MAP_FAILED)
+		return -errno;
+	s->fd = fd;
+	s->st = (struct mk_ikc_stream *)base;
+	if (s->st->magic != MK_IKC_STREAM_MAGIC ||
+	    s->st->size != MK_IKC_STREAM_SIZE) {
+		munmap(base, MK_IKC_STREAM_BYTES);
+		return -EPROTO;
+	}
+	s->size = MK_IKC_STREAM_SIZE;
+	s->tx = host ? &s->st->to_instance : &s->st->to_host;
+	s->rx = host ? &s->st->to_host : &s->st->to_instance;
+	s->txdata = base + (host ? MK_IKC_STREAM_TO_INSTANCE : MK_IKC_STREAM_TO_HOST);
+	s->rxdata = base + (host ? MK_IKC_STREAM_TO_HOST : MK_IKC_STREAM_TO_INSTANCE);
+	return 0;
+}
+
+static inline void mk_stream_unmap(struct mk_stream *s)
+{
+	munmap(s->st, MK_IKC_STREAM_BYTES);
+}
+
+/* Sleeps until bytes are there (MK_IKC_STREAM_DATA) or free (ROOM); -errno. */
+static inline int mk_stream_wait(struct mk_stream *s, __u32 what, __u64 bytes)
+{
+	struct mk_ikc_stream_wait w = {
+		.what = what,
+		.bytes = bytes > s->size ? s->size : bytes,
+	};
+
+	while (ioctl(s->fd, MK_IKC_STREAM_WAIT, &w)) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
+/*
+ * After publishing an index of direction d: kick the other kernel if its
+ * process sleeps there (want_data for a consumer, want_room for a producer)
+ * and what it waits for is now there.
+ */
+static inline int mk_stream_kick_if(struct mk_stream *s,
+				    struct mk_ikc_stream_dir *d, int consumer)
+{
+	__u64 want, used;
+
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	want = __atomic_load_n(consumer ? &d->want_data : &d->want_room,
+			       __ATOMIC_SEQ_CST);
+	if (!want)
+		return 0;
+	used = __atomic_load_n(&d->tail, __ATOMIC_ACQUIRE) -
+	       __atomic_load_n(&d->head, __ATOMIC_ACQUIRE);
+	if (consumer ? used < want : s->size - used < want)
+		return 0;
+	return ioctl(s->fd, MK_IKC_STREAM_KICK) ? -errno : 0;
+}
+
+/*
+ * Writes all len bytes, sleeping for room when the ring is full (waiting
+ * for a quarter of it at least, so the two sides do not wake each other
+ * for every few bytes). Returns len or -errno.
+ */
+static inline ssize_t mk_stream_write(struct mk_stream *s, const void *buf,
+				      size_t len)
+{
+	const unsigned char *p = buf;
+	size_t done = 0;
+
+	while (done < len) {
+		__u64 tail = s->tx->tail;
+		__u64 head = __atomic_load_n(&s->tx->head, __ATOMIC_ACQUIRE);
+		__u64 used = tail - head, room, n, at, first;
+		int err;
+
+		if (used > s->size)
+			return -EIO;
+		room = s->size - used;
+		if (!room) {
+			__u64 want = len - done;
+
+			if (want > s->size / 4)
+				want = s->size / 4;
+			err = mk_stream_wait(s, MK_IKC_STREAM_ROOM, want);
+			if (err)
+				return err;
+			continue;
+		}
+		n = len - done < room ? len - done : room;
+		at = tail % s->size;
+		first = s->size - at < n ? s->size - at : n;
+		memcpy(s->txdata + at, p + done, first);
+		memcpy(s->txdata, p + done + first, n - first);
+		__atomic_store_n(&s->tx->tail, tail + n, __ATOMIC_RELEASE);
+		done += n;
+		err = mk_stream_kick_if(s, s->tx, 1);
+		if (err)
+			return err;
+	}
+	return len;
+}
+
+/*
+ * Reads what is there, up to len bytes (at least 1: sleeps while the ring
+ * is empty). Returns the bytes read or -errno.
+ */
+static inline ssize_t mk_stream_read(struct mk_stream *s, void *buf, size_t len)
+{
+	unsigned char *p = buf;
+
+	for (;;) {
+		__u64 head = s->rx->head;
+		__u64 tail = __atomic_load_n(&s->rx->tail, __ATOMIC_ACQUIRE);
+		__u64 used = tail - head, n, at, first;
+		int err;
+
+		if (used > s->size)
+			return -EIO;
+		if (!used) {
+			err = mk_stream_wait(s, MK_IKC_STREAM_DATA, 1);
+			if (err)
+				return err;
+			continue;
+		}
+		n = len < used ? len : used;
+		at = head % s->size;
+		first = s->size - at < n ? s->size - at : n;
+		memcpy(p, s->rxdata + at, first);
+		memcpy(p + first, s->rxdata, n - first);
+		__atomic_store_n(&s->rx->head, head + n, __ATOMIC_RELEASE);
+		err = mk_stream_kick_if(s, s->rx, 0);
+		return err ? err : (ssize_t)n;
+	}
+}
+
+#endif /* MK_STREAM_H */
