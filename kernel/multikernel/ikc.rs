@@ -70,7 +70,6 @@ use kernel::{
         new_mutex,
         new_raw_spinlock_irq,
         new_spinlock,
-        new_spinlock_irq,
         poll::{
             PollCondVar,
             PollTable, //
@@ -81,8 +80,7 @@ use kernel::{
         Mutex,
         RawSpinLockIrq,
         SetOnce,
-        SpinLock,
-        SpinLockIrq, //
+        SpinLock, //
     },
     time::{
         msecs_to_jiffies,
@@ -275,11 +273,11 @@ pub(crate) struct Waiters {
     /// Readers and pollers waiting for a message.
     #[pin]
     readable: PollCondVar,
-    /// Processes waiting in `MK_IKC_STREAM_WAIT` (`area.rs`). The doorbell interrupt wakes
-    /// them under this lock, which they hold from their last look at the indices until they
-    /// sleep, so a wakeup is never lost between the two.
+    /// Processes waiting in `MK_IKC_STREAM_WAIT` (`area.rs`). The channel's work, queued by
+    /// the doorbell, wakes them under this lock, which they hold from their last look at the
+    /// indices until they sleep, so a wakeup is never lost between the two.
     #[pin]
-    stream_lock: SpinLockIrq<()>,
+    stream_lock: SpinLock<()>,
     #[pin]
     stream: CondVar,
     /// How many wait there (the interrupt takes the lock only when some do).
@@ -292,7 +290,7 @@ impl Waiters {
             pin_init!(Self {
                 space <- new_poll_condvar!("multikernel::Waiters::space"),
                 readable <- new_poll_condvar!("multikernel::Waiters::readable"),
-                stream_lock <- new_spinlock_irq!((), "multikernel::Waiters::stream_lock"),
+                stream_lock <- new_spinlock!((), "multikernel::Waiters::stream_lock"),
                 stream <- new_condvar!("multikernel::Waiters::stream"),
                 stream_sleepers: AtomicU32::new(0),
             }),

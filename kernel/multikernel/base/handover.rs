@@ -538,7 +538,7 @@ mod tests {
                     pagetables: at(17 * M, M),
                     mailbox: at(18 * M, 4096),
                     park: at(18 * M + 4096, 8192),
-                    channel: at(20 * M, 5 * M),
+                    channel: at(19 * M, 7 * M),
                     initrd: Some(at(26 * M, M)),
                     entry: start + 0x200,
                 },

@@ -15,8 +15,14 @@ pub(super) const IOCTL_WAIT: u32 = kernel::ioctl::_IOW::<[u8; WAIT_BYTES]>(0xB9,
 pub(super) const IOCTL_KICK: u32 = kernel::ioctl::_IO(0xB9, 0x04);
 
 impl Waiters {
-    /// The other kernel rang (or the channel changed state): stream waiters look again. Any
-    /// context; cheap when nobody waits.
+    /// Whether a process waits in `MK_IKC_STREAM_WAIT`: the doorbell then leaves the channel's
+    /// work to wake it (no wakeup in the hard interrupt).
+    pub(super) fn stream_sleeping(&self) -> bool {
+        self.stream_sleepers.load(Ordering::SeqCst) != 0
+    }
+
+    /// The other kernel rang (or the channel changed state): stream waiters look again.
+    /// Process context (the channel's work, `close`); cheap when nobody waits.
     pub(super) fn wake_stream(&self) {
         if self.stream_sleepers.load(Ordering::SeqCst) != 0 {
             // A waiter between its look and its sleep holds the lock: it sleeps first.

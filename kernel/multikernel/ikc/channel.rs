@@ -648,6 +648,7 @@ impl Channel {
         process
             || self.space_wanted.load(Ordering::Acquire)
             || self.pending.load(Ordering::Acquire) != 0
+            || self.waiters.stream_sleeping()
     }
 
     /// Drains the receive ring: atomic handlers run on the spot, under the receive lock.
@@ -810,6 +811,8 @@ impl Channel {
 
     /// Wakes whoever the doorbell's atomic part left waiting, and reports a broken channel.
     pub(super) fn settle(&self) {
+        // Stream waiters look at their indices again (the doorbell may have been a kick).
+        self.waiters.wake_stream();
         if self.space_wanted.swap(false, Ordering::AcqRel) {
             *self.space_gen.lock() += 1;
             self.waiters.space.notify_all();

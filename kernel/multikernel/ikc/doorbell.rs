@@ -91,7 +91,6 @@ pub(super) fn doorbell_irq() {
         // The reference goes to the work, or comes back (already queued) and is dropped
         // here: never the last one, as `close` keeps the slot's until `busy` is back to zero.
         ch.kick_net();
-        ch.waiters.wake_stream();
         if ch.on_doorbell() {
             let _ = workqueue::system_highpri().enqueue::<Arc<Channel>, 0>(ch);
         } else {
