@@ -88,8 +88,10 @@ struct mk_ikc_batch {
  * mk_stream.h has helpers that do exactly this.
  *
  * The area is reset (zeroed, magic and size set) each time the instance
- * starts; it is unmapped from the host's processes when the instance stops
- * (a later access raises SIGBUS: map it again after the next start).
+ * starts. It is taken from the host's processes when the channel stops
+ * being open (the instance stopped, crashed or was killed): an access then
+ * raises SIGBUS, until the next start, after which the same mapping shows
+ * the new run's area. The device must be open O_RDWR.
  * Nothing in it is trusted: each kernel only reads the indices, and
  * MK_IKC_STREAM_WAIT fails with EIO if they say more than size bytes are
  * in a ring.

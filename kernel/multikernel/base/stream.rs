@@ -80,10 +80,13 @@ mod tests {
 
     #[test]
     fn layout_matches_the_uapi() {
-        // The C header's numbers, spelled out: a change here is an ABI change.
+        // The C header's numbers, spelled out (`mk_stream.h` asserts the same ones of the C
+        // structures): a change here is an ABI change.
         assert_eq!(BYTES, 4096 + 2 * 1048576);
         assert_eq!(MAGIC, 0x4d41_4552_5453_4b4d);
-        assert_eq!(DIR_TO_HOST - DIR_TO_INSTANCE, 4 * 64);
+        assert_eq!((DIR_TO_INSTANCE, DIR_TO_HOST), (64, 320));
+        assert_eq!((TAIL, HEAD, WANT_DATA, WANT_ROOM), (0, 64, 128, 192));
+        assert_eq!((OFF_MAGIC, OFF_SIZE), (0, 8));
         assert!(DIR_TO_HOST + WANT_ROOM + 8 <= HEADER);
     }
 

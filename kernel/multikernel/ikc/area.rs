@@ -6,6 +6,7 @@
 //! The bytes themselves never pass through a kernel.
 
 use super::*;
+use crate::sys::mapping::Area;
 use kernel::mm::virt::VmaNew;
 
 /// `struct mk_ikc_stream_wait`: what, bytes.
@@ -36,10 +37,17 @@ impl Channel {
     /// Where this kernel's direction of the stream for `want` has its indices (in `mem`):
     /// data comes toward it, room is wanted away from it.
     fn stream_dir(&self, want: stream::Want) -> usize {
-        let toward_host = match (self.side, want) {
-            (Side::Host, stream::Want::Data) | (Side::Instance, stream::Want::Room) => true,
-            (Side::Host, stream::Want::Room) | (Side::Instance, stream::Want::Data) => false,
-        };
+        self.dir_toward(self.side == Side::Host, want)
+    }
+
+    /// The same for the other kernel: where a waiter there for `want` says so.
+    fn stream_peer_dir(&self, want: stream::Want) -> usize {
+        self.dir_toward(self.side == Side::Instance, want)
+    }
+
+    fn dir_toward(&self, host: bool, want: stream::Want) -> usize {
+        // Data comes toward the waiter; room is wanted away from it.
+        let toward_host = host == (want == stream::Want::Data);
         STREAM_OFFSET
             + if toward_host {
                 stream::DIR_TO_HOST
@@ -48,9 +56,27 @@ impl Channel {
             }
     }
 
-    /// Physical address and length of the stream area, for mappings.
-    pub(super) fn stream_area(&self) -> (u64, usize) {
-        (self.phys + STREAM_OFFSET as u64, stream::BYTES)
+    /// The stream area, for mappings, on behalf of this channel.
+    pub(super) fn stream_area(&self) -> Area {
+        Area {
+            start: self.phys + STREAM_OFFSET as u64,
+            len: stream::BYTES,
+            owner: self.area_owner(),
+        }
+    }
+
+    /// The identity this channel's area has in the endpoint's mappings: its address (unique
+    /// while it lives, and only a live channel revokes).
+    fn area_owner(&self) -> usize {
+        core::ptr::from_ref(self) as usize
+    }
+
+    /// The channel left the open state: processes lose its stream area (process context). The
+    /// run it belonged to is over; its memory may be written by the next load or start.
+    pub(super) fn revoke_area(&self) {
+        if self.state() != LinkState::Open {
+            self.mapping.revoke(self.area_owner());
+        }
     }
 }
 
@@ -76,9 +102,7 @@ impl Endpoint {
     /// `mmap` of the message device: the current channel's stream area (see
     /// `PfnMapping::mmap` for what is refused). `ENOTCONN` without a channel.
     pub(super) fn stream_mmap(&self, vma: &VmaNew) -> Result {
-        if self.channel().is_none() {
-            return Err(ENOTCONN);
-        }
+        self.channel().ok_or(ENOTCONN)?.usable()?;
         self.mapping.mmap(vma, stream::BYTES).inspect_err(|e| {
             if *e != EINVAL {
                 return;
@@ -116,8 +140,8 @@ impl Endpoint {
         let dir = ch.stream_dir(want);
         let waiters = &self.waiters;
         waiters.stream_sleepers.fetch_add(1, Ordering::SeqCst);
+        let mut guard = waiters.stream_lock.lock();
         let waited = (|| {
-            let mut guard = waiters.stream_lock.lock();
             loop {
                 ch.usable()?;
                 // Say what we wait for, then look: the other side publishes its index, then
@@ -142,16 +166,29 @@ impl Endpoint {
                 }
             }
         })();
-        ch.mem.store_seqcst(dir + want.word(), 0);
+        // Still under the lock and only while the channel is open: `close` takes the lock (we
+        // count as a sleeper) before the memory can go to another run.
+        if ch.usable().is_ok() {
+            ch.mem.store_seqcst(dir + want.word(), 0);
+        }
+        drop(guard);
         waiters.stream_sleepers.fetch_sub(1, Ordering::SeqCst);
         waited.map(|()| 0)
     }
 
-    /// `MK_IKC_STREAM_KICK`: rings the other kernel.
+    /// `MK_IKC_STREAM_KICK`: rings the other kernel if a process of it waits on the stream
+    /// (its word in a direction says so); nothing otherwise.
     pub(super) fn stream_kick(&self) -> Result<isize> {
         let ch = self.channel().ok_or(ENOTCONN)?;
+        // Under the producer lock, as senders ring: `close` waits for it, so no doorbell goes
+        // to a CPU after the channel closed.
+        let _tx = ch.tx.lock();
         ch.usable()?;
-        ch.ring_doorbell();
+        let data = ch.stream_peer_dir(stream::Want::Data) + stream::WANT_DATA;
+        let room = ch.stream_peer_dir(stream::Want::Room) + stream::WANT_ROOM;
+        if ch.mem.load_seqcst(data) != 0 || ch.mem.load_seqcst(room) != 0 {
+            ch.ring_doorbell();
+        }
         Ok(0)
     }
 }

@@ -6,6 +6,7 @@
 //! `heartbeat.rs`: ping, the heartbeat, the peer's stop word and fault injection.
 
 use super::*;
+use crate::sys::mapping::PfnMapping;
 
 mod heartbeat;
 
@@ -100,6 +101,9 @@ pub(crate) struct Channel {
     pub(super) tick_work: DelayedWork<Channel, 1>,
     /// The network link of this run, if any: kicked by the doorbell, detached by `close`.
     pub(super) net: SetOnce<Arc<net::NetLink>>,
+    /// The endpoint's stream mappings: this channel's area leaves them when it leaves the open
+    /// state (`area.rs`).
+    pub(super) mapping: Arc<PfnMapping>,
 }
 
 /// Where the host's end of an instance's channel is ([`Channel::host`]).
@@ -248,6 +252,7 @@ impl Channel {
         };
         let services = endpoint.services.clone();
         let waiters = endpoint.waiters.clone();
+        let mapping = endpoint.mapping.clone();
         let buf = KVec::from_elem(0u8, ring::MAX_PAYLOAD, GFP_KERNEL)?;
         let work_buf = KVec::from_elem(0u8, ring::MAX_PAYLOAD, GFP_KERNEL)?;
         let inbox = Inbox::new()?;
@@ -288,6 +293,7 @@ impl Channel {
                 drain_work <- new_work!("multikernel::Channel::drain_work"),
                 tick_work <- new_delayed_work!("multikernel::Channel::tick_work"),
                 net: SetOnce::new(),
+                mapping,
             }),
             GFP_KERNEL,
         )?;
@@ -875,6 +881,7 @@ impl Channel {
         *self.pong_gen.lock() += 1;
         self.pong_cv.notify_all();
         self.waiters.wake_stream();
+        self.revoke_area();
     }
 
     /// Sets the state (from open) and wakes every waiter (process context).

@@ -99,9 +99,9 @@ pub(crate) struct Endpoint {
     pub(super) services: Arc<Services>,
     /// Payload size of the pings `instances/NAME/ping` sends.
     pub(crate) ping_size: AtomicUsize,
-    /// What the device's files map: the current channel's stream area (`area.rs`).
-    #[pin]
-    pub(super) mapping: PfnMapping,
+    /// What the device's files map: the current channel's stream area (`area.rs`), until
+    /// that channel leaves the open state (it holds this too).
+    pub(super) mapping: Arc<PfnMapping>,
     /// A process of this kernel waits for stream data, for stream room.
     pub(super) stream_waiting: [AtomicBool; 2],
 }
@@ -121,6 +121,7 @@ impl Endpoint {
         let name = CString::try_from_fmt(device)?;
         let waiters = Waiters::new()?;
         let services = Services::new(builtin)?;
+        let mapping = Arc::pin_init(PfnMapping::new(), GFP_KERNEL)?;
         Arc::pin_init(
             pin_init!(Self {
                 name,
@@ -128,7 +129,7 @@ impl Endpoint {
                 waiters,
                 services,
                 ping_size: AtomicUsize::new(64),
-                mapping <- PfnMapping::new(),
+                mapping,
                 stream_waiting: [AtomicBool::new(false), AtomicBool::new(false)],
             }),
             GFP_KERNEL,
@@ -140,12 +141,17 @@ impl Endpoint {
     }
 
     /// Replaces the channel; returns the old one (to close, outside the lock). Processes that
-    /// mapped the old channel's stream area lose it before this returns: its memory may go to
-    /// another run once the old channel is closed.
+    /// mapped the old channel's stream area lose it before this returns (if its leaving the
+    /// open state did not take it already): its memory may go to another run.
     pub(crate) fn set(&self, channel: Option<Arc<Channel>>) -> Option<Arc<Channel>> {
-        let area = channel.as_ref().map(|ch| ch.stream_area());
+        let new = channel.clone();
         let old = core::mem::replace(&mut *self.current.lock(), channel);
-        self.mapping.set(area);
+        self.mapping.set(new.as_ref().map(|ch| ch.stream_area()));
+        if let Some(ch) = new {
+            // A channel that already left the open state (its own revocation may have come
+            // before the area was set) gives no area.
+            ch.revoke_area();
+        }
         old
     }
 

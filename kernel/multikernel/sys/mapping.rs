@@ -23,14 +23,23 @@ use kernel::{
     sync::Mutex,
 };
 
-const PAGE: usize = 4096;
+const PAGE: usize = kernel::page::PAGE_SIZE;
 
 /// Where mappings point, and the inodes they were made through.
 struct Target {
-    /// Start (page aligned) and length of the memory mappings get, if any.
-    area: Option<(u64, usize)>,
+    /// The memory mappings get, if any.
+    area: Option<Area>,
     /// Every inode a file of the device was mapped through, held (`ihold`) until drop.
     inodes: KVec<*mut bindings::inode>,
+}
+
+/// What mappings get: `len` bytes at physical `start` (page aligned), on behalf of `owner`
+/// (an identity the owner alone uses, to take it back with [`PfnMapping::revoke`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Area {
+    pub(crate) start: u64,
+    pub(crate) len: usize,
+    pub(crate) owner: usize,
 }
 
 /// Physical memory processes may map through the files of one device, and those mappings.
@@ -39,7 +48,8 @@ struct Target {
 ///
 /// Each mapping set up by [`PfnMapping::mmap`] is in the address space of an inode of
 /// `target.inodes`, each of which holds a reference; the pages mapped in it are those of
-/// `target.area` when they were filled in, and are unmapped before [`PfnMapping::set`] returns.
+/// `target.area` when they were filled in, and are unmapped before [`PfnMapping::set`] or
+/// [`PfnMapping::revoke`] changes `target.area` and returns.
 #[pin_data(PinnedDrop)]
 pub(crate) struct PfnMapping {
     #[pin]
@@ -65,21 +75,33 @@ impl PfnMapping {
         })
     }
 
-    /// From now on mappings get `len` bytes at physical `start` (page aligned), or `SIGBUS`
-    /// (`None`). What processes had mapped of the old target is unmapped before this returns.
-    pub(crate) fn set(&self, area: Option<(u64, usize)>) {
+    /// From now on mappings get `area`, or `SIGBUS` (`None`). What processes had mapped of
+    /// the old one is unmapped before this returns.
+    pub(crate) fn set(&self, area: Option<Area>) {
         let mut target = self.target.lock();
-        let old = core::mem::replace(&mut target.area, area);
-        if old.is_some() && old != area {
+        if core::mem::replace(&mut target.area, area).is_some() {
             // A fault that filled in the old target is done (it held the lock); one that
             // comes later gets the new one. Unmap what the old one left in page tables,
             // still under the lock (no fault or `mmap` takes it while holding what
             // unmapping takes: `i_mmap_rwsem`, page table locks).
-            for &inode in target.inodes.iter() {
-                // SAFETY: `inode` is held (type invariants); its `i_mapping` is its address
-                // space.
-                unsafe { bindings::unmap_mapping_range((*inode).i_mapping, 0, 0, 1) };
-            }
+            Self::zap(&target);
+        }
+    }
+
+    /// Takes `owner`'s area away, as `set(None)` does, unless another owner's is there by now.
+    pub(crate) fn revoke(&self, owner: usize) {
+        let mut target = self.target.lock();
+        if target.area.is_some_and(|area| area.owner == owner) {
+            target.area = None;
+            Self::zap(&target);
+        }
+    }
+
+    /// Unmaps whatever processes have mapped.
+    fn zap(target: &Target) {
+        for &inode in target.inodes.iter() {
+            // SAFETY: `inode` is held (type invariants); its `i_mapping` is its address space.
+            unsafe { bindings::unmap_mapping_range((*inode).i_mapping, 0, 0, 1) };
         }
     }
 
@@ -89,11 +111,22 @@ impl PfnMapping {
     pub(crate) fn mmap(&self, vma: &VmaNew, len: usize) -> Result {
         // SAFETY: `vma` is being set up by this `mmap` (type invariant of `VmaNew`), for a
         // file (`vm_file` is set before a file's `mmap` runs), which holds its inode.
-        let (pgoff, inode) = unsafe {
+        let (pgoff, inode, own_space) = unsafe {
             let raw = vma.as_ptr();
-            ((*raw).vm_pgoff, (*(*raw).vm_file).f_inode)
+            let file = (*raw).vm_file;
+            let inode = (*file).f_inode;
+            (
+                (*raw).vm_pgoff,
+                inode,
+                (*file).f_mapping == (*inode).i_mapping,
+            )
         };
-        if vma.flags() & flags::SHARED == 0 || vma.end() - vma.start() != len || pgoff != 0 {
+        // The area goes into the tree of `f_mapping`; `zap` empties the inode's.
+        if vma.flags() & flags::SHARED == 0
+            || vma.end() - vma.start() != len
+            || pgoff != 0
+            || !own_space
+        {
             return Err(EINVAL);
         }
         vma.try_clear_mayexec()?;
@@ -143,7 +176,7 @@ impl PfnMapping {
             (vma, &*(*vma).vm_private_data.cast::<PfnMapping>())
         };
         let target = this.target.lock();
-        let Some((start, len)) = target.area else {
+        let Some(Area { start, len, .. }) = target.area else {
             return bindings::vm_fault_reason_VM_FAULT_SIGBUS;
         };
         // SAFETY: The area is live (the fault holds it).

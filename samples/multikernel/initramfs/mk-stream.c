@@ -14,7 +14,8 @@
  *   the bytes that come through the stream area (mmap of the device, see
  *   mk_stream.h): "echo" (the default) sends them back, "sink" reads and
  *   drops them; answered on the same port with "mode=M sunk=B" (B: bytes
- *   dropped since the last mode message);
+ *   dropped since mk-stream started; a reader publishes its head before it
+ *   counts, so B may lag the ring by one read for a moment);
  * - a message on any other port comes back as it came.
  *
  * It runs until the device fails (the channel closed), then exits 1 (the
@@ -223,7 +224,7 @@ int main(int argc, char **argv)
 				__atomic_store_n(&mode->sink, sink, __ATOMIC_RELAXED);
 				n = snprintf((char *)r->data, 64, "mode=%s sunk=%llu",
 					     sink ? "sink" : "echo",
-					     __atomic_exchange_n(&mode->sunk, 0, __ATOMIC_RELAXED));
+					     __atomic_load_n(&mode->sunk, __ATOMIC_RELAXED));
 				r->port = STREAM_MODE;
 				r->flags = 0;
 				r->len = n < 0 ? 0 : n < 64 ? n : 63;

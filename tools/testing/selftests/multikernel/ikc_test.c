@@ -1119,6 +1119,11 @@ static void *area_wait_data(void *arg)
 	return NULL;
 }
 
+static void nothing(int sig)
+{
+	(void)sig;
+}
+
 static sigjmp_buf touch_jmp;
 
 static void touch_fault(int sig)
@@ -1148,8 +1153,9 @@ static int touch(volatile __u64 *p, __u64 *value)
  * The stream area (mmap of the device): what mmap and the waits refuse;
  * 8 MiB through the 1 MiB rings to mk-stream's stream child and back
  * (content, order, both sides waiting for data and for room); impossible
- * indices; a fork does not inherit the mapping; a stopped instance takes it
- * away (SIGBUS) and the next start shows a fresh area through it.
+ * indices; a signal and a kill end a wait (EINTR, ENOTCONN); a fork does not
+ * inherit the mapping; a killed instance takes it away (SIGBUS) and the next
+ * start shows a fresh area through it; a graceful stop takes it away too.
  */
 TEST_F_TIMEOUT(ikc, stream_area, 300)
 {
@@ -1220,6 +1226,20 @@ TEST_F_TIMEOUT(ikc, stream_area, 300)
 	EXPECT_EQ((size_t)AREA_BYTES, got);
 	EXPECT_EQ(0U, bad);
 
+	/* A signal ends a wait (no restart: the caller decides). */
+	{
+		struct sigaction sa = { .sa_handler = nothing }, old;
+
+		ASSERT_EQ(0, sigaction(SIGUSR1, &sa, &old));
+		waiter.error = -1;
+		ASSERT_EQ(0, pthread_create(&thread, NULL, area_wait_data, &waiter));
+		sleep(1);
+		pthread_kill(thread, SIGUSR1);
+		pthread_join(thread, NULL);
+		EXPECT_EQ(EINTR, waiter.error);
+		sigaction(SIGUSR1, &old, NULL);
+	}
+
 	/* Impossible indices on our side: EIO (the instance's child maps it again). */
 	saved = s.tx->tail;
 	s.tx->tail = s.tx->head + MK_IKC_STREAM_SIZE + 1;
@@ -1235,8 +1255,13 @@ TEST_F_TIMEOUT(ikc, stream_area, 300)
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 
-	/* Stopped: the mapping goes; started again: a fresh area behind it. */
+	/* Killed: a waiter wakes, the mapping goes; started again: a fresh area behind it. */
+	waiter.error = -1;
+	ASSERT_EQ(0, pthread_create(&thread, NULL, area_wait_data, &waiter));
+	sleep(1);
 	ASSERT_EQ(0, control(NAME, "kill"));
+	pthread_join(thread, NULL);
+	EXPECT_EQ(ENOTCONN, waiter.error);
 	EXPECT_EQ(SIGBUS, touch(&s.st->magic, &value));
 	EXPECT_EQ(ENOTCONN, area_wait(self->fd, MK_IKC_STREAM_DATA, 1));
 	EXPECT_EQ(ENOTCONN, ioctl(self->fd, MK_IKC_STREAM_KICK) ? errno : 0);
@@ -1251,6 +1276,12 @@ TEST_F_TIMEOUT(ikc, stream_area, 300)
 	for (i = 0, bad = 0; i < 4096; i++)
 		bad += s.txdata[i] != 0;
 	EXPECT_EQ(0U, bad);
+
+	/* A graceful stop (the instance's kernel powers off) takes it away as well. */
+	ASSERT_EQ(0, control(NAME, "stop"));
+	wait_state(NAME, "stopped\n", 60, state, sizeof(state));
+	ASSERT_STREQ("stopped\n", state);
+	EXPECT_EQ(SIGBUS, touch(&s.st->magic, &value));
 	mk_stream_unmap(&s);
 }
 

@@ -10,6 +10,7 @@
 #define MK_STREAM_H
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -24,6 +25,15 @@
 #ifndef MK_STREAM_SPIN_NS
 #define MK_STREAM_SPIN_NS 50000
 #endif
+
+/* The layout both kernels use (kernel/multikernel/base/stream.rs checks the same numbers). */
+_Static_assert(sizeof(struct mk_ikc_stream_dir) == 256, "stream direction layout");
+_Static_assert(offsetof(struct mk_ikc_stream_dir, head) == 64, "stream head");
+_Static_assert(offsetof(struct mk_ikc_stream_dir, want_data) == 128, "stream want_data");
+_Static_assert(offsetof(struct mk_ikc_stream_dir, want_room) == 192, "stream want_room");
+_Static_assert(offsetof(struct mk_ikc_stream, to_instance) == 64, "stream to_instance");
+_Static_assert(offsetof(struct mk_ikc_stream, to_host) == 320, "stream to_host");
+_Static_assert(MK_IKC_STREAM_BYTES == 4096 + 2 * (1 << 20), "stream area size");
 
 struct mk_stream {
 	int fd;
@@ -54,7 +64,10 @@ static inline void mk_stream_copy(void *dst, const void *src, size_t n)
 	}
 }
 
-/* Maps the stream area of message device fd; host says which side we are. */
+/*
+ * Maps the stream area of message device fd (opened O_RDWR); host says which
+ * side we are.
+ */
 static inline int mk_stream_map(struct mk_stream *s, int fd, int host)
 {
 	unsigned char *base = mmap(NULL, MK_IKC_STREAM_BYTES,
@@ -153,7 +166,8 @@ static inline int mk_stream_kick_if(struct mk_stream *s,
 /*
  * Writes all len bytes, sleeping for room when the ring is full (waiting
  * for a quarter of it at least, so the two sides do not wake each other
- * for every few bytes). Returns len or -errno.
+ * for every few bytes). Returns len, fewer bytes if an error stopped it
+ * after some went, or -errno.
  */
 static inline ssize_t mk_stream_write(struct mk_stream *s, const void *buf,
 				      size_t len)
@@ -168,7 +182,7 @@ static inline ssize_t mk_stream_write(struct mk_stream *s, const void *buf,
 		int err;
 
 		if (used > s->size)
-			return -EIO;
+			return done ? (ssize_t)done : -EIO;
 		room = s->size - used;
 		if (!room) {
 			__u64 want = len - done;
@@ -177,7 +191,7 @@ static inline ssize_t mk_stream_write(struct mk_stream *s, const void *buf,
 				want = s->size / 4;
 			err = mk_stream_wait(s, MK_IKC_STREAM_ROOM, want);
 			if (err)
-				return err;
+				return done ? (ssize_t)done : err;
 			continue;
 		}
 		n = len - done < room ? len - done : room;
@@ -187,9 +201,8 @@ static inline ssize_t mk_stream_write(struct mk_stream *s, const void *buf,
 		mk_stream_copy(s->txdata, p + done + first, n - first);
 		__atomic_store_n(&s->tx->tail, tail + n, __ATOMIC_RELEASE);
 		done += n;
-		err = mk_stream_kick_if(s, s->tx, 1);
-		if (err)
-			return err;
+		/* A failed kick (the channel went) shows in the next wait. */
+		mk_stream_kick_if(s, s->tx, 1);
 	}
 	return len;
 }
@@ -222,8 +235,9 @@ static inline ssize_t mk_stream_read(struct mk_stream *s, void *buf, size_t len)
 		mk_stream_copy(p, s->rxdata + at, first);
 		mk_stream_copy(p + first, s->rxdata, n - first);
 		__atomic_store_n(&s->rx->head, head + n, __ATOMIC_RELEASE);
-		err = mk_stream_kick_if(s, s->rx, 0);
-		return err ? err : (ssize_t)n;
+		/* A failed kick (the channel went) shows in the next wait. */
+		mk_stream_kick_if(s, s->rx, 0);
+		return n;
 	}
 }
 
