@@ -1161,6 +1161,7 @@ TEST_F_TIMEOUT(ikc, stream_area, 300)
 {
 	static unsigned char buf[49152];
 	struct area_writer w = { .total = AREA_BYTES };
+	struct sigaction usr1 = { .sa_handler = nothing }, old_usr1;
 	struct area_waiter waiter;
 	struct mk_stream s;
 	pthread_t thread;
@@ -1227,18 +1228,14 @@ TEST_F_TIMEOUT(ikc, stream_area, 300)
 	EXPECT_EQ(0U, bad);
 
 	/* A signal ends a wait (no restart: the caller decides). */
-	{
-		struct sigaction sa = { .sa_handler = nothing }, old;
-
-		ASSERT_EQ(0, sigaction(SIGUSR1, &sa, &old));
-		waiter.error = -1;
-		ASSERT_EQ(0, pthread_create(&thread, NULL, area_wait_data, &waiter));
-		sleep(1);
-		pthread_kill(thread, SIGUSR1);
-		pthread_join(thread, NULL);
-		EXPECT_EQ(EINTR, waiter.error);
-		sigaction(SIGUSR1, &old, NULL);
-	}
+	ASSERT_EQ(0, sigaction(SIGUSR1, &usr1, &old_usr1));
+	waiter.error = -1;
+	ASSERT_EQ(0, pthread_create(&thread, NULL, area_wait_data, &waiter));
+	sleep(1);
+	pthread_kill(thread, SIGUSR1);
+	pthread_join(thread, NULL);
+	EXPECT_EQ(EINTR, waiter.error);
+	sigaction(SIGUSR1, &old_usr1, NULL);
 
 	/* Impossible indices on our side: EIO (the instance's child maps it again). */
 	saved = s.tx->tail;
