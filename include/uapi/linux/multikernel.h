@@ -81,10 +81,13 @@ struct mk_ikc_batch {
  * bytes ever moved (they wrap at 2^64); data sits at index % size.
  *
  * A process that finds no data (or no room) sleeps in MK_IKC_STREAM_WAIT,
- * which first writes what it waits for into want_data (want_room): the other
- * side, after publishing, issues a full barrier, reads that word and, if it
- * is not 0 and now satisfied, calls MK_IKC_STREAM_KICK (a doorbell to the
- * other kernel, which wakes its waiter). tools/testing/selftests/multikernel/
+ * which first writes what it waits for into want_data (want_room): the
+ * bytes in the low 32 bits, and in the high 32 bits a count that changes at
+ * every look, so the word is new each time. The other side, after
+ * publishing, issues a full barrier, reads that word and, if it is not 0,
+ * not the word it already kicked for, and now satisfied, calls
+ * MK_IKC_STREAM_KICK (a doorbell to the other kernel, which wakes its
+ * waiter). The word is 0 again once the wait returns. tools/testing/selftests/multikernel/
  * mk_stream.h has helpers that do exactly this.
  *
  * The area is reset (zeroed, magic and size set) each time the instance
@@ -108,9 +111,9 @@ struct mk_ikc_stream_dir {
 	__u64 pad0[7];
 	__u64 head;		/* consumer: bytes ever read */
 	__u64 pad1[7];
-	__u64 want_data;	/* consumer asleep until tail - head >= this (0: awake) */
+	__u64 want_data;	/* consumer asleep until tail - head >= the low 32 bits (0: awake) */
 	__u64 pad2[7];
-	__u64 want_room;	/* producer asleep until size - (tail - head) >= this */
+	__u64 want_room;	/* producer asleep until size - (tail - head) >= the low 32 bits */
 	__u64 pad3[7];
 };
 

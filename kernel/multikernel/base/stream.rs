@@ -57,6 +57,14 @@ impl Want {
     }
 }
 
+/// The word a waiter writes into `WANT_DATA` or `WANT_ROOM`: the bytes it waits for in the low
+/// half (never 0: a waiter wants at least one), the count of looks this kernel's waiters took
+/// in the high half, so that each look writes a new word: a side that kicked for one word need
+/// not kick again until the word changes (`mk_stream.h`).
+pub(crate) fn want_word(bytes: u32, arm: u32) -> u64 {
+    u64::from(bytes) | (u64::from(arm) << 32)
+}
+
 /// The indices say more than [`SIZE`] bytes are in the ring: one side broke the protocol.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Impossible;
@@ -110,6 +118,14 @@ mod tests {
         assert_eq!(ready(Want::Data, tail, head, 100), Ok(true));
         assert_eq!(ready(Want::Data, tail, head, 101), Ok(false));
         assert_eq!(ready(Want::Room, tail, head, SIZE as u64 - 100), Ok(true));
+    }
+
+    #[test]
+    fn want_words() {
+        assert_eq!(want_word(1, 0), 1);
+        assert_eq!(want_word(4096, 3) & 0xffff_ffff, 4096);
+        assert_ne!(want_word(4096, 3), want_word(4096, 4));
+        assert_ne!(want_word(1, u32::MAX), 0);
     }
 
     #[test]

@@ -146,8 +146,11 @@ impl Endpoint {
                 ch.usable()?;
                 // Say what we wait for, then look: the other side publishes its index, then
                 // reads this word (both sequentially consistent), so either it sees the word
-                // and kicks, or we see its index.
-                ch.mem.store_seqcst(dir + want.word(), u64::from(bytes));
+                // and kicks, or we see its index. Each look gets a new word, so a side that
+                // kicked for the last one knows to kick again.
+                let arm = self.stream_arms.fetch_add(1, Ordering::Relaxed);
+                ch.mem
+                    .store_seqcst(dir + want.word(), stream::want_word(bytes, arm));
                 let tail = ch.mem.load_seqcst(dir + stream::TAIL);
                 let head = ch.mem.load_seqcst(dir + stream::HEAD);
                 match stream::ready(want, tail, head, u64::from(bytes)) {

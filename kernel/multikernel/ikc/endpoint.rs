@@ -104,6 +104,8 @@ pub(crate) struct Endpoint {
     pub(super) mapping: Arc<PfnMapping>,
     /// A process of this kernel waits for stream data, for stream room.
     pub(super) stream_waiting: [AtomicBool; 2],
+    /// Counts the stream waits' looks, for the high half of the words they write.
+    pub(super) stream_arms: AtomicU32,
 }
 
 impl Endpoint {
@@ -131,6 +133,7 @@ impl Endpoint {
                 ping_size: AtomicUsize::new(64),
                 mapping,
                 stream_waiting: [AtomicBool::new(false), AtomicBool::new(false)],
+                stream_arms: AtomicU32::new(0),
             }),
             GFP_KERNEL,
         )

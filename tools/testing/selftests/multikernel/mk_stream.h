@@ -41,6 +41,8 @@ struct mk_stream {
 	struct mk_ikc_stream_dir *tx, *rx;
 	unsigned char *txdata, *rxdata;
 	__u64 size;
+	/* The last want_data of tx, want_room of rx we kicked for. */
+	__u64 kicked_data, kicked_room;
 };
 
 /*
@@ -143,24 +145,31 @@ static inline int mk_stream_wait(struct mk_stream *s, __u32 what, __u64 bytes)
 
 /*
  * After publishing an index of direction d: kick the other kernel if its
- * process sleeps there (want_data for a consumer, want_room for a producer)
- * and what it waits for is now there.
+ * process sleeps there (want_data for a consumer, want_room for a producer),
+ * what it waits for is now there, and we did not kick for this very word
+ * already (each look of a waiter writes a new one): a producer writing
+ * while its consumer wakes up kicks once, not once per write.
  */
 static inline int mk_stream_kick_if(struct mk_stream *s,
 				    struct mk_ikc_stream_dir *d, int consumer)
 {
-	__u64 want, used;
+	__u64 *kicked = consumer ? &s->kicked_data : &s->kicked_room;
+	__u64 want, bytes, used;
 
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	want = __atomic_load_n(consumer ? &d->want_data : &d->want_room,
 			       __ATOMIC_SEQ_CST);
-	if (!want)
+	bytes = want & 0xffffffffu;
+	if (!want || want == *kicked)
 		return 0;
 	used = __atomic_load_n(&d->tail, __ATOMIC_ACQUIRE) -
 	       __atomic_load_n(&d->head, __ATOMIC_ACQUIRE);
-	if (consumer ? used < want : s->size - used < want)
+	if (consumer ? used < bytes : s->size - used < bytes)
 		return 0;
-	return ioctl(s->fd, MK_IKC_STREAM_KICK) ? -errno : 0;
+	if (ioctl(s->fd, MK_IKC_STREAM_KICK))
+		return -errno;
+	*kicked = want;
+	return 0;
 }
 
 /*
