@@ -85,9 +85,11 @@ struct mk_ikc_batch {
  * bytes in the low 32 bits, and in the high 32 bits a count that changes at
  * every look, so the word is new each time. The other side, after
  * publishing, issues a full barrier, reads that word and, if it is not 0,
- * not the word it already kicked for, and now satisfied, calls
- * MK_IKC_STREAM_KICK (a doorbell to the other kernel, which wakes its
- * waiter). The word is 0 again once the wait returns. tools/testing/selftests/multikernel/
+ * not the word it already kicked for (kicked_data, kicked_room: its own
+ * notes, reset with the area at each start; the kernels do not read them),
+ * and now satisfied, calls MK_IKC_STREAM_KICK (a doorbell to the other
+ * kernel, which wakes its waiter). The word is 0 again once the wait
+ * returns. tools/testing/selftests/multikernel/
  * mk_stream.h has helpers that do exactly this.
  *
  * The area is reset (zeroed, magic and size set) each time the instance
@@ -112,9 +114,11 @@ struct mk_ikc_stream_dir {
 	__u64 head;		/* consumer: bytes ever read */
 	__u64 pad1[7];
 	__u64 want_data;	/* consumer asleep until tail - head >= the low 32 bits (0: awake) */
-	__u64 pad2[7];
+	__u64 kicked_data;	/* producer: the want_data it last kicked for */
+	__u64 pad2[6];
 	__u64 want_room;	/* producer asleep until size - (tail - head) >= the low 32 bits */
-	__u64 pad3[7];
+	__u64 kicked_room;	/* consumer: the want_room it last kicked for */
+	__u64 pad3[6];
 };
 
 /* The header page, at offset 0 of the mapping. */

@@ -23,7 +23,8 @@ pub(crate) const OFF_SIZE: usize = 8;
 pub(crate) const DIR_TO_INSTANCE: usize = 64;
 pub(crate) const DIR_TO_HOST: usize = 64 + 256;
 /// In a direction: bytes ever written, bytes ever read, what a sleeping consumer waits for
-/// (data), what a sleeping producer waits for (room); each in a cache line of its own.
+/// (data), what a sleeping producer waits for (room); each in a cache line of its own. After
+/// each want word, the word the other side last kicked for (user space's alone).
 pub(crate) const TAIL: usize = 0;
 pub(crate) const HEAD: usize = 64;
 pub(crate) const WANT_DATA: usize = 128;
@@ -60,7 +61,8 @@ impl Want {
 /// The word a waiter writes into `WANT_DATA` or `WANT_ROOM`: the bytes it waits for in the low
 /// half (never 0: a waiter wants at least one), the count of looks this kernel's waiters took
 /// in the high half, so that each look writes a new word: a side that kicked for one word need
-/// not kick again until the word changes (`mk_stream.h`).
+/// not kick again until the word changes (`mk_stream.h`, which notes the word it kicked for in
+/// the area, so that the reset at each start forgets it).
 pub(crate) fn want_word(bytes: u32, arm: u32) -> u64 {
     u64::from(bytes) | (u64::from(arm) << 32)
 }

@@ -318,7 +318,8 @@ impl Channel {
     }
 
     pub(crate) fn state(&self) -> LinkState {
-        LinkState::from_u8(self.state.load(Ordering::Acquire))
+        // Sequentially consistent, as `leave_open` stores it (a plain load on x86).
+        LinkState::from_u8(self.state.load(Ordering::SeqCst))
     }
 
     pub(super) fn usable(&self) -> Result {
@@ -866,8 +867,10 @@ impl Channel {
             .compare_exchange(
                 LinkState::Open as u8,
                 state as u8,
-                Ordering::AcqRel,
-                Ordering::Acquire,
+                // Sequentially consistent: a stream waiter counts itself, then reads the
+                // state; `close` sets the state, then reads the count (`area.rs`).
+                Ordering::SeqCst,
+                Ordering::SeqCst,
             )
             .is_ok()
     }

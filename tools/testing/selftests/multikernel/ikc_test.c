@@ -1115,8 +1115,32 @@ static void *area_wait_data(void *arg)
 {
 	struct area_waiter *w = arg;
 
-	w->error = area_wait(w->fd, MK_IKC_STREAM_DATA, 1);
+	/* EBUSY: area_waiter_start's probe held the claim for a moment. */
+	do
+		w->error = area_wait(w->fd, MK_IKC_STREAM_DATA, 1);
+	while (w->error == EBUSY);
 	return NULL;
+}
+
+/*
+ * Starts a thread waiting for stream data on fd and returns once it is in
+ * the wait (another waiter gets EBUSY through nb): whatever comes next
+ * cannot miss it. False if it did not get there within 10 s.
+ */
+static bool area_waiter_start(pthread_t *thread, struct area_waiter *w, int fd, int nb)
+{
+	int i;
+
+	w->fd = fd;
+	w->error = -1;
+	if (pthread_create(thread, NULL, area_wait_data, w))
+		return false;
+	for (i = 0; i < 1000; i++) {
+		if (area_wait(nb, MK_IKC_STREAM_DATA, 1) == EBUSY)
+			return true;
+		usleep(10000);
+	}
+	return false;
 }
 
 static void nothing(int sig)
@@ -1161,7 +1185,8 @@ TEST_F_TIMEOUT(ikc, stream_area, 300)
 {
 	static unsigned char buf[49152];
 	struct area_writer w = { .total = AREA_BYTES };
-	struct sigaction usr1 = { .sa_handler = nothing }, old_usr1;
+	/* SA_RESTART: the wait must still come back with EINTR. */
+	struct sigaction usr1 = { .sa_handler = nothing, .sa_flags = SA_RESTART }, old_usr1;
 	struct area_waiter waiter;
 	struct mk_stream s;
 	pthread_t thread;
@@ -1194,11 +1219,8 @@ TEST_F_TIMEOUT(ikc, stream_area, 300)
 	ASSERT_LE(0, nb);
 	EXPECT_EQ(EAGAIN, area_wait(nb, MK_IKC_STREAM_DATA, 1));
 	EXPECT_EQ(0, area_wait(nb, MK_IKC_STREAM_ROOM, MK_IKC_STREAM_SIZE));
-	waiter.fd = self->fd;
-	waiter.error = -1;
-	ASSERT_EQ(0, pthread_create(&thread, NULL, area_wait_data, &waiter));
-	sleep(1);
-	EXPECT_EQ(EBUSY, area_wait(nb, MK_IKC_STREAM_DATA, 1));
+	/* Two waiters for the same thing: the second gets EBUSY. */
+	ASSERT_TRUE(area_waiter_start(&thread, &waiter, self->fd, nb));
 	/* One byte there and back (mk-stream echoes) wakes the waiter. */
 	buf[0] = stream_byte(0);
 	EXPECT_EQ(1, mk_stream_write(&s, buf, 1));
@@ -1206,7 +1228,6 @@ TEST_F_TIMEOUT(ikc, stream_area, 300)
 	EXPECT_EQ(0, waiter.error);
 	EXPECT_EQ(1, mk_stream_read(&s, buf, sizeof(buf)));
 	EXPECT_EQ(stream_byte(0), buf[0]);
-	close(nb);
 
 	/* 8 MiB there and back, read in 48 KiB pieces while a thread writes. */
 	w.s = &s;
@@ -1229,9 +1250,7 @@ TEST_F_TIMEOUT(ikc, stream_area, 300)
 
 	/* A signal ends a wait (no restart: the caller decides). */
 	ASSERT_EQ(0, sigaction(SIGUSR1, &usr1, &old_usr1));
-	waiter.error = -1;
-	ASSERT_EQ(0, pthread_create(&thread, NULL, area_wait_data, &waiter));
-	sleep(1);
+	ASSERT_TRUE(area_waiter_start(&thread, &waiter, self->fd, nb));
 	pthread_kill(thread, SIGUSR1);
 	pthread_join(thread, NULL);
 	EXPECT_EQ(EINTR, waiter.error);
@@ -1253,9 +1272,7 @@ TEST_F_TIMEOUT(ikc, stream_area, 300)
 	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 
 	/* Killed: a waiter wakes, the mapping goes; started again: a fresh area behind it. */
-	waiter.error = -1;
-	ASSERT_EQ(0, pthread_create(&thread, NULL, area_wait_data, &waiter));
-	sleep(1);
+	ASSERT_TRUE(area_waiter_start(&thread, &waiter, self->fd, nb));
 	ASSERT_EQ(0, control(NAME, "kill"));
 	pthread_join(thread, NULL);
 	EXPECT_EQ(ENOTCONN, waiter.error);
@@ -1280,6 +1297,7 @@ TEST_F_TIMEOUT(ikc, stream_area, 300)
 	ASSERT_STREQ("stopped\n", state);
 	EXPECT_EQ(SIGBUS, touch(&s.st->magic, &value));
 	mk_stream_unmap(&s);
+	close(nb);
 }
 
 struct blocked {

@@ -31,6 +31,8 @@ _Static_assert(sizeof(struct mk_ikc_stream_dir) == 256, "stream direction layout
 _Static_assert(offsetof(struct mk_ikc_stream_dir, head) == 64, "stream head");
 _Static_assert(offsetof(struct mk_ikc_stream_dir, want_data) == 128, "stream want_data");
 _Static_assert(offsetof(struct mk_ikc_stream_dir, want_room) == 192, "stream want_room");
+_Static_assert(offsetof(struct mk_ikc_stream_dir, kicked_data) == 136, "stream kicked_data");
+_Static_assert(offsetof(struct mk_ikc_stream_dir, kicked_room) == 200, "stream kicked_room");
 _Static_assert(offsetof(struct mk_ikc_stream, to_instance) == 64, "stream to_instance");
 _Static_assert(offsetof(struct mk_ikc_stream, to_host) == 320, "stream to_host");
 _Static_assert(MK_IKC_STREAM_BYTES == 4096 + 2 * (1 << 20), "stream area size");
@@ -41,8 +43,6 @@ struct mk_stream {
 	struct mk_ikc_stream_dir *tx, *rx;
 	unsigned char *txdata, *rxdata;
 	__u64 size;
-	/* The last want_data of tx, want_room of rx we kicked for. */
-	__u64 kicked_data, kicked_room;
 };
 
 /*
@@ -147,20 +147,21 @@ static inline int mk_stream_wait(struct mk_stream *s, __u32 what, __u64 bytes)
  * After publishing an index of direction d: kick the other kernel if its
  * process sleeps there (want_data for a consumer, want_room for a producer),
  * what it waits for is now there, and we did not kick for this very word
- * already (each look of a waiter writes a new one): a producer writing
- * while its consumer wakes up kicks once, not once per write.
+ * already (each look of a waiter writes a new one; d->kicked_* keeps the
+ * last one, in the area, so a restart that zeroes the area forgets it too):
+ * a producer writing while its consumer wakes up kicks once, not per write.
  */
 static inline int mk_stream_kick_if(struct mk_stream *s,
 				    struct mk_ikc_stream_dir *d, int consumer)
 {
-	__u64 *kicked = consumer ? &s->kicked_data : &s->kicked_room;
+	__u64 *kicked = consumer ? &d->kicked_data : &d->kicked_room;
 	__u64 want, bytes, used;
 
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	want = __atomic_load_n(consumer ? &d->want_data : &d->want_room,
 			       __ATOMIC_SEQ_CST);
 	bytes = want & 0xffffffffu;
-	if (!want || want == *kicked)
+	if (!want || want == __atomic_load_n(kicked, __ATOMIC_RELAXED))
 		return 0;
 	used = __atomic_load_n(&d->tail, __ATOMIC_ACQUIRE) -
 	       __atomic_load_n(&d->head, __ATOMIC_ACQUIRE);
@@ -168,7 +169,7 @@ static inline int mk_stream_kick_if(struct mk_stream *s,
 		return 0;
 	if (ioctl(s->fd, MK_IKC_STREAM_KICK))
 		return -errno;
-	*kicked = want;
+	__atomic_store_n(kicked, want, __ATOMIC_RELAXED);
 	return 0;
 }
 
