@@ -89,12 +89,13 @@ struct mk_ikc_batch {
  * notes, reset with the area at each start; the kernels do not read them),
  * and now satisfied, calls MK_IKC_STREAM_KICK (a doorbell to the other
  * kernel, which wakes its waiter). The word is 0 again once the wait
- * returns. tools/testing/selftests/multikernel/
- * mk_stream.h has helpers that do exactly this.
+ * returns. tools/testing/selftests/multikernel/mk_stream.h has helpers
+ * that do exactly this.
  *
  * The area is reset (zeroed, magic and size set) each time the instance
  * starts. It is taken from the host's processes when the channel stops
- * being open (the instance stopped, crashed or was killed): an access then
+ * being open (the instance stopped, crashed, was killed or started anew,
+ * or broke the ring protocol): an access then
  * raises SIGBUS, until the next start, after which the same mapping shows
  * the new run's area. The device must be open O_RDWR.
  * Nothing in it is trusted: each kernel only reads the indices, and
@@ -150,8 +151,9 @@ struct mk_ikc_stream_wait {
  * channel is not open, EIO if the indices are impossible, EBUSY if another
  * thread of this kernel already waits for the same thing. EINVAL for an
  * unknown what or bytes outside 1..MK_IKC_STREAM_SIZE.
- * MK_IKC_STREAM_KICK rings the other kernel, whose waiter (if any) looks
- * again; ENOTCONN (EPROTO) when the channel is not open.
+ * MK_IKC_STREAM_KICK rings the other kernel if a process there waits (one
+ * of its want words is set), which then looks again; ENOTCONN (EPROTO)
+ * when the channel is not open.
  */
 #define MK_IKC_STREAM_WAIT	_IOW(0xB9, 0x03, struct mk_ikc_stream_wait)
 #define MK_IKC_STREAM_KICK	_IO(0xB9, 0x04)
