@@ -25,7 +25,7 @@ impl Waiters {
     /// The other kernel rang (or the channel changed state): stream waiters look again.
     /// Process context (the channel's work, `close`); cheap when nobody waits.
     pub(super) fn wake_stream(&self) {
-        if self.stream_sleepers.load(Ordering::SeqCst) != 0 {
+        if self.stream_sleeping() {
             // A waiter between its look and its sleep holds the lock: it sleeps first.
             drop(self.stream_lock.lock());
             self.stream.notify_all();
@@ -186,9 +186,9 @@ impl Endpoint {
         // A close may come right after the check: the doorbell then finds nothing, as one
         // from a sender that passed its own check does.
         ch.usable()?;
-        let data = ch.stream_peer_dir(stream::Want::Data) + stream::WANT_DATA;
-        let room = ch.stream_peer_dir(stream::Want::Room) + stream::WANT_ROOM;
-        if ch.mem.load_seqcst(data) != 0 || ch.mem.load_seqcst(room) != 0 {
+        let waits =
+            |want: stream::Want| ch.mem.load_seqcst(ch.stream_peer_dir(want) + want.word()) != 0;
+        if waits(stream::Want::Data) || waits(stream::Want::Room) {
             ch.ring_doorbell();
         }
         Ok(0)
