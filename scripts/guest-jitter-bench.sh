@@ -42,7 +42,7 @@ sleep 2
 kill -0 $stress 2>/dev/null || fail "stress-ng did not start (log: $res/stress.log)"
 
 "$kst/multikernel/mk_start" jit "cpus=3 memory=256M" \
-	"kunit.enable=0 panic=0 loglevel=6 tsc=reliable mk_sample=jitter mk_jitter_secs=$SECS mk_jitter_runs=$RUNS" \
+	"kunit.enable=0 panic=0 loglevel=6 mk_sample=jitter mk_jitter_secs=$SECS mk_jitter_runs=$RUNS" \
 	"jitter running" || fail "cannot start the instance"
 for i in $(seq $RUNS); do
 	"$jitter" host $SECS 2 >>"$res/host.txt" || fail "mk-jitter on the host"

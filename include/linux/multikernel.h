@@ -138,6 +138,8 @@ void multikernel_host_facts(unsigned int cpu, u32 *tsc_khz, u32 *lapic_period,
 			    u32 *apic_id);
 /* Whether this kernel runs with 5-level paging (instances are entered in it). */
 bool multikernel_host_la57(void);
+/* Whether instances may trust the TSC: this kernel keeps time with it, stable. */
+bool multikernel_host_tsc_reliable(void);
 /*
  * IKC (kernel/multikernel/ikc_x86.c): the doorbell is X86_PLATFORM_IPI_VECTOR,
  * whose handler calls multikernel_ikc_doorbell_irq() (Rust); an instance's

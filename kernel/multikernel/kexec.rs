@@ -16,7 +16,10 @@ use crate::{
             LoadError, //
         },
         report::warn,
-        spec::VecWriter, //
+        spec::{
+            self,
+            VecWriter, //
+        },
         vmlinux,
     },
     control::registry,
@@ -189,7 +192,8 @@ fn load(req: &Load<'_>) -> Result {
     let host_bsp = spawn::apic_id(CpuId::from_u32(0).ok_or(EINVAL)?);
     // Entered with the host's paging mode, the kernel must keep it (see below).
     let la57 = spawn::host_la57();
-    if la57 && crate::base::spec::tokens(req.cmdline).any(|w| w == b"no5lvl") {
+    let tsc_reliable = spawn::host_tsc_reliable();
+    if la57 && spec::sets_param(req.cmdline, b"no5lvl") {
         warn(format_args!(
             "kexec load {name}: no5lvl on a host with 5-level paging: the instance must keep \
              the host's paging mode"
@@ -223,6 +227,11 @@ fn load(req: &Load<'_>) -> Result {
         // The paging mode it is entered in: switching would need a trampoline below 1 MiB.
         if !la57 {
             write!(out, " no5lvl").map_err(|_| ENOMEM)?;
+        }
+        // No watchdog clocksource in an instance: without this it never trusts the TSC for
+        // high-resolution timers. A tsc= of the user's own decides instead.
+        if tsc_reliable && !spec::sets_param(req.cmdline, b"tsc") {
+            write!(out, " tsc=reliable").map_err(|_| ENOMEM)?;
         }
         Ok::<_, Error>(line)
     };

@@ -21,6 +21,7 @@
 #include <linux/percpu.h>
 #include <linux/reboot.h>
 #include <linux/suspend.h>
+#include <linux/timekeeping.h>
 #include <asm/init.h>
 #include <asm/irq_vectors.h>
 #include <asm/pgtable.h>
@@ -415,6 +416,23 @@ void multikernel_host_facts(unsigned int cpu, u32 *tsc_khz_out, u32 *lapic_perio
 	*tsc_khz_out = tsc_khz;
 	*lapic_period = lapic_timer_period;
 	*apic_id = cpu < nr_cpu_ids ? per_cpu(x86_cpu_to_apicid, cpu) : BAD_APICID;
+}
+
+/*
+ * Whether an instance kernel may trust the TSC without a watchdog of its own
+ * (it has no HPET or ACPI PM timer to check it against): when this kernel
+ * keeps its own time with the TSC and has not found it unstable. Then the
+ * loader appends tsc=reliable, without which the instance never enters
+ * high-resolution timer mode.
+ */
+bool multikernel_host_tsc_reliable(void)
+{
+	struct system_time_snapshot snap;
+
+	if (!boot_cpu_has(X86_FEATURE_TSC) || check_tsc_unstable())
+		return false;
+	ktime_get_snapshot_id(CLOCK_MONOTONIC, &snap);
+	return snap.valid && (snap.cs_id == CSID_X86_TSC || snap.cs_id == CSID_X86_TSC_EARLY);
 }
 
 /* The paging mode instance kernels are entered in. */

@@ -196,6 +196,15 @@ pub(crate) fn tokens(text: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(|t| !t.is_empty())
 }
 
+/// Whether the kernel command line `cmdline` sets the parameter `name`: a word `name` or
+/// `name=...` before `--` (the words after it are init's).
+pub(crate) fn sets_param(cmdline: &[u8], name: &[u8]) -> bool {
+    tokens(cmdline).take_while(|&w| w != b"--").any(|w| {
+        w.strip_prefix(name)
+            .is_some_and(|rest| rest.is_empty() || rest[0] == b'=')
+    })
+}
+
 /// Parses what was written to `destroy`: one name.
 pub(crate) fn parse_destroy(input: &[u8]) -> Result<Name, SpecError> {
     let text = text(input, MAX_SPEC_LEN)?;
@@ -414,6 +423,20 @@ mod tests {
             Ok(_) => SpecError::Empty,
             Err(e) => e,
         }
+    }
+
+    #[test]
+    fn kernel_params() {
+        assert!(sets_param(b"tsc=unstable", b"tsc"));
+        assert!(sets_param(b"quiet  tsc=reliable\n", b"tsc"));
+        assert!(sets_param(b"no5lvl", b"no5lvl"));
+        assert!(sets_param(b"tsc", b"tsc"));
+        assert!(!sets_param(b"", b"tsc"));
+        assert!(!sets_param(b"tsc_early_khz=1000 notsc", b"tsc"));
+        assert!(!sets_param(b"x=tsc=unstable", b"tsc"));
+        // After "--" the words are init's, not the kernel's.
+        assert!(!sets_param(b"quiet -- tsc=unstable", b"tsc"));
+        assert!(sets_param(b"tsc=unstable -- quiet", b"tsc"));
     }
 
     #[test]

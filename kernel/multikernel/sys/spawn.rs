@@ -152,6 +152,13 @@ pub(crate) fn host_la57() -> bool {
     unsafe { bindings::multikernel_host_la57() }
 }
 
+/// Whether an instance kernel may trust the TSC without checking it: this kernel keeps
+/// its own time with the TSC and has not found it unstable.
+pub(crate) fn host_tsc_reliable() -> bool {
+    // SAFETY: Reads this kernel's timekeeping state; no preconditions.
+    unsafe { bindings::multikernel_host_tsc_reliable() }
+}
+
 /// This machine's timer facts an instance kernel takes over instead of calibrating:
 /// `(TSC frequency in kHz, LAPIC timer period per tick)`.
 pub(crate) fn host_timing() -> (u32, u32) {

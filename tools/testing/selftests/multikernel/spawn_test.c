@@ -289,7 +289,7 @@ static bool console_shows(const char *needle)
 TEST_F_TIMEOUT(spawn, smp_instance, 180)
 {
 	char state[64], online[1024], without[1024], all[1024], spec[64], list[32], id[16];
-	char cmd[256];
+	char cmd[256], clock[32];
 	int cpus[2], n;
 
 	MK_REQUIRE(256, 2);
@@ -319,6 +319,17 @@ TEST_F_TIMEOUT(spawn, smp_instance, 180)
 	 */
 	EXPECT_TRUE(console_shows("ok 1 multikernel_cpus"));
 	EXPECT_TRUE(console_shows("MULTIKERNEL-SAMPLE-INIT cpus=2 online=0-1 "));
+	/*
+	 * A host that keeps time with the TSC has the loader append tsc=reliable:
+	 * the instance, which has no clocksource to check the TSC against, runs
+	 * its timers in high-resolution mode on it. Otherwise it stays low-res.
+	 */
+	read_file("/sys/devices/system/clocksource/clocksource0/current_clocksource",
+		  clock, sizeof(clock));
+	if (!strncmp(clock, "tsc", 3))
+		EXPECT_TRUE(console_shows("MULTIKERNEL-SAMPLE-INIT clock: tsc hres=1"));
+	else
+		EXPECT_TRUE(console_shows("MULTIKERNEL-SAMPLE-INIT clock: tsc hres=0"));
 	/*
 	 * CPU hotplug inside the instance: a CPU it takes offline waits in the
 	 * park loop again, so it comes back every time (console_shows waits).
