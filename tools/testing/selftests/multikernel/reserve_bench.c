@@ -2,7 +2,8 @@
 /*
  * Benchmark (make bench, not a test): create+destroy of a 1-CPU instance,
  * beside a plain offline+online cycle of the same CPU measured in the same
- * run, since an instance's cost is mostly that hotplug cycle.
+ * run, since an instance's cost is mostly that hotplug cycle; and the same
+ * with net=off (no network device mkvN), which shows what the device costs.
  *
  *   reserve_bench [ROUNDS]     (needs multikernel.pool= and a CPU besides CPU 0:
  *                               the highest is used)
@@ -23,20 +24,22 @@ static double now_us(void)
 int main(int argc, char **argv)
 {
 	int rounds = argc > 1 ? atoi(argv[1]) : 50, i, cpu;
-	double *inst, *plug, t;
-	char spec[64];
+	double *inst, *nonet, *plug, t;
+	char spec[64], spec_nonet[64];
 
 	if (rounds < 1)
 		rounds = 1;
 	inst = calloc(rounds, sizeof(*inst));
 	plug = calloc(rounds, sizeof(*plug));
-	if (!inst || !plug)
+	nonet = calloc(rounds, sizeof(*nonet));
+	if (!inst || !plug || !nonet)
 		return 1;
 	if (mk_pick_cpus(0, 1, &cpu)) {
 		fprintf(stderr, "no CPU besides CPU 0 to take\n");
 		return 1;
 	}
 	snprintf(spec, sizeof(spec), "bench0 cpus=%d memory=2M", cpu);
+	snprintf(spec_nonet, sizeof(spec_nonet), "bench0 cpus=%d memory=2M net=off", cpu);
 	/* Interleave the two so drift on a noisy host hits both alike. */
 	for (i = 0; i < rounds; i++) {
 		t = now_us();
@@ -52,10 +55,20 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		inst[i] = now_us() - t;
+		t = now_us();
+		if (write_str(MK "/create", spec_nonet) ||
+		    write_str(MK "/destroy", "bench0")) {
+			fprintf(stderr, "create/destroy with net=off failed\n");
+			return 1;
+		}
+		nonet[i] = now_us() - t;
 	}
 	printf("reserve: %d rounds, median us: create+destroy(1 CPU, 2M) %.0f, "
 	       "cpu offline+online %.0f, ratio %.2f\n",
 	       rounds, median(inst, rounds), median(plug, rounds),
 	       median(inst, rounds) / median(plug, rounds));
+	printf("reserve: %d rounds, median us: create+destroy(1 CPU, 2M, net=off) %.0f, "
+	       "ratio to cpu offline+online %.2f\n",
+	       rounds, median(nonet, rounds), median(nonet, rounds) / median(plug, rounds));
 	return 0;
 }
