@@ -59,11 +59,19 @@ for i in $(seq 100); do
 	sleep 0.2
 done
 instance_runs >"$res/instance.txt"
+# Its clock and timer mode (the loader's tsc=reliable, spawn.rst): without
+# high-resolution timers every 1 ms sleep would wait for the next tick.
+clock=$(grep -a -o 'MULTIKERNEL-SAMPLE-INIT clock: [a-z_-]* hres=[0-9]' "$mk/instances/jit/console" | head -1)
+clock=${clock#MULTIKERNEL-SAMPLE-INIT clock: }
 kill $stress 2>/dev/null
 wait $stress 2>/dev/null
 echo kill >"$mk/instances/jit/control"
 echo jit >"$mk/destroy"
 ! grep -q ' rt=0' "$res/host.txt" "$res/instance.txt" || fail "a run went without SCHED_FIFO or mlockall (rt=0)"
+case $clock in
+*hres=1) ;;
+*) fail "the instance's timers are not in high-resolution mode (its clock: '$clock'; the host's: $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource))" ;;
+esac
 [ "$(wc -l <"$res/instance.txt")" -ge $RUNS ] || fail "the instance reported $(wc -l <"$res/instance.txt") of $RUNS runs"
 
 # "median (lowest-highest)" of field $2 of the MK-JITTER lines in file $1.
@@ -76,6 +84,7 @@ med() {
 }
 {
 	echo "jitter: $RUNS runs of $SECS s, 1 ms SCHED_FIFO timer loop, stress-ng (CPU and memory) on host CPUs 0-1:"
+	echo "jitter:   instance clock: $clock (host: $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource))"
 	echo "jitter:   instance kernel on CPU 3: max us $(spread "$res/instance.txt" max_us), p99.9 us $(spread "$res/instance.txt" p999_us)"
 	echo "jitter:   host CPU 2 (isolcpus): max us $(spread "$res/host.txt" max_us), p99.9 us $(spread "$res/host.txt" p999_us)"
 	awk -v i="$(med "$res/instance.txt" max_us)" -v h="$(med "$res/host.txt" max_us)" \
