@@ -44,6 +44,11 @@ kill -0 $stress 2>/dev/null || fail "stress-ng did not start (log: $res/stress.l
 "$kst/multikernel/mk_start" jit "cpus=3 memory=256M" \
 	"kunit.enable=0 panic=0 loglevel=6 mk_sample=jitter mk_jitter_secs=$SECS mk_jitter_runs=$RUNS" \
 	"jitter running" || fail "cannot start the instance"
+# Its clock and timer mode (the loader's tsc=reliable, spawn.rst), read now:
+# the console file shows only its last 4000 bytes. Without high-resolution
+# timers every 1 ms sleep would wait for the next tick.
+clock=$(grep -a -o 'MULTIKERNEL-SAMPLE-INIT clock: [a-z_-]* hres=[0-9]' "$mk/instances/jit/console" | head -1)
+clock=${clock#MULTIKERNEL-SAMPLE-INIT clock: }
 for i in $(seq $RUNS); do
 	"$jitter" host $SECS 2 >>"$res/host.txt" || fail "mk-jitter on the host"
 done
@@ -59,10 +64,6 @@ for i in $(seq 100); do
 	sleep 0.2
 done
 instance_runs >"$res/instance.txt"
-# Its clock and timer mode (the loader's tsc=reliable, spawn.rst): without
-# high-resolution timers every 1 ms sleep would wait for the next tick.
-clock=$(grep -a -o 'MULTIKERNEL-SAMPLE-INIT clock: [a-z_-]* hres=[0-9]' "$mk/instances/jit/console" | head -1)
-clock=${clock#MULTIKERNEL-SAMPLE-INIT clock: }
 kill $stress 2>/dev/null
 wait $stress 2>/dev/null
 echo kill >"$mk/instances/jit/control"

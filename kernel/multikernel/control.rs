@@ -413,10 +413,7 @@ impl Registry {
             return Ok(());
         }
         let dirty = dir.data().life().dirty;
-        // Its directory goes now; the rest of it, once nothing else holds it, from a work.
-        let instance = dir.data().0.clone();
         drop(dir);
-        release_later(instance);
         // The next instance must not read this one's data (none if nothing was ever loaded:
         // reserving alone writes nothing there).
         if dirty {
@@ -431,16 +428,6 @@ impl Registry {
         self.undo_memory(memory);
         Ok(())
     }
-}
-
-/// Drops `instance` from a work item, where its last reference may go: its memory is freed
-/// after an RCU grace period for each of its poll wait queues (a
-/// [`PollCondVar`](kernel::sync::poll::PollCondVar) waits for epoll to let go of it), tens of
-/// milliseconds under emulation that `destroy` need not wait for: what anyone can see of
-/// the instance (directory, devices, CPUs, memory range) is gone before `destroy` returns.
-/// Inline if the work cannot be allocated.
-fn release_later(instance: Arc<Instance>) {
-    let _ = kernel::workqueue::system().try_spawn(GFP_KERNEL, move || drop(instance));
 }
 
 /// Zeroes `memory` (instance memory going back to the pool), 2 MiB at a time, letting

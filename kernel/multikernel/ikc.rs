@@ -62,8 +62,8 @@ use core::{
 };
 use kernel::{
     fs::File,
-    new_poll_condvar,
     prelude::*,
+    static_lock_class,
     str::CString,
     sync::{
         new_condvar,
@@ -71,7 +71,7 @@ use kernel::{
         new_raw_spinlock_irq,
         new_spinlock,
         poll::{
-            PollCondVar,
+            PollCondVarBox,
             PollTable, //
         },
         Arc,
@@ -264,15 +264,15 @@ impl RingMemory for RingView<'_> {
 
 /// The wait queues of an endpoint's devices: owned by the endpoint (which open files keep),
 /// shared with each of its channels, so a poller stays registered across restarts and never
-/// on a freed channel.
+/// on a freed channel. The two that `poll(2)` registers on are boxed ([`PollCondVarBox`]): freed
+/// after an RCU grace period with `kfree_rcu`, not waited for (an unboxed `PollCondVar` waits
+/// for one when dropped: 10 ms each under emulation, on `destroy`'s path).
 #[pin_data]
 pub(crate) struct Waiters {
     /// Senders and pollers waiting for room.
-    #[pin]
-    space: PollCondVar,
+    space: PollCondVarBox,
     /// Readers and pollers waiting for a message.
-    #[pin]
-    readable: PollCondVar,
+    readable: PollCondVarBox,
     /// Processes waiting in `MK_IKC_STREAM_WAIT` (`area.rs`). The channel's work, queued by
     /// the doorbell, wakes them under this lock, which they hold from their last look at the
     /// indices until they sleep, so a wakeup is never lost between the two.
@@ -286,10 +286,13 @@ pub(crate) struct Waiters {
 
 impl Waiters {
     fn new() -> Result<Arc<Self>> {
+        let space = PollCondVarBox::new(c"multikernel::Waiters::space", static_lock_class!())?;
+        let readable =
+            PollCondVarBox::new(c"multikernel::Waiters::readable", static_lock_class!())?;
         Arc::pin_init(
             pin_init!(Self {
-                space <- new_poll_condvar!("multikernel::Waiters::space"),
-                readable <- new_poll_condvar!("multikernel::Waiters::readable"),
+                space,
+                readable,
                 stream_lock <- new_spinlock!((), "multikernel::Waiters::stream_lock"),
                 stream <- new_condvar!("multikernel::Waiters::stream"),
                 stream_sleepers: AtomicU32::new(0),

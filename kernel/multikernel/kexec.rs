@@ -200,12 +200,18 @@ fn load(req: &Load<'_>) -> Result {
         ));
         return Err(EINVAL);
     }
+    let (kernel_args, init_args) = spec::split_init_args(req.cmdline);
+    let user_tsc_trust = spec::param_values(req.cmdline, b"tsc")
+        .any(|v| matches!(v, b"reliable" | b"unstable" | b"watchdog"));
     let instance_params = |mailbox: u64, channel: u64| {
         let mut line = KVec::new();
         // Its terminal over IKC is a console from the start (the log reaches the host); first,
         // so that a console= of the user's own decides /dev/console.
         line.extend_from_slice(b"console=hvc0 ", GFP_KERNEL)?;
-        line.extend_from_slice(req.cmdline, GFP_KERNEL)?;
+        // What tells it it is an instance goes before a "--" of the user's, where the kernel
+        // still reads it (after it, it would be init's and the kernel would boot as if it
+        // owned the machine).
+        line.extend_from_slice(kernel_args, GFP_KERNEL)?;
         let mut out = VecWriter(&mut line);
         write!(
             out,
@@ -229,9 +235,13 @@ fn load(req: &Load<'_>) -> Result {
             write!(out, " no5lvl").map_err(|_| ENOMEM)?;
         }
         // No watchdog clocksource in an instance: without this it never trusts the TSC for
-        // high-resolution timers. A tsc= of the user's own decides instead.
-        if tsc_reliable && !spec::sets_param(req.cmdline, b"tsc") {
+        // high-resolution timers. A tsc= of the user's own about its trust decides instead.
+        if tsc_reliable && !user_tsc_trust {
             write!(out, " tsc=reliable").map_err(|_| ENOMEM)?;
+        }
+        if let Some(init_args) = init_args {
+            line.extend_from_slice(b" --", GFP_KERNEL)?;
+            line.extend_from_slice(init_args, GFP_KERNEL)?;
         }
         Ok::<_, Error>(line)
     };

@@ -196,13 +196,47 @@ pub(crate) fn tokens(text: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(|t| !t.is_empty())
 }
 
+/// A kernel command line split where the kernel stops reading it: the kernel's part, and
+/// what follows a word `--` outside double quotes (init's arguments), as the kernel's
+/// `parse_args()` splits it.
+pub(crate) fn split_init_args(cmdline: &[u8]) -> (&[u8], Option<&[u8]>) {
+    let blank = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | 0);
+    let mut in_quote = false;
+    let mut start = None;
+    for i in 0..=cmdline.len() {
+        let b = cmdline.get(i).copied();
+        if b.is_none_or(|b| blank(b) && !in_quote) {
+            if let Some(s) = start.take() {
+                if &cmdline[s..i] == b"--" {
+                    return (&cmdline[..s], Some(&cmdline[i..]));
+                }
+            }
+            continue;
+        }
+        if b == Some(b'"') {
+            in_quote = !in_quote;
+        }
+        start.get_or_insert(i);
+    }
+    (cmdline, None)
+}
+
 /// Whether the kernel command line `cmdline` sets the parameter `name`: a word `name` or
 /// `name=...` before `--` (the words after it are init's).
 pub(crate) fn sets_param(cmdline: &[u8], name: &[u8]) -> bool {
-    tokens(cmdline).take_while(|&w| w != b"--").any(|w| {
+    tokens(split_init_args(cmdline).0).any(|w| {
         w.strip_prefix(name)
             .is_some_and(|rest| rest.is_empty() || rest[0] == b'=')
     })
+}
+
+/// The values the kernel command line `cmdline` gives the parameter `name` (`name=VALUE`
+/// words before `--`), in order.
+pub(crate) fn param_values<'a>(
+    cmdline: &'a [u8],
+    name: &'a [u8],
+) -> impl Iterator<Item = &'a [u8]> + 'a {
+    tokens(split_init_args(cmdline).0).filter_map(move |w| w.strip_prefix(name)?.strip_prefix(b"="))
 }
 
 /// Parses what was written to `destroy`: one name.
@@ -437,6 +471,32 @@ mod tests {
         // After "--" the words are init's, not the kernel's.
         assert!(!sets_param(b"quiet -- tsc=unstable", b"tsc"));
         assert!(sets_param(b"tsc=unstable -- quiet", b"tsc"));
+        let mut values = param_values(b"tsc=noirqtime quiet tsc=unstable -- tsc=reliable", b"tsc");
+        assert_eq!(values.next(), Some(&b"noirqtime"[..]));
+        assert_eq!(values.next(), Some(&b"unstable"[..]));
+        assert_eq!(values.next(), None);
+    }
+
+    #[test]
+    fn init_args() {
+        assert_eq!(split_init_args(b"quiet"), (&b"quiet"[..], None));
+        assert_eq!(split_init_args(b""), (&b""[..], None));
+        assert_eq!(
+            split_init_args(b"quiet -- single x"),
+            (&b"quiet "[..], Some(&b" single x"[..]))
+        );
+        assert_eq!(split_init_args(b"--"), (&b""[..], Some(&b""[..])));
+        assert_eq!(split_init_args(b"a --\tb"), (&b"a "[..], Some(&b"\tb"[..])));
+        // Not a word of its own, or inside quotes: no split.
+        assert_eq!(split_init_args(b"a --b c-- -"), (&b"a --b c-- -"[..], None));
+        assert_eq!(
+            split_init_args(b"x=\"a -- b\" y"),
+            (&b"x=\"a -- b\" y"[..], None)
+        );
+        assert_eq!(
+            split_init_args(b"x=\"a\" -- b"),
+            (&b"x=\"a\" "[..], Some(&b" b"[..]))
+        );
     }
 
     #[test]

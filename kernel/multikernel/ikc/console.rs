@@ -11,9 +11,8 @@ use super::*;
 pub(crate) struct ConsoleLog {
     #[pin]
     pub(super) buf: SpinLock<ConsoleBuf>,
-    /// Readers waiting for more.
-    #[pin]
-    pub(super) grown: PollCondVar,
+    /// Readers waiting for more (boxed: freed with `kfree_rcu`, see [`super::Waiters`]).
+    pub(super) grown: PollCondVarBox,
     /// The instance is gone: readers that caught up get end of file.
     pub(super) closed: AtomicBool,
 }
@@ -43,10 +42,11 @@ impl ConsoleBuf {
 impl ConsoleLog {
     pub(crate) fn new() -> Result<Arc<Self>> {
         let data = KVec::from_elem(0u8, CONSOLE_BYTES, GFP_KERNEL)?;
+        let grown = PollCondVarBox::new(c"multikernel::ConsoleLog::grown", static_lock_class!())?;
         Arc::pin_init(
             pin_init!(Self {
                 buf <- new_spinlock!(ConsoleBuf { data, total: 0 }, "multikernel::ConsoleLog"),
-                grown <- new_poll_condvar!("multikernel::ConsoleLog::grown"),
+                grown,
                 closed: AtomicBool::new(false),
             }),
             GFP_KERNEL,

@@ -38,10 +38,15 @@ static const char *const names[] = { "sp0", "sp1", "sp2", "sp3", "sp4", "sp5" };
 
 static const char cmdline[] =
 	"console=ttyS1 earlyprintk=serial,ttyS1,115200 kunit.enable=0 panic=0 loglevel=6";
-/* The same, and the sample init takes CPU 1 offline and online 20 times. */
+/*
+ * The same, and the sample init takes CPU 1 offline and online 20 times. It
+ * ends with an argument for init after "--": the loader's parameters must go
+ * before it, or the kernel would not read them and boot as if it owned the
+ * machine.
+ */
 static const char cmdline_hotplug[] =
 	"console=ttyS1 earlyprintk=serial,ttyS1,115200 kunit.filter_glob=multikernel_cpus "
-	"panic=0 loglevel=7 mk_sample=hotplug";
+	"panic=0 loglevel=7 mk_sample=hotplug -- mk_init_arg";
 /* earlyprintk knows ttyS0/1 by name only; "keep" keeps it as the console. */
 static const char cmdline2[] =
 	"earlyprintk=serial,0x3e8,115200,keep kunit.enable=0 panic=0 loglevel=6";
@@ -282,6 +287,36 @@ static bool console_shows(const char *needle)
 }
 
 /*
+ * Waits up to 60 s for a line containing both needles in the instance console
+ * log; copies it into out. False if none came.
+ */
+static bool console_line(const char *needle, const char *needle2, char *out, size_t size)
+{
+	const char *path = getenv("MK_INSTANCE_CONSOLE");
+	double deadline = clock_s(CLOCK_MONOTONIC) + 60;
+	char line[1024];
+
+	if (!path)
+		return false;
+	do {
+		FILE *f = fopen(path, "r");
+		bool found = false;
+
+		if (f) {
+			while (!found && fgets(line, sizeof(line), f))
+				found = strstr(line, needle) && strstr(line, needle2);
+			fclose(f);
+		}
+		if (found) {
+			snprintf(out, size, "%s", line);
+			return true;
+		}
+		usleep(200 * 1000);
+	} while (clock_s(CLOCK_MONOTONIC) < deadline);
+	return false;
+}
+
+/*
  * An SMP instance: two CPUs (2-3 on a 4-CPU machine) boot one kernel (the
  * second waits in the park loop until the kernel starts it); its init sees
  * two CPUs; its network link carries pings both ways.
@@ -289,8 +324,8 @@ static bool console_shows(const char *needle)
 TEST_F_TIMEOUT(spawn, smp_instance, 180)
 {
 	char state[64], online[1024], without[1024], all[1024], spec[64], list[32], id[16];
-	char cmd[256], clock[32];
-	const char *want;
+	char cmd[256], clock[32] = "", line[1024];
+	bool host_tsc;
 	int cpus[2], n;
 
 	MK_REQUIRE(256, 2);
@@ -303,6 +338,10 @@ TEST_F_TIMEOUT(spawn, smp_instance, 180)
 	snprintf(spec, sizeof(spec), "sp4 cpus=%s memory=256M",
 		 mk_cpulist(cpus, 2, list, sizeof(list)));
 	ASSERT_EQ(0, write_str(MK "/create", spec));
+	read_file("/sys/devices/system/clocksource/clocksource0/current_clocksource",
+		  clock, sizeof(clock));
+	host_tsc = !strncmp(clock, "tsc", 3);
+	TH_LOG("host clocksource: %s", clock);
 	ASSERT_EQ(0, load_into("sp4", cmdline_hotplug, sizeof(cmdline_hotplug)));
 	ASSERT_EQ(0, control("sp4", "start"));
 	wait_started("sp4", state, sizeof(state));
@@ -321,15 +360,27 @@ TEST_F_TIMEOUT(spawn, smp_instance, 180)
 	EXPECT_TRUE(console_shows("ok 1 multikernel_cpus"));
 	EXPECT_TRUE(console_shows("MULTIKERNEL-SAMPLE-INIT cpus=2 online=0-1 "));
 	/*
-	 * A host that keeps time with the TSC has the loader append tsc=reliable:
-	 * the instance, which has no clocksource to check the TSC against, runs
-	 * its timers in high-resolution mode on it. Otherwise it stays low-res.
+	 * The loader's parameters came before the user's "--" (the kernel read
+	 * them: it runs as an instance), init's argument stayed after it.
 	 */
-	read_file("/sys/devices/system/clocksource/clocksource0/current_clocksource",
-		  clock, sizeof(clock));
-	want = strncmp(clock, "tsc", 3) ? "MULTIKERNEL-SAMPLE-INIT clock: tsc hres=0"
-				       : "MULTIKERNEL-SAMPLE-INIT clock: tsc hres=1";
-	EXPECT_TRUE(console_shows(want)) TH_LOG("host clocksource %s", clock);
+	ASSERT_TRUE(console_line("MULTIKERNEL-SAMPLE-INIT cmdline: ", "mk_sample=hotplug",
+				 line, sizeof(line)));
+	EXPECT_NE(NULL, strstr(line, " multikernel.instance=")) TH_LOG("%s", line);
+	EXPECT_NE(NULL, strstr(line, " -- mk_init_arg")) TH_LOG("%s", line);
+	EXPECT_EQ(NULL, strstr(strstr(line, " -- ") ?: line, "multikernel.")) TH_LOG("%s", line);
+	/*
+	 * A host that keeps time with the TSC (read before the load, which
+	 * decides) has the loader append tsc=reliable: the instance, which has
+	 * no clocksource to check the TSC against, runs its timers in
+	 * high-resolution mode on it.
+	 */
+	if (host_tsc) {
+		EXPECT_NE(NULL, strstr(line, " tsc=reliable")) TH_LOG("%s", line);
+		EXPECT_TRUE(console_line("MULTIKERNEL-SAMPLE-INIT clock: tsc", " hres=1 cpus=2",
+					 line, sizeof(line)));
+	} else {
+		EXPECT_EQ(NULL, strstr(line, " tsc=reliable")) TH_LOG("%s", line);
+	}
 	/*
 	 * CPU hotplug inside the instance: a CPU it takes offline waits in the
 	 * park loop again, so it comes back every time (console_shows waits).
