@@ -193,6 +193,19 @@ fn load(req: &Load<'_>) -> Result {
     // Entered with the host's paging mode, the kernel must keep it (see below).
     let la57 = spawn::host_la57();
     let tsc_reliable = spawn::host_tsc_reliable();
+    // The instance's parameters go before a "--" of the user's; a line the kernel would stop
+    // reading before them is refused.
+    let (kernel_args, init_args) = spec::split_init_args(req.cmdline).map_err(|e| {
+        warn(format_args!(
+            "kexec load {name}: the command line {}: the kernel would not read the instance's \
+             parameters after it",
+            match e {
+                spec::CmdlineError::Nul => "has a NUL byte before its end",
+                spec::CmdlineError::OpenQuote => "leaves a double quote open",
+            }
+        ));
+        EINVAL
+    })?;
     if la57 && spec::sets_param(req.cmdline, b"no5lvl") {
         warn(format_args!(
             "kexec load {name}: no5lvl on a host with 5-level paging: the instance must keep \
@@ -200,9 +213,8 @@ fn load(req: &Load<'_>) -> Result {
         ));
         return Err(EINVAL);
     }
-    let (kernel_args, init_args) = spec::split_init_args(req.cmdline);
     let user_tsc_trust = spec::param_values(req.cmdline, b"tsc")
-        .any(|v| matches!(v, b"reliable" | b"unstable" | b"watchdog"));
+        .any(|v| matches!(v, b"reliable" | b"unstable" | b"watchdog" | b"nowatchdog"));
     let instance_params = |mailbox: u64, channel: u64| {
         let mut line = KVec::new();
         // Its terminal over IKC is a console from the start (the log reaches the host); first,

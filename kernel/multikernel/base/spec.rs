@@ -196,19 +196,43 @@ pub(crate) fn tokens(text: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(|t| !t.is_empty())
 }
 
-/// A kernel command line split where the kernel stops reading it: the kernel's part, and
-/// what follows a word `--` outside double quotes (init's arguments), as the kernel's
-/// `parse_args()` splits it.
-pub(crate) fn split_init_args(cmdline: &[u8]) -> (&[u8], Option<&[u8]>) {
-    let blank = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | 0);
+/// A kernel command line the loader cannot extend safely: the kernel would read nothing of
+/// what the loader appends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CmdlineError {
+    /// A NUL byte before its end: the kernel's copy of the line stops there.
+    Nul,
+    /// A double quote still open where the kernel's parameters end: the kernel takes the
+    /// rest as one value.
+    OpenQuote,
+}
+
+/// The bytes the kernel's command-line parser separates words with (`isspace()` of its
+/// Latin-1 `ctype` table).
+fn cmdline_blank(b: u8) -> bool {
+    matches!(b, b'\t'..=b'\r' | b' ' | 0xa0)
+}
+
+/// A kernel command line split where the kernel stops reading it, as the kernel's
+/// `parse_args()`/`next_arg()` split it: the kernel's part, and what follows the first word
+/// `--` (or `"--"`) outside double quotes, init's arguments.
+pub(crate) fn split_init_args(cmdline: &[u8]) -> Result<(&[u8], Option<&[u8]>), CmdlineError> {
+    if cmdline.contains(&0) {
+        return Err(CmdlineError::Nul);
+    }
     let mut in_quote = false;
     let mut start = None;
     for i in 0..=cmdline.len() {
         let b = cmdline.get(i).copied();
-        if b.is_none_or(|b| blank(b) && !in_quote) {
+        if b.is_none_or(|b| cmdline_blank(b) && !in_quote) {
             if let Some(s) = start.take() {
-                if &cmdline[s..i] == b"--" {
-                    return (&cmdline[..s], Some(&cmdline[i..]));
+                let word = &cmdline[s..i];
+                // next_arg() drops a leading quote, and then a trailing one.
+                let bare = word
+                    .strip_prefix(b"\"")
+                    .map_or(word, |w| w.strip_suffix(b"\"").unwrap_or(w));
+                if bare == b"--" {
+                    return Ok((&cmdline[..s], Some(&cmdline[i..])));
                 }
             }
             continue;
@@ -218,13 +242,25 @@ pub(crate) fn split_init_args(cmdline: &[u8]) -> (&[u8], Option<&[u8]>) {
         }
         start.get_or_insert(i);
     }
-    (cmdline, None)
+    if in_quote {
+        return Err(CmdlineError::OpenQuote);
+    }
+    Ok((cmdline, None))
+}
+
+/// The words of the kernel's part of `cmdline` (before `--`; all of it if it cannot be
+/// split).
+fn kernel_words(cmdline: &[u8]) -> impl Iterator<Item = &[u8]> {
+    split_init_args(cmdline)
+        .map_or(cmdline, |(kernel, _)| kernel)
+        .split(|&b| cmdline_blank(b))
+        .filter(|w| !w.is_empty())
 }
 
 /// Whether the kernel command line `cmdline` sets the parameter `name`: a word `name` or
 /// `name=...` before `--` (the words after it are init's).
 pub(crate) fn sets_param(cmdline: &[u8], name: &[u8]) -> bool {
-    tokens(split_init_args(cmdline).0).any(|w| {
+    kernel_words(cmdline).any(|w| {
         w.strip_prefix(name)
             .is_some_and(|rest| rest.is_empty() || rest[0] == b'=')
     })
@@ -236,7 +272,7 @@ pub(crate) fn param_values<'a>(
     cmdline: &'a [u8],
     name: &'a [u8],
 ) -> impl Iterator<Item = &'a [u8]> + 'a {
-    tokens(split_init_args(cmdline).0).filter_map(move |w| w.strip_prefix(name)?.strip_prefix(b"="))
+    kernel_words(cmdline).filter_map(move |w| w.strip_prefix(name)?.strip_prefix(b"="))
 }
 
 /// Parses what was written to `destroy`: one name.
@@ -479,24 +515,34 @@ mod tests {
 
     #[test]
     fn init_args() {
-        assert_eq!(split_init_args(b"quiet"), (&b"quiet"[..], None));
-        assert_eq!(split_init_args(b""), (&b""[..], None));
+        let split = |line: &'static [u8]| split_init_args(line);
+        assert_eq!(split(b"quiet"), Ok((&b"quiet"[..], None)));
+        assert_eq!(split(b""), Ok((&b""[..], None)));
         assert_eq!(
-            split_init_args(b"quiet -- single x"),
-            (&b"quiet "[..], Some(&b" single x"[..]))
+            split(b"quiet -- single x"),
+            Ok((&b"quiet "[..], Some(&b" single x"[..])))
         );
-        assert_eq!(split_init_args(b"--"), (&b""[..], Some(&b""[..])));
-        assert_eq!(split_init_args(b"a --\tb"), (&b"a "[..], Some(&b"\tb"[..])));
-        // Not a word of its own, or inside quotes: no split.
-        assert_eq!(split_init_args(b"a --b c-- -"), (&b"a --b c-- -"[..], None));
+        assert_eq!(split(b"--"), Ok((&b""[..], Some(&b""[..]))));
+        assert_eq!(split(b"a --\tb"), Ok((&b"a "[..], Some(&b"\tb"[..]))));
+        // Every blank of the kernel's, and "--" in quotes as a word of its own.
+        assert_eq!(split(b"a --\rb"), Ok((&b"a "[..], Some(&b"\rb"[..]))));
         assert_eq!(
-            split_init_args(b"x=\"a -- b\" y"),
-            (&b"x=\"a -- b\" y"[..], None)
+            split(b"a\xa0--\xa0b"),
+            Ok((&b"a\xa0"[..], Some(&b"\xa0b"[..])))
         );
+        assert_eq!(split(b"a \"--\" b"), Ok((&b"a "[..], Some(&b" b"[..]))));
+        // Not a word of its own, or inside a quoted value: no split.
+        assert_eq!(split(b"a --b c-- -"), Ok((&b"a --b c-- -"[..], None)));
+        assert_eq!(split(b"x=\"a -- b\" y"), Ok((&b"x=\"a -- b\" y"[..], None)));
         assert_eq!(
-            split_init_args(b"x=\"a\" -- b"),
-            (&b"x=\"a\" "[..], Some(&b" b"[..]))
+            split(b"x=\"a\" -- b"),
+            Ok((&b"x=\"a\" "[..], Some(&b" b"[..])))
         );
+        // Lines the kernel would not read the loader's parameters after.
+        assert_eq!(split(b"x=\"a b"), Err(CmdlineError::OpenQuote));
+        assert_eq!(split(b"quiet\0x"), Err(CmdlineError::Nul));
+        // An open quote after "--" is init's business.
+        assert_eq!(split(b"a -- \"b"), Ok((&b"a "[..], Some(&b" \"b"[..]))));
     }
 
     #[test]

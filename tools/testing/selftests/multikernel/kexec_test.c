@@ -342,6 +342,14 @@ TEST_F(kx, errors_keep_image)
 	memset(big, 'a', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
 	EXPECT_EQ(-EINVAL, mk_load(self->id0, self->kernel_fd, -1, big));
+	/*
+	 * Lines the kernel would stop reading before the instance's parameters,
+	 * which the loader adds after the user's: a NUL inside, an open quote.
+	 */
+	EXPECT_EQ(-EINVAL, kexec_file_load(self->kernel_fd, -1, "a\0b", 4,
+					   KEXEC_FILE_MULTIKERNEL | KEXEC_FILE_NO_INITRAMFS |
+					   KEXEC_FILE_MK_ID(self->id0)));
+	EXPECT_EQ(-EINVAL, mk_load(self->id0, self->kernel_fd, -1, "quiet x=\"a b"));
 	/* Unknown flag bits, and flags that make no sense for an instance. */
 	EXPECT_EQ(-EINVAL, kexec_file_load(self->kernel_fd, -1, "x", 2,
 					   KEXEC_FILE_MULTIKERNEL | KEXEC_FILE_NO_INITRAMFS |
