@@ -261,31 +261,6 @@ TEST_F_TIMEOUT(spawn, two_instances, 180)
 	EXPECT_STREQ(all, online);
 }
 
-/* Waits up to 60 s for a line containing needle in the instance console log. */
-static bool console_shows(const char *needle)
-{
-	const char *path = getenv("MK_INSTANCE_CONSOLE");
-	double deadline = clock_s(CLOCK_MONOTONIC) + 60;
-	char line[1024];
-
-	if (!path)
-		return false;
-	do {
-		FILE *f = fopen(path, "r");
-		bool found = false;
-
-		if (f) {
-			while (!found && fgets(line, sizeof(line), f))
-				found = strstr(line, needle) != NULL;
-			fclose(f);
-		}
-		if (found)
-			return true;
-		usleep(200 * 1000);
-	} while (clock_s(CLOCK_MONOTONIC) < deadline);
-	return false;
-}
-
 /*
  * Waits up to 60 s for a line containing both needles in the instance console
  * log; copies it into out. False if none came.
@@ -314,6 +289,14 @@ static bool console_line(const char *needle, const char *needle2, char *out, siz
 		usleep(200 * 1000);
 	} while (clock_s(CLOCK_MONOTONIC) < deadline);
 	return false;
+}
+
+/* Waits up to 60 s for a line containing needle in the instance console log. */
+static bool console_shows(const char *needle)
+{
+	char line[1024];
+
+	return console_line(needle, "", line, sizeof(line));
 }
 
 /*
