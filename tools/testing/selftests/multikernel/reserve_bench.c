@@ -21,6 +21,16 @@ static double now_us(void)
 	return clock_s(CLOCK_MONOTONIC) * 1e6;
 }
 
+/* One create and destroy of instance bench0 from spec: microseconds, or -1. */
+static double create_destroy(const char *spec)
+{
+	double t = now_us();
+
+	if (write_str(MK "/create", spec) || write_str(MK "/destroy", "bench0"))
+		return -1;
+	return now_us() - t;
+}
+
 int main(int argc, char **argv)
 {
 	int rounds = argc > 1 ? atoi(argv[1]) : 50, i, cpu;
@@ -39,8 +49,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	snprintf(spec, sizeof(spec), "bench0 cpus=%d memory=2M", cpu);
-	snprintf(spec_nonet, sizeof(spec_nonet), "bench0 cpus=%d memory=2M net=off", cpu);
-	/* Interleave the two so drift on a noisy host hits both alike. */
+	snprintf(spec_nonet, sizeof(spec_nonet), "%s net=off", spec);
+	/* Interleave the three so drift on a noisy host hits all alike. */
 	for (i = 0; i < rounds; i++) {
 		t = now_us();
 		if (set_cpu_online(cpu, 0) || set_cpu_online(cpu, 1)) {
@@ -48,20 +58,16 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		plug[i] = now_us() - t;
-		t = now_us();
-		if (write_str(MK "/create", spec) ||
-		    write_str(MK "/destroy", "bench0")) {
+		inst[i] = create_destroy(spec);
+		if (inst[i] < 0) {
 			fprintf(stderr, "create/destroy failed (booted with multikernel.pool=?)\n");
 			return 1;
 		}
-		inst[i] = now_us() - t;
-		t = now_us();
-		if (write_str(MK "/create", spec_nonet) ||
-		    write_str(MK "/destroy", "bench0")) {
+		nonet[i] = create_destroy(spec_nonet);
+		if (nonet[i] < 0) {
 			fprintf(stderr, "create/destroy with net=off failed\n");
 			return 1;
 		}
-		nonet[i] = now_us() - t;
 	}
 	printf("reserve: %d rounds, median us: create+destroy(1 CPU, 2M) %.0f, "
 	       "cpu offline+online %.0f, ratio %.2f\n",
