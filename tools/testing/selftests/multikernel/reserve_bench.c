@@ -35,7 +35,7 @@ int main(int argc, char **argv)
 {
 	int rounds = argc > 1 ? atoi(argv[1]) : 50, i, cpu;
 	double *inst, *nonet, *plug, t;
-	char spec[64], spec_nonet[64];
+	char spec[64], spec_nonet[sizeof(spec) + 8];
 
 	if (rounds < 1)
 		rounds = 1;
