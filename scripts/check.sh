@@ -421,4 +421,17 @@ for run in "${selected[@]}"; do
 	judge_vm "$run"
 done
 
+# Where the time went: every test's seconds (guest-check.sh's *.times) in
+# $RES/test-times.txt, slowest first; the five slowest here.
+for times in "$RES"/*/kselftest-*.times; do
+	[ -f "$times" ] || continue
+	awk -v vm="$(basename "$(dirname "$times")")" '
+		/^[0-9.]+ #  RUN / {t0 = $1; name = $4; next}
+		/^[0-9.]+ (not )?ok / && name != "" {printf "%7.1f s  %s: %s\n", $1 - t0, vm, name; name = ""}' "$times"
+done | sort -rn >"$RES/test-times.txt"
+if [ -s "$RES/test-times.txt" ]; then
+	echo "slowest tests (all in $RES/test-times.txt):"
+	head -5 "$RES/test-times.txt"
+fi
+
 # The summary: trap above.

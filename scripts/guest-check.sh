@@ -19,12 +19,24 @@ export MK_RESULTS=$res
 [ -f "$res/ttyS1.log" ] && export MK_INSTANCE_CONSOLE=$res/ttyS1.log
 shift 4
 status=0
+# Passes a kselftest program's output through unchanged and writes when each
+# test started and ended (seconds, one line each) to $1: check.sh lists the
+# slowest tests from these, where the time of a run goes.
+stamp() {
+	local line
+	while IFS= read -r line; do
+		printf '%s\n' "$line"
+		case $line in
+		"#  RUN "* | "ok "[0-9]* | "not ok "[0-9]*) printf '%s %s\n' "$EPOCHREALTIME" "$line" >>"$1" ;;
+		esac
+	done
+}
 for prog in "$@"; do
 	name=kselftest-$prog
 	echo "== $name"
 	if [ -x "$kst/multikernel/$prog" ]; then
-		"$kst/multikernel/$prog" >"$res/$name.tap" 2>&1
-		rc=$?
+		"$kst/multikernel/$prog" 2>&1 | stamp "$res/$name.times" >"$res/$name.tap"
+		rc=${PIPESTATUS[0]}
 	else
 		echo "not ok 1 $prog # program missing" >"$res/$name.tap"
 		rc=127
