@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The initramfs of `mkctl run`: a newc cpio archive (uncompressed: the kernel takes it as it
-//! is) holding mkctl itself as `/init`, the program, the shared libraries both need (as `ldd`
-//! names them) and the files given with `--file`.
+//! is) holding mkctl itself as `/init`, the program, the shared libraries both need (as their
+//! dynamic loader lists them) and the files given with `--file`.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -123,19 +123,117 @@ fn pad(out: &mut impl Write, len: usize) -> io::Result<()> {
     out.write_all(&[0u8; 3][..(4 - len % 4) % 4])
 }
 
-/// The shared libraries `program` needs, with the dynamic loader, as `ldd` resolves them;
-/// none for a static program.
+/// The shared libraries `program` needs, with the dynamic loader, as that loader resolves
+/// them (`LOADER --list PROGRAM`, which is what `ldd` runs in the end; calling it directly
+/// spares the `ldd` shell script and its two extra loader runs, seconds under emulation);
+/// none for a static program or a file that is not ELF (a script: its interpreter is the
+/// user's to pack).
 pub fn libraries(program: &Path) -> Result<Vec<PathBuf>, String> {
-    let out = Command::new("ldd")
+    let head = read_head(program)?;
+    let Some(loader) = interpreter(&head, program)? else {
+        return Ok(Vec::new());
+    };
+    let out = Command::new(&loader)
+        .arg("--list")
         .arg(program)
         .output()
-        .map_err(|e| format!("cannot run ldd (libc-bin) on {}: {e}", program.display()))?;
-    let text = String::from_utf8_lossy(&out.stdout);
+        .map_err(|e| {
+            format!(
+                "{}: cannot run its dynamic loader {}: {e}",
+                program.display(),
+                loader.display()
+            )
+        })?;
+    // A missing library: glibc's loader stops (status 127) and names it on stderr; a
+    // "=> not found" line (as other loaders may print) is said as such.
+    let libs = parse_ldd(&String::from_utf8_lossy(&out.stdout))?;
     if !out.status.success() {
-        // "not a dynamic executable": nothing to add.
-        return Ok(Vec::new());
+        return Err(format!(
+            "{}: its dynamic loader {} cannot list its libraries: {}",
+            program.display(),
+            loader.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
-    parse_ldd(&text)
+    Ok(libs)
+}
+
+/// How much of a program [`interpreter`] looks at: its program headers and the loader's path
+/// lie near the start of any ELF file a linker made.
+const HEAD_BYTES: u64 = 64 * 1024;
+
+fn read_head(program: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    fs::File::open(program)
+        .and_then(|f| f.take(HEAD_BYTES).read_to_end(&mut head))
+        .map_err(|e| format!("{}: {e}", program.display()))?;
+    Ok(head)
+}
+
+/// The dynamic loader an ELF file asks for (its `PT_INTERP`), from its first bytes `head`;
+/// `None` if it is not ELF or has none (static). 32- and 64-bit, either byte order; a
+/// header pointing outside `head` is an error (`program` names the file in it).
+pub fn interpreter(head: &[u8], program: &Path) -> Result<Option<PathBuf>, String> {
+    const PT_INTERP: u32 = 3;
+    if head.len() < 16 || &head[..4] != b"\x7fELF" {
+        return Ok(None);
+    }
+    let bad = |what: &str| format!("{}: a malformed ELF file ({what})", program.display());
+    let wide = match head[4] {
+        1 => false,
+        2 => true,
+        _ => return Err(bad("class")),
+    };
+    let little = match head[5] {
+        1 => true,
+        2 => false,
+        _ => return Err(bad("byte order")),
+    };
+    let field = |at: usize, len: usize| -> Result<u64, String> {
+        let bytes = head
+            .get(at..at + len)
+            .ok_or_else(|| bad("header beyond the file's start"))?;
+        let mut v = 0u64;
+        for i in 0..len {
+            let b = if little { bytes[len - 1 - i] } else { bytes[i] };
+            v = (v << 8) | u64::from(b);
+        }
+        Ok(v)
+    };
+    // e_phoff, e_phentsize, e_phnum; then per header p_type, p_offset, p_filesz.
+    let (phoff, phentsize, phnum) = if wide {
+        (field(32, 8)?, field(54, 2)?, field(56, 2)?)
+    } else {
+        (field(28, 4)?, field(42, 2)?, field(44, 2)?)
+    };
+    let min_entry = if wide { 56 } else { 32 };
+    if phnum > 0 && phentsize < min_entry {
+        return Err(bad("program header size"));
+    }
+    for i in 0..phnum {
+        let at = usize::try_from(phoff + i * phentsize).map_err(|_| bad("program headers"))?;
+        if field(at, 4)? != u64::from(PT_INTERP) {
+            continue;
+        }
+        let (offset, size) = if wide {
+            (field(at + 8, 8)?, field(at + 32, 8)?)
+        } else {
+            (field(at + 4, 4)?, field(at + 16, 4)?)
+        };
+        let path = usize::try_from(offset)
+            .ok()
+            .zip(usize::try_from(size).ok())
+            .and_then(|(o, n)| head.get(o..o.checked_add(n)?))
+            .ok_or_else(|| bad("loader path beyond the file's start"))?;
+        let path = path.split(|&b| b == 0).next().unwrap_or_default();
+        if path.first() != Some(&b'/') {
+            return Err(bad("loader path not absolute"));
+        }
+        use std::os::unix::ffi::OsStrExt;
+        return Ok(Some(PathBuf::from(std::ffi::OsStr::from_bytes(path))));
+    }
+    Ok(None)
 }
 
 /// The library paths in `ldd` output: `name => /path (addr)` and `/path (addr)` lines.
@@ -208,6 +306,92 @@ mod tests {
                 PathBuf::from("/lib64/ld-linux-x86-64.so.2"),
                 PathBuf::from("/usr/lib64/ld-linux-x86-64.so.2")
             ]
+        );
+    }
+
+    /// An ELF header and program headers as a linker lays them out: `wide` 64-bit, `little`
+    /// endian; a PT_INTERP naming `loader` (if any) after a PT_LOAD.
+    fn elf(wide: bool, little: bool, loader: Option<&[u8]>) -> Vec<u8> {
+        let put = |v: &mut Vec<u8>, at: usize, len: usize, x: u64| {
+            for i in 0..len {
+                let b = (x >> (8 * i)) as u8;
+                v[if little { at + i } else { at + len - 1 - i }] = b;
+            }
+        };
+        let (eh, ph) = if wide { (64, 56) } else { (52, 32) };
+        let mut v = vec![0u8; eh + 2 * ph + 64];
+        v[..4].copy_from_slice(b"\x7fELF");
+        v[4] = if wide { 2 } else { 1 };
+        v[5] = if little { 1 } else { 2 };
+        let interp_at = eh + 2 * ph;
+        if wide {
+            put(&mut v, 32, 8, eh as u64);
+            put(&mut v, 54, 2, ph as u64);
+            put(&mut v, 56, 2, 2);
+        } else {
+            put(&mut v, 28, 4, eh as u64);
+            put(&mut v, 42, 2, ph as u64);
+            put(&mut v, 44, 2, 2);
+        }
+        put(&mut v, eh, 4, 1); // PT_LOAD
+        if let Some(path) = loader {
+            let at = eh + ph;
+            put(&mut v, at, 4, 3); // PT_INTERP
+            if wide {
+                put(&mut v, at + 8, 8, interp_at as u64);
+                put(&mut v, at + 32, 8, path.len() as u64 + 1);
+            } else {
+                put(&mut v, at + 4, 4, interp_at as u64);
+                put(&mut v, at + 16, 4, path.len() as u64 + 1);
+            }
+            v[interp_at..interp_at + path.len()].copy_from_slice(path);
+        }
+        v
+    }
+
+    #[test]
+    fn elf_interpreter() {
+        let p = Path::new("prog");
+        let ld = b"/lib64/ld-linux-x86-64.so.2";
+        for (wide, little) in [(true, true), (true, false), (false, true), (false, false)] {
+            assert_eq!(
+                interpreter(&elf(wide, little, Some(ld)), p).unwrap(),
+                Some(PathBuf::from("/lib64/ld-linux-x86-64.so.2")),
+                "wide {wide} little {little}"
+            );
+            // Static: no PT_INTERP.
+            assert_eq!(interpreter(&elf(wide, little, None), p).unwrap(), None);
+        }
+        // Not ELF (a script), or too short to be: nothing to pack.
+        assert_eq!(interpreter(b"#!/bin/sh\necho hi\n", p).unwrap(), None);
+        assert_eq!(interpreter(b"\x7fELF", p).unwrap(), None);
+        // Malformed: a bad class, headers or path outside what was read, a relative path.
+        let mut bad = elf(true, true, Some(ld));
+        bad[4] = 9;
+        assert!(interpreter(&bad, p).is_err());
+        let whole = elf(true, true, Some(ld));
+        assert!(interpreter(&whole[..100], p).is_err());
+        assert!(interpreter(&whole[..whole.len() - 60], p).is_err());
+        assert!(interpreter(&elf(true, true, Some(b"ld.so")), p).is_err());
+        let mut tiny = elf(true, true, Some(ld));
+        tiny[54] = 8; // e_phentsize smaller than a program header
+        assert!(interpreter(&tiny, p).is_err());
+    }
+
+    /// This test program is dynamic: its loader lists libc, and the loader itself.
+    #[test]
+    fn own_libraries() {
+        let me = std::env::current_exe().unwrap();
+        let libs = libraries(&me).unwrap();
+        let loader = interpreter(&read_head(&me).unwrap(), &me).unwrap().unwrap();
+        assert!(
+            libs.contains(&loader),
+            "{libs:?} lacks {}",
+            loader.display()
+        );
+        assert!(
+            libs.iter().any(|l| l.to_string_lossy().contains("libc.so")),
+            "{libs:?}"
         );
     }
 
