@@ -425,9 +425,15 @@ done
 # $RES/test-times.txt, slowest first; the five slowest here.
 for times in "$RES"/*/kselftest-*.times; do
 	[ -f "$times" ] || continue
+	# A case that never ended (its program crashed, the VM timed out): the
+	# time to the next stamp, or to the last one, marked unfinished.
 	awk -v vm="$(basename "$(dirname "$times")")" '
-		/^[0-9.]+ #  RUN / {t0 = $1; name = $4; next}
-		/^[0-9.]+ (not )?ok / && name != "" {printf "%7.1f s  %s: %s\n", $1 - t0, vm, name; name = ""}' "$times"
+		/^[0-9.]+ #  RUN / {
+			if (name != "") printf "%7.1f s  %s: %s (unfinished)\n", $1 - t0, vm, name
+			t0 = $1; name = $4; last = $1; next}
+		/^[0-9.]+ (not )?ok / && name != "" {printf "%7.1f s  %s: %s\n", $1 - t0, vm, name; name = ""}
+		{last = $1}
+		END {if (name != "") printf "%7.1f s  %s: %s (unfinished)\n", last - t0, vm, name}' "$times"
 done | sort -rn >"$RES/test-times.txt"
 if [ -s "$RES/test-times.txt" ]; then
 	echo "slowest tests (all in $RES/test-times.txt):"

@@ -24,7 +24,7 @@ status=0
 # slowest tests from these, where the time of a run goes.
 stamp() {
 	local line
-	while IFS= read -r line; do
+	while IFS= read -r line || [ -n "$line" ]; do
 		printf '%s\n' "$line"
 		case $line in
 		"#  RUN "* | "ok "[0-9]* | "not ok "[0-9]*) printf '%s %s\n' "$EPOCHREALTIME" "$line" >>"$1" ;;

@@ -124,28 +124,35 @@ fn pad(out: &mut impl Write, len: usize) -> io::Result<()> {
 }
 
 /// The shared libraries `program` needs, with the dynamic loader, as that loader resolves
-/// them (`LOADER --list PROGRAM`, which is what `ldd` runs in the end; calling it directly
-/// spares the `ldd` shell script and its two extra loader runs, seconds under emulation);
-/// none for a static program or a file that is not ELF (a script: its interpreter is the
-/// user's to pack).
+/// them (`LOADER --list PROGRAM`, the loader's own listing, which `ldd` also relies on;
+/// calling it directly spares the `ldd` shell script and its two extra loader runs, seconds
+/// under emulation); none for a static program, a file that is not ELF (a script: its
+/// interpreter is the user's to pack) or one whose loader this host lacks (a foreign
+/// program, packed alone as `ldd` would have had it).
 pub fn libraries(program: &Path) -> Result<Vec<PathBuf>, String> {
-    let head = read_head(program)?;
-    let Some(loader) = interpreter(&head, program)? else {
+    let data = fs::read(program).map_err(|e| format!("{}: {e}", program.display()))?;
+    let Some(loader) = interpreter(&data, program)? else {
         return Ok(Vec::new());
     };
-    let out = Command::new(&loader)
-        .arg("--list")
-        .arg(program)
-        .output()
-        .map_err(|e| {
-            format!(
+    // A name without a `/` would be looked up on the library path: the file meant is here.
+    let program = if program.as_os_str().as_encoded_bytes().contains(&b'/') {
+        program.to_path_buf()
+    } else {
+        Path::new(".").join(program)
+    };
+    let out = match Command::new(&loader).arg("--list").arg(&program).output() {
+        Ok(out) => out,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(format!(
                 "{}: cannot run its dynamic loader {}: {e}",
                 program.display(),
                 loader.display()
-            )
-        })?;
-    // A missing library: glibc's loader stops (status 127) and names it on stderr; a
-    // "=> not found" line (as other loaders may print) is said as such.
+            ))
+        }
+    };
+    // A missing library: glibc's and musl's loaders stop (status 127) and name the first on
+    // stderr; a "=> not found" line (as `ldd`'s tracing mode prints) is said as such.
     let libs = parse_ldd(&String::from_utf8_lossy(&out.stdout))?;
     if !out.status.success() {
         return Err(format!(
@@ -158,42 +165,32 @@ pub fn libraries(program: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(libs)
 }
 
-/// How much of a program [`interpreter`] looks at: its program headers and the loader's path
-/// lie near the start of any ELF file a linker made.
-const HEAD_BYTES: u64 = 64 * 1024;
-
-fn read_head(program: &Path) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    let mut head = Vec::new();
-    fs::File::open(program)
-        .and_then(|f| f.take(HEAD_BYTES).read_to_end(&mut head))
-        .map_err(|e| format!("{}: {e}", program.display()))?;
-    Ok(head)
-}
-
-/// The dynamic loader an ELF file asks for (its `PT_INTERP`), from its first bytes `head`;
-/// `None` if it is not ELF or has none (static). 32- and 64-bit, either byte order; a
-/// header pointing outside `head` is an error (`program` names the file in it).
-pub fn interpreter(head: &[u8], program: &Path) -> Result<Option<PathBuf>, String> {
-    const PT_INTERP: u32 = 3;
-    if head.len() < 16 || &head[..4] != b"\x7fELF" {
+/// The dynamic loader the ELF file `data` asks for (its `PT_INTERP`); `None` if it is not
+/// ELF or has none (static). 32- and 64-bit, either byte order; headers or a path outside
+/// the file are an error (`program` names the file in it).
+pub fn interpreter(data: &[u8], program: &Path) -> Result<Option<PathBuf>, String> {
+    const PT_INTERP: u64 = 3;
+    if data.len() < 16 || &data[..4] != b"\x7fELF" {
         return Ok(None);
     }
     let bad = |what: &str| format!("{}: a malformed ELF file ({what})", program.display());
-    let wide = match head[4] {
+    let wide = match data[4] {
         1 => false,
         2 => true,
         _ => return Err(bad("class")),
     };
-    let little = match head[5] {
+    let little = match data[5] {
         1 => true,
         2 => false,
         _ => return Err(bad("byte order")),
     };
-    let field = |at: usize, len: usize| -> Result<u64, String> {
-        let bytes = head
-            .get(at..at + len)
-            .ok_or_else(|| bad("header beyond the file's start"))?;
+    // The `len`-byte field at `base + off` (any sum that overflows is outside the file).
+    let field = |base: u64, off: u64, len: usize| -> Result<u64, String> {
+        let bytes = base
+            .checked_add(off)
+            .and_then(|at| usize::try_from(at).ok())
+            .and_then(|at| data.get(at..at.checked_add(len)?))
+            .ok_or_else(|| bad("header beyond the end of the file"))?;
         let mut v = 0u64;
         for i in 0..len {
             let b = if little { bytes[len - 1 - i] } else { bytes[i] };
@@ -203,29 +200,32 @@ pub fn interpreter(head: &[u8], program: &Path) -> Result<Option<PathBuf>, Strin
     };
     // e_phoff, e_phentsize, e_phnum; then per header p_type, p_offset, p_filesz.
     let (phoff, phentsize, phnum) = if wide {
-        (field(32, 8)?, field(54, 2)?, field(56, 2)?)
+        (field(0, 32, 8)?, field(0, 54, 2)?, field(0, 56, 2)?)
     } else {
-        (field(28, 4)?, field(42, 2)?, field(44, 2)?)
+        (field(0, 28, 4)?, field(0, 42, 2)?, field(0, 44, 2)?)
     };
     let min_entry = if wide { 56 } else { 32 };
     if phnum > 0 && phentsize < min_entry {
         return Err(bad("program header size"));
     }
     for i in 0..phnum {
-        let at = usize::try_from(phoff + i * phentsize).map_err(|_| bad("program headers"))?;
-        if field(at, 4)? != u64::from(PT_INTERP) {
+        // phentsize and i are at most 65535: their product fits.
+        let at = phoff
+            .checked_add(i * phentsize)
+            .ok_or_else(|| bad("program headers"))?;
+        if field(at, 0, 4)? != PT_INTERP {
             continue;
         }
         let (offset, size) = if wide {
-            (field(at + 8, 8)?, field(at + 32, 8)?)
+            (field(at, 8, 8)?, field(at, 32, 8)?)
         } else {
-            (field(at + 4, 4)?, field(at + 16, 4)?)
+            (field(at, 4, 4)?, field(at, 16, 4)?)
         };
         let path = usize::try_from(offset)
             .ok()
             .zip(usize::try_from(size).ok())
-            .and_then(|(o, n)| head.get(o..o.checked_add(n)?))
-            .ok_or_else(|| bad("loader path beyond the file's start"))?;
+            .and_then(|(o, n)| data.get(o..o.checked_add(n)?))
+            .ok_or_else(|| bad("loader path beyond the end of the file"))?;
         let path = path.split(|&b| b == 0).next().unwrap_or_default();
         if path.first() != Some(&b'/') {
             return Err(bad("loader path not absolute"));
@@ -376,6 +376,20 @@ mod tests {
         let mut tiny = elf(true, true, Some(ld));
         tiny[54] = 8; // e_phentsize smaller than a program header
         assert!(interpreter(&tiny, p).is_err());
+        // e_phoff near the top of u64: an error, not an overflow.
+        let mut far = elf(true, true, Some(ld));
+        far[32..40].copy_from_slice(&(u64::MAX - 8).to_le_bytes());
+        assert!(interpreter(&far, p).is_err());
+    }
+
+    /// A program whose loader this host does not have is packed alone (no libraries).
+    #[test]
+    fn foreign_loader() {
+        let path = std::env::temp_dir().join(format!("mkctl-foreign-{}", std::process::id()));
+        fs::write(&path, elf(true, true, Some(b"/no/such/ld.so"))).unwrap();
+        let libs = libraries(&path);
+        let _ = fs::remove_file(&path);
+        assert_eq!(libs.unwrap(), Vec::<PathBuf>::new());
     }
 
     /// This test program is dynamic: its loader lists libc, and the loader itself.
@@ -383,7 +397,7 @@ mod tests {
     fn own_libraries() {
         let me = std::env::current_exe().unwrap();
         let libs = libraries(&me).unwrap();
-        let loader = interpreter(&read_head(&me).unwrap(), &me).unwrap().unwrap();
+        let loader = interpreter(&fs::read(&me).unwrap(), &me).unwrap().unwrap();
         assert!(
             libs.contains(&loader),
             "{libs:?} lacks {}",

@@ -745,9 +745,9 @@ static int instance_id(const char *name)
  * The network link: the host's side mkvID (carrier up while the instance
  * runs) gets 169.254.ID.1/24, the sample init gives the instance's mkv0 .2.
  * The host pings the instance and the instance the host (its init says so);
- * 20 MB go each way over TCP with their MD5 compared (20 rounds of the
- * 1 MiB frame rings; make bench's net_bench moves 100 MB); a kill takes
- * the carrier down.
+ * 20 MB go each way over TCP with their MD5 compared (each 1 MiB frame
+ * ring goes round some 19 times; make bench's net_bench moves 100 MB); a
+ * kill takes the carrier down.
  */
 /* What net_link moves each way (the sample init sends as much on port 5002). */
 #define NET_LINK_BYTES "20000000"
