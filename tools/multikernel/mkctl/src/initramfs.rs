@@ -134,8 +134,9 @@ pub fn libraries(program: &Path) -> Result<Vec<PathBuf>, String> {
     let Some(loader) = interpreter(&data, program)? else {
         return Ok(Vec::new());
     };
-    // A name without a `/` would be looked up on the library path: the file meant is here.
-    let program = if program.as_os_str().as_encoded_bytes().contains(&b'/') {
+    // A name without a `/` would be looked up on the library path, one starting with `-`
+    // taken for an option: a relative path goes as `./PATH`.
+    let program = if program.is_absolute() {
         program.to_path_buf()
     } else {
         Path::new(".").join(program)
