@@ -62,7 +62,13 @@ impl Archive {
     /// path (the dynamic loader's too).
     pub fn add_program(&mut self, src: &Path, dst: &Path) -> Result<(), String> {
         self.add_file(src, dst)?;
-        for lib in libraries(src)? {
+        // Its headers from the copy just read.
+        let data = self
+            .entries
+            .get(&relative(dst)?)
+            .map_or(&[][..], |(_, d)| d);
+        let libs = libraries(src, data)?;
+        for lib in libs {
             if !self.entries.contains_key(&relative(&lib)?) {
                 self.add_file(&lib, &lib)?;
             }
@@ -123,15 +129,14 @@ fn pad(out: &mut impl Write, len: usize) -> io::Result<()> {
     out.write_all(&[0u8; 3][..(4 - len % 4) % 4])
 }
 
-/// The shared libraries `program` needs, with the dynamic loader, as that loader resolves
-/// them (`LOADER --list PROGRAM`, the loader's own listing, which `ldd` also relies on;
-/// calling it directly spares the `ldd` shell script and its two extra loader runs, seconds
-/// under emulation); none for a static program, a file that is not ELF (a script: its
+/// The shared libraries `program` (its contents: `data`) needs, with the dynamic loader, as
+/// that loader resolves them (`LOADER --list PROGRAM`, the loader's own listing, which `ldd`
+/// also relies on; calling it directly spares the `ldd` shell script and its two extra loader
+/// runs, seconds under emulation); none for a static program, a file that is not ELF (a script: its
 /// interpreter is the user's to pack) or one whose loader this host lacks (a foreign
 /// program, packed alone as `ldd` would have had it).
-pub fn libraries(program: &Path) -> Result<Vec<PathBuf>, String> {
-    let data = fs::read(program).map_err(|e| format!("{}: {e}", program.display()))?;
-    let Some(loader) = interpreter(&data, program)? else {
+pub fn libraries(program: &Path, data: &[u8]) -> Result<Vec<PathBuf>, String> {
+    let Some(loader) = interpreter(data, program)? else {
         return Ok(Vec::new());
     };
     // A name without a `/` would be looked up on the library path, one starting with `-`
@@ -387,8 +392,9 @@ mod tests {
     #[test]
     fn foreign_loader() {
         let path = std::env::temp_dir().join(format!("mkctl-foreign-{}", std::process::id()));
-        fs::write(&path, elf(true, true, Some(b"/no/such/ld.so"))).unwrap();
-        let libs = libraries(&path);
+        let data = elf(true, true, Some(b"/no/such/ld.so"));
+        fs::write(&path, &data).unwrap();
+        let libs = libraries(&path, &data);
         let _ = fs::remove_file(&path);
         assert_eq!(libs.unwrap(), Vec::<PathBuf>::new());
     }
@@ -397,8 +403,9 @@ mod tests {
     #[test]
     fn own_libraries() {
         let me = std::env::current_exe().unwrap();
-        let libs = libraries(&me).unwrap();
-        let loader = interpreter(&fs::read(&me).unwrap(), &me).unwrap().unwrap();
+        let data = fs::read(&me).unwrap();
+        let libs = libraries(&me, &data).unwrap();
+        let loader = interpreter(&data, &me).unwrap().unwrap();
         assert!(
             libs.contains(&loader),
             "{libs:?} lacks {}",
