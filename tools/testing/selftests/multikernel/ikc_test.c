@@ -750,7 +750,7 @@ static int instance_id(const char *name)
  * kill takes the carrier down.
  */
 /* What net_link moves each way (the sample init sends as much on port 5002). */
-#define NET_LINK_BYTES "20000000"
+#define NET_LINK_BYTES 20000000ULL
 
 TEST_F_TIMEOUT(ikc, net_link, 300)
 {
@@ -792,9 +792,10 @@ TEST_F_TIMEOUT(ikc, net_link, 300)
 	/* 20 MB to the instance, whose init prints their MD5. */
 	tx_packets = net_stat(n, "tx_packets");
 	tx_bytes = net_stat(n, "tx_bytes");
-	snprintf(cmd, sizeof(cmd), "python3 %s md5 " NET_LINK_BYTES, xfer);
+	snprintf(cmd, sizeof(cmd), "python3 %s md5 %llu", xfer, NET_LINK_BYTES);
 	ASSERT_EQ(0, run_out(cmd, want, sizeof(want)));
-	snprintf(cmd, sizeof(cmd), "python3 %s send 169.254.%d.2 5001 " NET_LINK_BYTES, xfer, n % 256);
+	snprintf(cmd, sizeof(cmd), "python3 %s send 169.254.%d.2 5001 %llu", xfer, n % 256,
+		 NET_LINK_BYTES);
 	EXPECT_EQ(0, system(cmd));
 	snprintf(needle, sizeof(needle), "MULTIKERNEL-SAMPLE-INIT net: received md5 %s", want);
 	EXPECT_TRUE(console_stream_shows(con, needle, stream, sizeof(stream)))
@@ -803,12 +804,12 @@ TEST_F_TIMEOUT(ikc, net_link, 300)
 	/* TCP went in GSO frames (up to 64 KiB; their checksums left undone), not 1514-byte ones. */
 	tx_packets = net_stat(n, "tx_packets") - tx_packets;
 	tx_bytes = net_stat(n, "tx_bytes") - tx_bytes;
-	EXPECT_LT(strtoull(NET_LINK_BYTES, NULL, 10), tx_bytes);
+	EXPECT_LT(NET_LINK_BYTES, tx_bytes);
 	EXPECT_LT(2000ULL * tx_packets, tx_bytes)
 		TH_LOG("%llu bytes in %llu frames: no GSO", tx_bytes, tx_packets);
 	/* 20 MB from the instance. */
-	snprintf(cmd, sizeof(cmd), "python3 %s recv 169.254.%d.2 5002 " NET_LINK_BYTES, xfer,
-		 n % 256);
+	snprintf(cmd, sizeof(cmd), "python3 %s recv 169.254.%d.2 5002 %llu", xfer, n % 256,
+		 NET_LINK_BYTES);
 	EXPECT_EQ(0, run_out(cmd, got, sizeof(got)));
 	EXPECT_STREQ(want, got);
 	/* Killed: carrier down. */
