@@ -464,6 +464,12 @@ impl Consumer {
         mem.load_seqcst(OFF_HEAD) != self.tail
     }
 
+    /// Withdraws a [`Consumer::want_doorbell`]: the producer sends without ringing until it is
+    /// asked again (a consumer that polls the ring for a while).
+    pub(crate) fn no_doorbell(&self, mem: &mut impl RingMemory) {
+        mem.store_seqcst(OFF_WAITING, 0);
+    }
+
     /// As [`Consumer::space_wanted`], but only once at least half the ring is free: a producer
     /// that waits for room is woken for a good part of the ring, not for every message taken
     /// (when the ring runs empty the caller asks [`Consumer::space_wanted`] itself).
@@ -838,6 +844,13 @@ mod tests {
         assert!(!rx.want_doorbell(&mut mem));
         assert_eq!(tx.send(&mut mem, 1, b"b"), Ok(true));
         assert_eq!(tx.send(&mut mem, 1, b"c"), Ok(false));
+        // A polling consumer withdraws its wish: no doorbell until it asks again.
+        rx.recv(&mut mem, &mut out).map_err(|e| e.errno())?;
+        rx.recv(&mut mem, &mut out).map_err(|e| e.errno())?;
+        assert!(!rx.want_doorbell(&mut mem));
+        rx.no_doorbell(&mut mem);
+        assert_eq!(tx.send(&mut mem, 1, b"d"), Ok(false));
+        assert!(rx.want_doorbell(&mut mem));
         Ok(())
     }
 

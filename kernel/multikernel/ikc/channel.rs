@@ -84,6 +84,8 @@ pub(crate) struct Channel {
     pub(super) ping_token: AtomicU64,
     /// The token of the last answer to a ping, written by the atomic pong handler.
     pub(super) pong: AtomicU64,
+    /// Pingers asleep for their answer: only then does a pong need the work's wakeup.
+    pub(super) pong_sleepers: AtomicU32,
     #[pin]
     pub(super) pong_gen: SpinLock<u64>,
     #[pin]
@@ -284,6 +286,7 @@ impl Channel {
                 ping_lock <- new_mutex!((), "multikernel::Channel::ping_lock"),
                 ping_token: AtomicU64::new(0),
                 pong: AtomicU64::new(0),
+                pong_sleepers: AtomicU32::new(0),
                 pong_gen <- new_spinlock!(0, "multikernel::Channel::pong_gen"),
                 pong_cv <- new_condvar!("multikernel::Channel::pong_cv"),
                 beat: AtomicU64::new(0),
@@ -663,6 +666,12 @@ impl Channel {
     /// or at a message for process context, whose header it returns: the message stays in
     /// the ring (its payload not even copied) until [`Channel::take`].
     pub(super) fn drain(&self) -> Drained {
+        self.drain_asking(true)
+    }
+
+    /// As [`Channel::drain`]; at an empty ring it asks for a doorbell only if `ask` (a
+    /// polling waiter does not: [`Channel::poll_rx`]).
+    fn drain_asking(&self, ask: bool) -> Drained {
         let mut rx = self.rx.lock();
         let Rx { consumer, buf } = &mut *rx;
         let mut view = self.view(self.rx_off());
@@ -676,7 +685,7 @@ impl Channel {
                     if consumer.space_wanted(&mut view) {
                         self.ring_doorbell();
                     }
-                    if consumer.want_doorbell(&mut view) {
+                    if ask && consumer.want_doorbell(&mut view) {
                         continue;
                     }
                     return Drained::Idle;
@@ -699,6 +708,42 @@ impl Channel {
             self.consumed(consumer, &mut view, &msg);
         }
         Drained::More
+    }
+
+    /// Polling instead of doorbells, for a waiter that spins for an answer (a ping): the
+    /// peer is asked not to ring (no interrupt here, as a cross-CPU call's caller takes none)
+    /// and the receive ring is drained here until [`Channel::end_poll`]. `kicked`: whether a
+    /// message for process context was handed to the work already (once is enough).
+    pub(super) fn poll_rx(self: &Arc<Self>, kicked: &mut bool) {
+        // A look without the lock first: the peer's head against this side's tail (the drain
+        // checks whatever it finds).
+        let off = self.rx_off();
+        if self.mem.load_seqcst(off + ring::OFF_HEAD) == self.mem.load_seqcst(off + ring::OFF_TAIL)
+        {
+            return;
+        }
+        if !matches!(self.drain_asking(false), Drained::Idle) && !*kicked {
+            *kicked = true;
+            self.kick();
+        }
+    }
+
+    /// Starts polling ([`Channel::poll_rx`]): withdraws this side's wish for doorbells, under
+    /// the receive lock, as a drain asks for them (never once the channel left `Open`:
+    /// `close` takes the lock after marking it).
+    pub(super) fn begin_poll(&self) {
+        let rx = self.rx.lock();
+        if self.state() == LinkState::Open {
+            rx.consumer.no_doorbell(&mut self.view(self.rx_off()));
+        }
+    }
+
+    /// Ends polling: drains as a doorbell does, which asks for doorbells again at the empty
+    /// ring (and takes in what came just before).
+    pub(super) fn end_poll(self: &Arc<Self>) {
+        if self.on_doorbell() {
+            self.kick();
+        }
     }
 
     /// Takes the message for process context [`Channel::drain`] stopped at, `msg`, copying

@@ -125,8 +125,13 @@ pub(super) fn on_pong(ch: &Channel, payload: &[u8]) -> Reply {
         return Reply::Done;
     }
     token.copy_from_slice(&payload[..8]);
-    ch.pong.store(u64::from_le_bytes(token), Ordering::Release);
-    ch.pending.fetch_or(PENDING_PONG, Ordering::AcqRel);
+    // Sequentially consistent with `ping_sleep`'s count and look: a pinger that counted
+    // itself after this load sees the token without a wakeup.
+    ch.pong.store(u64::from_le_bytes(token), Ordering::SeqCst);
+    // A spinning pinger sees the token; only a sleeping one needs the work.
+    if ch.pong_sleepers.load(Ordering::SeqCst) != 0 {
+        ch.pending.fetch_or(PENDING_PONG, Ordering::AcqRel);
+    }
     Reply::Done
 }
 

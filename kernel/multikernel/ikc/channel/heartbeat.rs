@@ -24,27 +24,48 @@ impl Channel {
     }
 
     /// One round trip: a ping of `size` bytes (at least 8) and its answer; nanoseconds.
-    /// The answer is awaited spinning for up to [`PING_SPIN_US`] (it comes back from
-    /// the other kernel's interrupt handler, like a cross-CPU function call's), then sleeping.
-    pub(crate) fn ping(&self, size: usize) -> Result<i64> {
+    /// The answer is awaited spinning for up to [`PING_SPIN_US`], polling the receive ring
+    /// (the other kernel answers from its interrupt handler and, as this side polls, rings no
+    /// doorbell: a cross-CPU function call's caller takes no interrupt either), then sleeping.
+    pub(crate) fn ping(self: &Arc<Self>, size: usize) -> Result<i64> {
         let _one = self.ping_lock.lock();
         let token = self.ping_token.fetch_add(1, Ordering::Relaxed) + 1;
         let mut payload = KVec::from_elem(0u8, size.clamp(8, ring::MAX_PAYLOAD), GFP_KERNEL)?;
         payload[..8].copy_from_slice(&token.to_le_bytes());
         let start = Instant::<Monotonic>::now();
-        self.send(port::PING, &payload, true)?;
-        while self.pong.load(Ordering::Acquire) != token {
-            if start.elapsed().as_micros_ceil() > PING_SPIN_US {
-                return self.ping_sleep(token, start);
+        self.begin_poll();
+        let mut kicked = false;
+        let answered = self.send(port::PING, &payload, true).map(|()| loop {
+            if self.pong.load(Ordering::Acquire) == token {
+                break true;
             }
+            if start.elapsed().as_micros_ceil() > PING_SPIN_US {
+                break false;
+            }
+            self.poll_rx(&mut kicked);
             core::hint::spin_loop();
+        });
+        let ns = start.elapsed().as_nanos();
+        // Doorbells again, also before sleeping (the answer may come later).
+        self.end_poll();
+        if answered? {
+            Ok(ns)
+        } else {
+            self.ping_sleep(token, start)
         }
-        Ok(start.elapsed().as_nanos())
     }
 
-    pub(super) fn ping_sleep(&self, token: u64, start: Instant<Monotonic>) -> Result<i64> {
+    fn ping_sleep(&self, token: u64, start: Instant<Monotonic>) -> Result<i64> {
+        // Counted before the look at the token (`on_pong` stores, then counts).
+        self.pong_sleepers.fetch_add(1, Ordering::SeqCst);
+        let slept = self.ping_wait(token, start);
+        self.pong_sleepers.fetch_sub(1, Ordering::SeqCst);
+        slept
+    }
+
+    fn ping_wait(&self, token: u64, start: Instant<Monotonic>) -> Result<i64> {
         let mut gen = self.pong_gen.lock();
-        while self.pong.load(Ordering::Acquire) != token {
+        while self.pong.load(Ordering::SeqCst) != token {
             self.usable()?;
             if start.elapsed().as_millis() > i64::from(PING_TIMEOUT_MS) {
                 return Err(ETIMEDOUT);
