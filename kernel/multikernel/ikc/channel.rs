@@ -26,7 +26,8 @@ pub(super) const DRAIN_BUDGET: usize = 64;
 
 /// What the drain of the receive ring stopped at.
 pub(super) enum Drained {
-    /// Empty ring (a doorbell was asked for), a message that must wait, or a closed channel.
+    /// Empty ring (a doorbell was asked for, unless the drain polls), a message that must
+    /// wait, or a closed channel.
     Idle,
     /// The budget is spent and messages remain: the work continues.
     More,
@@ -712,14 +713,12 @@ impl Channel {
 
     /// Polling instead of doorbells, for a waiter that spins for an answer (a ping): the
     /// peer is asked not to ring (no interrupt here, as a cross-CPU call's caller takes none)
-    /// and the receive ring is drained here until [`Channel::end_poll`]. `kicked`: whether a
-    /// message for process context was handed to the work already (once is enough).
+    /// and the receive ring is drained here until [`Channel::end_poll`]. `kicked`: whether the
+    /// work was kicked already, for a message for process context or for more than one
+    /// drain's budget (once is enough).
     pub(super) fn poll_rx(self: &Arc<Self>, kicked: &mut bool) {
-        // A look without the lock first: the peer's head against this side's tail (the drain
-        // checks whatever it finds).
-        let off = self.rx_off();
-        if self.mem.load_seqcst(off + ring::OFF_HEAD) == self.mem.load_seqcst(off + ring::OFF_TAIL)
-        {
+        // A look without the lock first (the drain checks whatever it finds).
+        if !ring::unread(&self.view(self.rx_off())) {
             return;
         }
         if !matches!(self.drain_asking(false), Drained::Idle) && !*kicked {

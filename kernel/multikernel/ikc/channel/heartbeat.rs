@@ -33,22 +33,25 @@ impl Channel {
         let mut payload = KVec::from_elem(0u8, size.clamp(8, ring::MAX_PAYLOAD), GFP_KERNEL)?;
         payload[..8].copy_from_slice(&token.to_le_bytes());
         let start = Instant::<Monotonic>::now();
+        // Polling begins once the ping is in the ring: a send may sleep for room, and nothing
+        // polls meanwhile (an answer quicker than `begin_poll` rings the doorbell once).
+        self.send(port::PING, &payload, true)?;
         self.begin_poll();
         let mut kicked = false;
-        let answered = self.send(port::PING, &payload, true).map(|()| loop {
+        let answered = loop {
             if self.pong.load(Ordering::Acquire) == token {
                 break true;
             }
-            if start.elapsed().as_micros_ceil() > PING_SPIN_US {
+            if start.elapsed().as_micros_ceil() > PING_SPIN_US || self.state() != LinkState::Open {
                 break false;
             }
             self.poll_rx(&mut kicked);
             core::hint::spin_loop();
-        });
+        };
         let ns = start.elapsed().as_nanos();
         // Doorbells again, also before sleeping (the answer may come later).
         self.end_poll();
-        if answered? {
+        if answered {
             Ok(ns)
         } else {
             self.ping_sleep(token, start)

@@ -303,7 +303,7 @@ static int instance_settled(void)
 		return -1;
 	memcpy(hello.data, "hello", 5);
 	if (write(fd, &hello, sizeof(hello.h) + 5) >= 0 && poll(&p, 1, 60000) == 1 &&
-	    read(fd, &hello, sizeof(hello)) >= 0)
+	    read(fd, &hello, sizeof(hello)) >= 0 && hello.h.port == 100)
 		ret = 0;
 	close(fd);
 	sleep(1);
