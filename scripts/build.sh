@@ -6,6 +6,8 @@
 #
 #   KSRC=/path/to/linux-7.3  use this tree instead of fetching Debian's
 #   MK_BUILD=/path           build directory (default ~/.cache/multikernel/build)
+#   MK_KERNEL_VARIANT=bench  the kernel make bench measures instead, in obj-bench/:
+#                            configs/bench.config on top (no lockdep, no test code)
 #
 # Layout of $MK_BUILD: linux/ (patched tree with our overlay), obj/ (O= output),
 # build.log. Prints nothing but progress lines; the log has the details.
@@ -18,8 +20,19 @@ set -euo pipefail
 OVERLAY_DIRS=(Documentation LICENSES arch drivers include init kernel lib mm rust samples tools)
 
 TREE=$MK_BUILD/linux
-OBJ=$MK_BUILD/obj
-LOG=$MK_BUILD/build.log
+FRAGMENTS=("$MK_ROOT/configs/multikernel.config" "$MK_ROOT/configs/vm.config")
+case "${MK_KERNEL_VARIANT:-}" in
+"")
+	OBJ=$MK_BUILD/obj
+	LOG=$MK_BUILD/build.log
+	;;
+bench)
+	OBJ=$MK_BUILD/obj-bench
+	LOG=$MK_BUILD/build-bench.log
+	FRAGMENTS+=("$MK_ROOT/configs/bench.config")
+	;;
+*) die "MK_KERNEL_VARIANT=$MK_KERNEL_VARIANT: no such kernel (bench, or unset)" ;;
+esac
 mkdir -p "$MK_BUILD"
 
 # --- 1. pristine source ---------------------------------------------------
@@ -110,7 +123,6 @@ fi
 mv "$TREE/.mk-overlay.new" "$TREE/.mk-overlay"
 
 # --- 5. configuration -------------------------------------------------------------
-FRAGMENTS=("$MK_ROOT/configs/multikernel.config" "$MK_ROOT/configs/vm.config")
 config_id=$(cat "${FRAGMENTS[@]}" "$TREE/.mk-series" | sha256sum | cut -d' ' -f1)
 kmake() { make -C "$TREE" O="$OBJ" "${MK_MAKEFLAGS[@]}" "$@"; }
 if [ ! -f "$OBJ/.config" ] || [ "$(cat "$OBJ/.mk-config" 2>/dev/null)" != "$config_id" ]; then
@@ -121,9 +133,12 @@ if [ ! -f "$OBJ/.config" ] || [ "$(cat "$OBJ/.mk-config" 2>/dev/null)" != "$conf
 		KCONFIG_CONFIG=$OBJ/.config "$TREE/scripts/kconfig/merge_config.sh" -m -O "$OBJ" \
 			"$OBJ/.config" "${FRAGMENTS[@]}"
 		kmake olddefconfig
-	} >"$MK_BUILD/config.log" 2>&1 || die "configuration failed (log: $MK_BUILD/config.log)"
-	# Every option a fragment asks for must have survived olddefconfig.
-	missing=$(cat "${FRAGMENTS[@]}" | grep -E '^CONFIG_[A-Z0-9_]+=' | while IFS= read -r line; do
+	} >"$OBJ/config.log" 2>&1 || die "configuration failed (log: $OBJ/config.log)"
+	# Every option the fragments ask for (the last fragment's word for it, as
+	# merge_config.sh takes it) must have survived olddefconfig.
+	missing=$(cat "${FRAGMENTS[@]}" | grep -E '^CONFIG_[A-Z0-9_]+=' |
+		awk -F= '{v[$1] = $0; if (!($1 in at)) at[$1] = NR} END {for (o in at) print at[o], v[o]}' |
+		sort -n | cut -d' ' -f2- | while IFS= read -r line; do
 		opt=${line%%=*} val=${line#*=}
 		if [ "$val" = n ]; then
 			if grep -qE "^$opt=" "$OBJ/.config"; then echo "$line"; fi
@@ -148,4 +163,4 @@ if grep -qE '^(warning|error)(\[[a-zA-Z0-9_:]+\])?:' "$LOG"; then
 	die "the build has Rust warnings (log: $LOG)"
 fi
 step "build: done in $(($(date +%s) - start)) s: $OBJ/arch/x86/boot/bzImage"
-"$MK_ROOT/scripts/build-mkctl.sh"
+[ -n "${MK_KERNEL_VARIANT:-}" ] || "$MK_ROOT/scripts/build-mkctl.sh"
