@@ -12,7 +12,7 @@ set -euo pipefail
 need_root
 # The jitter benchmark loads the host with stress-ng; make check does not need it.
 MK_DEB_EXTRA="stress-ng" prepare install-deps
-prepare build build-tests initramfs
+MK_KERNEL_VARIANT= prepare build build-tests initramfs
 # The kernel measured: the tested one's configuration without lockdep and the
 # test code (configs/bench.config), in obj-bench/; host, instances and the
 # cold boot all run it.

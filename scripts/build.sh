@@ -9,8 +9,9 @@
 #   MK_KERNEL_VARIANT=bench  the kernel make bench measures instead, in obj-bench/:
 #                            configs/bench.config on top (no lockdep, no test code)
 #
-# Layout of $MK_BUILD: linux/ (patched tree with our overlay), obj/ (O= output),
-# build.log. Prints nothing but progress lines; the log has the details.
+# Layout of $MK_BUILD: linux/ (patched tree with our overlay), obj/ (O= output,
+# with its config.log), build.log; for make bench obj-bench/ and build-bench.log.
+# Prints nothing but progress lines; the log has the details.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -48,7 +49,8 @@ fi
 # --- 2. working tree: a private copy of the pristine tree --------------------
 if [ "$(cat "$TREE/.mk-pristine" 2>/dev/null)" != "$PRISTINE" ]; then
 	step "tree: copying $PRISTINE to $TREE"
-	rm -rf "$TREE" "$OBJ"
+	# Both kernels' objects: they were built from the tree being replaced.
+	rm -rf "$TREE" "$MK_BUILD/obj" "$MK_BUILD/obj-bench"
 	mkdir -p "$TREE"
 	(cd "$PRISTINE" && tar --exclude=.git -cf - .) | (cd "$TREE" && tar -xf -)
 	echo "$PRISTINE" >"$TREE/.mk-pristine"

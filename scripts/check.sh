@@ -28,7 +28,7 @@ export MK_VM_BOOT_LIMIT=${MK_VM_BOOT_LIMIT:-150}
 if [ -n "${MK_RUNS:-}" ]; then
 	step "MK_RUNS=\"$MK_RUNS\": only these VMs (not a full run)"
 fi
-prepare install-deps build modules build-tests initramfs
+MK_KERNEL_VARIANT= prepare install-deps build modules build-tests initramfs
 
 KST=$MK_BUILD/kselftest
 RES=$MK_BUILD/results

@@ -8,8 +8,9 @@
  *   smp_call_function_single() round trip to an idle host CPU
  *   (/sys/kernel/multikernel/cpu_call): both wake an idle CPU with an IPI
  *   and spin for the answer. The two are sampled in turn in one loop of
- *   ROUNDS pairs, so drift on a noisy host hits both alike; 5 such runs,
- *   each giving the ratio of the medians, printed with their median and
+ *   ROUNDS pairs, so drift on a noisy host hits both alike; 5 such runs
+ *   after a warm-up run (its ratio printed apart), each giving the ratio
+ *   of the medians, printed with their median and
  *   spread (the goal holds in every run or not at all);
  * - stream: 4 KiB messages from a host process to a process in the instance
  *   (mk-stream, the sample init's user-space IKC service, which checks each
