@@ -142,17 +142,6 @@ static bool console_stream_shows(int fd, const char *needle, char *seen, size_t 
 static bool console_stream_shows_within(int fd, const char *needle, char *seen, size_t size,
 					int secs);
 
-/* The doorbells the host took on all its CPUs (MK "/doorbells"); -1 if unreadable. */
-static long long host_doorbells(void)
-{
-	char buf[256], *at;
-
-	if (read_file(MK "/doorbells", buf, sizeof(buf)) <= 0)
-		return -1;
-	at = strstr(buf, "received ");
-	return at ? strtoll(at + strlen("received "), NULL, 10) : -1;
-}
-
 /*
  * Waits up to 30 s for the sample init's last boot line, "echo service", in
  * the instance's console (BUF, SIZE: what was read last). Whether it came.
@@ -572,13 +561,13 @@ TEST_F_TIMEOUT(ikc, ping_and_counters, 180)
 	 * other drain asks again).
 	 */
 	ASSERT_TRUE(init_served(console, sizeof(console)));
-	before = host_doorbells();
+	before = mk_doorbells("received ");
 	ASSERT_LE(0, before);
 	for (i = 0; i < 20; i++) {
 		ASSERT_LT(0, read_file(INST "/ping", buf, sizeof(buf)));
 		slept += atol(buf) >= 2000000;
 	}
-	after = host_doorbells();
+	after = mk_doorbells("received ");
 	ASSERT_LE(before, after);
 	TH_LOG("the host took %lld doorbells during 20 pings, %d of which slept",
 	       after - before, slept);

@@ -210,6 +210,20 @@ static inline void instance_file(const char *name, const char *file, char *buf, 
 		buf[0] = '\0';
 }
 
+/*
+ * The host's doorbell count after WHAT ("received ", "throttled ") in
+ * MK/doorbells, over all its CPUs; -1 if unreadable or not there.
+ */
+static inline long long mk_doorbells(const char *what)
+{
+	char buf[256], *at;
+
+	if (read_file(MK "/doorbells", buf, sizeof(buf)) <= 0)
+		return -1;
+	at = strstr(buf, what);
+	return at ? strtoll(at + strlen(what), NULL, 10) : -1;
+}
+
 /* Permission bits of path, or (mode_t)-1 if it does not exist. */
 static inline mode_t mode_of(const char *path)
 {
