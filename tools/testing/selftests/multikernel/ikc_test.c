@@ -142,22 +142,8 @@ static bool console_stream_shows(int fd, const char *needle, char *seen, size_t 
 static bool console_stream_shows_within(int fd, const char *needle, char *seen, size_t size,
 					int secs);
 
-/*
- * Waits up to 30 s for the sample init's last boot line, "echo service", in
- * the instance's console (BUF, SIZE: what was read last). Whether it came.
- */
-static bool init_served(char *buf, size_t size)
-{
-	double deadline = clock_s(CLOCK_MONOTONIC) + 30;
-
-	do {
-		instance_file(NAME, "console", buf, size);
-		if (strstr(buf, "MULTIKERNEL-SAMPLE-INIT echo service"))
-			return true;
-		usleep(200 * 1000);
-	} while (clock_s(CLOCK_MONOTONIC) < deadline);
-	return false;
-}
+/* The sample init's last boot line. */
+#define INIT_SERVED "MULTIKERNEL-SAMPLE-INIT echo service"
 
 static unsigned long counter(const char *file)
 {
@@ -560,7 +546,7 @@ TEST_F_TIMEOUT(ikc, ping_and_counters, 180)
 	 * the same: a ping that spun past 2 ms sleeps and asks for one, and any
 	 * other drain asks again).
 	 */
-	ASSERT_TRUE(init_served(console, sizeof(console)));
+	ASSERT_TRUE(mk_wait_console(NAME, INIT_SERVED, 30, console, sizeof(console)));
 	before = mk_doorbells("received ");
 	ASSERT_LE(0, before);
 	for (i = 0; i < 20; i++) {
@@ -603,7 +589,7 @@ TEST_F_TIMEOUT(ikc, console, 180)
 {
 	static char buf[8192];
 
-	init_served(buf, sizeof(buf));
+	mk_wait_console(NAME, INIT_SERVED, 30, buf, sizeof(buf));
 	EXPECT_NE(NULL, strstr(buf, "MULTIKERNEL-SAMPLE-INIT cpus=1 online=0"));
 	EXPECT_NE(NULL, strstr(buf, "MULTIKERNEL-SAMPLE-INIT echo service"));
 	EXPECT_GE(4000U, strlen(buf));

@@ -196,20 +196,6 @@ static int pings(const char *name)
 	return read_file(path, buf, sizeof(buf)) > 0 ? 0 : -1;
 }
 
-/* Waits up to @secs for NAME's console to show @text; 1 if it did. */
-static int wait_console(const char *name, const char *text, int secs, char *buf, size_t size)
-{
-	double deadline = clock_s(CLOCK_MONOTONIC) + secs;
-
-	do {
-		instance_file(name, "console", buf, size);
-		if (strstr(buf, text))
-			return 1;
-		usleep(200 * 1000);
-	} while (clock_s(CLOCK_MONOTONIC) < deadline);
-	return 0;
-}
-
 static int start_with(const char *name, const char *spec, const char *line)
 {
 	return start_instance(name, spec, line, strlen(line) + 1);
@@ -355,7 +341,7 @@ TEST_F_TIMEOUT(iso, restart_after_stop, 180)
 TEST_F_TIMEOUT(iso, devmem, 180)
 {
 	ASSERT_EQ(0, start_with(VICTIM, VICTIM_SPEC, BASE "mk_sample=devmem"));
-	ASSERT_TRUE(wait_console(VICTIM, "MULTIKERNEL-SAMPLE-INIT devmem ", 60, self->buf,
+	ASSERT_TRUE(mk_wait_console(VICTIM, "MULTIKERNEL-SAMPLE-INIT devmem ", 60, self->buf,
 				 sizeof(self->buf)));
 	EXPECT_NE(NULL, strstr(self->buf, "devmem own=read host=refused low=refused"))
 		TH_LOG("console: %s", strstr(self->buf, "MULTIKERNEL-SAMPLE-INIT devmem "));
@@ -390,7 +376,7 @@ TEST_F_TIMEOUT(iso, doorbell_flood, 180)
 		EXPECT_TRUE(workload_progressing(&self->w));
 	}
 	EXPECT_EQ(asked, answered);
-	ASSERT_TRUE(wait_console(VICTIM, "test_flood: rang the host", 30, self->buf,
+	ASSERT_TRUE(mk_wait_console(VICTIM, "test_flood: rang the host", 30, self->buf,
 				 sizeof(self->buf)));
 	TH_LOG("%s", strstr(self->buf, "test_flood: rang"));
 	TH_LOG("doorbells: received %llu, throttled %llu during the flood",
@@ -425,7 +411,7 @@ TEST_F_TIMEOUT(iso, nmi_parked, 180)
 		EXPECT_EQ(0, write_str(MK "/instances/" VICTIM "/ikc/inject", "nmi"));
 		usleep(100 * 1000);
 	}
-	EXPECT_TRUE(wait_console(VICTIM, "MULTIKERNEL-SAMPLE-INIT online_later online=0-1", 60,
+	EXPECT_TRUE(mk_wait_console(VICTIM, "MULTIKERNEL-SAMPLE-INIT online_later online=0-1", 60,
 				 self->buf, sizeof(self->buf)));
 	state_of(VICTIM, self->state, sizeof(self->state));
 	EXPECT_STREQ("running\n", self->state);
@@ -441,7 +427,7 @@ TEST_F_TIMEOUT(iso, scrub, 240)
 	snprintf(text, sizeof(text), "MKSTALE%d", getpid());
 	snprintf(line, sizeof(line), BASE "multikernel.test_fill=%s", text);
 	ASSERT_EQ(0, start_with(VICTIM, VICTIM_SPEC, line));
-	ASSERT_TRUE(wait_console(VICTIM, "test_fill: ", 60, self->buf, sizeof(self->buf)));
+	ASSERT_TRUE(mk_wait_console(VICTIM, "test_fill: ", 60, self->buf, sizeof(self->buf)));
 	at = strstr(self->buf, "test_fill: ");
 	TH_LOG("%.80s", at);
 	/* The scan sees what was written: the check below can fail. */
@@ -456,7 +442,7 @@ TEST_F_TIMEOUT(iso, scrub, 240)
 	ASSERT_EQ(0, start_with(VICTIM, VICTIM_SPEC, line));
 	instance_file(VICTIM, "memory", second, sizeof(second));
 	ASSERT_STREQ(first, second);
-	ASSERT_TRUE(wait_console(VICTIM, "test_scan: ", 60, self->buf, sizeof(self->buf)));
+	ASSERT_TRUE(mk_wait_console(VICTIM, "test_scan: ", 60, self->buf, sizeof(self->buf)));
 	at = strstr(self->buf, "test_scan: ");
 	TH_LOG("%.80s", at);
 	EXPECT_EQ(0, strncmp(at, "test_scan: 0 pages start with ", 30));

@@ -471,6 +471,24 @@ static inline double clock_s(clockid_t clock)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/*
+ * Waits up to SECS for instance NAME's console to show TEXT; BUF, SIZE hold
+ * what was read last. Whether it did.
+ */
+static inline bool mk_wait_console(const char *name, const char *text, int secs, char *buf,
+				   size_t size)
+{
+	double deadline = clock_s(CLOCK_MONOTONIC) + secs;
+
+	do {
+		instance_file(name, "console", buf, size);
+		if (strstr(buf, text))
+			return true;
+		usleep(200 * 1000);
+	} while (clock_s(CLOCK_MONOTONIC) < deadline);
+	return false;
+}
+
 static inline int mk_cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
