@@ -395,13 +395,17 @@ impl Registry {
         }
         let dir = self.instances.remove(index).map_err(|_| EINVAL)?;
         dir.data().endpoint.close();
-        dir.data().remove_devices();
+        // The network device goes on a worker while the CPUs come back; all devices are gone
+        // before this returns (`devices_going` waits when dropped, on every path).
+        let devices_going = dir.data().remove_devices_beside();
         // Give the CPUs and memory back while the instance is still at hand (it is out of the
         // registry and `dying`, so nothing else reaches it), then remove its directory.
         // A CPU the host brought online runs the host's code: once all are back, nothing of
         // the instance runs and its memory can be scrubbed and given back.
         let memory = dir.data().memory;
-        if let Err((cpu, e)) = give_back(&dir.data().cpus) {
+        let given_back = give_back(&dir.data().cpus);
+        devices_going.wait();
+        if let Err((cpu, e)) = given_back {
             warn(format_args!(
                 "destroy {}: CPU {cpu} could not be brought online ({e:?}); memory \
                  {:#x}-{:#x} stays out of the pool",

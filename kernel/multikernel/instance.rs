@@ -37,6 +37,7 @@ use kernel::{
         new_mutex,
         new_spinlock,
         Arc,
+        Completion,
         Mutex,
         MutexGuard,
         SetOnce,
@@ -47,7 +48,10 @@ use kernel::{
         Instant,
         Monotonic, //
     },
-    workqueue::DelayedWork,
+    workqueue::{
+        self,
+        DelayedWork, //
+    },
 };
 
 /// Instance ids are 1..=MAX_ID: the kexec interface carries them in 12 bits.
@@ -408,6 +412,51 @@ impl Devices {
     }
 }
 
+/// A value being dropped on a worker (`system_unbound`) while the caller goes on
+/// ([`Beside::drop`]); waiting for it, or dropping it, waits until the value is gone.
+pub(crate) struct Beside(Option<Arc<Completion>>);
+
+/// What the worker drops: the value, then it says so.
+struct Dropping<T> {
+    value: Option<T>,
+    done: Arc<Completion>,
+}
+
+impl<T> Drop for Dropping<T> {
+    fn drop(&mut self) {
+        drop(self.value.take());
+        self.done.complete_all();
+    }
+}
+
+impl Beside {
+    /// Drops `value` on a worker; here, before this returns, if there is no memory for one.
+    pub(crate) fn drop<T: Send + 'static>(value: T) -> Self {
+        let Ok(done) = Arc::pin_init(Completion::new(), GFP_KERNEL) else {
+            drop(value);
+            return Self(None);
+        };
+        let dropping = Dropping {
+            value: Some(value),
+            done: done.clone(),
+        };
+        // A work that cannot be allocated drops `dropping` (and so `value`) here.
+        let _ = workqueue::system_unbound().try_spawn(GFP_KERNEL, move || drop(dropping));
+        Self(Some(done))
+    }
+
+    /// Waits until the value is gone.
+    pub(crate) fn wait(self) {}
+}
+
+impl Drop for Beside {
+    fn drop(&mut self) {
+        if let Some(done) = self.0.take() {
+            done.wait_for_completion();
+        }
+    }
+}
+
 /// An instance. Its id, name, CPUs and memory never change after creation, so its sysfs files
 /// read them without locks; its life cycle changes under [`Instance::life`] (never the
 /// registry lock: see `control.rs`).
@@ -576,6 +625,19 @@ impl Instance {
         self.console.close();
         let net = self.net.lock().take();
         drop(net);
+    }
+
+    /// Removes the devices as [`Instance::remove_devices`] does, the network device on a
+    /// worker: unregistering it mostly waits for RCU (`rcu_barrier` in `rtnl_unlock`), which
+    /// the caller's next steps (`destroy` brings the CPUs back) need not wait behind. All are
+    /// gone once the returned value is waited for or dropped.
+    pub(crate) fn remove_devices_beside(&self) -> Beside {
+        // No worker for nothing (`net=off`).
+        let going = self.net.lock().take().map_or(Beside(None), Beside::drop);
+        // Its first steps (closing it, under RTNL and the CPU hotplug read lock) get going
+        // while the other devices go here.
+        self.remove_devices();
+        going
     }
 
     /// Its network device (until `destroy`).

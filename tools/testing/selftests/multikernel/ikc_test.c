@@ -1014,6 +1014,25 @@ TEST_F_TIMEOUT(ikc, net_bridge, 240)
 	EXPECT_EQ(NULL, strstr(log, "no network link"));
 	state_of(NAME2, state, sizeof(state));
 	EXPECT_STREQ("running\n", state);
+
+	/*
+	 * Destroying a bridged instance whose link just carried traffic: once
+	 * destroy returns its mkvID is gone (the network device goes on a
+	 * worker while the CPU comes back, and destroy waits for both), out of
+	 * the bridge too, and a new instance that gets the same id gets a new
+	 * mkvID at once.
+	 */
+	save_console(NAME1);
+	ASSERT_TRUE(mk_remove(NAME1));
+	snprintf(path, sizeof(path), "/sys/class/net/mkv%d", b);
+	EXPECT_NE(0, access(path, F_OK)) TH_LOG("mkv%d outlived destroy", b);
+	snprintf(path, sizeof(path), "/sys/class/net/mkbr0/brif/mkv%d", b);
+	EXPECT_NE(0, access(path, F_OK));
+	snprintf(spec, sizeof(spec), NAME1 " cpus=%d memory=256M", cpu1);
+	ASSERT_EQ(0, write_str(MK "/create", spec));
+	EXPECT_EQ(b, instance_id(NAME1));
+	snprintf(path, sizeof(path), "/sys/class/net/mkv%d", instance_id(NAME1));
+	EXPECT_EQ(0, access(path, F_OK)) TH_LOG("no mkv%d after a create", instance_id(NAME1));
 }
 
 /* User space in the instance answers on a user port through its /dev/mk-host. */
