@@ -51,11 +51,14 @@ fi
 # machine itself, outside QEMU, unloaded (every vCPU is a thread of this
 # machine; a machine that is itself a VM adds its hypervisor's delays).
 step "bench: jitter of this machine itself (mk-jitter, 10 s, outside QEMU)"
-machine=$("$MK_BUILD/mk-jitter" machine 10 "$(($(nproc) - 1))") || die "mk-jitter on this machine failed"
+# The last CPU this script may run on ("0-3,5" -> 5).
+cpus=$(taskset -pc $$ | sed 's/.*: *//')
+machine=$("$MK_BUILD/mk-jitter" machine 10 "${cpus##*[,-]}") || die "mk-jitter on this machine failed"
 rt=" (SCHED_FIFO)"
 case $machine in *" rt=0"*) rt=" (without SCHED_FIFO or mlockall: refused here)" ;; esac
-echo "$machine" | sed -nE "s/.* max_us=([0-9]+) p999_us=([0-9]+).*/jitter: this machine itself$rt, outside QEMU, no stress, its last CPU: max us \\1, p99.9 us \\2: a floor under both sides below/p" |
-	tee -a "$RES/bench.txt"
+line=$(echo "$machine" | sed -nE "s/.* max_us=([0-9]+) p999_us=([0-9]+).*/jitter: this machine itself$rt, outside QEMU, no stress, CPU ${cpus##*[,-]}: max us \\1, p99.9 us \\2: a floor under both sides below/p")
+[ -n "$line" ] || die "cannot read mk-jitter's line: $machine"
+echo "$line" | tee -a "$RES/bench.txt"
 
 # Real-time jitter (spawn.rst): a VM of its own, booted with host CPU 2
 # isolated (isolcpus=), the instance on CPU 3.

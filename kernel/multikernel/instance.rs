@@ -413,7 +413,8 @@ impl Devices {
 }
 
 /// A value being dropped on a worker (`system_unbound`) while the caller goes on
-/// ([`Beside::drop`]); waiting for it, or dropping it, waits until the value is gone.
+/// ([`Beside::dropping`]); waiting for it, or dropping it, waits until the value is gone.
+#[must_use = "dropping it at once waits for the worker: nothing runs beside it"]
 pub(crate) struct Beside(Option<Arc<Completion>>);
 
 /// What the worker drops: the value, then it says so.
@@ -431,7 +432,7 @@ impl<T> Drop for Dropping<T> {
 
 impl Beside {
     /// Drops `value` on a worker; here, before this returns, if there is no memory for one.
-    pub(crate) fn drop<T: Send + 'static>(value: T) -> Self {
+    pub(crate) fn dropping<T: Send + 'static>(value: T) -> Self {
         let Ok(done) = Arc::pin_init(Completion::new(), GFP_KERNEL) else {
             drop(value);
             return Self(None);
@@ -632,10 +633,11 @@ impl Instance {
     /// the caller's next steps (`destroy` brings the CPUs back) need not wait behind. All are
     /// gone once the returned value is waited for or dropped.
     pub(crate) fn remove_devices_beside(&self) -> Beside {
+        let net = self.net.lock().take();
         // No worker for nothing (`net=off`).
-        let going = self.net.lock().take().map_or(Beside(None), Beside::drop);
-        // Its first steps (closing it, under RTNL and the CPU hotplug read lock) get going
-        // while the other devices go here.
+        let going = net.map_or(Beside(None), Beside::dropping);
+        // Its unregistration's first half (under RTNL, and the CPU hotplug read lock in
+        // `flush_all_backlogs`) gets going while the other devices go here.
         self.remove_devices();
         going
     }

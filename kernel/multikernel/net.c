@@ -250,8 +250,8 @@ void multikernel_net_destroy(void *ctx)
 	 * The NAPI context goes while RTNL is still held (the device is closed
 	 * by then), as drivers that delete theirs in ndo_uninit do: the grace
 	 * period netif_napi_del() waits for is then an expedited one
-	 * (synchronize_net()). After rtnl_unlock() it was a normal one, about
-	 * 8 ms of a 1-CPU instance's create+destroy under TCG (reservation.rst,
+	 * (synchronize_net()). After rtnl_unlock() it was a normal one, 8-12
+	 * ms of a 1-CPU instance's create+destroy under TCG (reservation.rst,
 	 * "Numbers").
 	 */
 	rtnl_lock();

@@ -1019,7 +1019,8 @@ TEST_F_TIMEOUT(ikc, net_bridge, 240)
 	 * Destroying a bridged instance whose link just carried traffic: once
 	 * destroy returns its mkvID is gone (the network device goes on a
 	 * worker while the CPU comes back, and destroy waits for both), out of
-	 * the bridge too, and a new instance that gets the same id gets a new
+	 * the bridge too, and a new instance that gets the same id (the lowest
+	 * free one: nothing below it was freed since NAME1 got it) gets a new
 	 * mkvID at once.
 	 */
 	save_console(NAME1);
