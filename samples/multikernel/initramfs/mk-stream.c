@@ -12,10 +12,13 @@
  *   the next stream starts at 0;
  * - a message on STREAM_MODE (port 202) says what a child process does with
  *   the bytes that come through the stream area (mmap of the device, see
- *   mk_stream.h): "echo" (the default) sends them back, "sink" reads and
- *   drops them; answered on the same port with "mode=M sunk=B" (B: bytes
- *   dropped since mk-stream started; a reader publishes its head before it
- *   counts, so B may lag the ring by one read for a moment);
+ *   mk_stream.h): "echo" (the default) sends them back, "sink" copies them
+ *   out (mk_stream_read) and drops them, "chck" reads them in place
+ *   (mk_stream_peek), adds them to a sum (mk_stream_sum) and gives them
+ *   back; answered on the same port with "mode=M sunk=B sum=S" (B: bytes
+ *   dropped since mk-stream started, S: the sum of those "chck" took, in
+ *   hex; a reader publishes its head before it counts, so both may lag the
+ *   ring by one read for a moment);
  * - a message on any other port comes back as it came.
  *
  * It runs until the device fails (the channel closed), then exits 1 (the
@@ -100,9 +103,11 @@ static int send_all(int fd, unsigned char *buf, size_t len)
 }
 
 /* What the stream child does, shared with it. */
+enum { ECHO, SINK, CHECK };
 struct mode {
-	int sink;
+	int what;
 	unsigned long long sunk;
+	unsigned long long sum;
 };
 
 /* Moves the stream area's bytes: back to the host, or nowhere (mode). */
@@ -121,10 +126,26 @@ static void stream_child(int fd, struct mode *mode)
 			continue;
 		}
 		for (;;) {
+			const void *p = NULL;
+			__u64 at = s.rx->head;
+			int what;
+
+			/* Bytes first, then the mode: the one set before they were sent. */
+			n = mk_stream_peek(&s, &p);
+			if (n < 0)
+				break;
+			what = __atomic_load_n(&mode->what, __ATOMIC_RELAXED);
+			if (what == CHECK) {
+				__atomic_store_n(&mode->sum, mk_stream_sum(mode->sum, at, p, n),
+						 __ATOMIC_RELAXED);
+				mk_stream_consume(&s, n);
+				__atomic_add_fetch(&mode->sunk, n, __ATOMIC_RELAXED);
+				continue;
+			}
 			n = mk_stream_read(&s, buf, sizeof(buf));
 			if (n < 0)
 				break;
-			if (__atomic_load_n(&mode->sink, __ATOMIC_RELAXED)) {
+			if (what == SINK) {
 				__atomic_add_fetch(&mode->sunk, n, __ATOMIC_RELAXED);
 				continue;
 			}
@@ -218,13 +239,18 @@ int main(int argc, char **argv)
 				memset(&s, 0, sizeof(s));
 			} else if (m->port == STREAM_MODE) {
 				struct mk_ikc_msg *r = (struct mk_ikc_msg *)(out + echo);
-				int sink = m->len == 4 && !memcmp(m->data, "sink", 4);
-				int n;
+				static const char *const names[] = { "echo", "sink", "chck" };
+				int what = ECHO, n;
 
-				__atomic_store_n(&mode->sink, sink, __ATOMIC_RELAXED);
-				n = snprintf((char *)r->data, 64, "mode=%s sunk=%llu",
-					     sink ? "sink" : "echo",
-					     __atomic_load_n(&mode->sunk, __ATOMIC_RELAXED));
+				if (m->len == 4 && !memcmp(m->data, "sink", 4))
+					what = SINK;
+				else if (m->len == 4 && !memcmp(m->data, "chck", 4))
+					what = CHECK;
+				__atomic_store_n(&mode->what, what, __ATOMIC_RELAXED);
+				n = snprintf((char *)r->data, 64, "mode=%s sunk=%llu sum=%llx",
+					     names[what],
+					     __atomic_load_n(&mode->sunk, __ATOMIC_RELAXED),
+					     __atomic_load_n(&mode->sum, __ATOMIC_RELAXED));
 				r->port = STREAM_MODE;
 				r->flags = 0;
 				r->len = n < 0 ? 0 : n < 64 ? n : 63;

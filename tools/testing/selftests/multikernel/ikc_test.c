@@ -1215,11 +1215,15 @@ static int touch(volatile __u64 *p, __u64 *value)
 }
 
 #define AREA_BYTES (8u << 20)
+#define AREA_IN_PLACE (2u << 20)
+#define AREA_CHECKED (3u << 20)
 
 /*
  * The stream area (mmap of the device): what mmap and the waits refuse;
  * 8 MiB through the 1 MiB rings to mk-stream's stream child and back
- * (content, order, both sides waiting for data and for room); impossible
+ * (content, order, both sides waiting for data and for room); 2 MiB more
+ * read here in place (mk_stream_peek) and 3 MiB read in place there
+ * (mk-stream's "chck" mode: the sum of every byte compared); impossible
  * indices; a signal and a kill end a wait (EINTR, ENOTCONN); a fork does not
  * inherit the mapping; a killed instance takes it away (SIGBUS) and the next
  * start shows a fresh area through it; a graceful stop takes it away too.
@@ -1233,8 +1237,10 @@ TEST_F_TIMEOUT(ikc, stream_area, 300)
 	struct area_waiter waiter;
 	struct mk_stream s;
 	pthread_t thread;
-	size_t got = 0, i, bad = 0;
-	__u64 saved, value;
+	size_t got = 0, i, bad = 0, sent = 0, len;
+	unsigned long long sunk0, sunk = 0;
+	__u64 saved, value, sum0, sum = 0, want = 0, at;
+	int tries;
 	char state[64];
 	void *p;
 	int nb, status;
@@ -1290,6 +1296,58 @@ TEST_F_TIMEOUT(ikc, stream_area, 300)
 	EXPECT_EQ(0, w.error);
 	EXPECT_EQ((size_t)AREA_BYTES, got);
 	EXPECT_EQ(0U, bad);
+
+	/* 2 MiB more there and back, read here in place (pieces end at the ring's end). */
+	w.total = AREA_IN_PLACE;
+	w.error = 0;
+	ASSERT_EQ(0, pthread_create(&thread, NULL, area_write, &w));
+	for (got = 0, bad = 0; got < AREA_IN_PLACE;) {
+		const unsigned char *piece = NULL;
+		ssize_t n = mk_stream_peek(&s, (const void **)&piece);
+
+		if (n <= 0) {
+			TH_LOG("peek after %zu bytes: %zd", got, n);
+			break;
+		}
+		for (i = 0; i < (size_t)n; i++)
+			bad += piece[i] != stream_byte(got + i);
+		mk_stream_consume(&s, n);
+		got += n;
+	}
+	pthread_join(thread, NULL);
+	EXPECT_EQ(0, w.error);
+	EXPECT_EQ((size_t)AREA_IN_PLACE, got);
+	EXPECT_EQ(0U, bad);
+
+	/*
+	 * 3 MiB read in place by mk-stream's child ("chck"), sent in writes of
+	 * any length and alignment: its sum of every byte is ours.
+	 */
+	at = s.tx->tail;
+	ASSERT_EQ(0, mk_sample_stream_mode(self->fd, "chck", &sunk0, &sum0));
+	while (sent < AREA_CHECKED) {
+		len = 1 + (sent * 7919 + 5) % 9000;
+		if (len > AREA_CHECKED - sent)
+			len = AREA_CHECKED - sent;
+		for (i = 0; i < len; i++)
+			buf[i] = stream_byte(sent + i) ^ (unsigned char)(i * 31);
+		want = mk_stream_sum(want, at + sent, buf, len);
+		if (mk_stream_write(&s, buf, len) != (ssize_t)len)
+			break;
+		sent += len;
+	}
+	EXPECT_EQ((size_t)AREA_CHECKED, sent);
+	EXPECT_EQ(0, mk_stream_wait(&s, MK_IKC_STREAM_ROOM, MK_IKC_STREAM_SIZE));
+	/* The child counts just after it gives the bytes back. */
+	for (tries = 0; tries < 100; tries++) {
+		ASSERT_EQ(0, mk_sample_stream_mode(self->fd, "chck", &sunk, &sum));
+		if (sunk - sunk0 == sent)
+			break;
+		usleep(10000);
+	}
+	EXPECT_EQ((unsigned long long)sent, sunk - sunk0);
+	EXPECT_EQ(want, sum - sum0);
+	ASSERT_EQ(0, mk_sample_stream_mode(self->fd, "echo", &sunk, &sum));
 
 	/* A signal ends a wait (no restart: the caller decides). */
 	ASSERT_EQ(0, sigaction(SIGUSR1, &usr1, &old_usr1));
