@@ -17,8 +17,8 @@
  *   (mk_stream_peek), adds them to a sum (mk_stream_sum) and gives them
  *   back; answered on the same port with "mode=M sunk=B sum=S" (B: bytes
  *   dropped since mk-stream started, S: the sum of those "chck" took, in
- *   hex; a reader publishes its head before it counts, so both may lag the
- *   ring by one read for a moment);
+ *   hex; a reader publishes its head before it counts B, so B may lag the
+ *   ring by one read for a moment; S is stored before);
  * - a message on any other port comes back as it came.
  *
  * It runs until the device fails (the channel closed), then exits 1 (the

@@ -245,10 +245,12 @@ static inline ssize_t mk_stream_read(struct mk_stream *s, void *buf, size_t len)
 {
 	unsigned char *p = buf;
 	ssize_t used = mk_stream_readable(s);
-	__u64 head = s->rx->head, n, at, first;
+	__u64 head, n, at, first;
 
+	/* After a failed wait the area may be gone (SIGBUS): no look at it. */
 	if (used < 0)
 		return used;
+	head = s->rx->head;
 	n = len < (size_t)used ? len : (size_t)used;
 	at = head % s->size;
 	first = s->size - at < n ? s->size - at : n;
@@ -271,10 +273,11 @@ static inline ssize_t mk_stream_read(struct mk_stream *s, void *buf, size_t len)
 static inline ssize_t mk_stream_peek(struct mk_stream *s, const void **p)
 {
 	ssize_t used = mk_stream_readable(s);
-	__u64 at = s->rx->head % s->size;
+	__u64 at;
 
 	if (used < 0)
 		return used;
+	at = s->rx->head % s->size;
 	*p = s->rxdata + at;
 	return (__u64)used < s->size - at ? used : (ssize_t)(s->size - at);
 }
@@ -291,13 +294,15 @@ static inline void mk_stream_consume(struct mk_stream *s, size_t n)
  * A check of a stream's bytes: their sum as little-endian 64-bit words, by
  * stream index (byte i adds byte << 8 * (i % 8)), so pieces of any length
  * sum to what the whole does. For tests and benchmarks that want every byte
- * read and checked where it lies (mk-stream's "check" mode).
+ * read where it lies and checked (mk-stream's "chck" mode). A sum does not
+ * see words swapped: with the byte count it shows lost, added and stale
+ * bytes, not every reordering.
  */
 #if defined(__x86_64__)
 typedef __u64 mk_stream_v4 __attribute__((vector_size(32)));
 
-__attribute__((target("avx2"))) static __u64 mk_stream_sum_avx2(const unsigned char *b,
-								  size_t words)
+__attribute__((target("avx2"))) static inline __u64 mk_stream_sum_avx2(const unsigned char *b,
+									 size_t words)
 {
 	mk_stream_v4 a = { 0 }, c = { 0 }, x, y;
 	__u64 sum = 0;
@@ -357,7 +362,7 @@ static inline __u64 mk_stream_sum(__u64 sum, __u64 at, const void *p, size_t n)
  * For the host's tests and benchmarks: sets what the instance's sample
  * mk-stream child does with the bytes of the stream area (its port 202,
  * samples/multikernel/initramfs/mk-stream.c): "echo", "sink" (copied out,
- * dropped) or "chck" (read in place, summed). fd is the message device,
+ * dropped) or "chck" (read in place, summed); -1 for anything else. fd is the message device,
  * on which only mk-stream answers. *sunk: bytes it dropped since it
  * started; *sum: mk_stream_sum() of those it read in place. 0 or -1.
  */
@@ -368,6 +373,8 @@ static inline int mk_sample_stream_mode(int fd, const char *m, unsigned long lon
 	const char *at;
 	ssize_t n;
 
+	if (strlen(m) != 4)
+		return -1;
 	x.h.port = 202;
 	x.h.flags = 0;
 	x.h.len = 4;
@@ -378,6 +385,9 @@ static inline int mk_sample_stream_mode(int fd, const char *m, unsigned long lon
 	if (n < (ssize_t)sizeof(x.h) || x.h.port != 202)
 		return -1;
 	x.data[x.h.len < 63 ? x.h.len : 63] = '\0';
+	/* The mode it took: an unknown one is taken for "echo". */
+	if (strncmp(x.data, "mode=", 5) || strncmp(x.data + 5, m, 4))
+		return -1;
 	at = strstr(x.data, "sunk=");
 	if (!at)
 		return -1;
