@@ -238,6 +238,17 @@ static inline ssize_t mk_stream_readable(struct mk_stream *s)
 }
 
 /*
+ * Gives back the first n bytes at the head (read, or shown by
+ * mk_stream_peek(): n at most what it returned) and kicks a waiting producer.
+ */
+static inline void mk_stream_consume(struct mk_stream *s, size_t n)
+{
+	__atomic_store_n(&s->rx->head, s->rx->head + n, __ATOMIC_RELEASE);
+	/* A failed kick (the channel went) shows in the next wait. */
+	mk_stream_kick_if(s, s->rx, 0);
+}
+
+/*
  * Reads what is there, up to len bytes (at least 1: sleeps while the ring
  * is empty). Returns the bytes read or -errno.
  */
@@ -245,20 +256,17 @@ static inline ssize_t mk_stream_read(struct mk_stream *s, void *buf, size_t len)
 {
 	unsigned char *p = buf;
 	ssize_t used = mk_stream_readable(s);
-	__u64 head, n, at, first;
+	__u64 n, at, first;
 
 	/* After a failed wait the area may be gone (SIGBUS): no look at it. */
 	if (used < 0)
 		return used;
-	head = s->rx->head;
 	n = len < (size_t)used ? len : (size_t)used;
-	at = head % s->size;
+	at = s->rx->head % s->size;
 	first = s->size - at < n ? s->size - at : n;
 	mk_stream_copy(p, s->rxdata + at, first);
 	mk_stream_copy(p + first, s->rxdata, n - first);
-	__atomic_store_n(&s->rx->head, head + n, __ATOMIC_RELEASE);
-	/* A failed kick (the channel went) shows in the next wait. */
-	mk_stream_kick_if(s, s->rx, 0);
+	mk_stream_consume(s, n);
 	return n;
 }
 
@@ -282,14 +290,6 @@ static inline ssize_t mk_stream_peek(struct mk_stream *s, const void **p)
 	return (__u64)used < s->size - at ? used : (ssize_t)(s->size - at);
 }
 
-/* Gives back the first n bytes mk_stream_peek() showed (n at most what it returned). */
-static inline void mk_stream_consume(struct mk_stream *s, size_t n)
-{
-	__atomic_store_n(&s->rx->head, s->rx->head + n, __ATOMIC_RELEASE);
-	/* A failed kick (the channel went) shows in the next wait. */
-	mk_stream_kick_if(s, s->rx, 0);
-}
-
 /*
  * A check of a stream's bytes: their sum as little-endian 64-bit words, by
  * stream index (byte i adds byte << 8 * (i % 8)), so pieces of any length
@@ -301,42 +301,37 @@ static inline void mk_stream_consume(struct mk_stream *s, size_t n)
 #if defined(__x86_64__)
 typedef __u64 mk_stream_v4 __attribute__((vector_size(32)));
 
+/* The sum of the first words & ~7 words at b. */
 __attribute__((target("avx2"))) static inline __u64 mk_stream_sum_avx2(const unsigned char *b,
 									 size_t words)
 {
 	mk_stream_v4 a = { 0 }, c = { 0 }, x, y;
-	__u64 sum = 0;
-	size_t i = 0;
+	size_t i;
 
-	for (; i + 8 <= words; i += 8) {
+	for (i = 0; i + 8 <= words; i += 8) {
 		memcpy(&x, b + 8 * i, 32);
 		memcpy(&y, b + 8 * i + 32, 32);
 		a += x;
 		c += y;
 	}
 	a += c;
-	sum = a[0] + a[1] + a[2] + a[3];
-	for (; i < words; i++) {
-		__u64 w;
-
-		memcpy(&w, b + 8 * i, 8);
-		sum += w;
-	}
-	return sum;
+	return a[0] + a[1] + a[2] + a[3];
 }
 #endif
 
 static inline __u64 mk_stream_sum_words(const unsigned char *b, size_t words)
 {
 	__u64 sum = 0, w;
-	size_t i;
+	size_t i = 0;
 
 #if defined(__x86_64__)
 	/* Vector adds: 1.3-1.5 times a copy's speed under TCG, where scalar ones are slower. */
-	if (__builtin_cpu_supports("avx2"))
-		return mk_stream_sum_avx2(b, words);
+	if (__builtin_cpu_supports("avx2")) {
+		sum = mk_stream_sum_avx2(b, words);
+		i = words & ~(size_t)7;
+	}
 #endif
-	for (i = 0; i < words; i++) {
+	for (; i < words; i++) {
 		memcpy(&w, b + 8 * i, 8);
 		sum += w;
 	}
@@ -362,9 +357,10 @@ static inline __u64 mk_stream_sum(__u64 sum, __u64 at, const void *p, size_t n)
  * For the host's tests and benchmarks: sets what the instance's sample
  * mk-stream child does with the bytes of the stream area (its port 202,
  * samples/multikernel/initramfs/mk-stream.c): "echo", "sink" (copied out,
- * dropped) or "chck" (read in place, summed); -1 for anything else. fd is the message device,
- * on which only mk-stream answers. *sunk: bytes it dropped since it
- * started; *sum: mk_stream_sum() of those it read in place. 0 or -1.
+ * dropped) or "chck" (read in place, summed); -1 for anything else. fd is
+ * the message device, on which only mk-stream answers. *sunk: bytes it
+ * dropped since it started; *sum: mk_stream_sum() of those it read in
+ * place. 0 or -1.
  */
 static inline int mk_sample_stream_mode(int fd, const char *m, unsigned long long *sunk,
 					__u64 *sum)
