@@ -161,7 +161,9 @@ ssize_t multikernel_ikc_console_write(const u8 *text, size_t len);
 ssize_t multikernel_ikc_console_read(u8 *buf, size_t len);
 /*
  * The network link's net_device (kernel/multikernel/net.c): created and
- * destroyed with the instance (host) or the channel (instance); a Rust link
+ * destroyed with the instance (host) or the channel (instance;
+ * multikernel_net_destroy() calls @unregistered(@data), if given, once the
+ * device is unregistered, before it waits for RCU to free it); a Rust link
  * (ikc/net.rs) is attached while the other kernel runs. A frame on the link
  * is a struct virtio_net_hdr (offloads: checksum, GSO), padded to
  * MULTIKERNEL_NET_HDR bytes, then the Ethernet frame. The link side:
@@ -174,7 +176,7 @@ ssize_t multikernel_ikc_console_read(u8 *buf, size_t len);
  * one came meanwhile).
  */
 void *multikernel_net_create(const char *name, const u8 *mac);
-void multikernel_net_destroy(void *dev);
+void multikernel_net_destroy(void *dev, void (*unregistered)(void *), void *data);
 void multikernel_net_attach(void *dev, void *link);
 void multikernel_net_detach(void *dev);
 void multikernel_net_kick(void *dev, bool frames);

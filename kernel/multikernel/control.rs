@@ -395,8 +395,9 @@ impl Registry {
         }
         let dir = self.instances.remove(index).map_err(|_| EINVAL)?;
         dir.data().endpoint.close();
-        // The network device goes on a worker while the CPUs come back; all devices are gone
-        // before this returns (`devices_going` waits when dropped, on every path).
+        // The network device goes on a worker while the CPUs come back; all devices are
+        // unregistered before this returns (`devices_going` waits when dropped, on every
+        // path). The worker frees the network device's memory later, after RCU callbacks.
         let devices_going = dir.data().remove_devices_beside();
         // Give the CPUs and memory back while the instance is still at hand (it is out of the
         // registry and `dying`, so nothing else reaches it), then remove its directory.

@@ -412,41 +412,23 @@ impl Devices {
     }
 }
 
-/// A value being dropped on a worker (`system_unbound`) while the caller goes on
-/// ([`Beside::dropping`]); waiting for it, or dropping it, waits until the value is gone.
+/// A network device being dropped on a worker (`system_unbound`) while the caller goes on
+/// ([`Beside::unregistering`]); waiting for it, or dropping it, waits until the device is
+/// unregistered. The worker goes on alone from there: freeing the device waits for RCU.
 #[must_use = "dropping it at once waits for the worker: nothing runs beside it"]
 pub(crate) struct Beside(Option<Arc<Completion>>);
 
-/// What the worker drops: the value, then it says so.
-struct Dropping<T> {
-    value: Option<T>,
-    done: Arc<Completion>,
-}
-
-impl<T> Drop for Dropping<T> {
-    fn drop(&mut self) {
-        drop(self.value.take());
-        self.done.complete_all();
-    }
-}
-
 impl Beside {
-    /// Drops `value` on a worker; here, before this returns, if there is no memory for one.
-    pub(crate) fn dropping<T: Send + 'static>(value: T) -> Self {
-        let Ok(done) = Arc::pin_init(Completion::new(), GFP_KERNEL) else {
-            drop(value);
-            return Self(None);
-        };
-        let dropping = Dropping {
-            value: Some(value),
-            done: done.clone(),
-        };
-        // A work that cannot be allocated drops `dropping` (and so `value`) here.
-        let _ = workqueue::system_unbound().try_spawn(GFP_KERNEL, move || drop(dropping));
-        Self(Some(done))
+    /// Drops `net` on a worker; here, before this returns, if there is no memory for one. A
+    /// reference held elsewhere (a fault injection under way) unregisters it when it goes.
+    pub(crate) fn unregistering(net: Arc<NetDevice>) -> Self {
+        let unregistered = net.unregistered();
+        // A work that cannot be allocated drops `net` here.
+        let _ = workqueue::system_unbound().try_spawn(GFP_KERNEL, move || drop(net));
+        Self(Some(unregistered))
     }
 
-    /// Waits until the value is gone.
+    /// Waits until the device is unregistered.
     pub(crate) fn wait(self) {}
 }
 
@@ -629,13 +611,15 @@ impl Instance {
     }
 
     /// Removes the devices as [`Instance::remove_devices`] does, the network device on a
-    /// worker: unregistering it mostly waits for RCU (`rcu_barrier` in `rtnl_unlock`), which
-    /// the caller's next steps (`destroy` brings the CPUs back) need not wait behind. All are
-    /// gone once the returned value is waited for or dropped.
+    /// worker: unregistering it waits for grace periods (expedited, under RTNL) which the
+    /// caller's next steps (`destroy` brings the CPUs back) need not wait behind. All are
+    /// unregistered once the returned value is waited for or dropped; the network device's
+    /// memory is freed by the worker afterwards, once RCU callbacks ran (`rcu_barrier` in
+    /// `rtnl_unlock`: nothing of the instance is used there).
     pub(crate) fn remove_devices_beside(&self) -> Beside {
         let net = self.net.lock().take();
         // No worker for nothing (`net=off`).
-        let going = net.map_or(Beside(None), Beside::dropping);
+        let going = net.map_or(Beside(None), Beside::unregistering);
         // Its unregistration's first half (under RTNL, and the CPU hotplug read lock in
         // `flush_all_backlogs`) gets going while the other devices go here.
         self.remove_devices();

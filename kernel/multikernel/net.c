@@ -241,7 +241,7 @@ void *multikernel_net_create(const char *name, const u8 *mac)
 	return n;
 }
 
-void multikernel_net_destroy(void *ctx)
+void multikernel_net_destroy(void *ctx, void (*unregistered)(void *), void *data)
 {
 	struct mk_net *n = ctx;
 	struct net_device *dev = n->dev;
@@ -257,6 +257,16 @@ void multikernel_net_destroy(void *ctx)
 	rtnl_lock();
 	unregister_netdevice(dev);
 	netif_napi_del(&n->napi);
+	/*
+	 * Closed, out of the namespace and of sysfs, its NAPI context gone:
+	 * none of its operations runs again and its name is free. What is left
+	 * is memory: rtnl_unlock() waits for every pending RCU callback
+	 * (rcu_barrier() in netdev_run_todo(), 13-22 ms here) before it frees
+	 * the device's per-CPU statistics, and free_netdev() the rest. A
+	 * caller that said so is told now, not after that.
+	 */
+	if (unregistered)
+		unregistered(data);
 	rtnl_unlock();
 	free_netdev(dev);
 }

@@ -27,7 +27,10 @@ use core::{
     ptr::NonNull,
     sync::atomic::AtomicPtr,
 };
-use kernel::bindings;
+use kernel::{
+    bindings,
+    sync::Completion, //
+};
 
 /// "MKNETLNK": the host set the area up.
 const NET_MAGIC: u64 = u64::from_le_bytes(*b"MKNETLNK");
@@ -45,7 +48,12 @@ pub(crate) fn mac(id: u32, side: Side) -> [u8; 6] {
 }
 
 /// A net_device of the link (`net.c`), registered until dropped.
-pub(crate) struct NetDevice(NonNull<c_void>);
+pub(crate) struct NetDevice {
+    ptr: NonNull<c_void>,
+    /// Completed once the device is unregistered (by the drop): its name is free and none of
+    /// its operations runs any more; the drop then waits for RCU to free its memory.
+    unregistered: Arc<Completion>,
+}
 
 // SAFETY: The C device is used through functions that take their own locks (the networking
 // core's), from any thread.
@@ -53,13 +61,32 @@ unsafe impl Send for NetDevice {}
 // SAFETY: See above.
 unsafe impl Sync for NetDevice {}
 
+/// Called by `multikernel_net_destroy` once the device is unregistered.
+///
+/// # Safety
+///
+/// `data` points to a live [`Completion`].
+unsafe extern "C" fn say_unregistered(data: *mut c_void) {
+    // SAFETY: `data` is the `NetDevice::unregistered` of the device being dropped, which
+    // lives until the drop returns, after this call.
+    unsafe { &*data.cast::<Completion>() }.complete_all();
+}
+
 impl NetDevice {
     /// Registers an Ethernet device `name` with `mac`, carrier down.
     pub(crate) fn new(name: &CStr, mac: &[u8; 6]) -> Result<Self> {
+        let unregistered = Arc::pin_init(Completion::new(), GFP_KERNEL)?;
         // SAFETY: Both pointers are valid for the call; the C side copies what it keeps.
         let ptr = unsafe { bindings::multikernel_net_create(name.as_char_ptr(), mac.as_ptr()) };
         let ptr = kernel::error::from_err_ptr(ptr)?;
-        NonNull::new(ptr).map(Self).ok_or(ENOMEM)
+        let ptr = NonNull::new(ptr).ok_or(ENOMEM)?;
+        Ok(Self { ptr, unregistered })
+    }
+
+    /// What the last reference's drop completes once the device is unregistered (before it
+    /// waits for RCU to free the device: `rcu_barrier`, tens of milliseconds under TCG).
+    pub(crate) fn unregistered(&self) -> Arc<Completion> {
+        self.unregistered.clone()
     }
 
     /// Attaches `link`: carrier up, frames flow. The link must stay until [`Self::detach`].
@@ -68,7 +95,7 @@ impl NetDevice {
         // (the caller detaches before the link goes).
         unsafe {
             bindings::multikernel_net_attach(
-                self.0.as_ptr(),
+                self.ptr.as_ptr(),
                 core::ptr::from_ref(link).cast_mut().cast(),
             )
         };
@@ -77,14 +104,22 @@ impl NetDevice {
     /// Detaches the link: carrier down; neither xmit nor the poll uses it after this returns.
     fn detach(&self) {
         // SAFETY: The device is registered; sleeps until readers of the link finished.
-        unsafe { bindings::multikernel_net_detach(self.0.as_ptr()) };
+        unsafe { bindings::multikernel_net_detach(self.ptr.as_ptr()) };
     }
 }
 
 impl Drop for NetDevice {
     fn drop(&mut self) {
-        // SAFETY: Registered by `new`, unregistered and freed once, here.
-        unsafe { bindings::multikernel_net_destroy(self.0.as_ptr()) };
+        let said: *const Completion = &*self.unregistered;
+        // SAFETY: Registered by `new`, unregistered and freed once, here. `say_unregistered`
+        // gets a completion that outlives the call (`self.unregistered`).
+        unsafe {
+            bindings::multikernel_net_destroy(
+                self.ptr.as_ptr(),
+                Some(say_unregistered),
+                said.cast_mut().cast(),
+            )
+        };
     }
 }
 
@@ -209,7 +244,7 @@ impl NetLink {
             }
         };
         let buf = KVVec::from_elem(0u8, NET_FRAME_MAX, GFP_KERNEL)?;
-        let raw = device.0.as_ptr();
+        let raw = device.ptr.as_ptr();
         let attached = device.clone();
         let link = Arc::pin_init(
             pin_init!(Self {
@@ -286,7 +321,7 @@ impl NetLink {
     pub(crate) fn inject(&self) -> Result {
         let device = self.device.lock().clone().ok_or(ENOTCONN)?;
         // SAFETY: The device is registered while `device` holds it (type invariant).
-        kernel::error::to_result(unsafe { bindings::multikernel_net_inject(device.0.as_ptr()) })
+        kernel::error::to_result(unsafe { bindings::multikernel_net_inject(device.ptr.as_ptr()) })
     }
 
     /// Fault injection (testing only): publishes, in the ring this side receives on, a head
