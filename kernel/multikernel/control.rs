@@ -47,6 +47,7 @@ use crate::{
             hide_cpu,
             show_cpu, //
         },
+        worker::Job,
     },
 };
 use core::fmt::Write;
@@ -310,12 +311,24 @@ impl Registry {
             self.undo_memory(memory);
             return Err(ENODEV);
         }
-        if let Err((cpu, refusal)) = cpus::take(&taken) {
-            self.warn_cpu(name, cpu, refusal);
-            self.undo_memory(memory);
-            return Err(refusal.errno());
-        }
-        hide_cpus(name, &taken);
+        // The CPUs go offline on a worker while the instance's devices and directory are made
+        // here: an offline mostly waits (the stopper threads, grace periods). Meanwhile the
+        // instance is `reserved` without an image, which nothing can start; should the
+        // offline fail, it goes again before this returns.
+        let hidden_as = spec.name;
+        let taking = match Job::start(move || {
+            let took = cpus::take(&taken);
+            if took.is_ok() {
+                hide_cpus(hidden_as.as_str(), &taken);
+            }
+            (taken, took)
+        }) {
+            Ok(job) => job,
+            Err(e) => {
+                self.undo_memory(memory);
+                return Err(e);
+            }
+        };
         // Capacity for the push was reserved above; were it refused, the directory would be
         // dropped with the error and everything given back like any other failure.
         let made = self.publish(
@@ -326,15 +339,49 @@ impl Registry {
             (spec.on_reboot, spec.on_crash),
             spec.net,
         );
-        if let Err(e) = made {
-            warn(format_args!(
-                "create {name}: cannot create its sysfs directory or devices ({e:?})"
-            ));
-            let _ = give_back(&taken);
+        let Some((taken, took)) = taking.join() else {
+            // Never happens (a spawned work runs): nothing was taken.
+            if made.is_ok() {
+                self.unpublish();
+            }
             self.undo_memory(memory);
-            return Err(e);
+            return Err(ENOMEM);
+        };
+        match (made, took) {
+            (Ok(_), Ok(())) => Ok(()),
+            (Err(e), took) => {
+                warn(format_args!(
+                    "create {name}: cannot create its sysfs directory or devices ({e:?})"
+                ));
+                match took {
+                    Ok(()) => {
+                        let _ = give_back(&taken);
+                    }
+                    Err((cpu, refusal)) => self.warn_cpu(name, cpu, refusal),
+                }
+                self.undo_memory(memory);
+                Err(e)
+            }
+            (Ok(instance), Err((cpu, refusal))) => {
+                drop(instance);
+                self.unpublish();
+                self.warn_cpu(name, cpu, refusal);
+                self.undo_memory(memory);
+                Err(refusal.errno())
+            }
         }
-        Ok(())
+    }
+
+    /// Removes the instance `create` just published (its CPUs could not be taken): as
+    /// `destroy` does, with nothing of it running.
+    fn unpublish(&mut self) {
+        let Some(dir) = self.instances.pop() else {
+            return;
+        };
+        dir.data().life().dying = true;
+        dir.data().endpoint.close();
+        dir.data().remove_devices();
+        drop(dir);
     }
 
     fn undo_memory(&mut self, memory: pool::Range) {

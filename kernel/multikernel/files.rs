@@ -242,7 +242,7 @@ impl InstanceDir {
             net::mac,
             Side, //
         };
-        if this.net_device().is_none() {
+        if !this.has_net_device() {
             writeln!(buf, "off")?;
             return Ok(());
         }

@@ -346,7 +346,7 @@ fn record(instance: &Instance, life: &crate::instance::Life) -> Result<Record> {
         last_stop: life.last_stop() as u8,
         on_reboot: policy_raw(instance.on_reboot),
         on_crash: policy_raw(instance.on_crash),
-        net: instance.net_device().is_some(),
+        net: instance.has_net_device(),
         cpus_out: life.cpus_out,
         dirty: life.dirty,
         auto_restarts: life.auto_restarts,

@@ -631,6 +631,12 @@ impl Instance {
         self.net.lock().clone()
     }
 
+    /// Whether it has a network device (until `destroy`). Without a reference of its own, so
+    /// a reader never becomes the one that unregisters it.
+    pub(crate) fn has_net_device(&self) -> bool {
+        self.net.lock().is_some()
+    }
+
     /// Wakes `poll(2)` on `notifier` (the directory's `state` file) from now on, whenever the
     /// state changes. Once, after the directory was made.
     pub(crate) fn notify_state_to(&self, notifier: FileNotifier) {

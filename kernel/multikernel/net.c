@@ -246,24 +246,17 @@ void multikernel_net_destroy(void *ctx, void (*unregistered)(void *), void *data
 	struct mk_net *n = ctx;
 	struct net_device *dev = n->dev;
 
-	/*
-	 * The NAPI context goes while RTNL is still held (the device is closed
-	 * by then), as drivers that delete theirs in ndo_uninit do: the grace
-	 * period netif_napi_del() waits for is then an expedited one
-	 * (synchronize_net()). After rtnl_unlock() it was a normal one, 8-12
-	 * ms of a 1-CPU instance's create+destroy under TCG (reservation.rst,
-	 * "Numbers").
-	 */
 	rtnl_lock();
 	unregister_netdevice(dev);
-	netif_napi_del(&n->napi);
 	/*
-	 * Closed, out of the namespace and of sysfs, its NAPI context gone:
-	 * none of its operations runs again and its name is free. What is left
-	 * is memory: rtnl_unlock() waits for every pending RCU callback
-	 * (rcu_barrier() in netdev_run_todo(), 13-22 ms here) before it frees
-	 * the device's per-CPU statistics, and free_netdev() the rest. A
-	 * caller that said so is told now, not after that.
+	 * Closed, out of the namespace and of sysfs: none of its operations
+	 * runs again (its NAPI context was disabled when it closed) and its
+	 * name is free. What is left is memory: rtnl_unlock() waits for every
+	 * pending RCU callback (rcu_barrier() in netdev_run_todo(), 13-22 ms of
+	 * a 1-CPU instance's create+destroy under TCG, reservation.rst,
+	 * "Numbers"), and free_netdev() deletes the NAPI context (another
+	 * grace period) and frees the rest. A caller that said so is told
+	 * before all that, which it need not wait for.
 	 */
 	if (unregistered)
 		unregistered(data);

@@ -15,3 +15,4 @@ pub(crate) mod mapping;
 pub(crate) mod pool_map;
 pub(crate) mod shared;
 pub(crate) mod spawn;
+pub(crate) mod worker;

@@ -305,13 +305,17 @@ impl NetLink {
     /// poll is scheduled only if the receive ring holds something (its head is not our tail;
     /// a head the peer broke counts, so the poll finds it).
     pub(crate) fn kick(&self) {
+        // The heartbeat's work calls this preemptibly: the device read here must stay until
+        // the call returns, which `detach` waits for (`synchronize_net`) once it cleared it.
+        let _rcu = kernel::sync::rcu::read_lock();
         let dev = self.dev.load(Ordering::Acquire);
         if !dev.is_null() && !self.broken.load(Ordering::Relaxed) {
             let (_, rx_off) = self.offsets();
             let rx = self.ring(rx_off);
             let frames = ring::unread(&rx);
-            // SAFETY: The device is registered while attached; scheduling NAPI and waking the
-            // queue are safe in any context.
+            // SAFETY: `dev` was attached when read, inside this RCU read section: `detach`
+            // clears it and waits for such sections before the device can go. Scheduling
+            // NAPI and waking the queue are allowed in any context.
             unsafe { bindings::multikernel_net_kick(dev, frames) };
         }
     }

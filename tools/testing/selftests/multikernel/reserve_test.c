@@ -122,6 +122,13 @@ FIXTURE_SETUP(mk)
 
 FIXTURE_TEARDOWN(mk)
 {
+	char path[96];
+
+	/* A hotplug fault injection (offline_refused) not used: it would fail a bring-up too. */
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), MK_CPU "/cpu%d/hotplug/fail", self->cpu[i]);
+		write_str(path, "-1");
+	}
 	mk_remove_prefixed("kst");
 	for (int i = 0; i < 3; i++)
 		set_cpu_online(self->cpu[i], 1);
@@ -240,6 +247,7 @@ TEST_F(mk, create_destroy_round_trip)
 TEST_F(mk, owned_cpu_stays_offline)
 {
 	char driver[256] = "", firmware[256] = "", after[256] = "", path[96];
+	char files[2][1024] = { "", "" }, hotplug[2][256] = { "", "" };
 	int cpu = self->cpu[2];
 
 	/* Its driver (ACPI's "processor") and firmware node, to compare after. */
@@ -247,6 +255,12 @@ TEST_F(mk, owned_cpu_stays_offline)
 	readlink(path, driver, sizeof(driver) - 1);
 	snprintf(path, sizeof(path), MK_CPU "/cpu%d/firmware_node", cpu);
 	readlink(path, firmware, sizeof(firmware) - 1);
+	/* Its files, hotplug/ among them, to compare after. */
+	snprintf(path, sizeof(path), MK_CPU "/cpu%d", cpu);
+	list_dir(path, files[0], sizeof(files[0]));
+	snprintf(path, sizeof(path), MK_CPU "/cpu%d/hotplug", cpu);
+	list_dir(path, hotplug[0], sizeof(hotplug[0]));
+	ASSERT_NE(NULL, strstr(hotplug[0], "state")) TH_LOG("cpu%d/hotplug: %s", cpu, hotplug[0]);
 	ASSERT_EQ(0, write_fmt(CREATE, "kst0 cpus=%d memory=2M", cpu));
 	EXPECT_FALSE(cpu_shown(cpu));
 	EXPECT_EQ(-ENOENT, set_cpu_online(cpu, 1));
@@ -263,6 +277,12 @@ TEST_F(mk, owned_cpu_stays_offline)
 	snprintf(path, sizeof(path), MK_CPU "/cpu%d/firmware_node", cpu);
 	readlink(path, after, sizeof(after) - 1);
 	EXPECT_STREQ(firmware, after);
+	snprintf(path, sizeof(path), MK_CPU "/cpu%d", cpu);
+	list_dir(path, files[1], sizeof(files[1]));
+	EXPECT_STREQ(files[0], files[1]);
+	snprintf(path, sizeof(path), MK_CPU "/cpu%d/hotplug", cpu);
+	list_dir(path, hotplug[1], sizeof(hotplug[1]));
+	EXPECT_STREQ(hotplug[0], hotplug[1]);
 	TH_LOG("cpu%d: driver %s, firmware node %s", cpu, driver[0] ? driver : "none",
 	       firmware[0] ? firmware : "none");
 	/* Host hotplug of its own CPUs still works. */
@@ -440,6 +460,59 @@ TEST_F(mk, conflicts)
 	EXPECT_EQ(-ENOSPC, write_fmt(CREATE, "kst2 cpus=%d memory=2M", c1));
 	ASSERT_EQ(0, write_str(DESTROY, "kst0"));
 	ASSERT_EQ(0, write_str(DESTROY, "kst1"));
+	EXPECT_UNCHANGED(&self->start);
+}
+
+/* The number of CPU hotplug state @name (/sys/devices/system/cpu/hotplug/states), or -1. */
+static int hotplug_state(const char *name)
+{
+	char line[128], found[96];
+	FILE *f = fopen(MK_CPU "/hotplug/states", "r");
+	int state, ret = -1;
+
+	if (!f)
+		return -1;
+	while (ret < 0 && fgets(line, sizeof(line), f))
+		if (sscanf(line, " %d: %95s", &state, found) == 2 && !strcmp(found, name))
+			ret = state;
+	fclose(f);
+	return ret;
+}
+
+/*
+ * create takes the CPUs offline while it makes the instance's directory
+ * and devices: a CPU that refuses to go offline (the hotplug core's own
+ * fault injection, cpuN/hotplug/fail, fails its next teardown of
+ * "sched:active") makes create fail with EBUSY and leaves nothing: no
+ * directory, no /dev/mk-NAME, no mkvID, the CPU taken before it online
+ * again, the pool as it was. The same create then succeeds.
+ */
+TEST_F(mk, offline_refused)
+{
+	int c2 = self->cpu[1], c3 = self->cpu[2], state = hotplug_state("sched:active");
+	char path[96], buf[32], nets[4096], nets_after[4096];
+
+	ASSERT_GT(state, 0) TH_LOG("no sched:active in " MK_CPU "/hotplug/states");
+	list_dir("/sys/class/net", nets, sizeof(nets));
+	snprintf(path, sizeof(path), MK_CPU "/cpu%d/hotplug/fail", c3);
+	snprintf(buf, sizeof(buf), "%d", state);
+	ASSERT_EQ(0, write_str(path, buf));
+	EXPECT_EQ(-EBUSY, write_fmt(CREATE, "kst0 cpus=%d,%d memory=2M", c2, c3));
+	EXPECT_UNCHANGED(&self->start);
+	EXPECT_EQ((mode_t)-1, mode_of("/dev/mk-kst0"));
+	EXPECT_EQ((mode_t)-1, mode_of("/dev/mk-kst0.console"));
+	list_dir("/sys/class/net", nets_after, sizeof(nets_after));
+	EXPECT_STREQ(nets, nets_after);
+	EXPECT_EQ(1, cpu_online(c2));
+	EXPECT_EQ(1, cpu_online(c3));
+	/* The injection was used up by that offline (the teardown disarms it otherwise). */
+	ASSERT_LT(0, read_file(path, buf, sizeof(buf)));
+	ASSERT_EQ(-1, atoi(buf));
+
+	ASSERT_EQ(0, write_fmt(CREATE, "kst0 cpus=%d,%d memory=2M", c2, c3));
+	EXPECT_FALSE(cpu_shown(c2));
+	EXPECT_FALSE(cpu_shown(c3));
+	ASSERT_EQ(0, write_str(DESTROY, "kst0"));
 	EXPECT_UNCHANGED(&self->start);
 }
 
