@@ -13,6 +13,7 @@
 
 #include <linux/acpi.h>
 #include <linux/cpu.h>
+#include <linux/cpuidle.h>
 #include <linux/delay.h>
 #include <linux/device.h>
 #include <linux/init.h>
@@ -304,6 +305,17 @@ int multikernel_cpu_hide(unsigned int cpu)
 		goto out;
 	}
 	device_release_driver(dev);
+	/*
+	 * A cpuidle device still registered (intel_idle keeps its devices
+	 * across offline; acpi_idle's went with the processor driver just
+	 * above) has its cpuidle/ directory under this device, holding it: it
+	 * goes first, or the device would be registered again while that
+	 * still refers to it. intel_idle registers it again when the CPU
+	 * comes online in the host (intel_idle_cpu_online()).
+	 */
+#ifdef CONFIG_CPU_IDLE
+	cpuidle_unregister_device(per_cpu(cpuidle_devices, cpu));
+#endif
 #ifdef CONFIG_ACPI
 	mk_hidden_companion[cpu] = acpi_dev_get(ACPI_COMPANION(dev));
 	if (mk_hidden_companion[cpu])
