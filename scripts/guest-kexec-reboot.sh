@@ -75,6 +75,20 @@ clock_of() {
 	grep -a -o 'MK-CLOCK boot=[^ ]* n=[0-9]* max_us=[0-9]*' "$mk/instances/$1/console" |
 		tail -1 | sed 's/MK-CLOCK boot=\([^ ]*\) n=\([0-9]*\) max_us=\([0-9]*\)/\1 \2 \3/'
 }
+# All the console log the host keeps of instance $1 (16 KiB, ikc.rst): its
+# device gives it from the oldest byte kept (read without blocking: it ends
+# with EAGAIN, which dd reports and we ignore); `console` shows only the
+# last 4000 bytes, out of which a slow update's later lines can push a line
+# from before it.
+console_kept() {
+	dd if="/dev/mk-$1.console" iflag=nonblock bs=4k status=none 2>/dev/null
+}
+# Whether that log of instance $1 has the text $2.
+kept_has() {
+	local log
+	log=$(console_kept "$1")
+	grep -aqF -- "$2" <<<"$log"
+}
 # Records what instance $1 is now, for the next kernel to compare.
 record() {
 	local d=$mk/instances/$1
@@ -142,7 +156,7 @@ adopted() {
 	set -- $clock
 	boot=$1 n=$2
 	ucheck "update $upd: $name's console log goes back before the update (to n=$n)" \
-		grep -aq "MK-CLOCK boot=$boot n=$n " "$d/console"
+		kept_has "$name" "MK-CLOCK boot=$boot n=$n "
 	if ! now=$(clock_after "$name" 20 "$n"); then
 		unot "update $upd: $name's loop went on (no MK-CLOCK line after n=$n)"
 		return
