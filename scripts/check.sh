@@ -154,13 +154,19 @@ judge_kunit() {
 # Clocksource complaints count too: an instance must not disturb the host's time.
 BAD='(Oops|BUG:|WARNING:|Kernel panic|general protection fault|Call Trace:|cut here|INFO: possible|INFO: task .* blocked|rcu_.*detected stall|UBSAN:|KASAN:|hung_task|soft lockup|hard LOCKUP|[Mm]arking clocksource .* unstable|Marking TSC unstable|clocksource watchdog|timekeeping watchdog)'
 # One exception: the clocksource watchdog finding the TSC's rate off by
-# less than SKEW_PPM. Under TCG the guest's TSC follows the machine's raw
-# TSC and its HPET the machine's monotonic clock, which NTP may slew by up to
-# 500 ppm (seen once: 580 ppm, in the spawn VM with no instance touching
-# time). What an instance could do to the host's TSC (write it or its
-# TSC_ADJUST on a CPU it gives back) is a jump of its own size, far above;
-# any other clocksource report, or a larger skew, still fails.
-SKEW_PPM=1000
+# less than SKEW_PPM. Under TCG the guest's TSC is the machine's raw TSC and
+# its HPET the machine's monotonic clock, read by an emulator that shares 2
+# real CPUs among 4 vCPUs; the kernel allows two calibrated clocks 500 ppm,
+# and the watchdog fired above that with no instance touching time (579 ppm,
+# spawn VM, 2026-12-02; over 1000 ppm, ikc VM, 2026-12-03, its intervals
+# not kept). SKEW_PPM is the kernel's own allowance for a clock it does not
+# know to be calibrated (SHIFT_4000PPM in kernel/time/clocksource.c). What
+# an instance could do to the host's time is far above it: a write of the
+# TSC (or TSC_ADJUST) on a CPU it gives back is a jump of its own size, which
+# the CPU's online also checks, and the HPET stopped or reset for a moment
+# is milliseconds in a 0.5 s interval; any other clocksource report, or a
+# larger skew, still fails, with the skew measured.
+SKEW_PPM=4000
 # The largest skew (ppm) of the watchdog's reports that it marked the TSC
 # unstable for a frequency skew, in $1; nothing if there are none; a huge
 # number if one lacks its two interval lines (cut off: not judged as small).
@@ -191,6 +197,7 @@ judge_log() {
 		if [ -n "$hits" ]; then
 			fail "kernel log $log has a report:"
 			printf '%s\n' "$hits" | sed -n '1,5s/^/  | /p'
+			[ -z "$skew" ] || echo "  the TSC's largest frequency skew there: $skew ppm (tolerated below $SKEW_PPM)"
 		fi
 	done
 }
