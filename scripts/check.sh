@@ -152,20 +152,21 @@ judge_kunit() {
 
 # Any oops, BUG, WARN, lockdep or clocksource report fails the run.
 # Clocksource complaints count too: an instance must not disturb the host's time.
-BAD='(Oops|BUG:|WARNING:|Kernel panic|general protection fault|Call Trace:|cut here|INFO: possible|INFO: task .* blocked|rcu_.*detected stall|UBSAN:|KASAN:|hung_task|soft lockup|hard LOCKUP|[Mm]arking clocksource .* unstable|Marking TSC unstable|clocksource watchdog|timekeeping watchdog)'
+BAD='(Oops|BUG:|WARNING:|Kernel panic|general protection fault|Call Trace:|cut here|INFO: possible|INFO: task .* blocked|rcu_.*detected stall|UBSAN:|KASAN:|hung_task|soft lockup|hard LOCKUP|[Mm]arking clocksource .* unstable|Marking TSC unstable|clocksource watchdog|timekeeping watchdog|TSC ADJUST differs|TSC ADJUST compensate|TSC warp)'
 # One exception: the clocksource watchdog finding the TSC's rate off by
 # less than SKEW_PPM. Under TCG the guest's TSC is the machine's raw TSC and
-# its HPET the machine's monotonic clock, read by an emulator that shares 2
-# real CPUs among 4 vCPUs; the kernel allows two calibrated clocks 500 ppm,
+# its HPET the machine's monotonic clock, both read by the emulator. For this
+# pair (both calibrated) the kernel allows 500 ppm plus the readout window,
 # and the watchdog fired above that with no instance touching time (579 ppm,
-# spawn VM, 2026-12-02; over 1000 ppm, ikc VM, 2026-12-03, its intervals
-# not kept). SKEW_PPM is the kernel's own allowance for a clock it does not
-# know to be calibrated (SHIFT_4000PPM in kernel/time/clocksource.c). What
-# an instance could do to the host's time is far above it: a write of the
-# TSC (or TSC_ADJUST) on a CPU it gives back is a jump of its own size, which
-# the CPU's online also checks, and the HPET stopped or reset for a moment
-# is milliseconds in a 0.5 s interval; any other clocksource report, or a
-# larger skew, still fails, with the skew measured.
+# spawn VM, 2026-12-02; over 1000 ppm, ikc VM, 2026-12-03, its intervals not
+# kept); why is not known (the readout window bounds a late read at 100-200
+# ppm). SKEW_PPM is an empirical bound, borrowed from the kernel's allowance
+# for clocks whose frequency may be wrong (SHIFT_4000PPM, 1/256, in
+# kernel/time/clocksource.c): about 2 ms per 0.5 s interval. The frequency
+# check runs on the boot CPU only; what an instance could do to a CPU's TSC
+# it gives back (write the TSC or TSC_ADJUST) is for the inter-CPU skew
+# check and the CPU's online (TSC ADJUST, TSC warp: below, failing). Any
+# other clocksource report, or a larger skew, still fails, with the skew.
 SKEW_PPM=4000
 # The largest skew (ppm) of the watchdog's reports that it marked the TSC
 # unstable for a frequency skew, in $1; nothing if there are none; a huge
@@ -191,13 +192,17 @@ judge_log() {
 		hits=$(grep -nE "$BAD" "$log" || true)
 		skew=$(tsc_skews "$log")
 		if [ -n "$skew" ] && [ "$skew" -lt "$SKEW_PPM" ]; then
-			echo "NOTE: $log: the clocksource watchdog found the TSC's rate $skew ppm off its watchdog's (below $SKEW_PPM ppm: the emulator's clocks, not an instance; tolerated)"
+			echo "NOTE: $log: the clocksource watchdog found the TSC's rate $skew ppm off its watchdog's (below $SKEW_PPM ppm: tolerated under TCG, see testing.rst)"
 			hits=$(printf '%s\n' "$hits" | grep -vE "$TSC_SKEW_LINES" || true)
 		fi
 		if [ -n "$hits" ]; then
 			fail "kernel log $log has a report:"
 			printf '%s\n' "$hits" | sed -n '1,5s/^/  | /p'
-			[ -z "$skew" ] || echo "  the TSC's largest frequency skew there: $skew ppm (tolerated below $SKEW_PPM)"
+			if [ "${skew:-0}" -ge 1000000000 ]; then
+				echo "  a TSC frequency skew report there lacks its interval lines"
+			elif [ "${skew:-0}" -ge "$SKEW_PPM" ]; then
+				echo "  the TSC's largest frequency skew there: $skew ppm (tolerated below $SKEW_PPM)"
+			fi
 		fi
 	done
 }

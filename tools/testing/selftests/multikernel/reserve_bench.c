@@ -39,9 +39,9 @@ static double create_destroy(const char *spec, double *create)
 	return now_us() - t;
 }
 
-/* A cycle's two halves: median of the first, of the second, of the rest. */
+/* A cycle's two halves: the medians of the first (a) and of the rest (whole - a). */
 static void print_split(const char *what, const char *first, double *a, const char *second,
-			double *whole, int rounds)
+			const double *whole, int rounds)
 {
 	double *b = calloc(rounds, sizeof(*b));
 	int i;
