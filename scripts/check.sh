@@ -165,7 +165,7 @@ BAD='(Oops|BUG:|WARNING:|Kernel panic|general protection fault|Call Trace:|cut h
 # kernel/time/clocksource.c): about 2 ms per 0.5 s interval. The frequency
 # check runs on the boot CPU only; what an instance could do to a CPU's TSC
 # it gives back (write the TSC or TSC_ADJUST) is for the inter-CPU skew
-# check and the CPU's online (TSC ADJUST, TSC warp: below, failing). Any
+# check and the CPU's online, whose reports (in BAD above) fail. Any
 # other clocksource report, or a larger skew, still fails, with the skew.
 SKEW_PPM=4000
 # The largest skew (ppm) of the watchdog's reports that it marked the TSC
