@@ -762,12 +762,12 @@ static int instance_id(const char *name)
  * The network link: the host's side mkvID (carrier up while the instance
  * runs) gets 169.254.ID.1/24, the sample init gives the instance's mkv0 .2.
  * The host pings the instance and the instance the host (its init says so);
- * 20 MB go each way over TCP with their MD5 compared (each 1 MiB frame
- * ring goes round some 19 times; make bench's net_bench moves 100 MB); a
+ * 6 MB go each way over TCP with their MD5 compared (each 1 MiB frame
+ * ring goes round some 6 times; make bench's net_bench moves 100 MB); a
  * kill takes the carrier down.
  */
 /* What net_link moves each way (the sample init sends as much on port 5002). */
-#define NET_LINK_BYTES 20000000ULL
+#define NET_LINK_BYTES 6000000ULL
 
 TEST_F_TIMEOUT(ikc, net_link, 300)
 {
