@@ -216,9 +216,12 @@ void multikernel_host_going_down(void);
 /*
  * The same registration adds a PM notifier: suspend and hibernation are
  * refused (EBUSY) while instances run, and always in an instance
- * (multikernel_sleep_refused(), kernel/multikernel/control.rs).
+ * (multikernel_sleep_refused(), kernel/multikernel/control.rs). From a sleep
+ * it let go ahead until its end (multikernel_sleep_done()), starts are
+ * refused too.
  */
 bool multikernel_sleep_refused(bool suspend);
+void multikernel_sleep_done(void);
 /*
  * kernel_kexec() (patch 0010), for a reboot into @image: while instances
  * exist, multikernel_kexec_prepare() checks they can be handed over (KHO on,

@@ -799,7 +799,21 @@ extern "C" fn multikernel_sleep_refused(suspend: bool) -> bool {
         ));
         return true;
     }
-    refused_while_running(what, "their CPUs and memory would stop under them")
+    // Starts are refused first, then the instances looked at: a start that began before is
+    // seen running, one after finds the flag (`spawn::start`).
+    crate::spawn::set_sleeping(true);
+    if refused_while_running(what, "their CPUs and memory would stop under them") {
+        crate::spawn::set_sleeping(false);
+        return true;
+    }
+    false
+}
+
+/// Called by the PM notifier once a sleep that [`multikernel_sleep_refused`] let go ahead
+/// ended (resumed, or refused by another notifier): instances may start again.
+#[no_mangle]
+extern "C" fn multikernel_sleep_done() {
+    crate::spawn::set_sleeping(false);
 }
 
 impl Drop for Control {

@@ -149,14 +149,17 @@ fn prepare(kho: bool, jump: bool, next_version: u32) -> Result {
         return Err(EINVAL);
     }
     // Instances that are starting or stopping settle first, bounded: a restart under way
-    // (stopping, then starting) completes. Once none is busy, starts are refused (and the
-    // instances looked at again, for one that began meanwhile).
+    // (stopping, then starting) completes, as does what the instance's work has yet to do
+    // after a stop (`stopped_from`: a restart policy's start, a `restart`'s). Once none is
+    // busy, starts are refused (and the instances looked at again, for one that began
+    // meanwhile).
     let busy = |registry: &crate::control::Registry| {
         registry.instances_arc().find_map(|i| {
             let mut life = i.life();
             crate::spawn::observe(i, &mut life);
-            matches!(life.state(), State::Starting | State::Stopping)
-                .then(|| (i.clone(), life.state()))
+            (matches!(life.state(), State::Starting | State::Stopping)
+                || life.stopped_from.is_some())
+            .then(|| (i.clone(), life.state()))
         })
     };
     let deadline = Instant::<Monotonic>::now() + Delta::from_millis(SETTLE_MS);

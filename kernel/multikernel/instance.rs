@@ -299,6 +299,10 @@ pub(crate) struct Life {
     pub(crate) dying: bool,
     /// Automatic restarts in a row (reset by a run of [`RESTART_RESET_MS`]).
     pub(crate) auto_restarts: u32,
+    /// The phase its kernel was in when `spawn::observe` found it stopped (by itself, or out
+    /// of time), until the instance's work does what follows (`spawn::follow_up`: a restart
+    /// policy, the start of a `restart`): whichever path looked first, the work acts on it.
+    pub(crate) stopped_from: Option<Phase>,
 }
 
 impl Life {
@@ -575,6 +579,7 @@ impl Instance {
             dirty: false,
             dying: false,
             auto_restarts: 0,
+            stopped_from: None,
         };
         try_pin_init!(Self {
             id,

@@ -60,6 +60,15 @@ use kernel::{
 /// instances are only stopped, never started again.
 static GOING_DOWN: AtomicBool = AtomicBool::new(false);
 
+/// Set while the host suspends or hibernates (or restores a hibernation image), from the PM
+/// notifier that let it go ahead until its end: starts are refused (`EBUSY`).
+static SLEEPING: AtomicBool = AtomicBool::new(false);
+
+/// Refuses starts (`on`) while the host sleeps, or allows them again.
+pub(crate) fn set_sleeping(on: bool) {
+    SLEEPING.store(on, Ordering::SeqCst);
+}
+
 /// Whether the host is going down (`ESHUTDOWN` for starts and stops from then on).
 pub(crate) fn going_down() -> bool {
     GOING_DOWN.load(Ordering::Acquire)
@@ -100,6 +109,12 @@ pub(crate) fn start(instance: &Arc<Instance>, life: &mut Life) -> Result {
     if going_down() {
         warn(format_args!("start {name}: the host is going down"));
         return Err(ESHUTDOWN);
+    }
+    if SLEEPING.load(Ordering::SeqCst) {
+        warn(format_args!(
+            "start {name}: the host is suspending or hibernating"
+        ));
+        return Err(EBUSY);
     }
     let state = life.state();
     if !state.startable() {
@@ -419,9 +434,16 @@ fn watch(instance: &Arc<Instance>) {
     if life.dying {
         return;
     }
-    let before = life.phase();
     observe(instance, &mut life);
-    follow_up(instance, &mut life, before);
+    if let Some(before) = life.stopped_from.take() {
+        if going_down() {
+            // Held, not dropped: a host update that is refused after all lets it go on.
+            life.stopped_from = Some(before);
+            watch_later(instance, WATCH_MS);
+            return;
+        }
+        follow_up(instance, &mut life, before);
+    }
     let next = match life.state() {
         State::Starting | State::Stopping => WATCH_MS,
         State::Running => WATCH_RUNNING_MS,
@@ -433,8 +455,19 @@ fn watch(instance: &Arc<Instance>) {
 /// What the kernel did since the work last looked (its life cycle `life` locked): it said it
 /// stops (its mailbox), it reported in, it ran out of time to report in or to stop, it stopped
 /// beating. Operations call it first too, so they decide on what is, not on what the work saw
-/// up to [`WATCH_RUNNING_MS`] ago (what follows from it, a restart policy, is the work's).
+/// up to [`WATCH_RUNNING_MS`] ago. What follows from a stop it finds (a restart policy, the
+/// start of a `restart`) is the work's, whoever found it: the phase before is kept in
+/// `life.stopped_from` for it.
 pub(crate) fn observe(instance: &Instance, life: &mut Life) {
+    let before = life.phase();
+    look(instance, life);
+    if before.since().is_some() && life.phase().since().is_none() {
+        life.stopped_from = Some(before);
+    }
+}
+
+/// [`observe`]'s look at the kernel, which moves the phase on.
+fn look(instance: &Instance, life: &mut Life) {
     let name = instance.name.as_str();
     let phase = life.phase();
     let Some(since) = phase.since() else {
@@ -512,11 +545,8 @@ fn stopped_by_kernel(instance: &Instance, life: &mut Life, reason: StopReason) {
 /// What follows once the kernel stopped (its life cycle `life` locked; it was `before`): a
 /// `restart` starts the image again; a restart policy does after a reboot
 /// (`on_reboot=restart`) or a crash (`on_crash=restart`), at most [`MAX_AUTO_RESTARTS`] times
-/// in a row. Nothing once the host is going down.
+/// in a row. [`watch`] holds it back while the host is going down.
 fn follow_up(instance: &Arc<Instance>, life: &mut Life, before: Phase) {
-    if going_down() || before.since().is_none() {
-        return;
-    }
     let name = instance.name.as_str();
     let why = match (before, life.state()) {
         (Phase::Stopping { restart: true, .. }, State::Stopped) => {

@@ -391,7 +391,9 @@ static struct notifier_block mk_reboot_nb = {
 /*
  * Suspend and hibernation would stop the CPUs and memory instances run on
  * under them, and nothing would wake an instance kernel: refused (EBUSY,
- * one message) while instances run, and always in an instance.
+ * one message) while instances run, and always in an instance. A sleep let
+ * go ahead refuses starts until its post event (which the PM core also sends
+ * when a later notifier refused the sleep).
  */
 static int mk_pm_notify(struct notifier_block *nb, unsigned long action, void *data)
 {
@@ -401,6 +403,12 @@ static int mk_pm_notify(struct notifier_block *nb, unsigned long action, void *d
 	case PM_RESTORE_PREPARE:
 		if (multikernel_sleep_refused(action == PM_SUSPEND_PREPARE))
 			return notifier_from_errno(-EBUSY);
+		break;
+	case PM_POST_SUSPEND:
+	case PM_POST_HIBERNATION:
+	case PM_POST_RESTORE:
+		multikernel_sleep_done();
+		break;
 	}
 	return NOTIFY_DONE;
 }

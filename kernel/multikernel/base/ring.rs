@@ -110,16 +110,16 @@ fn padded(len: usize) -> usize {
     (MSG_HEADER + len + 7) & !7
 }
 
+/// The size of the data area of a ring in `bytes` of memory: the largest power of two that
+/// fits after the header. `None` if not even one message header and a word fit.
+fn size_for(bytes: usize) -> Option<usize> {
+    let room = bytes.checked_sub(HEADER_LEN)?;
+    (room >= MSG_HEADER + 8).then(|| 1usize << (usize::BITS - 1 - room.leading_zeros()))
+}
+
 /// Initialises a ring in `mem`: the data area is the largest power of two that fits.
 pub(crate) fn init(mem: &mut impl RingMemory) -> Result<usize, RingError> {
-    let room = mem
-        .bytes()
-        .checked_sub(HEADER_LEN)
-        .ok_or(RingError::TooBig)?;
-    if room < MSG_HEADER + 8 {
-        return Err(RingError::TooBig);
-    }
-    let size = 1usize << (usize::BITS - 1 - room.leading_zeros());
+    let size = size_for(mem.bytes()).ok_or(RingError::TooBig)?;
     mem.write(OFF_MAGIC, &MAGIC.to_le_bytes());
     mem.write(OFF_SIZE, &(size as u64).to_le_bytes());
     mem.store_seqcst(OFF_HEAD, 0);
@@ -136,7 +136,10 @@ pub(crate) fn unread(mem: &impl RingMemory) -> bool {
     mem.load_seqcst(OFF_HEAD) != mem.load_seqcst(OFF_TAIL)
 }
 
-/// Reads and checks the ring's fixed header: magic and a size that fits the memory.
+/// Reads and checks the ring's fixed header: its magic, and the size [`init`] wrote for this
+/// memory. Any other size is corruption, even one that would fit: the peer may rewrite the
+/// word between two reads, and every caller must work with the one size the ring has (a
+/// producer that saw room in a small ring and then none in a large one would retry forever).
 fn geometry(mem: &impl RingMemory) -> Result<usize, RingError> {
     let mut word = [0u8; 8];
     mem.read(OFF_MAGIC, &mut word);
@@ -144,16 +147,9 @@ fn geometry(mem: &impl RingMemory) -> Result<usize, RingError> {
         return Err(RingError::Corrupt("bad magic"));
     }
     mem.read(OFF_SIZE, &mut word);
-    let size = u64::from_le_bytes(word);
-    let fits = usize::try_from(size)
-        .ok()
-        .filter(|&s| s.is_power_of_two() && s >= MSG_HEADER + 8)
-        .filter(|&s| {
-            HEADER_LEN
-                .checked_add(s)
-                .is_some_and(|end| end <= mem.bytes())
-        });
-    fits.ok_or(RingError::Corrupt("bad size"))
+    size_for(mem.bytes())
+        .filter(|&size| u64::from_le_bytes(word) == size as u64)
+        .ok_or(RingError::Corrupt("bad size"))
 }
 
 /// Copies `bytes` into the data area at ring position `pos`, wrapping; `payload` says which
@@ -804,6 +800,23 @@ mod tests {
             Consumer::new().recv(&mut mem, &mut out),
             Err(RingError::Corrupt(_))
         ));
+        // A size that would fit but is not the one the ring was made with (a peer flipping
+        // it between two reads of one operation): refused by both ends.
+        let mut mem = ring(256)?;
+        let size = init(&mut mem).map_err(|e| e.errno())?;
+        mem.write(OFF_SIZE, &((size / 2) as u64).to_le_bytes());
+        assert!(matches!(
+            Producer::new().send(&mut mem, 1, b"x"),
+            Err(RingError::Corrupt(_))
+        ));
+        assert!(matches!(
+            Consumer::new().recv(&mut mem, &mut out),
+            Err(RingError::Corrupt(_))
+        ));
+        mem.write(OFF_SIZE, &(size as u64).to_le_bytes());
+        Producer::new()
+            .send(&mut mem, 1, b"x")
+            .map_err(|e| e.errno())?;
         mem.write(OFF_MAGIC, &0u64.to_le_bytes());
         assert!(matches!(
             Producer::new().send(&mut mem, 1, b"x"),

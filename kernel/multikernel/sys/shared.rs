@@ -216,8 +216,12 @@ impl SharedMem {
             return None;
         }
         // SAFETY: In bounds and 8-byte aligned (the mapping is page aligned); the memory
-        // lives as long as `self`, and is only ever accessed atomically at this offset by
-        // the index protocol of both kernels.
+        // lives as long as `self`. This kernel also writes such words without atomics, but
+        // only while setting the memory up (`ring::init`, the channel's header and stream
+        // area before the peer is told of them), never beside an atomic access of its own.
+        // What the other kernel, or a process that mapped the stream area, writes is outside
+        // this kernel's memory model, as a device's writes are: a load only yields a value,
+        // which every caller checks.
         Some(unsafe { AtomicU64::from_ptr(self.virt.as_ptr().add(off).cast::<u64>()) })
     }
 

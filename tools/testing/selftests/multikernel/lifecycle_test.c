@@ -18,10 +18,12 @@
 #include <fcntl.h>
 #include <linux/reboot.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../kselftest_harness.h"
@@ -260,6 +262,29 @@ TEST_F_TIMEOUT(lc, crash_loop_bounded, 240)
 				"on_reboot=stop on_crash=restart restarts=3\n"));
 }
 
+/*
+ * As crash_loop_bounded, while another process writes an unknown command
+ * into LC's control file every millisecond: each write looks at the kernel
+ * first (EINVAL after), so it is usually the write that finds each crash,
+ * not the instance's work. The policy must still restart it 3 times.
+ */
+TEST_F_TIMEOUT(lc, crash_seen_by_a_write_first, 240)
+{
+	pid_t pid = fork();
+
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		for (;;) {
+			write_str(MK "/instances/" LC "/control", "look");
+			usleep(1000);
+		}
+	}
+	EXPECT_TRUE(policy_loop("on_crash=restart", "exit", "crashed\n", "crashed: panic\n",
+				"on_reboot=stop on_crash=restart restarts=3\n"));
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
 /* What is refused, with which errno; a refusal changes nothing. */
 TEST_F_TIMEOUT(lc, bad_input, 120)
 {
@@ -398,6 +423,10 @@ TEST_F_TIMEOUT(lc, sleep_refused, 180)
 	ASSERT_EQ(0, control(LC, "kill"));
 	EXPECT_EQ(0, write_str("/sys/power/state", "freeze"));
 	EXPECT_EQ(0, write_str("/sys/power/pm_test", "none"));
+	/* Starts, refused from the allowed suspend's check to its end, work again after it. */
+	EXPECT_EQ(0, control(LC, "start"));
+	wait_started(LC, self->state, sizeof(self->state));
+	EXPECT_STREQ("running\n", self->state);
 }
 
 TEST_HARNESS_MAIN
