@@ -726,6 +726,8 @@ impl Instance {
             Phase::Reserved
         };
         let old = core::mem::replace(&mut *self.image.lock(), image);
+        // A stop the work had not followed up yet concerned the image replaced here.
+        life.stopped_from = None;
         self.set_phase(life, phase);
         drop(old);
     }

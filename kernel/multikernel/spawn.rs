@@ -218,6 +218,10 @@ pub(crate) fn start(instance: &Arc<Instance>, life: &mut Life) -> Result {
         reset_cpus(instance);
         instance.endpoint.close();
     };
+    // From the first CPU armed on, one may run in the instance's memory: if this start fails
+    // after it, the INIT of `stop` is not taken on trust either, the CPUs are verified out
+    // before the memory is used again (`verify_out`, as after a kill).
+    life.cpus_out = false;
     // Each CPU has a stack slot of its own in the park area: the first CPU 0, the others
     // 1 and up.
     for (slot, &cpu) in (1u32..).zip(others.iter()) {
@@ -246,8 +250,9 @@ pub(crate) fn start(instance: &Arc<Instance>, life: &mut Life) -> Result {
         unsafe { spawn::arm(id, &map, layout.boot_params.start, layout.entry, 0, 0) }
     })
     .inspect_err(|_| stop())?;
-    life.cpus_out = false;
     life.dirty = true;
+    // A stop the work had not followed up yet is overtaken by this start.
+    life.stopped_from = None;
     instance.uptime_carried_ns.store(0, Ordering::Relaxed);
     instance.set_phase(
         life,
@@ -349,6 +354,8 @@ fn kill_for(instance: &Instance, life: &mut Life, reason: StopReason) -> Result 
         ));
         return Err(EBUSY);
     }
+    // What the work had yet to do after an earlier stop is overtaken by this one.
+    life.stopped_from = None;
     // Senders and readers get an error from now on; no handler runs after this.
     instance.endpoint.close();
     // A stop in progress is over: the kill decides.
@@ -436,8 +443,9 @@ fn watch(instance: &Arc<Instance>) {
     }
     observe(instance, &mut life);
     if let Some(before) = life.stopped_from.take() {
-        if going_down() {
-            // Held, not dropped: a host update that is refused after all lets it go on.
+        if going_down() || SLEEPING.load(Ordering::SeqCst) {
+            // Held, not dropped: a host update that is refused after all, or the end of a
+            // suspend, lets it go on.
             life.stopped_from = Some(before);
             watch_later(instance, WATCH_MS);
             return;

@@ -139,7 +139,7 @@ pub(crate) fn unread(mem: &impl RingMemory) -> bool {
 /// Reads and checks the ring's fixed header: its magic, and the size [`init`] wrote for this
 /// memory. Any other size is corruption, even one that would fit: the peer may rewrite the
 /// word between two reads, and every caller must work with the one size the ring has (a
-/// producer that saw room in a small ring and then none in a large one would retry forever).
+/// producer that found a small ring full and then room in a large one would retry forever).
 fn geometry(mem: &impl RingMemory) -> Result<usize, RingError> {
     let mut word = [0u8; 8];
     mem.read(OFF_MAGIC, &mut word);

@@ -20,15 +20,16 @@ pub(super) enum Attempt {
     Fault(RingError),
 }
 
-/// Messages one drain handles before it lets others run (a peer that refills the ring as
-/// fast as it is drained must not keep a CPU in the interrupt, or a worker busy).
+/// Drains one run of the channel's work makes before it queues itself again (a peer that
+/// refills the ring as fast as it is drained must not keep a worker busy).
 pub(super) const DRAIN_BUDGET: usize = 64;
 
-/// Messages a drain from the doorbell interrupt handles; the rest is the work's (process
-/// context). With the doorbell budget (`ikc_x86.c`), a peer gets at most 32 drains of 8
-/// atomic messages per CPU per millisecond handled with interrupts off (each at most a 4 KiB
-/// copy in, one out and a doorbell back), however it fills its ring.
-pub(super) const IRQ_DRAIN_BUDGET: usize = 8;
+/// Messages one drain handles, with the receive lock held and so with interrupts off. From
+/// the doorbell interrupt, the doorbell budget (`ikc_x86.c`) allows 32 drains per CPU per
+/// millisecond: a peer gets at most 256 atomic messages (each at most a 4 KiB copy in, one
+/// out and a doorbell back) handled in interrupts per CPU per millisecond, however it fills
+/// its ring; the rest is the work's, between whose drains interrupts and preemption come.
+const DRAIN_MESSAGES: usize = 8;
 
 /// What the drain of the receive ring stopped at.
 pub(super) enum Drained {
@@ -491,8 +492,8 @@ impl Channel {
             return Err(EMSGSIZE);
         }
         let mut counted_full = false;
-        // Room that appears and vanishes again is a misbehaving peer (the ring's own checks
-        // make it impossible): after a few tries this waits as on a full ring.
+        // Room that appears and vanishes again (another sender on this channel took it, or a
+        // misbehaving peer): after four tries in a row this waits as on a full ring.
         let mut retries = 0;
         loop {
             let generation = *self.space_gen.lock();
@@ -502,7 +503,7 @@ impl Channel {
                     retries += 1;
                     continue;
                 }
-                Attempt::Retry | Attempt::Full => (),
+                Attempt::Retry | Attempt::Full => retries = 0,
                 Attempt::NotOpen(state) => return Err(state.errno()),
                 Attempt::Fault(e) => {
                     self.fail(e);
@@ -667,7 +668,7 @@ impl Channel {
     /// The doorbell's part (hard interrupt): runs the atomic handlers; returns whether the
     /// work has something to do (messages for process context, wakeups).
     pub(super) fn on_doorbell(&self) -> bool {
-        let process = !matches!(self.drain_asking(true, IRQ_DRAIN_BUDGET), Drained::Idle);
+        let process = !matches!(self.drain(), Drained::Idle);
         process
             || self.space_wanted.load(Ordering::Acquire)
             || self.pending.load(Ordering::Acquire) != 0
@@ -679,16 +680,16 @@ impl Channel {
     /// or at a message for process context, whose header it returns: the message stays in
     /// the ring (its payload not even copied) until [`Channel::take`].
     pub(super) fn drain(&self) -> Drained {
-        self.drain_asking(true, DRAIN_BUDGET)
+        self.drain_asking(true)
     }
 
-    /// As [`Channel::drain`], up to `budget` messages; at an empty ring it asks for a doorbell
-    /// only if `ask` (a polling waiter does not: [`Channel::poll_rx`]).
-    fn drain_asking(&self, ask: bool, budget: usize) -> Drained {
+    /// As [`Channel::drain`]; at an empty ring it asks for a doorbell only if `ask` (a
+    /// polling waiter does not: [`Channel::poll_rx`]).
+    fn drain_asking(&self, ask: bool) -> Drained {
         let mut rx = self.rx.lock();
         let Rx { consumer, buf } = &mut *rx;
         let mut view = self.view(self.rx_off());
-        for _ in 0..budget {
+        for _ in 0..DRAIN_MESSAGES {
             if self.state() != LinkState::Open {
                 return Drained::Idle;
             }
@@ -733,7 +734,7 @@ impl Channel {
         if !ring::unread(&self.view(self.rx_off())) {
             return;
         }
-        if !matches!(self.drain_asking(false, DRAIN_BUDGET), Drained::Idle) && !*kicked {
+        if !matches!(self.drain_asking(false), Drained::Idle) && !*kicked {
             *kicked = true;
             self.kick();
         }
@@ -822,7 +823,8 @@ impl Channel {
                     again = false;
                     break;
                 }
-                Drained::More => break,
+                // Another drain, interrupts on in between (up to this run's budget).
+                Drained::More => continue,
                 Drained::Process(msg) => {
                     // A kernel service in process context reads it from the work's buffer.
                     if let Some(Handler::Process(handler)) = self.handler(msg.port) {

@@ -806,7 +806,7 @@ TEST_F_TIMEOUT(ikc, net_link, 300)
 	EXPECT_TRUE(console_stream_shows(con, "MULTIKERNEL-SAMPLE-INIT net: ping host ok", stream,
 					 sizeof(stream)))
 		TH_LOG("console: %s", stream);
-	/* 20 MB to the instance, whose init prints their MD5. */
+	/* 6 MB to the instance, whose init prints their MD5. */
 	tx_packets = net_stat(n, "tx_packets");
 	tx_bytes = net_stat(n, "tx_bytes");
 	snprintf(cmd, sizeof(cmd), "python3 %s md5 %llu", xfer, NET_LINK_BYTES);
@@ -824,7 +824,7 @@ TEST_F_TIMEOUT(ikc, net_link, 300)
 	EXPECT_LT(NET_LINK_BYTES, tx_bytes);
 	EXPECT_LT(2000ULL * tx_packets, tx_bytes)
 		TH_LOG("%llu bytes in %llu frames: no GSO", tx_bytes, tx_packets);
-	/* 20 MB from the instance. */
+	/* 6 MB from the instance. */
 	snprintf(cmd, sizeof(cmd), "python3 %s recv 169.254.%d.2 5002 %llu", xfer, n % 256,
 		 NET_LINK_BYTES);
 	EXPECT_EQ(0, run_out(cmd, got, sizeof(got)));
